@@ -1,0 +1,36 @@
+// The topics and languages Warmline offers, loaded from deploy/catalogue.json (the JSON form of
+// warmline.v1.Catalogue) by every service at start. Anything not in it is refused by name.
+#pragma once
+
+#include "warmline/v1/common.pb.h"
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace warmline {
+
+class catalogue {
+public:
+    // Throws std::runtime_error with a sentence (file, entry, what is wrong).
+    static catalogue load_file(const std::string& path);
+    static catalogue from_json(const std::string& json, const std::string& origin = "catalogue");
+
+    const v1::Topic* topic(const std::string& id) const;
+    const v1::Language* language(const std::string& tag) const;
+    std::vector<std::string> topic_ids() const;
+    std::vector<std::string> language_tags() const;
+    const v1::Catalogue& proto() const { return proto_; }
+
+private:
+    v1::Catalogue proto_;
+    std::map<std::string, int> topics_;
+    std::map<std::string, int> languages_;
+};
+
+// BCP 47 shape check: a 2-3 letter primary subtag, then 1-8 character alphanumeric subtags.
+bool is_language_tag(const std::string& tag);
+// Topic ids: 1-32 of [a-z0-9_-].
+bool is_topic_id(const std::string& id);
+
+}  // namespace warmline

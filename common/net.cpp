@@ -1,0 +1,721 @@
+// The server behind common/net.hpp: the listener, the per-connection HTTP loop (written once as
+// a template over the plain and the TLS stream) and the WebSocket session with its reader, its
+// single writer and its bounded queue. Every Beast template the server needs is instantiated
+// here, and only here, because Beast is slow to compile.
+#include "common/net.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/beast/websocket.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cctype>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <stdexcept>
+#include <string_view>
+#include <system_error>
+#include <unordered_map>
+#include <utility>
+
+namespace warmline::net {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t http_body_limit = 64 * 1024;
+// A close frame is a control frame: 125 bytes of payload, two of them the code.
+constexpr std::size_t close_reason_max = 123;
+
+// ---- errors -------------------------------------------------------------------------------
+
+enum class failure_kind { expected, peer, unexpected };
+
+// The one place that decides which failures are news. Peers hang up, time out and get
+// cancelled all day; those are not errors. Malformed traffic is the peer's fault, worth a
+// line at info; anything else is ours to look at.
+failure_kind classify(const beast::error_code& ec) {
+    if (ec == websocket::error::closed || ec == http::error::end_of_stream || ec == asio::error::eof ||
+        ec == asio::error::operation_aborted || ec == beast::error::timeout ||
+        ec == asio::error::connection_reset || ec == asio::error::connection_aborted ||
+        ec == asio::error::broken_pipe || ec == asio::error::not_connected ||
+        ec == asio::error::bad_descriptor || ec == asio::ssl::error::stream_truncated) {
+        return failure_kind::expected;
+    }
+    if (ec.category() == http::make_error_code(http::error::bad_target).category() ||
+        ec.category() == websocket::make_error_code(websocket::error::closed).category() ||
+        ec.category() == asio::error::get_ssl_category() ||
+        ec.category() == asio::ssl::error::get_stream_category()) {
+        return failure_kind::peer;
+    }
+    return failure_kind::unexpected;
+}
+
+void log_failure(const beast::error_code& ec, std::string_view what, std::string_view remote) {
+    switch (classify(ec)) {
+    case failure_kind::expected:
+        spdlog::debug("net: {} {}: {}", what, remote, ec.message());
+        break;
+    case failure_kind::peer:
+        spdlog::info("net: {} {}: {}", what, remote, ec.message());
+        break;
+    case failure_kind::unexpected:
+        spdlog::error("net: {} {}: {}", what, remote, ec.message());
+        break;
+    }
+}
+
+// The completion handler of every co_spawn: an exception that got this far is a bug of ours,
+// and it is logged here instead of taking the io_context thread down with it.
+auto log_escaped(std::string what) {
+    return [what = std::move(what)](std::exception_ptr e) {
+        if (!e) return;
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+            spdlog::error("net: exception escaped {}: {}", what, ex.what());
+        } catch (...) {
+            spdlog::error("net: unknown exception escaped {}", what);
+        }
+    };
+}
+
+// ---- request translation ------------------------------------------------------------------
+
+int hex_digit(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+// application/x-www-form-urlencoded: '+' is a space and %XX a byte. A malformed escape is kept
+// as it was sent rather than refused; the handler validates values anyway.
+std::string percent_decode(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '+') {
+            out += ' ';
+        } else if (s[i] == '%' && i + 2 < s.size() && hex_digit(s[i + 1]) >= 0 && hex_digit(s[i + 2]) >= 0) {
+            out += static_cast<char>(hex_digit(s[i + 1]) * 16 + hex_digit(s[i + 2]));
+            i += 2;
+        } else {
+            out += s[i];
+        }
+    }
+    return out;
+}
+
+// The first occurrence of a repeated key wins, so a parameter appended to a signed URL cannot
+// override the one that was signed.
+std::map<std::string, std::string> parse_query(std::string_view q) {
+    std::map<std::string, std::string> out;
+    while (!q.empty()) {
+        const auto amp = q.find('&');
+        const auto pair = q.substr(0, amp);
+        q = amp == std::string_view::npos ? std::string_view{} : q.substr(amp + 1);
+        if (pair.empty()) continue;
+        const auto eq = pair.find('=');
+        if (eq == std::string_view::npos) {
+            out.emplace(percent_decode(pair), std::string{});
+        } else {
+            out.emplace(percent_decode(pair.substr(0, eq)), percent_decode(pair.substr(eq + 1)));
+        }
+    }
+    return out;
+}
+
+std::string to_string(beast::string_view s) { return std::string(s.data(), s.size()); }
+
+std::string to_string(const tcp::endpoint& ep) {
+    const auto a = ep.address();
+    return a.is_v6() ? "[" + a.to_string() + "]:" + std::to_string(ep.port())
+                     : a.to_string() + ":" + std::to_string(ep.port());
+}
+
+http_request translate(const http::request<http::string_body>& req, const std::string& remote) {
+    http_request r;
+    r.method = to_string(req.method_string());
+    r.target = to_string(req.target());
+    const auto q = r.target.find('?');
+    r.path = r.target.substr(0, q);
+    if (q != std::string::npos) r.query = parse_query(std::string_view(r.target).substr(q + 1));
+    for (const auto& field : req) {
+        std::string name = to_string(field.name_string());
+        std::transform(name.begin(), name.end(), name.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        auto [it, inserted] = r.headers.emplace(std::move(name), to_string(field.value()));
+        // A repeated header is the same as one with the values comma-joined (RFC 9110 5.3).
+        if (!inserted) it->second += ", " + to_string(field.value());
+    }
+    r.body = req.body();
+    r.remote = remote;
+    return r;
+}
+
+bool origin_allowed(const server_options& opts, const http_request& req) {
+    const auto& allowed = opts.allowed_origins;
+    if (allowed.empty() || std::find(allowed.begin(), allowed.end(), "*") != allowed.end()) return true;
+    const auto it = req.headers.find("origin");
+    // Browsers always send Origin on a WebSocket upgrade; its absence means a non-browser
+    // client, which a forged-page attack cannot be.
+    if (it == req.headers.end()) return true;
+    return std::find(allowed.begin(), allowed.end(), it->second) != allowed.end();
+}
+
+http_response plain_text(unsigned status, std::string body) {
+    http_response r;
+    r.status = status;
+    r.content_type = "text/plain; charset=utf-8";
+    r.body = std::move(body) + "\n";
+    return r;
+}
+
+// ---- HTTP writing and ending --------------------------------------------------------------
+
+template <class Stream>
+asio::awaitable<bool> write_response(Stream& stream, const http_response& r, unsigned version,
+                                     bool keep_alive, std::chrono::milliseconds timeout,
+                                     const std::string& remote) {
+    http::response<http::string_body> res;
+    res.version(version);
+    // A status Beast cannot represent is a handler bug; the client still gets an answer.
+    res.result(r.status >= 100 && r.status <= 999 ? r.status : 500u);
+    res.set(http::field::server, "warmline");
+    res.set(http::field::content_type, r.content_type);
+    res.set(http::field::cache_control, "no-store");
+    for (const auto& [name, value] : r.headers) res.set(name, value);
+    res.body() = r.body;
+    res.keep_alive(keep_alive);
+    res.prepare_payload();
+    beast::get_lowest_layer(stream).expires_after(timeout);
+    auto [ec, n] = co_await http::async_write(stream, res, use_tuple);
+    if (ec) {
+        log_failure(ec, "http write to", remote);
+        co_return false;
+    }
+    co_return true;
+}
+
+// Ending an HTTP connection politely differs by layer: TCP half-closes, TLS says close_notify.
+asio::awaitable<void> end_connection(beast::tcp_stream& stream, std::chrono::milliseconds) {
+    beast::error_code ec;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    co_return;
+}
+
+asio::awaitable<void> end_connection(beast::ssl_stream<beast::tcp_stream>& stream,
+                                     std::chrono::milliseconds timeout) {
+    beast::get_lowest_layer(stream).expires_after(timeout);
+    co_await stream.async_shutdown(use_tuple);
+}
+
+// ---- sessions -----------------------------------------------------------------------------
+
+// What the server's registry needs from a session, whatever its stream type.
+class session_base : public connection {
+public:
+    // Close with 1001 now, dropping what is queued. Any thread.
+    virtual void going_away() = 0;
+};
+
+}  // namespace
+
+// ---- the server's shared state ------------------------------------------------------------
+
+// Shared by the server object, the accept loop and every session, so that a session finishing
+// after ~server still has somewhere to unregister. The handler and the io_context are borrowed.
+struct server::impl : std::enable_shared_from_this<server::impl> {
+    impl(asio::io_context& ioc, server_options opts, handler& h)
+        : ioc_(ioc), opts_(std::move(opts)), handler_(h), acceptor_(asio::make_strand(ioc)) {}
+
+    enum class admission { admitted, full, stopping };
+
+    // Claim a connection slot before the WebSocket handshake; the count is exact because the
+    // check and the increment happen under the same lock as shutdown's snapshot.
+    admission admit() {
+        std::lock_guard lock(mu_);
+        if (stopping_) return admission::stopping;
+        if (count_.load() >= opts_.max_connections) return admission::full;
+        ++count_;
+        return admission::admitted;
+    }
+
+    // A session admitted just before shutdown took its snapshot would be missed by it; it is
+    // told to go away here instead.
+    void enroll(std::uint64_t id, const std::shared_ptr<session_base>& s) {
+        bool stopping = false;
+        {
+            std::lock_guard lock(mu_);
+            sessions_.emplace(id, s);
+            stopping = stopping_;
+        }
+        if (stopping) s->going_away();
+    }
+
+    void release(std::uint64_t id) {
+        std::lock_guard lock(mu_);
+        sessions_.erase(id);
+        --count_;
+    }
+
+    asio::io_context& ioc_;
+    const server_options opts_;
+    handler& handler_;
+    tcp::acceptor acceptor_;  // on its own strand: closed from shutdown() on another thread
+    std::optional<asio::ssl::context> tls_;
+    std::atomic<std::uint16_t> port_{0};
+    std::atomic<std::size_t> count_{0};
+    std::atomic<std::uint64_t> next_id_{1};
+
+    std::mutex mu_;
+    bool stopping_ = false;  // guarded by mu_
+    std::unordered_map<std::uint64_t, std::weak_ptr<session_base>> sessions_;  // guarded by mu_
+};
+
+namespace {
+
+// One WebSocket. Everything below runs on the connection's strand; the public methods only
+// post to it. The reader is the coroutine that called run(); the writer is started on demand
+// and drains queue_, so at most one async_write and one async_close are ever in flight.
+template <class Stream>
+class ws_session final : public session_base, public std::enable_shared_from_this<ws_session<Stream>> {
+public:
+    ws_session(Stream&& stream, std::shared_ptr<server::impl> srv, http_request req, std::uint64_t id)
+        : ws_(std::move(stream)),
+          strand_(ws_.get_executor()),
+          srv_(std::move(srv)),
+          req_(std::move(req)),
+          id_(id) {}
+
+    void send(std::string data, bool binary) override {
+        asio::post(strand_, [self = this->shared_from_this(), data = std::move(data), binary]() mutable {
+            self->enqueue(std::move(data), binary);
+        });
+    }
+
+    void close(std::uint16_t code, std::string reason) override {
+        if (reason.size() > close_reason_max) reason.resize(close_reason_max);
+        asio::post(strand_, [self = this->shared_from_this(), code, reason = std::move(reason)]() mutable {
+            self->request_close(code, std::move(reason), true);
+        });
+    }
+
+    void going_away() override {
+        asio::post(strand_, [self = this->shared_from_this()] {
+            self->request_close(websocket::close_code::going_away, "server shutting down", false);
+        });
+    }
+
+    std::uint64_t id() const override { return id_; }
+    const std::string& remote() const override { return req_.remote; }
+    const http_request& upgrade_request() const override { return req_; }
+
+    // Accept the upgrade, then read until the connection ends. Never throws; on_close and the
+    // server's bookkeeping happen exactly once, at the end, whatever ended it.
+    asio::awaitable<void> run(http::request<http::string_body> upgrade) {
+        auto self = this->shared_from_this();
+        try {
+            const auto& o = srv_->opts_;
+            ws_.read_message_max(o.read_message_max);
+            ws_.set_option(websocket::stream_base::timeout{o.handshake_timeout, o.idle_timeout, true});
+            ws_.set_option(websocket::stream_base::decorator(
+                [](websocket::response_type& res) { res.set(http::field::server, "warmline"); }));
+            // The WebSocket keeps its own timers; the HTTP read deadline must not fire under it.
+            beast::get_lowest_layer(ws_).expires_never();
+
+            auto [ec] = co_await ws_.async_accept(upgrade, use_tuple);
+            if (ec) {
+                log_failure(ec, "websocket accept from", req_.remote);
+            } else {
+                opened_ = true;
+                try {
+                    srv_->handler_.on_open(self);
+                } catch (const std::exception& e) {
+                    spdlog::error("net: on_open threw for {}: {}", req_.remote, e.what());
+                    request_close(websocket::close_code::internal_error, "internal error", false);
+                }
+                // going_away() may have arrived during the handshake, before the writer could run.
+                if (close_requested_) start_writer();
+                co_await read_loop(self);
+            }
+        } catch (const std::exception& e) {
+            spdlog::error("net: websocket session {} failed: {}", req_.remote, e.what());
+        }
+        finish(self);
+    }
+
+private:
+    struct outgoing {
+        std::string data;
+        bool binary = false;
+    };
+
+    asio::awaitable<void> read_loop(std::shared_ptr<ws_session> self) {
+        beast::flat_buffer buffer;
+        for (;;) {
+            // An oversized frame fails this read, and Beast has already sent close 1009 and
+            // torn the connection down by the time it completes.
+            auto [ec, n] = co_await ws_.async_read(buffer, use_tuple);
+            if (ec) {
+                log_failure(ec, "websocket read from", req_.remote);
+                co_return;
+            }
+            std::string data = beast::buffers_to_string(buffer.data());
+            buffer.consume(buffer.size());
+            // After close() the handler has said its last word; the reader only keeps going to
+            // see the close handshake through.
+            if (close_requested_) continue;
+            bool failed = false;
+            try {
+                co_await srv_->handler_.on_message(self, std::move(data), ws_.got_binary());
+            } catch (const std::exception& e) {
+                spdlog::error("net: on_message threw for {}: {}", req_.remote, e.what());
+                failed = true;
+            }
+            if (failed) request_close(websocket::close_code::internal_error, "internal error", false);
+        }
+    }
+
+    void enqueue(std::string data, bool binary) {
+        if (finished_ || close_requested_) return;
+        if (queue_.size() + (in_flight_ ? 1 : 0) >= srv_->opts_.write_queue_max) {
+            // A consumer this slow would make us buffer without limit. 1013 tells it to come
+            // back (resume) rather than that something is wrong with it.
+            spdlog::info("net: write queue of {} full ({} messages), closing with 1013", req_.remote,
+                         srv_->opts_.write_queue_max);
+            request_close(websocket::close_code::try_again_later, "write queue full", false);
+            return;
+        }
+        queue_.push_back(outgoing{std::move(data), binary});
+        start_writer();
+    }
+
+    // flush: write what is already queued before the close frame (a handler's last words, e.g.
+    // an error message); otherwise drop it (overflow, shutdown).
+    void request_close(std::uint16_t code, std::string reason, bool flush) {
+        if (finished_) return;
+        if (!flush) queue_.clear();
+        if (close_requested_) return;
+        close_requested_ = true;
+        close_code_ = code;
+        close_reason_ = std::move(reason);
+        start_writer();
+    }
+
+    void start_writer() {
+        if (!opened_ || writing_ || finished_) return;
+        writing_ = true;
+        asio::co_spawn(strand_, write_loop(this->shared_from_this()), log_escaped("websocket writer"));
+    }
+
+    static asio::awaitable<void> write_loop(std::shared_ptr<ws_session> self) { co_await self->drain(); }
+
+    asio::awaitable<void> drain() {
+        while (!finished_) {
+            if (!queue_.empty()) {
+                // Moved out of the queue so that clearing the queue (overflow, shutdown) can
+                // never free the buffer an async_write is still sending from.
+                outgoing m = std::move(queue_.front());
+                queue_.pop_front();
+                in_flight_ = true;
+                ws_.binary(m.binary);
+                auto [ec, n] = co_await ws_.async_write(asio::buffer(m.data), use_tuple);
+                in_flight_ = false;
+                if (ec) {
+                    log_failure(ec, "websocket write to", req_.remote);
+                    queue_.clear();
+                    // Make sure the reader notices too, so the session ends.
+                    beast::get_lowest_layer(ws_).close();
+                    break;
+                }
+                continue;
+            }
+            if (close_requested_ && !close_sent_) {
+                close_sent_ = true;
+                websocket::close_reason cr;
+                cr.code = close_code_;
+                cr.reason.assign(close_reason_.data(), close_reason_.size());
+                auto [ec] = co_await ws_.async_close(cr, use_tuple);
+                if (ec) log_failure(ec, "websocket close to", req_.remote);
+            }
+            break;
+        }
+        writing_ = false;
+    }
+
+    void finish(const std::shared_ptr<ws_session>& self) {
+        if (finished_) return;
+        finished_ = true;
+        queue_.clear();
+        // After a clean close Beast has closed the socket already; after a failure it may not
+        // have, and a handler still holding this connection must not keep the socket alive.
+        beast::get_lowest_layer(ws_).close();
+        if (opened_) {
+            try {
+                srv_->handler_.on_close(self);
+            } catch (const std::exception& e) {
+                spdlog::error("net: on_close threw for {}: {}", req_.remote, e.what());
+            }
+        }
+        // Last, so that once shutdown() sees the count reach zero every on_close has returned.
+        srv_->release(id_);
+    }
+
+    websocket::stream<Stream> ws_;
+    // A copy of the stream's strand, so that other threads never touch the stream itself.
+    const asio::any_io_executor strand_;
+    std::shared_ptr<server::impl> srv_;
+    const http_request req_;
+    const std::uint64_t id_;
+
+    std::deque<outgoing> queue_;
+    bool in_flight_ = false;
+    bool writing_ = false;
+    bool opened_ = false;
+    bool close_requested_ = false;
+    bool close_sent_ = false;
+    bool finished_ = false;
+    std::uint16_t close_code_ = 0;
+    std::string close_reason_;
+};
+
+// The HTTP side of one connection, plain or TLS: a keep-alive loop of requests that ends when
+// the peer does, when a response says so, or when the connection becomes a WebSocket.
+template <class Stream>
+asio::awaitable<void> serve_http(std::shared_ptr<server::impl> srv, Stream stream, std::string remote) {
+    const auto& o = srv->opts_;
+    beast::flat_buffer buffer;
+    for (;;) {
+        http::request_parser<http::string_body> parser;
+        parser.body_limit(http_body_limit);
+        beast::get_lowest_layer(stream).expires_after(o.handshake_timeout);
+        auto [ec, n] = co_await http::async_read(stream, buffer, parser, use_tuple);
+        if (ec) {
+            log_failure(ec, "http read from", remote);
+            if (ec == http::error::body_limit) {
+                co_await write_response(stream, plain_text(413, "request body too large"), 11, false,
+                                        o.handshake_timeout, remote);
+                break;
+            }
+            co_return;
+        }
+        auto req = parser.release();
+        http_request r = translate(req, remote);
+
+        if (websocket::is_upgrade(req)) {
+            // Refusals are cheapest first; the handler (which may go to Redis) comes last.
+            std::optional<http_response> refusal;
+            if (srv->count_.load() >= o.max_connections) {
+                refusal = plain_text(503, "server full, try again later");
+            } else if (!origin_allowed(o, r)) {
+                spdlog::info("net: refused upgrade from {}: origin '{}' not allowed", remote,
+                             r.headers["origin"]);
+                refusal = plain_text(403, "origin not allowed");
+            } else {
+                try {
+                    refusal = co_await srv->handler_.on_upgrade(r);
+                } catch (const std::exception& e) {
+                    spdlog::error("net: on_upgrade threw for {}: {}", remote, e.what());
+                    refusal = plain_text(500, "internal error");
+                }
+            }
+            if (!refusal) {
+                switch (srv->admit()) {
+                case server::impl::admission::admitted:
+                    break;
+                case server::impl::admission::full:
+                    refusal = plain_text(503, "server full, try again later");
+                    break;
+                case server::impl::admission::stopping:
+                    refusal = plain_text(503, "server shutting down");
+                    break;
+                }
+            }
+            if (refusal) {
+                co_await write_response(stream, *refusal, req.version(), false, o.handshake_timeout, remote);
+                break;
+            }
+            const auto id = srv->next_id_++;
+            auto session = std::make_shared<ws_session<Stream>>(std::move(stream), srv, std::move(r), id);
+            srv->enroll(id, session);
+            co_await session->run(std::move(req));
+            co_return;
+        }
+
+        std::optional<http_response> res;
+        try {
+            res = co_await srv->handler_.on_http(std::move(r));
+        } catch (const std::exception& e) {
+            spdlog::error("net: on_http threw for {} {}: {}", to_string(req.method_string()),
+                          to_string(req.target()), e.what());
+        }
+        if (!res) res = plain_text(500, "internal error");
+        bool keep_alive = req.keep_alive();
+        if (keep_alive) {
+            std::lock_guard lock(srv->mu_);
+            keep_alive = !srv->stopping_;
+        }
+        if (!co_await write_response(stream, *res, req.version(), keep_alive, o.handshake_timeout, remote))
+            co_return;
+        if (!keep_alive) break;
+    }
+    co_await end_connection(stream, o.handshake_timeout);
+}
+
+asio::awaitable<void> run_connection(std::shared_ptr<server::impl> srv, tcp::socket socket) {
+    beast::error_code ec;
+    const auto ep = socket.remote_endpoint(ec);
+    if (ec) co_return;  // gone before we looked
+    std::string remote = to_string(ep);
+    socket.set_option(tcp::no_delay(true), ec);
+    beast::tcp_stream tcp_stream(std::move(socket));
+    if (!srv->tls_) {
+        co_await serve_http(srv, std::move(tcp_stream), std::move(remote));
+        co_return;
+    }
+    beast::ssl_stream<beast::tcp_stream> tls(std::move(tcp_stream), *srv->tls_);
+    beast::get_lowest_layer(tls).expires_after(srv->opts_.handshake_timeout);
+    auto [hec] = co_await tls.async_handshake(asio::ssl::stream_base::server, use_tuple);
+    if (hec) {
+        log_failure(hec, "tls handshake with", remote);
+        co_return;
+    }
+    co_await serve_http(srv, std::move(tls), std::move(remote));
+}
+
+asio::awaitable<void> accept_loop(std::shared_ptr<server::impl> srv) {
+    for (;;) {
+        // Each connection lives on its own strand, so the io_context may be run by any number
+        // of threads.
+        tcp::socket socket(asio::make_strand(srv->ioc_));
+        auto [ec] = co_await srv->acceptor_.async_accept(socket, use_tuple);
+        if (ec) {
+            if (ec == asio::error::operation_aborted || !srv->acceptor_.is_open()) co_return;
+            // Typically EMFILE: back off briefly instead of spinning on a failing accept.
+            spdlog::error("net: accept on port {} failed: {}", srv->port_.load(), ec.message());
+            asio::steady_timer pause(srv->acceptor_.get_executor(), std::chrono::milliseconds(50));
+            co_await pause.async_wait(use_tuple);
+            continue;
+        }
+        auto ex = socket.get_executor();
+        asio::co_spawn(ex, run_connection(srv, std::move(socket)), log_escaped("connection"));
+    }
+}
+
+void close_acceptor(const std::shared_ptr<server::impl>& srv) {
+    asio::post(srv->acceptor_.get_executor(), [srv] {
+        beast::error_code ec;
+        srv->acceptor_.close(ec);
+    });
+}
+
+}  // namespace
+
+// ---- server -------------------------------------------------------------------------------
+
+server::server(asio::io_context& ioc, server_options opts, handler& h)
+    : impl_(std::make_shared<impl>(ioc, std::move(opts), h)) {}
+
+// Sessions still open keep the shared state alive and keep calling the handler, so the
+// handler must outlive them: call shutdown() first, or stop the io_context.
+server::~server() {
+    {
+        std::lock_guard lock(impl_->mu_);
+        impl_->stopping_ = true;
+    }
+    close_acceptor(impl_);
+}
+
+void server::start() {
+    auto& s = *impl_;
+    const auto& o = s.opts_;
+    if (o.tls_cert_file.empty() != o.tls_key_file.empty()) {
+        // Half a TLS configuration would otherwise silently serve plain text.
+        throw std::invalid_argument("net: tls_cert_file and tls_key_file must be set together");
+    }
+    if (!o.tls_cert_file.empty()) {
+        s.tls_.emplace(asio::ssl::context::tls_server);
+        s.tls_->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                            asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                            asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
+        beast::error_code ec;
+        s.tls_->use_certificate_chain_file(o.tls_cert_file, ec);
+        if (ec) throw std::system_error(ec, "net: cannot load TLS certificate " + o.tls_cert_file);
+        s.tls_->use_private_key_file(o.tls_key_file, asio::ssl::context::pem, ec);
+        if (ec) throw std::system_error(ec, "net: cannot load TLS key " + o.tls_key_file);
+    }
+
+    const std::string where = o.address + ":" + std::to_string(o.port);
+    beast::error_code ec;
+    const auto address = asio::ip::make_address(o.address, ec);
+    if (ec) throw std::system_error(ec, "net: bad listen address " + where);
+    const tcp::endpoint ep(address, o.port);
+    s.acceptor_.open(ep.protocol(), ec);
+    if (!ec) s.acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) s.acceptor_.bind(ep, ec);
+    if (!ec) s.acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+        beast::error_code ignored;
+        s.acceptor_.close(ignored);
+        throw std::system_error(ec, "net: cannot listen on " + where);
+    }
+    s.port_ = s.acceptor_.local_endpoint().port();
+    spdlog::info("net: listening on {}:{}{}", o.address, s.port_.load(), s.tls_ ? " (TLS)" : "");
+    asio::co_spawn(s.acceptor_.get_executor(), accept_loop(impl_), log_escaped("accept loop"));
+}
+
+std::uint16_t server::port() const { return impl_->port_.load(); }
+
+std::size_t server::connection_count() const { return impl_->count_.load(); }
+
+asio::awaitable<void> server::shutdown(std::chrono::milliseconds drain) {
+    auto s = impl_;
+    std::vector<std::shared_ptr<session_base>> live;
+    {
+        std::lock_guard lock(s->mu_);
+        s->stopping_ = true;
+        for (const auto& [id, weak] : s->sessions_) {
+            if (auto session = weak.lock()) live.push_back(std::move(session));
+        }
+    }
+    close_acceptor(s);
+    spdlog::info("net: shutting down port {}: closing {} connections", s->port_.load(), live.size());
+    for (const auto& session : live) session->going_away();
+    live.clear();
+
+    // Sessions end on their own strands; a short poll is simpler than having every one of them
+    // signal a timer on ours, and shutdown is not a hot path.
+    const auto deadline = std::chrono::steady_clock::now() + drain;
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    while (s->count_.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+        timer.expires_after(std::min<std::chrono::steady_clock::duration>(
+            std::chrono::milliseconds(5), deadline - std::chrono::steady_clock::now()));
+        co_await timer.async_wait(use_tuple);
+    }
+    if (const auto left = s->count_.load(); left > 0) {
+        spdlog::warn("net: {} connections still open on port {} after a drain of {} ms", left,
+                     s->port_.load(), drain.count());
+    }
+}
+
+}  // namespace warmline::net

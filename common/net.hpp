@@ -1,0 +1,99 @@
+// The network front of every service: one Beast listener per port that serves plain HTTP
+// (health, metrics, JSON APIs) and WebSocket upgrades, optionally over TLS. Each connection is a
+// C++20 coroutine on its own strand with a reader and a writer; the writer drains a bounded
+// queue so at most one async_write is in flight. Timeouts, read_message_max, keep-alive pings,
+// an Origin allowlist and graceful shutdown are configured here, once, for every service.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace warmline::net {
+
+struct server_options {
+    std::string address = "127.0.0.1";
+    std::uint16_t port = 0;                      // 0: any free port; see server::port()
+    std::size_t read_message_max = 64 * 1024;    // bytes; larger frames close with 1009
+    std::size_t write_queue_max = 256;           // messages; overflow closes with 1013
+    std::chrono::milliseconds handshake_timeout{10000};
+    std::chrono::milliseconds idle_timeout{60000};  // a ping is sent at half of it
+    std::vector<std::string> allowed_origins;    // empty: any Origin; "*" in the list: any
+    std::string tls_cert_file;                   // both set: TLS on this port
+    std::string tls_key_file;
+    std::size_t max_connections = 200000;        // beyond it: HTTP 503 before the upgrade
+};
+
+struct http_request {
+    std::string method;
+    std::string target;                          // path and query, as sent
+    std::string path;                            // target without the query
+    std::map<std::string, std::string> query;    // decoded query parameters
+    std::map<std::string, std::string> headers;  // names lower-cased
+    std::string body;
+    std::string remote;                          // peer address, "ip:port"
+};
+
+struct http_response {
+    unsigned status = 200;
+    std::string content_type = "application/json";
+    std::string body;
+    std::map<std::string, std::string> headers;
+};
+
+// One open WebSocket. Safe to use from any thread; methods post to the connection's strand.
+class connection {
+public:
+    virtual ~connection() = default;
+    // Queue a message. If the queue already holds write_queue_max messages the connection is
+    // closed with 1013 ("try again later": the client resumes) and the message is dropped.
+    virtual void send(std::string data, bool binary) = 0;
+    // Send a close frame with this code and reason, then end the connection.
+    virtual void close(std::uint16_t code, std::string reason) = 0;
+    virtual std::uint64_t id() const = 0;
+    virtual const std::string& remote() const = 0;
+    virtual const http_request& upgrade_request() const = 0;
+};
+
+// What a service plugs into the server. Called on the connection's strand.
+class handler {
+public:
+    virtual ~handler() = default;
+    // A plain HTTP request (not an upgrade).
+    virtual boost::asio::awaitable<http_response> on_http(http_request req) = 0;
+    // Before a WebSocket upgrade: return a response to refuse it (e.g. 401, 404), or nullopt.
+    virtual boost::asio::awaitable<std::optional<http_response>> on_upgrade(const http_request& req) = 0;
+    virtual void on_open(std::shared_ptr<connection> c) = 0;
+    // Awaited by the connection's reader: the next frame is read only after this returns.
+    virtual boost::asio::awaitable<void> on_message(std::shared_ptr<connection> c, std::string data,
+                                                    bool binary) = 0;
+    // Exactly once per opened connection, however it ended.
+    virtual void on_close(std::shared_ptr<connection> c) = 0;
+};
+
+class server {
+public:
+    server(boost::asio::io_context& ioc, server_options opts, handler& h);
+    ~server();
+    // Bind and listen (throws std::system_error with the address on failure), then accept.
+    void start();
+    std::uint16_t port() const;
+    std::size_t connection_count() const;
+    // Stop accepting, close every WebSocket with 1001 (going away), wait up to `drain` for them.
+    boost::asio::awaitable<void> shutdown(std::chrono::milliseconds drain);
+
+    struct impl;
+
+private:
+    std::shared_ptr<impl> impl_;
+};
+
+}  // namespace warmline::net

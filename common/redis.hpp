@@ -1,0 +1,137 @@
+// The asynchronous Redis client every service uses: hiredis's async API attached to an Asio
+// executor in the shape of hiredis's own adapters/ (a read watch, a write watch, a cleanup hook),
+// with commands as awaitables, pipelining, Lua scripts run by EVALSHA with NOSCRIPT recovery,
+// reconnection with backoff, and a separate pub/sub connection.
+//
+// Threading: each client and subscriber owns a strand on the executor it is given. Every public
+// member may be called from any thread; awaitables complete on the awaiting coroutine's executor.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace warmline::redis {
+
+// Where Redis is: parsed from redis://[:password@]host[:port][/db] (default 127.0.0.1:6379/0).
+struct endpoint {
+    std::string host = "127.0.0.1";
+    std::uint16_t port = 6379;
+    std::string password;
+    int db = 0;
+
+    // Throws std::invalid_argument with a sentence naming what is wrong.
+    static endpoint parse(std::string_view url);
+    std::string to_string() const;  // without the password
+};
+
+// One reply, copied out of hiredis's redisReply so it outlives the callback.
+struct value {
+    enum class kind { nil, integer, string, status, error, array };
+    kind type = kind::nil;
+    long long integer = 0;
+    std::string str;  // string, status and error replies
+    std::vector<value> elements;
+
+    bool is_nil() const { return type == kind::nil; }
+    bool is_error() const { return type == kind::error; }
+    // The integer, or a string reply parsed as one; throws std::runtime_error otherwise.
+    long long as_int() const;
+    // The string/status text; empty for nil; throws std::runtime_error for arrays and errors.
+    const std::string& as_string() const;
+};
+
+// The connection is down (or never came up): the command was not run, or its outcome is unknown.
+struct unavailable : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+// Redis answered with an error reply (the message is Redis's, e.g. "WRONGTYPE ...").
+struct reply_error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+struct client_options {
+    endpoint where;
+    std::chrono::milliseconds connect_timeout{2000};
+    std::chrono::milliseconds backoff_initial{50};
+    std::chrono::milliseconds backoff_max{2000};
+};
+
+// A Lua script: source plus its SHA1, computed locally so the first call is already an EVALSHA.
+class script {
+public:
+    explicit script(std::string source);
+    const std::string& source() const { return source_; }
+    const std::string& sha1() const { return sha1_; }
+
+private:
+    std::string source_;
+    std::string sha1_;
+};
+
+class client : public std::enable_shared_from_this<client> {
+public:
+    static std::shared_ptr<client> create(boost::asio::any_io_executor ex, client_options opts);
+    ~client();
+
+    // Begin connecting; on loss, reconnect with exponential backoff until stop().
+    void start();
+    // Close the connection; pending commands fail with `unavailable`.
+    void stop();
+
+    bool connected() const;
+    // Why the last connection attempt or connection failed; empty while healthy.
+    std::string last_error() const;
+    // Completes when connected; throws `unavailable` after `timeout`.
+    boost::asio::awaitable<void> wait_connected(std::chrono::milliseconds timeout);
+
+    // Run one command. An error reply throws reply_error; a lost connection throws unavailable.
+    boost::asio::awaitable<value> command(std::vector<std::string> args);
+    // Send all commands in one write and return the replies in order. Error replies are returned
+    // as values (not thrown); a lost connection throws unavailable.
+    boost::asio::awaitable<std::vector<value>> pipeline(std::vector<std::vector<std::string>> cmds);
+    // EVALSHA, and on NOSCRIPT load the script and retry once. Script errors throw reply_error.
+    boost::asio::awaitable<value> eval(const script& s, std::vector<std::string> keys,
+                                       std::vector<std::string> args);
+
+    struct impl;
+
+private:
+    explicit client(std::shared_ptr<impl> p);
+    std::shared_ptr<impl> impl_;
+};
+
+// A dedicated pub/sub connection. After a reconnect it subscribes again to every channel and
+// calls on_resubscribed, so its owner can resynchronise whatever it missed meanwhile.
+class subscriber : public std::enable_shared_from_this<subscriber> {
+public:
+    using handler = std::function<void(std::string_view channel, std::string_view payload)>;
+
+    static std::shared_ptr<subscriber> create(boost::asio::any_io_executor ex, client_options opts);
+    ~subscriber();
+
+    // Handlers run on the subscriber's strand. Call before or after start().
+    void subscribe(std::string channel, handler h);
+    void on_resubscribed(std::function<void()> f);
+    void start();
+    void stop();
+    bool connected() const;
+    // Completes once connected and every channel subscribed; throws unavailable after timeout.
+    boost::asio::awaitable<void> wait_subscribed(std::chrono::milliseconds timeout);
+
+    struct impl;
+
+private:
+    explicit subscriber(std::shared_ptr<impl> p);
+    std::shared_ptr<impl> impl_;
+};
+
+}  // namespace warmline::redis

@@ -1,0 +1,139 @@
+// Account records in Redis for services/admin/accounts.hpp.
+#include "services/admin/accounts.hpp"
+
+#include "common/argv.hpp"
+#include "common/crypto.hpp"
+
+#include <cctype>
+#include <stdexcept>
+
+namespace warmline::admin {
+namespace asio = boost::asio;
+
+std::string join_csv(const std::vector<std::string>& xs) {
+    std::string s;
+    for (const auto& x : xs) s += (s.empty() ? "" : ",") + x;
+    return s;
+}
+
+void accounts::check_topics(const std::vector<std::string>& topics) const {
+    if (topics.empty()) throw std::invalid_argument("a listener needs at least one topic (--topics)");
+    for (const auto& t : topics)
+        if (!catalogue_.topic(t))
+            throw std::invalid_argument("unknown topic '" + t + "'; the catalogue has: " + join_csv(catalogue_.topic_ids()));
+}
+
+void accounts::check_languages(const std::vector<std::string>& languages) const {
+    if (languages.empty()) throw std::invalid_argument("a listener needs at least one language (--languages)");
+    for (const auto& l : languages)
+        if (!catalogue_.language(l))
+            throw std::invalid_argument("unknown language '" + l + "'; the catalogue has: " +
+                                        join_csv(catalogue_.language_tags()));
+}
+
+asio::awaitable<created> accounts::create_listener(listener_spec spec) {
+    if (spec.name.empty()) throw std::invalid_argument("a listener needs a name (--name)");
+    check_topics(spec.topics);
+    check_languages(spec.languages);
+    if (spec.max_chats < 1 || spec.max_chats > 20)
+        throw std::invalid_argument("--max-chats must be from 1 to 20");
+    std::string id = crypto::random_id().substr(0, 16);
+    std::string handle = spec.handle;
+    if (handle.empty()) {
+        for (char c : spec.name)
+            if (std::isalnum(static_cast<unsigned char>(c))) handle += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        handle = handle.substr(0, 16) + "-" + id.substr(0, 4);
+    }
+    if (!is_topic_id(handle)) throw std::invalid_argument("a handle is 1-32 of a-z, 0-9, '_' or '-'");
+    auto claimed = co_await store_.redis().command(argv("SET", "wl:handle:" + handle, id, "NX"));
+    if (claimed.is_nil()) throw std::invalid_argument("the handle '" + handle + "' is taken; choose another (--handle)");
+    std::string token = "wll_" + crypto::random_token();
+    std::string hash = crypto::sha256_hex(token);
+    std::string max = std::to_string(spec.max_chats);
+    co_await store_.redis().pipeline(commands(
+        argv("HSET", "wl:listener:" + id, "name", spec.name, "handle", handle, "topics", join_csv(spec.topics),
+         "langs", join_csv(spec.languages), "cap", max, "max", max, "status", "away", "chats", "0", "offers", "0",
+         "idle_since", "0", "token", hash, "revoked", "0", "created", std::to_string(store_.now_ms())),
+        argv("SADD", "wl:listeners", id),
+        argv("SET", "wl:token:" + hash, "listener:" + id)
+    ));
+    co_return created{id, token, handle};
+}
+
+asio::awaitable<created> accounts::create_supervisor(std::string name) {
+    if (name.empty()) throw std::invalid_argument("a supervisor needs a name (--name)");
+    std::string id = crypto::random_id().substr(0, 16);
+    std::string token = "wls_" + crypto::random_token();
+    std::string hash = crypto::sha256_hex(token);
+    co_await store_.redis().pipeline(commands(
+        argv("HSET", "wl:supervisor:" + id, "name", name, "token", hash, "created", std::to_string(store_.now_ms())),
+        argv("SADD", "wl:supervisors", id),
+        argv("SET", "wl:token:" + hash, "supervisor:" + id)
+    ));
+    co_return created{id, token, {}};
+}
+
+asio::awaitable<std::vector<account>> accounts::list() {
+    std::vector<account> out;
+    for (const char* kind : {"listener", "supervisor"}) {
+        for (auto& id : co_await store_.members(std::string("wl:") + kind + "s")) {
+            auto fields = co_await store_.hash(std::string("wl:") + kind + ":" + id);
+            fields.erase("token");
+            out.push_back(account{kind, id, std::move(fields)});
+        }
+    }
+    co_return out;
+}
+
+asio::awaitable<void> accounts::edit_listener(std::string id, listener_edit edit) {
+    if (edit.topics) check_topics(*edit.topics);
+    if (edit.languages) check_languages(*edit.languages);
+    if (edit.max_chats && (*edit.max_chats < 1 || *edit.max_chats > 20))
+        throw std::invalid_argument("--max-chats must be from 1 to 20");
+    auto r = co_await store_.admin_update(id, edit.name.value_or(""), edit.topics ? join_csv(*edit.topics) : "",
+                                          edit.languages ? join_csv(*edit.languages) : "", edit.max_chats.value_or(0),
+                                          false);
+    if (!r) throw std::invalid_argument(r.error.message);
+}
+
+namespace {
+
+// "listener" or "supervisor", or throws if the id is neither.
+asio::awaitable<std::string> kind_of(matchmaker::store& st, const std::string& id) {
+    for (const char* kind : {"listener", "supervisor"}) {
+        auto v = co_await st.redis().command(argv("SISMEMBER", std::string("wl:") + kind + "s", id));
+        if (v.as_int() == 1) co_return kind;
+    }
+    throw std::invalid_argument("there is no account with id '" + id + "' (see warmline-admin list)");
+}
+
+}  // namespace
+
+asio::awaitable<void> accounts::revoke(std::string id) {
+    if (co_await kind_of(store_, id) == "listener") {
+        auto r = co_await store_.admin_update(id, "", "", "", 0, true);
+        if (!r) throw std::invalid_argument(r.error.message);
+        co_return;
+    }
+    auto fields = co_await store_.hash("wl:supervisor:" + id);
+    co_await store_.redis().pipeline(commands(
+        argv("DEL", "wl:token:" + fields["token"]),
+        argv("HSET", "wl:supervisor:" + id, "revoked", "1", "token", "")
+    ));
+}
+
+asio::awaitable<std::string> accounts::rotate_token(std::string id) {
+    std::string kind = co_await kind_of(store_, id);
+    auto fields = co_await store_.hash("wl:" + kind + ":" + id);
+    if (fields["revoked"] == "1") throw std::invalid_argument("account '" + id + "' is revoked");
+    std::string token = (kind == "listener" ? "wll_" : "wls_") + crypto::random_token();
+    std::string hash = crypto::sha256_hex(token);
+    co_await store_.redis().pipeline(commands(
+        argv("DEL", "wl:token:" + fields["token"]),
+        argv("SET", "wl:token:" + hash, kind + ":" + id),
+        argv("HSET", "wl:" + kind + ":" + id, "token", hash)
+    ));
+    co_return token;
+}
+
+}  // namespace warmline::admin

@@ -1,0 +1,136 @@
+// warmline-admin: create, list, edit and revoke listener and supervisor accounts.
+//   warmline-admin listener create --name N --topics a,b --languages en,es --max-chats 3 [--handle h]
+//   warmline-admin listener edit ID [--name N] [--topics ...] [--languages ...] [--max-chats N]
+//   warmline-admin supervisor create --name N
+//   warmline-admin list | revoke ID | token ID
+// Redis and the catalogue come from --redis-url/--catalogue or WARMLINE_REDIS_URL/WARMLINE_CATALOGUE.
+#include "common/catalogue.hpp"
+#include "common/config.hpp"
+#include "common/log.hpp"
+#include "common/redis.hpp"
+#include "services/admin/accounts.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include <iostream>
+
+namespace asio = boost::asio;
+using namespace warmline;
+
+namespace {
+
+constexpr const char* usage = R"(Usage:
+  warmline-admin listener create --name NAME --topics T1,T2 --languages L1,L2 [--max-chats N] [--handle H]
+  warmline-admin listener edit ID [--name NAME] [--topics ...] [--languages ...] [--max-chats N]
+  warmline-admin supervisor create --name NAME
+  warmline-admin list
+  warmline-admin revoke ID
+  warmline-admin token ID        (issue a new token; the old one stops working)
+Common options: --redis-url URL (WARMLINE_REDIS_URL), --catalogue FILE (WARMLINE_CATALOGUE)
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::vector<std::string> words;
+    std::vector<const char*> flags{argv[0]};
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        if (a.rfind("--", 0) == 0) {
+            flags.push_back(argv[i]);
+            if (a.find('=') == std::string::npos && a != "--help" && i + 1 < argc) flags.push_back(argv[++i]);
+        } else {
+            words.push_back(a);
+        }
+    }
+    config::options opts("warmline-admin", "Manage listener and supervisor accounts.");
+    opts.add("redis-url", "redis://127.0.0.1:6379", "where Redis is");
+    opts.add("catalogue", "deploy/catalogue.json", "the topics and languages file");
+    opts.add("name", "", "display name");
+    opts.add("handle", "", "public handle seekers can ask for (listeners)");
+    opts.add("topics", "", "comma-separated topic ids");
+    opts.add("languages", "", "comma-separated BCP 47 tags");
+    opts.add("max-chats", "", "most chats at once (1-20)");
+    try {
+        if (!opts.parse(static_cast<int>(flags.size()), flags.data()) || words.empty()) {
+            std::cout << usage;
+            return words.empty() ? 2 : 0;
+        }
+        log::init("admin", "plain", "warn");
+        auto cat = catalogue::load_file(opts.str("catalogue"));
+        redis::client_options ro;
+        ro.where = redis::endpoint::parse(opts.str("redis-url"));
+        asio::io_context ioc;
+        auto redis = redis::client::create(ioc.get_executor(), ro);
+        redis->start();
+        matchmaker::store st(redis, {});
+        admin::accounts acc(st, cat);
+
+        auto run = [&]() -> asio::awaitable<int> {
+            co_await redis->wait_connected(std::chrono::seconds(3));
+            const std::string& verb = words[0];
+            auto arg = [&](std::size_t i) -> std::string {
+                if (i >= words.size()) throw std::invalid_argument("missing an account id (see warmline-admin list)");
+                return words[i];
+            };
+            if ((verb == "listener" || verb == "supervisor") && words.size() >= 2 && words[1] == "create") {
+                admin::created c;
+                if (verb == "listener") {
+                    admin::listener_spec spec;
+                    spec.name = opts.str("name");
+                    spec.handle = opts.str("handle");
+                    spec.topics = opts.list("topics");
+                    spec.languages = opts.list("languages");
+                    spec.max_chats = opts.str("max-chats").empty() ? 3 : static_cast<int>(opts.integer("max-chats", 1, 20));
+                    c = co_await acc.create_listener(spec);
+                } else {
+                    c = co_await acc.create_supervisor(opts.str("name"));
+                }
+                std::cout << verb << " " << c.id << (c.handle.empty() ? "" : " (handle " + c.handle + ")")
+                          << " created.\ntoken: " << c.token << "\nKeep the token safe: it is shown only now.\n";
+            } else if (verb == "listener" && words.size() >= 2 && words[1] == "edit") {
+                admin::listener_edit e;
+                if (!opts.str("name").empty()) e.name = opts.str("name");
+                if (!opts.str("topics").empty()) e.topics = opts.list("topics");
+                if (!opts.str("languages").empty()) e.languages = opts.list("languages");
+                if (!opts.str("max-chats").empty()) e.max_chats = static_cast<int>(opts.integer("max-chats", 1, 20));
+                co_await acc.edit_listener(arg(2), e);
+                std::cout << "listener " << words[2] << " updated.\n";
+            } else if (verb == "list") {
+                for (const auto& a : co_await acc.list()) {
+                    std::cout << a.kind << " " << a.id;
+                    for (const char* f : {"name", "handle", "topics", "langs", "cap", "status", "revoked"})
+                        if (a.fields.count(f)) std::cout << " " << f << "=" << a.fields.at(f);
+                    std::cout << "\n";
+                }
+            } else if (verb == "revoke") {
+                co_await acc.revoke(arg(1));
+                std::cout << "account " << words[1] << " revoked.\n";
+            } else if (verb == "token") {
+                std::cout << "token: " << co_await acc.rotate_token(arg(1))
+                          << "\nThe old token no longer works. Keep this one safe: it is shown only now.\n";
+            } else {
+                std::cerr << usage;
+                co_return 2;
+            }
+            co_return 0;
+        };
+        auto result = asio::co_spawn(ioc, run(), asio::use_future);
+        while (result.wait_for(std::chrono::seconds(0)) != std::future_status::ready)
+            ioc.run_one_for(std::chrono::milliseconds(100));
+        int rc = 0;
+        try {
+            rc = result.get();
+        } catch (...) {
+            redis->stop();
+            throw;
+        }
+        redis->stop();
+        return rc;
+    } catch (const std::exception& e) {
+        std::cerr << "warmline-admin: " << e.what() << "\n";
+        return 2;
+    }
+}

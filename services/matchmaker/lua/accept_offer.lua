@@ -1,0 +1,37 @@
+-- A listener accepts an offer. ARGV[6] = listener id, [7] offer id.
+-- Creates the chat session. Returns {'ok', session id, seeker id, topic, language}.
+local lid, oid = ARGV[6], ARGV[7]
+local o = redis.call('HMGET', 'wl:offer:' .. oid, 'seeker', 'listener', 'deadline', 'topic', 'lang', 'enq_ms')
+if not o[1] or o[2] ~= lid then
+  return err('NOT_FOUND', 'That offer is no longer open.')
+end
+local sid = o[1]
+if num(o[3]) <= NOW then
+  close_offer(oid, 'timed_out', true)
+  redis.call('HSET', listener_key(lid), 'status', 'away')
+  refresh_listener(lid)
+  match_seeker(sid)
+  publish('listener', lid, 'offer_timeout')
+  return err('WRONG_STATE', 'That offer expired before it was accepted.')
+end
+local session = new_id('c')
+redis.call('DEL', 'wl:offer:' .. oid)
+redis.call('ZREM', 'wl:offers:due', oid)
+redis.call('SREM', listener_key(lid) .. ':offers', oid)
+redis.call('HINCRBY', listener_key(lid), 'offers', -1)
+redis.call('HINCRBY', listener_key(lid), 'chats', 1)
+redis.call('HINCRBY', listener_key(lid), 'chats_total', 1)
+redis.call('SADD', listener_key(lid) .. ':chats', session)
+redis.call('HSET', 'wl:session:' .. session, 'seeker', sid, 'listener', lid, 'topic', o[4], 'lang', o[5],
+  'started', NOW, 'state', 'active')
+redis.call('EXPIRE', 'wl:session:' .. session, TTL)
+redis.call('SADD', 'wl:sessions', session)
+redis.call('HSET', seeker_key(sid), 'state', 'chat', 'session', session, 'offer', '')
+redis.call('DEL', 'wl:seeker:' .. sid .. ':declined')
+touch_seeker(sid)
+redis.call('HINCRBY', stats_key(o[4], o[5]), 'accepted', 1)
+record_wait(o[4], o[5], NOW - num(o[6]), oid)
+refresh_listener(lid)
+publish('offer_closed', lid, oid, 'accepted')
+publish('chat', sid, lid, session)
+return { 'ok', session, sid, o[4], o[5] }

@@ -1,0 +1,29 @@
+-- An admin edits or revokes a listener. ARGV[6] = listener id, [7] name ('' unchanged),
+-- [8] trained topics csv ('' unchanged), [9] trained languages csv ('' unchanged),
+-- [10] max-chats cap (0 unchanged), [11] '1' to revoke. Keeps the availability indexes true.
+local lid = ARGV[6]
+local key = listener_key(lid)
+if redis.call('EXISTS', key) == 0 then return err('NOT_FOUND', 'There is no listener ' .. lid .. '.') end
+-- leave every index under the old lists before they change
+redis.call('HSET', key, 'revoked', '1')
+refresh_listener(lid)
+redis.call('HSET', key, 'revoked', '0')
+if ARGV[7] ~= '' then redis.call('HSET', key, 'name', ARGV[7]) end
+if ARGV[8] ~= '' then redis.call('HSET', key, 'topics', ARGV[8], 'atopics', '') end
+if ARGV[9] ~= '' then redis.call('HSET', key, 'langs', ARGV[9], 'alangs', '') end
+local cap = tonumber(ARGV[10])
+if cap > 0 then
+  redis.call('HSET', key, 'cap', cap)
+  if num(redis.call('HGET', key, 'max')) > cap or num(redis.call('HGET', key, 'max')) == 0 then
+    redis.call('HSET', key, 'max', cap)
+  end
+end
+if ARGV[11] == '1' then
+  local h = redis.call('HGET', key, 'token')
+  if h then redis.call('DEL', 'wl:token:' .. h) end
+  redis.call('HSET', key, 'revoked', '1', 'status', 'away')
+  publish('listener', lid, 'revoked')
+end
+refresh_listener(lid)
+match_listener(lid)
+return { 'ok' }

@@ -1,0 +1,253 @@
+-- Shared prelude of every matchmaker script (prepended at load time; not a script by itself).
+-- It owns the matching rules: who is eligible, in which order seekers are served, and how an
+-- offer is made, so that every state change ends by matching in the same atomic step.
+--
+-- Every script gets ARGV[1..5] = now_ms, offer_timeout_ms, state_ttl_s, grace_ms, id_salt and
+-- its own arguments from ARGV[6] on. Replies are arrays: {'ok', ...} or {'err', code, message}.
+local NOW = tonumber(ARGV[1])
+local OFFER_TIMEOUT = tonumber(ARGV[2])
+local TTL = tonumber(ARGV[3])
+local GRACE = tonumber(ARGV[4])
+local SALT = ARGV[5]
+local CHANNEL = 'wl:events'
+local TIER_BASE = { [0] = 0, [1] = 4000000000000000 }
+local SCAN_LIMIT = 32
+local WAIT_WINDOW_MS = 15 * 60 * 1000
+
+local function err(code, msg) return { 'err', code, msg } end
+local function num(v) return tonumber(v) or 0 end
+local function fmt(n) return string.format('%.0f', n) end
+
+local function split(s)
+  local out = {}
+  if s then for item in string.gmatch(s, '[^,]+') do out[#out + 1] = item end end
+  return out
+end
+
+local function new_id(kind)
+  return kind .. SALT .. string.format('%x', redis.call('INCR', 'wl:ids'))
+end
+
+local function seeker_key(sid) return 'wl:seeker:' .. sid end
+local function listener_key(lid) return 'wl:listener:' .. lid end
+local function queue_key(topic, lang) return 'wl:q:' .. topic .. ':' .. lang end
+local function any_key(lang) return 'wl:qany:' .. lang end
+local function pref_key(lid) return 'wl:qpref:' .. lid end
+local function avail_key(topic, lang) return 'wl:avail:' .. topic .. ':' .. lang end
+local function avail_lang_key(lang) return 'wl:availlang:' .. lang end
+local function stats_key(topic, lang) return 'wl:stats:' .. topic .. ':' .. lang end
+
+local function publish(...) redis.call('PUBLISH', CHANNEL, table.concat({ ... }, '|')) end
+
+local function touch_seeker(sid)
+  redis.call('EXPIRE', seeker_key(sid), TTL)
+  local h = redis.call('HGET', seeker_key(sid), 'resume')
+  if h then redis.call('EXPIRE', 'wl:resume:' .. h, TTL) end
+end
+
+-- The topics and languages a listener takes right now: the narrowed lists, or all they are
+-- trained for.
+local function listener_scope(lid)
+  local f = redis.call('HMGET', listener_key(lid), 'topics', 'langs', 'atopics', 'alangs')
+  local topics, langs = split(f[1]), split(f[2])
+  local at, al = split(f[3]), split(f[4])
+  if #at > 0 then topics = at end
+  if #al > 0 then langs = al end
+  return topics, langs, split(f[1]), split(f[2])
+end
+
+local function listener_has_room(lid)
+  local f = redis.call('HMGET', listener_key(lid), 'status', 'chats', 'offers', 'max', 'revoked')
+  return f[1] == 'available' and f[5] ~= '1' and num(f[2]) + num(f[3]) < num(f[4])
+end
+
+-- Keep the availability indexes true to the listener's hash: present in wl:avail:<t>:<l> for
+-- every pair they take now (scored by idle_since, oldest first) exactly while they have room.
+local function refresh_listener(lid)
+  local topics, langs, trained_topics, trained_langs = listener_scope(lid)
+  for _, t in ipairs(trained_topics) do
+    for _, l in ipairs(trained_langs) do redis.call('ZREM', avail_key(t, l), lid) end
+  end
+  for _, l in ipairs(trained_langs) do redis.call('ZREM', avail_lang_key(l), lid) end
+  if listener_has_room(lid) then
+    local idle = num(redis.call('HGET', listener_key(lid), 'idle_since'))
+    for _, t in ipairs(topics) do
+      for _, l in ipairs(langs) do redis.call('ZADD', avail_key(t, l), idle, lid) end
+    end
+    for _, l in ipairs(langs) do redis.call('ZADD', avail_lang_key(l), idle, lid) end
+  end
+end
+
+local function avoids(sid, lid)
+  return redis.call('SISMEMBER', 'wl:seeker:' .. sid .. ':blocked', lid) == 1
+      or redis.call('SISMEMBER', 'wl:seeker:' .. sid .. ':declined', lid) == 1
+end
+
+-- The first seeker of a queue that does not avoid this listener, with its score.
+local function head_for(qkey, lid)
+  local entries = redis.call('ZRANGE', qkey, 0, SCAN_LIMIT - 1, 'WITHSCORES')
+  for i = 1, #entries, 2 do
+    if not avoids(entries[i], lid) then return entries[i], tonumber(entries[i + 1]) end
+  end
+  return nil, nil
+end
+
+-- Seekers are served by tier, then oldest first, across every queue the listener takes: the
+-- topic x language queues, the widened "any topic" queue of each language, and the seekers who
+-- asked for this listener by name.
+local function find_seeker_for(lid)
+  local topics, langs = listener_scope(lid)
+  local best, best_score = nil, nil
+  local function consider(qkey)
+    local sid, score = head_for(qkey, lid)
+    if sid and (best_score == nil or score < best_score) then best, best_score = sid, score end
+  end
+  consider(pref_key(lid))
+  for _, l in ipairs(langs) do
+    for _, t in ipairs(topics) do consider(queue_key(t, l)) end
+    consider(any_key(l))
+  end
+  return best
+end
+
+-- Among eligible listeners the one idle longest (lowest idle_since) gets the offer.
+local function first_listener(zkey, sid)
+  local entries = redis.call('ZRANGE', zkey, 0, SCAN_LIMIT - 1, 'WITHSCORES')
+  for i = 1, #entries, 2 do
+    if not avoids(sid, entries[i]) then return entries[i], tonumber(entries[i + 1]) end
+  end
+  return nil, nil
+end
+
+local function find_listener_for(sid)
+  local s = redis.call('HMGET', seeker_key(sid), 'topic', 'lang', 'pref', 'pref_until', 'widen_at')
+  local topic, lang, pref = s[1], s[2], s[3]
+  if pref and pref ~= '' and num(s[4]) > NOW then
+    if redis.call('ZSCORE', avail_lang_key(lang), pref) and not avoids(sid, pref) then return pref end
+    return nil
+  end
+  local best, best_idle = first_listener(avail_key(topic, lang), sid)
+  local widen_at = num(s[5])
+  if widen_at > 0 and widen_at <= NOW then
+    local other, idle = first_listener(avail_lang_key(lang), sid)
+    if other and (best_idle == nil or idle < best_idle) then best = other end
+  end
+  return best
+end
+
+local function unqueue(sid)
+  local s = redis.call('HMGET', seeker_key(sid), 'topic', 'lang', 'pref')
+  if s[1] then redis.call('ZREM', queue_key(s[1], s[2]), sid) end
+  if s[2] then redis.call('ZREM', any_key(s[2]), sid) end
+  if s[3] and s[3] ~= '' then redis.call('ZREM', pref_key(s[3]), sid) end
+  redis.call('ZREM', 'wl:due:widen', sid)
+  redis.call('ZREM', 'wl:due:pref', sid)
+end
+
+-- Put a seeker in its queues at its own score (its original place after a decline/timeout).
+local function enqueue(sid)
+  local s = redis.call('HMGET', seeker_key(sid), 'topic', 'lang', 'score', 'pref', 'pref_until', 'widen_at')
+  local topic, lang, score = s[1], s[2], s[3]
+  redis.call('HSET', seeker_key(sid), 'state', 'queued', 'offer', '')
+  if s[4] and s[4] ~= '' and num(s[5]) > NOW then
+    redis.call('ZADD', pref_key(s[4]), score, sid)
+    redis.call('ZADD', 'wl:due:pref', s[5], sid)
+    return
+  end
+  redis.call('ZADD', queue_key(topic, lang), score, sid)
+  local widen_at = num(s[6])
+  if widen_at > 0 then
+    if widen_at <= NOW then
+      redis.call('ZADD', any_key(lang), score, sid)
+    else
+      redis.call('ZADD', 'wl:due:widen', widen_at, sid)
+    end
+  end
+  publish('queued', sid)
+end
+
+local function make_offer(sid, lid)
+  local oid = new_id('o')
+  local s = redis.call('HMGET', seeker_key(sid), 'topic', 'lang', 'tier', 'enq_ms', 'pref')
+  local deadline = NOW + OFFER_TIMEOUT
+  local preferred = (s[5] == lid) and '1' or '0'
+  unqueue(sid)
+  redis.call('HSET', 'wl:offer:' .. oid, 'seeker', sid, 'listener', lid, 'deadline', deadline,
+    'topic', s[1], 'lang', s[2], 'tier', s[3], 'enq_ms', s[4], 'preferred', preferred)
+  redis.call('EXPIRE', 'wl:offer:' .. oid, TTL)
+  redis.call('ZADD', 'wl:offers:due', deadline, oid)
+  redis.call('SADD', listener_key(lid) .. ':offers', oid)
+  redis.call('HINCRBY', listener_key(lid), 'offers', 1)
+  redis.call('HSET', listener_key(lid), 'idle_since', NOW)
+  redis.call('HSET', seeker_key(sid), 'state', 'offered', 'offer', oid)
+  touch_seeker(sid)
+  refresh_listener(lid)
+  publish('offer', lid, oid, s[1], s[2], s[3], fmt(deadline), fmt(NOW - num(s[4])), preferred)
+  return oid
+end
+
+local function match_listener(lid)
+  local made = 0
+  while listener_has_room(lid) and made < 64 do
+    local sid = find_seeker_for(lid)
+    if not sid then break end
+    make_offer(sid, lid)
+    made = made + 1
+  end
+end
+
+local function match_seeker(sid)
+  if redis.call('HGET', seeker_key(sid), 'state') ~= 'queued' then return end
+  local lid = find_listener_for(sid)
+  if lid then make_offer(sid, lid) end
+end
+
+-- Close an open offer without a chat (declined, timed out, withdrawn): free the listener's slot
+-- and, unless the seeker left, put the seeker back at its original place.
+local function close_offer(oid, outcome, requeue)
+  local o = redis.call('HMGET', 'wl:offer:' .. oid, 'seeker', 'listener', 'topic', 'lang')
+  local sid, lid = o[1], o[2]
+  if not sid then return nil end
+  redis.call('DEL', 'wl:offer:' .. oid)
+  redis.call('ZREM', 'wl:offers:due', oid)
+  redis.call('SREM', listener_key(lid) .. ':offers', oid)
+  if redis.call('HINCRBY', listener_key(lid), 'offers', -1) < 0 then
+    redis.call('HSET', listener_key(lid), 'offers', 0)
+  end
+  if outcome == 'declined' or outcome == 'timed_out' then
+    redis.call('HINCRBY', stats_key(o[3], o[4]), outcome, 1)
+    redis.call('SADD', 'wl:seeker:' .. sid .. ':declined', lid)
+    redis.call('EXPIRE', 'wl:seeker:' .. sid .. ':declined', TTL)
+    -- a named listener who did not take the chat: the request widens to everyone at once
+    if redis.call('HGET', seeker_key(sid), 'pref') == lid then
+      redis.call('HSET', seeker_key(sid), 'pref', '', 'pref_until', 0)
+    end
+  end
+  publish('offer_closed', lid, oid, outcome)
+  if requeue and redis.call('HGET', seeker_key(sid), 'offer') == oid then enqueue(sid) end
+  refresh_listener(lid)
+  return sid, lid
+end
+
+local function record_wait(topic, lang, waited_ms, oid)
+  local key = 'wl:waits:' .. topic .. ':' .. lang
+  redis.call('ZADD', key, NOW, fmt(waited_ms) .. ':' .. oid)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. fmt(NOW - WAIT_WINDOW_MS))
+  redis.call('EXPIRE', key, WAIT_WINDOW_MS / 1000 + 60)
+end
+
+-- A seeker's position (1 = next) in its own queue and an estimate from the recent service
+-- rate of that queue (offers accepted over the last 15 minutes); 0 when unknown.
+local function position_of(sid)
+  local s = redis.call('HMGET', seeker_key(sid), 'topic', 'lang', 'pref', 'state')
+  if s[4] ~= 'queued' and s[4] ~= 'offered' then return 0, 0 end
+  local rank = redis.call('ZRANK', queue_key(s[1], s[2]), sid)
+  if not rank and s[3] and s[3] ~= '' then rank = redis.call('ZRANK', pref_key(s[3]), sid) end
+  if not rank then return 1, 0 end
+  local served = redis.call('ZCOUNT', 'wl:waits:' .. s[1] .. ':' .. s[2], NOW - WAIT_WINDOW_MS, '+inf')
+  local estimate = 0
+  if served > 0 then
+    estimate = math.floor((rank + 1) * (WAIT_WINDOW_MS / 1000) / served + 0.5)
+  end
+  return rank + 1, estimate
+end

@@ -1,0 +1,17 @@
+-- A listener signs in with a token (ARGV[6] = its SHA-256) from process ARGV[7].
+-- Returns {'ok', listener id} after recording the connection.
+local who = redis.call('GET', 'wl:token:' .. ARGV[6])
+if not who or string.sub(who, 1, 9) ~= 'listener:' then
+  return err('UNAUTHENTICATED', 'That listener token is not valid. Ask an admin for a new one.')
+end
+local lid = string.sub(who, 10)
+if redis.call('HGET', listener_key(lid), 'revoked') == '1' then
+  return err('UNAUTHENTICATED', 'This listener account has been revoked.')
+end
+local node = ARGV[7]
+local old = redis.call('HGET', listener_key(lid), 'node')
+if old and old ~= '' and old ~= node then redis.call('SREM', 'wl:node:' .. old .. ':listeners', lid) end
+redis.call('HSET', listener_key(lid), 'node', node, 'conn', 1)
+redis.call('HINCRBY', listener_key(lid), 'sessions', 1)
+redis.call('SADD', 'wl:node:' .. node .. ':listeners', lid)
+return { 'ok', lid }

@@ -1,0 +1,26 @@
+-- A seeker asks for someone to talk to. ARGV[6] = seeker id, [7] topic, [8] language,
+-- [9] tier (0 crisis, 1 normal), [10] preferred listener id or '', [11] preference window ms,
+-- [12] widen-after ms (0: never). Queues the seeker and matches at once.
+-- Returns {'ok', state, position, estimate_s}.
+local sid, topic, lang, tier = ARGV[6], ARGV[7], ARGV[8], tonumber(ARGV[9])
+local pref, pref_window, widen_after = ARGV[10], tonumber(ARGV[11]), tonumber(ARGV[12])
+local state = redis.call('HGET', seeker_key(sid), 'state')
+if not state then return err('RESUME_FAILED', 'This connection has expired; please reconnect.') end
+if state == 'queued' or state == 'offered' then
+  return err('WRONG_STATE', 'You are already waiting for a listener.')
+end
+if state == 'chat' then return err('WRONG_STATE', 'You are already in a chat; end it first.') end
+local seq = redis.call('INCR', 'wl:seq') % 1000
+local score = TIER_BASE[tier] + NOW * 1000 + seq
+local pref_until = 0
+if pref ~= '' then pref_until = NOW + pref_window end
+local widen_at = 0
+if widen_after > 0 then widen_at = NOW + widen_after end
+redis.call('DEL', 'wl:seeker:' .. sid .. ':declined')
+redis.call('HSET', seeker_key(sid), 'topic', topic, 'lang', lang, 'tier', tier, 'score', fmt(score),
+  'enq_ms', NOW, 'pref', pref, 'pref_until', pref_until, 'widen_at', widen_at, 'session', '', 'offer', '')
+enqueue(sid)
+match_seeker(sid)
+touch_seeker(sid)
+local position, estimate = position_of(sid)
+return { 'ok', redis.call('HGET', seeker_key(sid), 'state'), position, estimate }

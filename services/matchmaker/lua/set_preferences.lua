@@ -1,0 +1,24 @@
+-- A listener narrows what it takes now. ARGV[6] = listener id, [7] topics csv ('' = all trained),
+-- [8] languages csv ('' = all trained), [9] max chats (0 = unchanged).
+local lid = ARGV[6]
+local f = redis.call('HMGET', listener_key(lid), 'topics', 'langs', 'cap')
+if not f[1] then return err('UNAUTHENTICATED', 'This listener account no longer exists.') end
+local function subset(wanted, trained, what)
+  local ok = {}
+  for _, v in ipairs(split(trained)) do ok[v] = true end
+  for _, v in ipairs(split(wanted)) do
+    if not ok[v] then return 'You are not trained for the ' .. what .. ' "' .. v .. '".' end
+  end
+  return nil
+end
+local bad = subset(ARGV[7], f[1], 'topic') or subset(ARGV[8], f[2], 'language')
+if bad then return err('PERMISSION_DENIED', bad) end
+local max = tonumber(ARGV[9])
+if max > num(f[3]) then
+  return err('PERMISSION_DENIED', 'You can take at most ' .. f[3] .. ' chats at once; an admin can raise that.')
+end
+redis.call('HSET', listener_key(lid), 'atopics', ARGV[7], 'alangs', ARGV[8])
+if max > 0 then redis.call('HSET', listener_key(lid), 'max', max) end
+refresh_listener(lid)
+match_listener(lid)
+return { 'ok' }

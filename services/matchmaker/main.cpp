@@ -1,0 +1,127 @@
+// The matchmaker binary: read configuration, connect to Redis, serve /v1/ws and the HTTP
+// endpoints, stop cleanly on SIGINT/SIGTERM. Everything else lives in matchmaker_core.
+#include "common/catalogue.hpp"
+#include "common/config.hpp"
+#include "common/log.hpp"
+#include "common/net.hpp"
+#include "common/redis.hpp"
+#include "services/matchmaker/service.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+
+namespace asio = boost::asio;
+using namespace warmline;
+
+int main(int argc, char** argv) {
+    config::options opts("matchmaker", "Queues seekers and pairs them with listeners by topic and language.");
+    opts.add("listen", "127.0.0.1:8090", "address:port for the WebSocket API (/v1/ws) and HTTP endpoints");
+    opts.add("redis-url", "redis://127.0.0.1:6379", "where Redis is: redis://[:password@]host:port[/db]");
+    opts.add("catalogue", "deploy/catalogue.json", "the topics and languages file");
+    opts.add("ticket-secret", "", "shared secret (32+ characters) for signing relay tickets");
+    opts.add("relay-url", "ws://127.0.0.1:8091/v1/relay", "the relay address handed to both sides of a chat");
+    opts.add("offer-timeout-ms", "30000", "how long a listener has to accept an offer");
+    opts.add("grace-ms", "60000", "how long a disconnected seeker keeps its place");
+    opts.add("preferred-window-ms", "120000", "how long a request waits for the listener it named");
+    opts.add("state-ttl-s", "86400", "expiry of seeker, offer and chat records in Redis");
+    opts.add("node-lease-ms", "5000", "a process that has not renewed its lease this long is presumed dead");
+    opts.add("sweep-interval-ms", "250", "how often timeouts, widening and dead processes are handled");
+    opts.add("position-interval-ms", "1000", "how often waiting seekers get their queue position");
+    opts.add("stats-interval-ms", "1000", "how often supervisors get a snapshot");
+    opts.add("read-message-max", "65536", "largest WebSocket message accepted, in bytes");
+    opts.add("write-queue-max", "256", "messages queued to a slow client before it is closed");
+    opts.add("handshake-timeout-ms", "10000", "time allowed for the HTTP/WebSocket handshake");
+    opts.add("idle-timeout-ms", "60000", "a silent connection is pinged, then closed");
+    opts.add("max-connections", "200000", "WebSocket connections this process accepts");
+    opts.add("allowed-origins", "", "comma-separated Origins allowed to open a WebSocket (empty: any)");
+    opts.add("tls-cert", "", "PEM certificate chain; with --tls-key, serve wss/https");
+    opts.add("tls-key", "", "PEM private key");
+    opts.add("log-format", "plain", "plain or json");
+    opts.add("log-level", "info", "trace, debug, info, warn, error or off");
+    try {
+        if (!opts.parse(argc, argv)) {
+            std::cout << opts.help();
+            return 0;
+        }
+        log::init("matchmaker", opts.str("log-format"), opts.str("log-level"));
+
+        matchmaker::service_settings s;
+        s.store.offer_timeout_ms = opts.integer("offer-timeout-ms", 10, 3600000);
+        s.store.grace_ms = opts.integer("grace-ms", 0, 86400000);
+        s.store.preferred_window_ms = opts.integer("preferred-window-ms", 0, 86400000);
+        s.store.state_ttl_s = opts.integer("state-ttl-s", 60, 30 * 86400);
+        s.store.node_lease_ms = opts.integer("node-lease-ms", 100, 600000);
+        s.sweep_interval = opts.millis("sweep-interval-ms", 5, 60000);
+        s.position_interval = opts.millis("position-interval-ms", 10, 60000);
+        s.stats_interval = opts.millis("stats-interval-ms", 10, 60000);
+        s.ticket_secret = opts.str("ticket-secret");
+        if (s.ticket_secret.size() < 32)
+            throw config::config_error("--ticket-secret must be at least 32 characters (WARMLINE_TICKET_SECRET); "
+                                       "scripts/up generates one");
+        s.relay_url = opts.str("relay-url");
+
+        net::server_options so;
+        std::string listen = opts.str("listen");
+        auto colon = listen.rfind(':');
+        if (colon == std::string::npos) throw config::config_error("--listen must be address:port, e.g. 127.0.0.1:8090");
+        so.address = listen.substr(0, colon);
+        config::options port_only("", "");
+        port_only.add("port", listen.substr(colon + 1), "");
+        so.port = static_cast<std::uint16_t>(port_only.integer("port", 0, 65535));
+        so.read_message_max = static_cast<std::size_t>(opts.integer("read-message-max", 1024, 16 << 20));
+        so.write_queue_max = static_cast<std::size_t>(opts.integer("write-queue-max", 4, 100000));
+        so.handshake_timeout = opts.millis("handshake-timeout-ms", 100, 600000);
+        so.idle_timeout = opts.millis("idle-timeout-ms", 100, 3600000);
+        so.max_connections = static_cast<std::size_t>(opts.integer("max-connections", 1, 10000000));
+        so.allowed_origins = opts.list("allowed-origins");
+        so.tls_cert_file = opts.str("tls-cert");
+        so.tls_key_file = opts.str("tls-key");
+        if (so.tls_cert_file.empty() != so.tls_key_file.empty())
+            throw config::config_error("--tls-cert and --tls-key go together: give both or neither");
+
+        redis::client_options ro;
+        ro.where = redis::endpoint::parse(opts.str("redis-url"));
+        auto cat = catalogue::load_file(opts.str("catalogue"));
+
+        // One I/O thread: the process is mostly waiting on Redis, and more capacity comes from
+        // running more processes against the same Redis.
+        asio::io_context ioc(1);
+        auto redis = redis::client::create(ioc.get_executor(), ro);
+        auto events = redis::subscriber::create(ioc.get_executor(), ro);
+        auto svc = std::make_shared<matchmaker::service>(ioc, s, std::move(cat), redis, events);
+        net::server server(ioc, so, *svc);
+        redis->start();
+        events->start();
+        svc->start();
+        server.start();
+        spdlog::info("matchmaker {} listening on {}:{} (redis {})", svc->node(), so.address, server.port(),
+                     ro.where.to_string());
+        std::cout << "READY ws://" << so.address << ":" << server.port() << "/v1/ws" << std::endl;
+
+        asio::signal_set signals(ioc, SIGINT, SIGTERM);
+        signals.async_wait([&](const boost::system::error_code& ec, int) {
+            if (ec) return;
+            spdlog::info("shutting down");
+            asio::co_spawn(ioc, [&]() -> asio::awaitable<void> {
+                co_await server.shutdown(std::chrono::seconds(5));
+                svc->stop();
+                events->stop();
+                redis->stop();
+                ioc.stop();
+            }, asio::detached);
+        });
+        ioc.run();
+        return 0;
+    } catch (const config::config_error& e) {
+        std::cerr << "matchmaker: " << e.what() << "\n";
+        return 2;
+    } catch (const std::exception& e) {
+        std::cerr << "matchmaker: " << e.what() << "\n";
+        return 1;
+    }
+}

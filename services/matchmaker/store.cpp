@@ -1,0 +1,232 @@
+// Script calls and reply parsing for services/matchmaker/store.hpp.
+#include "services/matchmaker/store.hpp"
+
+#include "common/argv.hpp"
+#include "common/crypto.hpp"
+#include "services/matchmaker/lua_sources.hpp"
+
+#include <stdexcept>
+
+namespace warmline::matchmaker {
+namespace asio = boost::asio;
+
+std::int64_t system_now_ms() {
+    using namespace std::chrono;
+    return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+namespace {
+
+std::string str_at(const redis::value& v, std::size_t i) {
+    return i < v.elements.size() ? v.elements[i].as_string() : std::string();
+}
+std::int64_t int_at(const redis::value& v, std::size_t i) {
+    return i < v.elements.size() ? v.elements[i].as_int() : 0;
+}
+
+// {'err', code, message} -> refusal; anything else is a reply we understand.
+bool refused(const redis::value& v, refusal& r) {
+    if (v.type != redis::value::kind::array || v.elements.empty())
+        throw std::runtime_error("a matchmaker script returned an unexpected reply");
+    if (v.elements[0].as_string() == "ok") return false;
+    r = refusal{str_at(v, 1), str_at(v, 2)};
+    return true;
+}
+
+hello_result to_hello(const redis::value& v) {
+    return hello_result{str_at(v, 1), str_at(v, 2), str_at(v, 3), str_at(v, 4), str_at(v, 5), str_at(v, 6) == "1"};
+}
+
+}  // namespace
+
+store::store(std::shared_ptr<redis::client> redis, store_settings s, clock_fn now)
+    : redis_(std::move(redis)), settings_(s), now_(std::move(now)) {
+    const auto& sources = lua_sources();
+    const std::string& prelude = sources.at("lib");
+    for (const auto& [name, body] : sources)
+        if (name != "lib") scripts_.emplace(name, redis::script(prelude + "\n" + body));
+}
+
+asio::awaitable<redis::value> store::run(std::string name, std::vector<std::string> args) {
+    auto full = warmline::argv(std::to_string(now_()), std::to_string(settings_.offer_timeout_ms),
+                               std::to_string(settings_.state_ttl_s), std::to_string(settings_.grace_ms),
+                               crypto::random_id().substr(0, 12) + "-");
+    for (auto& a : args) full.push_back(std::move(a));
+    std::vector<std::string> no_keys;
+    co_return co_await redis_->eval(scripts_.at(name), std::move(no_keys), std::move(full));
+}
+
+asio::awaitable<outcome<bool>> store::run_ok(std::string name, std::vector<std::string> args) {
+    auto v = co_await run(name, std::move(args));
+    outcome<bool> out;
+    if (!refused(v, out.error)) out.value = true;
+    co_return out;
+}
+
+asio::awaitable<outcome<hello_result>> store::seeker_new(std::string seeker_id, std::string resume_hash,
+                                                         std::string node) {
+    auto v = co_await run("seeker_hello", argv("new", std::move(seeker_id), std::move(resume_hash), std::move(node)));
+    outcome<hello_result> out;
+    if (!refused(v, out.error)) out.value = to_hello(v);
+    co_return out;
+}
+
+asio::awaitable<outcome<hello_result>> store::seeker_resume(std::string resume_hash, std::string node) {
+    auto v = co_await run("seeker_hello", argv("resume", std::move(resume_hash), "", std::move(node)));
+    outcome<hello_result> out;
+    if (!refused(v, out.error)) out.value = to_hello(v);
+    co_return out;
+}
+
+asio::awaitable<outcome<queued_result>> store::request_chat(std::string seeker_id, std::string topic,
+                                                            std::string language, int tier,
+                                                            std::string preferred_listener_id,
+                                                            std::int64_t widen_after_ms) {
+    auto v = co_await run("request_chat",
+                          argv(std::move(seeker_id), std::move(topic), std::move(language), std::to_string(tier),
+                           std::move(preferred_listener_id), std::to_string(settings_.preferred_window_ms),
+                           std::to_string(widen_after_ms)));
+    outcome<queued_result> out;
+    if (!refused(v, out.error))
+        out.value = queued_result{str_at(v, 1), static_cast<std::uint32_t>(int_at(v, 2)),
+                                  static_cast<std::uint32_t>(int_at(v, 3))};
+    co_return out;
+}
+
+asio::awaitable<outcome<bool>> store::cancel_request(std::string seeker_id) {
+    return run_ok("cancel_request", argv(std::move(seeker_id)));
+}
+
+asio::awaitable<outcome<bool>> store::rate_chat(std::string seeker_id, std::string session_id, int stars,
+                                                std::string comment, bool block) {
+    return run_ok("rate_chat", argv(std::move(seeker_id), std::move(session_id), std::to_string(stars),
+                                std::move(comment), block ? "1" : "0"));
+}
+
+asio::awaitable<outcome<std::string>> store::listener_sign_in(std::string token_hash, std::string node) {
+    auto v = co_await run("listener_sign_in", argv(std::move(token_hash), std::move(node)));
+    outcome<std::string> out;
+    if (!refused(v, out.error)) out.value = str_at(v, 1);
+    co_return out;
+}
+
+asio::awaitable<outcome<bool>> store::set_availability(std::string listener_id, bool available) {
+    return run_ok("set_availability", argv(std::move(listener_id), available ? "1" : "0"));
+}
+
+asio::awaitable<outcome<bool>> store::set_preferences(std::string listener_id, std::string topics_csv,
+                                                      std::string languages_csv, int max_chats) {
+    return run_ok("set_preferences", argv(std::move(listener_id), std::move(topics_csv), std::move(languages_csv),
+                                      std::to_string(max_chats)));
+}
+
+asio::awaitable<outcome<chat_result>> store::accept_offer(std::string listener_id, std::string offer_id) {
+    auto v = co_await run("accept_offer", argv(std::move(listener_id), std::move(offer_id)));
+    outcome<chat_result> out;
+    if (!refused(v, out.error)) out.value = chat_result{str_at(v, 1), str_at(v, 2), str_at(v, 3), str_at(v, 4)};
+    co_return out;
+}
+
+asio::awaitable<outcome<bool>> store::decline_offer(std::string listener_id, std::string offer_id) {
+    return run_ok("decline_offer", argv(std::move(listener_id), std::move(offer_id)));
+}
+
+asio::awaitable<outcome<ended_result>> store::end_chat(std::string role, std::string id, std::string session_id) {
+    auto v = co_await run("end_chat", argv(std::move(role), std::move(id), std::move(session_id)));
+    outcome<ended_result> out;
+    if (!refused(v, out.error)) out.value = ended_result{str_at(v, 1), str_at(v, 2)};
+    co_return out;
+}
+
+asio::awaitable<void> store::connection_lost(std::string role, std::string id, std::string node) {
+    co_await run("connection_lost", argv(std::move(role), std::move(id), std::move(node)));
+}
+
+asio::awaitable<outcome<bool>> store::admin_update(std::string listener_id, std::string name,
+                                                   std::string topics_csv, std::string languages_csv, int cap,
+                                                   bool revoke) {
+    return run_ok("admin_update", argv(std::move(listener_id), std::move(name), std::move(topics_csv),
+                                   std::move(languages_csv), std::to_string(cap), revoke ? "1" : "0"));
+}
+
+asio::awaitable<std::int64_t> store::sweep() {
+    auto v = co_await run("sweep", argv(std::to_string(settings_.sweep_limit)));
+    co_return int_at(v, 1);
+}
+
+asio::awaitable<void> store::sweep_all() {
+    for (int round = 0; round < 50; ++round)
+        if (co_await sweep() == 0) break;
+}
+
+asio::awaitable<void> store::heartbeat(std::string node) {
+    co_await redis_->command(argv("ZADD", "wl:nodes", std::to_string(now_() + settings_.node_lease_ms), std::move(node)));
+}
+
+asio::awaitable<std::vector<position>> store::positions(std::vector<std::string> seeker_ids) {
+    std::vector<position> out;
+    if (seeker_ids.empty()) co_return out;
+    auto v = co_await run("positions", std::move(seeker_ids));
+    for (std::size_t i = 1; i + 1 < v.elements.size(); i += 2)
+        out.push_back(position{static_cast<std::uint32_t>(v.elements[i].as_int()),
+                               static_cast<std::uint32_t>(v.elements[i + 1].as_int())});
+    co_return out;
+}
+
+asio::awaitable<std::vector<queue_row>> store::stats(const std::vector<std::string>& topics,
+                                                     const std::vector<std::string>& languages) {
+    auto join = [](const std::vector<std::string>& xs) {
+        std::string s;
+        for (const auto& x : xs) s += (s.empty() ? "" : ",") + x;
+        return s;
+    };
+    auto v = co_await run("stats", argv(join(topics), join(languages)));
+    std::vector<queue_row> rows;
+    for (std::size_t i = 1; i < v.elements.size(); ++i) {
+        const auto& r = v.elements[i];
+        queue_row q;
+        q.topic = str_at(r, 0);
+        q.language = str_at(r, 1);
+        q.waiting = static_cast<std::uint32_t>(int_at(r, 2));
+        q.longest_wait_ms = int_at(r, 3);
+        q.wait_p50_ms = int_at(r, 4);
+        q.wait_p90_ms = int_at(r, 5);
+        q.available = static_cast<std::uint32_t>(int_at(r, 6));
+        q.busy = static_cast<std::uint32_t>(int_at(r, 7));
+        q.away = static_cast<std::uint32_t>(int_at(r, 8));
+        q.chats = static_cast<std::uint32_t>(int_at(r, 9));
+        q.accepted = static_cast<std::uint64_t>(int_at(r, 10));
+        q.declined = static_cast<std::uint64_t>(int_at(r, 11));
+        q.timed_out = static_cast<std::uint64_t>(int_at(r, 12));
+        q.abandoned = static_cast<std::uint64_t>(int_at(r, 13));
+        rows.push_back(std::move(q));
+    }
+    co_return rows;
+}
+
+asio::awaitable<std::map<std::string, std::string>> store::hash(std::string key) {
+    auto v = co_await redis_->command(argv("HGETALL", std::move(key)));
+    std::map<std::string, std::string> out;
+    for (std::size_t i = 0; i + 1 < v.elements.size(); i += 2)
+        out[v.elements[i].as_string()] = v.elements[i + 1].as_string();
+    co_return out;
+}
+
+asio::awaitable<std::vector<std::string>> store::members(std::string key) {
+    auto v = co_await redis_->command(argv("SMEMBERS", std::move(key)));
+    std::vector<std::string> out;
+    for (const auto& e : v.elements) out.push_back(e.as_string());
+    co_return out;
+}
+
+asio::awaitable<std::string> store::token_owner(std::string token_hash) {
+    auto v = co_await redis_->command(argv("GET", "wl:token:" + token_hash));
+    co_return v.is_nil() ? std::string() : v.as_string();
+}
+
+asio::awaitable<std::string> store::listener_by_handle(std::string handle) {
+    auto v = co_await redis_->command(argv("GET", "wl:handle:" + handle));
+    co_return v.is_nil() ? std::string() : v.as_string();
+}
+
+}  // namespace warmline::matchmaker

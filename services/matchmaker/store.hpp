@@ -1,0 +1,149 @@
+// The matchmaker's state in Redis, reached only through the atomic Lua scripts in lua/. Each
+// member runs one script and turns its reply into a struct; every invariant (one state per
+// seeker, never over a listener's max, never one seeker offered twice) is kept by the scripts.
+//
+// Threading: a store is safe from any thread; its awaitables complete on the caller's executor.
+#pragma once
+
+#include "common/redis.hpp"
+
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace warmline::matchmaker {
+
+struct store_settings {
+    std::int64_t offer_timeout_ms = 30000;
+    std::int64_t state_ttl_s = 24 * 3600;  // seekers, offers, sessions: refreshed on every change
+    std::int64_t grace_ms = 60000;         // a dropped seeker keeps its place this long
+    std::int64_t preferred_window_ms = 120000;
+    std::int64_t node_lease_ms = 5000;     // a process silent this long is presumed dead
+    int sweep_limit = 200;
+};
+
+// A script's refusal: code is a warmline.v1.ErrorCode name, message is for the person.
+struct refusal {
+    std::string code;
+    std::string message;
+};
+
+template <class T>
+struct outcome {
+    std::optional<T> value;
+    refusal error;
+    explicit operator bool() const { return value.has_value(); }
+};
+
+struct hello_result {
+    std::string seeker_id;
+    std::string state;  // idle | queued | offered | chat | ended
+    std::string session_id;
+    std::string topic;
+    std::string language;
+    bool resumed = false;
+};
+
+struct queued_result {
+    std::string state;  // queued, or offered when a listener was found at once
+    std::uint32_t position = 0;
+    std::uint32_t estimate_s = 0;
+};
+
+struct chat_result {
+    std::string session_id;
+    std::string seeker_id;
+    std::string topic;
+    std::string language;
+};
+
+struct ended_result {
+    std::string seeker_id;
+    std::string listener_id;
+};
+
+struct position {
+    std::uint32_t position = 0;  // 0: not waiting
+    std::uint32_t estimate_s = 0;
+};
+
+struct queue_row {
+    std::string topic, language;
+    std::uint32_t waiting = 0;
+    std::int64_t longest_wait_ms = 0, wait_p50_ms = 0, wait_p90_ms = 0;
+    std::uint32_t available = 0, busy = 0, away = 0, chats = 0;
+    std::uint64_t accepted = 0, declined = 0, timed_out = 0, abandoned = 0;
+};
+
+using clock_fn = std::function<std::int64_t()>;  // unix milliseconds
+std::int64_t system_now_ms();
+
+class store {
+public:
+    store(std::shared_ptr<redis::client> redis, store_settings s, clock_fn now = system_now_ms);
+
+    boost::asio::awaitable<outcome<hello_result>> seeker_new(std::string seeker_id, std::string resume_hash,
+                                                             std::string node);
+    boost::asio::awaitable<outcome<hello_result>> seeker_resume(std::string resume_hash, std::string node);
+    // tier 0 = crisis, 1 = normal; widen_after_ms 0 = never.
+    boost::asio::awaitable<outcome<queued_result>> request_chat(std::string seeker_id, std::string topic,
+                                                                std::string language, int tier,
+                                                                std::string preferred_listener_id,
+                                                                std::int64_t widen_after_ms);
+    boost::asio::awaitable<outcome<bool>> cancel_request(std::string seeker_id);
+    boost::asio::awaitable<outcome<bool>> rate_chat(std::string seeker_id, std::string session_id, int stars,
+                                                    std::string comment, bool block);
+
+    boost::asio::awaitable<outcome<std::string>> listener_sign_in(std::string token_hash, std::string node);
+    boost::asio::awaitable<outcome<bool>> set_availability(std::string listener_id, bool available);
+    boost::asio::awaitable<outcome<bool>> set_preferences(std::string listener_id, std::string topics_csv,
+                                                          std::string languages_csv, int max_chats);
+    boost::asio::awaitable<outcome<chat_result>> accept_offer(std::string listener_id, std::string offer_id);
+    boost::asio::awaitable<outcome<bool>> decline_offer(std::string listener_id, std::string offer_id);
+    // role: "seeker" or "listener".
+    boost::asio::awaitable<outcome<ended_result>> end_chat(std::string role, std::string id, std::string session_id);
+    boost::asio::awaitable<void> connection_lost(std::string role, std::string id, std::string node);
+
+    // Admin edits of a listener ('' / 0: unchanged); revoke also deletes its token.
+    boost::asio::awaitable<outcome<bool>> admin_update(std::string listener_id, std::string name,
+                                                       std::string topics_csv, std::string languages_csv,
+                                                       int cap, bool revoke);
+
+    // One round of the clock's work; returns how many items were handled.
+    boost::asio::awaitable<std::int64_t> sweep();
+    // Sweep until nothing is due (bounded).
+    boost::asio::awaitable<void> sweep_all();
+    boost::asio::awaitable<void> heartbeat(std::string node);
+    boost::asio::awaitable<std::vector<position>> positions(std::vector<std::string> seeker_ids);
+    boost::asio::awaitable<std::vector<queue_row>> stats(const std::vector<std::string>& topics,
+                                                         const std::vector<std::string>& languages);
+
+    // Plain reads for replies (not part of any invariant).
+    boost::asio::awaitable<std::map<std::string, std::string>> hash(std::string key);
+    boost::asio::awaitable<std::vector<std::string>> members(std::string key);
+    // Who a bearer token belongs to: "listener:<id>", "supervisor:<id>" or empty.
+    boost::asio::awaitable<std::string> token_owner(std::string token_hash);
+    boost::asio::awaitable<std::string> listener_by_handle(std::string handle);
+
+    redis::client& redis() { return *redis_; }
+    std::int64_t now_ms() const { return now_(); }
+    const store_settings& settings() const { return settings_; }
+
+private:
+    boost::asio::awaitable<redis::value> run(std::string name, std::vector<std::string> args);
+    boost::asio::awaitable<outcome<bool>> run_ok(std::string name, std::vector<std::string> args);
+
+    std::shared_ptr<redis::client> redis_;
+    store_settings settings_;
+    clock_fn now_;
+    std::map<std::string, redis::script> scripts_;
+};
+
+}  // namespace warmline::matchmaker

@@ -1,0 +1,120 @@
+// A matchmaker running in this process on a background thread, against a real redis-server,
+// reached over real WebSockets with the blocking test client, speaking JSON.
+#pragma once
+
+#include "tests/integration/matchmaker_fixture.hpp"
+
+#include "common/codec.hpp"
+#include "common/net.hpp"
+#include "common/ws_client.hpp"
+#include "services/matchmaker/service.hpp"
+
+#include <doctest/doctest.h>
+
+#include <deque>
+#include <functional>
+#include <thread>
+
+namespace warmline::test {
+
+struct running_matchmaker {
+    boost::asio::io_context ioc{1};
+    std::shared_ptr<redis::client> redis;
+    std::shared_ptr<redis::subscriber> events;
+    std::shared_ptr<matchmaker::service> svc;
+    std::unique_ptr<net::server> server;
+    std::thread thread;
+
+    running_matchmaker(const std::string& redis_url, matchmaker::service_settings s, net::server_options so = {}) {
+        redis::client_options o;
+        o.where = redis::endpoint::parse(redis_url);
+        redis = redis::client::create(ioc.get_executor(), o);
+        events = redis::subscriber::create(ioc.get_executor(), o);
+        svc = std::make_shared<matchmaker::service>(ioc, s, catalogue::load_file(WARMLINE_SOURCE_DIR "/deploy/catalogue.json"),
+                                                    redis, events);
+        server = std::make_unique<net::server>(ioc, so, *svc);
+        redis->start();
+        events->start();
+        svc->start();
+        server->start();
+        thread = std::thread([this] { ioc.run(); });
+        // ready once both Redis connections are up
+        for (int i = 0; i < 300; ++i) {
+            auto r = net::http_request_blocking("127.0.0.1", port(), "GET", "/readyz");
+            if (r.status == 200) return;
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling readiness, bounded
+        }
+        throw std::runtime_error("the matchmaker did not become ready");
+    }
+    ~running_matchmaker() {
+        boost::asio::post(ioc, [this] {
+            svc->stop();
+            events->stop();
+            redis->stop();
+        });
+        auto f = boost::asio::co_spawn(ioc, server->shutdown(std::chrono::milliseconds(500)), boost::asio::use_future);
+        f.wait_for(std::chrono::seconds(3));
+        ioc.stop();
+        thread.join();
+    }
+    std::uint16_t port() const { return server->port(); }
+};
+
+inline matchmaker::service_settings fast_settings() {
+    matchmaker::service_settings s;
+    s.ticket_secret = "test-secret-test-secret-test-secret!";
+    s.sweep_interval = std::chrono::milliseconds(20);
+    s.position_interval = std::chrono::milliseconds(30);
+    s.stats_interval = std::chrono::milliseconds(50);
+    s.store.offer_timeout_ms = 300;
+    s.store.grace_ms = 300;
+    s.store.node_lease_ms = 600;
+    return s;
+}
+
+// One WebSocket client speaking the JSON protocol.
+struct peer {
+    net::ws_client ws;
+    int n = 0;
+    std::deque<v1::ServerMessage> pending;
+
+    explicit peer(std::uint16_t port) { ws.connect("127.0.0.1", port, "/v1/ws"); }
+
+    std::string send(const std::string& body) {
+        std::string id = "r" + std::to_string(++n);
+        ws.send_text(R"({"requestId":")" + id + "\"," + body + "}");
+        return id;
+    }
+    // The first message (received earlier and not yet taken, or arriving now) that satisfies
+    // `pred`; messages it passes over stay for later calls. Fails the test on timeout.
+    v1::ServerMessage until(const std::function<bool(const v1::ServerMessage&)>& pred,
+                            std::chrono::milliseconds limit = std::chrono::seconds(3)) {
+        for (auto it = pending.begin(); it != pending.end(); ++it) {
+            if (pred(*it)) {
+                auto m = *it;
+                pending.erase(it);
+                return m;
+            }
+        }
+        auto deadline = std::chrono::steady_clock::now() + limit;
+        while (std::chrono::steady_clock::now() < deadline) {
+            auto m = ws.read(std::chrono::milliseconds(50));
+            if (!m) continue;
+            v1::ServerMessage s;
+            std::string err;
+            REQUIRE_MESSAGE(codec::decode(m->data, m->binary ? codec::format::binary : codec::format::json, s, err), err);
+            if (pred(s)) return s;
+            pending.push_back(s);
+        }
+        std::string seen;
+        for (auto& p : pending) seen += codec::to_json(p) + "\n";
+        FAIL("no expected message within the time limit; pending:\n" << seen);
+        return {};
+    }
+    v1::ServerMessage reply(const std::string& id) {
+        return until([&](const v1::ServerMessage& m) { return m.request_id() == id; });
+    }
+    v1::ServerMessage call(const std::string& body) { return reply(send(body)); }
+};
+
+}  // namespace warmline::test

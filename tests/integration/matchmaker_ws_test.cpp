@@ -1,0 +1,218 @@
+// The matchmaker over real WebSockets: whole flows between a seeker and a listener, and every
+// class of bad input getting its error code while Redis stays consistent.
+#include "tests/integration/matchmaker_invariants.hpp"
+#include "tests/integration/matchmaker_ws_fixture.hpp"
+
+#include "common/ticket.hpp"
+
+using namespace warmline;
+using namespace warmline::test;
+using M = v1::ServerMessage;
+
+namespace {
+
+// Create a listener account in `redis` with the admin code, return its token.
+std::string make_listener(matchmaker_fixture& f, std::vector<std::string> topics, std::vector<std::string> langs,
+                          int max_chats = 1) {
+    return f.listener(std::move(topics), std::move(langs), max_chats, /*available=*/false).token;
+}
+
+}  // namespace
+
+TEST_CASE("matchmaker ws: a seeker and a listener are matched, chat, end and rate" * doctest::timeout(30)) {
+    matchmaker_fixture f;
+    running_matchmaker mm(f.server.url(), fast_settings());
+    std::string token = make_listener(f, {"anxiety"}, {"en"}, 2);
+
+    peer seeker(mm.port());
+    auto hello = seeker.call(R"("seekerHello":{})");
+    REQUIRE(hello.has_seeker_welcome());
+    CHECK(hello.seeker_welcome().seeker_id().size() == 32);
+    CHECK_FALSE(hello.seeker_welcome().resume_token().empty());
+    auto queued = seeker.call(R"("requestChat":{"topic":"anxiety","language":"en"})");
+    REQUIRE(queued.has_request_queued());
+    CHECK(queued.request_queued().position() == 1);
+
+    peer listener(mm.port());
+    auto welcome = listener.call(R"("listenerSignIn":{"token":")" + token + "\"}");
+    REQUIRE(welcome.has_listener_welcome());
+    CHECK(welcome.listener_welcome().profile().status() == v1::AWAY);
+    auto status = listener.call(R"("setAvailability":{"available":true})");
+    REQUIRE(status.has_status_changed());
+    auto offer = listener.until([](const M& m) { return m.has_offer(); });
+    CHECK(offer.offer().topic() == "anxiety");
+    CHECK_FALSE(offer.offer().crisis());
+
+    auto started = listener.call(R"("acceptOffer":{"offerId":")" + offer.offer().offer_id() + "\"}");
+    REQUIRE(started.has_chat_started());
+    auto seeker_started = seeker.until([](const M& m) { return m.has_chat_started(); });
+    CHECK(seeker_started.chat_started().session_id() == started.chat_started().session_id());
+    ticket::claims c;
+    REQUIRE(ticket::verify(fast_settings().ticket_secret, seeker_started.chat_started().relay_ticket(),
+                           matchmaker::system_now_ms(), c) == ticket::verdict::ok);
+    CHECK(c.who == ticket::role::seeker);
+    REQUIRE(ticket::verify(fast_settings().ticket_secret, started.chat_started().relay_ticket(),
+                           matchmaker::system_now_ms(), c) == ticket::verdict::ok);
+    CHECK(c.who == ticket::role::listener);
+
+    std::string session = started.chat_started().session_id();
+    auto ended = seeker.call(R"("endChat":{"sessionId":")" + session + "\"}");
+    CHECK(ended.has_ok());
+    auto told = listener.until([](const M& m) { return m.has_chat_ended(); });
+    CHECK(told.chat_ended().ended_by() == v1::SEEKER);
+    auto rated = seeker.call(R"("rateChat":{"sessionId":")" + session + R"(","stars":5,"comment":"thank you"})");
+    CHECK(rated.has_ok());
+    CHECK(check_invariants(f.server).empty());
+}
+
+TEST_CASE("matchmaker ws: a crisis request gets its language's resources at once" * doctest::timeout(30)) {
+    matchmaker_fixture f;
+    running_matchmaker mm(f.server.url(), fast_settings());
+    peer seeker(mm.port());
+    seeker.call(R"("seekerHello":{})");
+    auto q = seeker.call(R"("requestChat":{"topic":"grief","language":"es","crisis":true})");
+    REQUIRE(q.has_request_queued());
+    REQUIRE(q.request_queued().crisis_resources_size() > 0);
+    CHECK(q.request_queued().crisis_resources(0).name() == "Servicios de emergencia");
+}
+
+TEST_CASE("matchmaker ws: a seeker whose connection drops resumes its place with its token" *
+          doctest::timeout(30)) {
+    matchmaker_fixture f;
+    running_matchmaker mm(f.server.url(), fast_settings());
+    std::string sid, token;
+    {
+        peer seeker(mm.port());
+        auto hello = seeker.call(R"("seekerHello":{})");
+        sid = hello.seeker_welcome().seeker_id();
+        token = hello.seeker_welcome().resume_token();
+        seeker.call(R"("requestChat":{"topic":"loneliness","language":"de"})");
+        seeker.ws.abort();
+    }
+    peer again(mm.port());
+    auto back = again.call(R"("seekerHello":{"resumeToken":")" + token + "\"}");
+    REQUIRE(back.has_seeker_welcome());
+    CHECK(back.seeker_welcome().seeker_id() == sid);
+    CHECK(back.seeker_welcome().resumed());
+    CHECK(back.seeker_welcome().state() == v1::QUEUED);
+    CHECK(f.seeker_state(sid) == "queued");
+    auto bad = peer(mm.port()).call(R"("seekerHello":{"resumeToken":"wlr_nonsense"})");
+    CHECK(bad.error().code() == v1::RESUME_FAILED);
+}
+
+TEST_CASE("matchmaker ws: a missed offer sets the listener away and tells them why" * doctest::timeout(30)) {
+    matchmaker_fixture f;
+    running_matchmaker mm(f.server.url(), fast_settings());
+    std::string token = make_listener(f, {"work"}, {"en"});
+    peer listener(mm.port());
+    listener.call(R"("listenerSignIn":{"token":")" + token + "\"}");
+    listener.call(R"("setAvailability":{"available":true})");
+    peer seeker(mm.port());
+    seeker.call(R"("seekerHello":{})");
+    seeker.call(R"("requestChat":{"topic":"work","language":"en"})");
+    listener.until([](const M& m) { return m.has_offer(); });
+    auto closed = listener.until([](const M& m) { return m.has_offer_closed(); });
+    CHECK(closed.offer_closed().outcome() == v1::TIMED_OUT);
+    auto away = listener.until([](const M& m) { return m.has_status_changed(); });
+    CHECK(away.status_changed().profile().status() == v1::AWAY);
+    CHECK(away.status_changed().reason().find("away") != std::string::npos);
+    CHECK(check_invariants(f.server).empty());
+}
+
+TEST_CASE("matchmaker ws: bad input gets a typed error and leaves Redis consistent" * doctest::timeout(30)) {
+    matchmaker_fixture f;
+    net::server_options so;
+    so.read_message_max = 4096;
+    running_matchmaker mm(f.server.url(), fast_settings(), so);
+    std::string token = make_listener(f, {"anxiety"}, {"en"});
+
+    peer p(mm.port());
+    SUBCASE("malformed JSON") {
+        p.ws.send_text("{this is not json");
+        auto e = p.until([](const M& m) { return m.has_error(); });
+        CHECK(e.error().code() == v1::MALFORMED_FRAME);
+    }
+    SUBCASE("bad protobuf") {
+        p.ws.send_binary(std::string("\x0a\xff\xff\xff", 4));
+        auto e = p.until([](const M& m) { return m.has_error(); });
+        CHECK(e.error().code() == v1::MALFORMED_FRAME);
+    }
+    SUBCASE("a request before saying who you are") {
+        CHECK(p.call(R"("requestChat":{"topic":"anxiety","language":"en"})").error().code() == v1::UNAUTHENTICATED);
+    }
+    SUBCASE("unknown topic and language") {
+        p.call(R"("seekerHello":{})");
+        CHECK(p.call(R"("requestChat":{"topic":"astrology","language":"en"})").error().code() == v1::UNKNOWN_TOPIC);
+        CHECK(p.call(R"("requestChat":{"topic":"anxiety","language":"xx-YY"})").error().code() == v1::UNKNOWN_LANGUAGE);
+        CHECK(p.call(R"("requestChat":{"topic":"anxiety","language":"en","preferredListener":"nobody"})")
+                  .error().code() == v1::NOT_FOUND);
+    }
+    SUBCASE("bad and revoked tokens") {
+        CHECK(p.call(R"("listenerSignIn":{"token":"wll_forged"})").error().code() == v1::UNAUTHENTICATED);
+        auto lid = f.server.cmd({"SMEMBERS", "wl:listeners"});
+        f.run(f.accounts->revoke(lid));
+        CHECK(p.call(R"("listenerSignIn":{"token":")" + token + "\"}").error().code() == v1::UNAUTHENTICATED);
+        CHECK(p.call(R"("supervisorSignIn":{"token":")" + token + "\"}").error().code() == v1::UNAUTHENTICATED);
+    }
+    SUBCASE("a reused or missing request id") {
+        p.ws.send_text(R"({"requestId":"same","seekerHello":{}})");
+        p.reply("same");
+        p.ws.send_text(R"({"requestId":"same","requestChat":{"topic":"anxiety","language":"en"}})");
+        CHECK(p.reply("same").error().code() == v1::DUPLICATE_REQUEST_ID);
+        p.ws.send_text(R"({"cancelRequest":{}})");
+        CHECK(p.until([](const M& m) { return m.has_error(); }).error().code() == v1::INVALID_ARGUMENT);
+    }
+    SUBCASE("a role asking for another role's request") {
+        p.call(R"("seekerHello":{})");
+        CHECK(p.call(R"("acceptOffer":{"offerId":"o1"})").error().code() == v1::PERMISSION_DENIED);
+        CHECK(p.call(R"("rateChat":{"sessionId":"c1","stars":9})").error().code() == v1::INVALID_ARGUMENT);
+    }
+    SUBCASE("an oversized frame closes with 1009") {
+        p.call(R"("seekerHello":{})");
+        p.ws.send_text(R"({"requestId":"big","requestChat":{"topic":")" + std::string(8000, 'a') + R"("}})");
+        bool closed = false;
+        try {
+            while (p.ws.read(std::chrono::seconds(2))) {
+            }
+        } catch (const std::exception&) {
+            closed = true;
+        }
+        CHECK(closed);
+        CHECK(p.ws.close_code() == 1009);
+    }
+    // the service is still up and Redis is consistent
+    peer q(mm.port());
+    CHECK(q.call(R"("ping":{})").has_pong());
+    CHECK(check_invariants(f.server).empty());
+}
+
+TEST_CASE("matchmaker ws: supervisors see counts only, live and over HTTP; health endpoints answer" *
+          doctest::timeout(30)) {
+    matchmaker_fixture f;
+    running_matchmaker mm(f.server.url(), fast_settings());
+    auto sup = f.run(f.accounts->create_supervisor("Ana"));
+    peer seeker(mm.port());
+    seeker.call(R"("seekerHello":{})");
+    seeker.call(R"("requestChat":{"topic":"grief","language":"en"})");
+
+    peer watcher(mm.port());
+    auto first = watcher.call(R"("supervisorSignIn":{"token":")" + sup.token + "\"}");
+    REQUIRE(first.has_stats());
+    CHECK(first.stats().total().seekers_waiting() == 1);
+    CHECK(first.stats().total().shortage());
+    auto live = watcher.until([](const M& m) { return m.has_stats() && m.request_id().empty(); });
+    CHECK(live.stats().queues_size() > 0);
+    CHECK(f.server.cmd({"XLEN", "wl:audit"}) == "1");
+
+    auto denied = net::http_request_blocking("127.0.0.1", mm.port(), "GET", "/v1/stats");
+    CHECK(denied.status == 401);
+    auto stats = net::http_request_blocking("127.0.0.1", mm.port(), "GET", "/v1/stats", "",
+                                            {{"Authorization", "Bearer " + sup.token}});
+    CHECK(stats.status == 200);
+    CHECK(stats.body.find("\"seekersWaiting\":1") != std::string::npos);
+    CHECK(stats.body.find(seeker.ws.is_open() ? "seekerId" : "-") == std::string::npos);
+    CHECK(net::http_request_blocking("127.0.0.1", mm.port(), "GET", "/healthz").status == 200);
+    CHECK(net::http_request_blocking("127.0.0.1", mm.port(), "GET", "/readyz").status == 200);
+    auto metrics = net::http_request_blocking("127.0.0.1", mm.port(), "GET", "/metrics");
+    CHECK(metrics.body.find("warmline_matchmaker_connections") != std::string::npos);
+}

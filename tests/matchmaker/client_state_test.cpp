@@ -1,0 +1,41 @@
+// The per-connection state machine: who may ask what, and request ids that cannot be reused.
+#include "services/matchmaker/service.hpp"
+
+#include <doctest/doctest.h>
+
+using warmline::matchmaker::client_state;
+using B = warmline::v1::ClientMessage::BodyCase;
+
+TEST_CASE("client state: a connection must say who it is before anything else") {
+    CHECK(client_state::allowed(client_state::role::none, B::kSeekerHello));
+    CHECK(client_state::allowed(client_state::role::none, B::kListenerSignIn));
+    CHECK(client_state::allowed(client_state::role::none, B::kSupervisorSignIn));
+    CHECK(client_state::allowed(client_state::role::none, B::kPing));
+    CHECK_FALSE(client_state::allowed(client_state::role::none, B::kRequestChat));
+    CHECK_FALSE(client_state::allowed(client_state::role::none, B::kAcceptOffer));
+}
+
+TEST_CASE("client state: each role may make only its own requests") {
+    CHECK(client_state::allowed(client_state::role::seeker, B::kRequestChat));
+    CHECK(client_state::allowed(client_state::role::seeker, B::kEndChat));
+    CHECK_FALSE(client_state::allowed(client_state::role::seeker, B::kAcceptOffer));
+    CHECK_FALSE(client_state::allowed(client_state::role::seeker, B::kSeekerHello));
+    CHECK(client_state::allowed(client_state::role::listener, B::kAcceptOffer));
+    CHECK_FALSE(client_state::allowed(client_state::role::listener, B::kRequestChat));
+    CHECK_FALSE(client_state::allowed(client_state::role::listener, B::kListenerSignIn));
+    CHECK_FALSE(client_state::allowed(client_state::role::supervisor, B::kSetAvailability));
+    CHECK(client_state::allowed(client_state::role::supervisor, B::kPing));
+}
+
+TEST_CASE("client state: request ids are single-use, non-empty and bounded in memory") {
+    client_state s;
+    CHECK(s.use_request_id("a", 3));
+    CHECK_FALSE(s.use_request_id("a", 3));
+    CHECK_FALSE(s.use_request_id("", 3));
+    CHECK_FALSE(s.use_request_id(std::string(65, 'x'), 3));
+    CHECK(s.use_request_id("b", 3));
+    CHECK(s.use_request_id("c", 3));
+    CHECK(s.use_request_id("d", 3));  // "a" is forgotten now
+    CHECK(s.use_request_id("a", 3));
+    CHECK_FALSE(s.use_request_id("d", 3));
+}

@@ -1,0 +1,47 @@
+// A real redis-server for integration tests: started on a free loopback port in its own temp
+// directory (AOF on), stopped and removed when the object goes away.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace warmline::test {
+
+class redis_server {
+public:
+    explicit redis_server(std::vector<std::string> extra_args = {});
+    ~redis_server();
+    redis_server(const redis_server&) = delete;
+    redis_server& operator=(const redis_server&) = delete;
+
+    std::uint16_t port() const { return port_; }
+    std::string url() const;          // redis://127.0.0.1:<port>
+    const std::string& dir() const { return dir_; }
+    // Run one command with redis-cli-like semantics over a blocking hiredis connection and
+    // return the reply rendered as text (integers as digits, arrays one element per line, nil as
+    // empty). For assertions about state in tests.
+    std::string cmd(const std::vector<std::string>& args) const;
+
+    // Stop the server (SIGTERM, so the AOF is flushed) and wait for it to exit; the directory
+    // stays. Clients see their connections close.
+    void kill();
+    // Start it again on the same port and directory (kill()ing it first if it runs), and wait
+    // until it answers. For tests of reconnection.
+    void restart();
+    bool running() const { return pid_ > 0; }
+
+private:
+    void launch();
+
+    int pid_ = -1;
+    std::uint16_t port_ = 0;
+    std::string dir_;
+    std::vector<std::string> extra_args_;
+    std::string password_;  // from --requirepass in extra_args, so cmd() can AUTH
+};
+
+// A loopback TCP port that was free a moment ago.
+std::uint16_t free_port();
+
+}  // namespace warmline::test
