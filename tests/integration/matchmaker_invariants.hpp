@@ -1,12 +1,11 @@
-// The matchmaker's invariants, read straight out of Redis: a seeker is in at most one of
-// queued / offered / in a chat; no seeker is offered to two listeners; a listener never holds
-// more chats plus open offers than their max. Returns a description of each violation.
+// The matchmaker's invariants, checked inside Redis by one read-only Lua script so the check
+// sees one atomic snapshot even while matchmaker processes keep running: a seeker is in at most
+// one of queued / offered / in a chat; no seeker is offered to two listeners; a listener never
+// holds more chats plus open offers than their max. Returns a description of each violation.
 #pragma once
 
 #include "tests/support/redis_server.hpp"
 
-#include <map>
-#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -21,49 +20,57 @@ inline std::vector<std::string> lines(const std::string& s) {
     return out;
 }
 
+inline const char* invariants_lua = R"lua(
+local bad = {}
+local offers_of = {}
+for _, key in ipairs(redis.call('KEYS', 'wl:offer:*')) do
+  local oid = string.sub(key, 10)
+  local sid = redis.call('HGET', key, 'seeker')
+  offers_of[sid] = (offers_of[sid] or 0) + 1
+  if offers_of[sid] > 1 then bad[#bad + 1] = 'seeker ' .. sid .. ' has two open offers' end
+  if redis.call('HGET', 'wl:seeker:' .. sid, 'offer') ~= oid then
+    bad[#bad + 1] = 'offer ' .. oid .. ' is not the offer its seeker ' .. sid .. ' holds'
+  end
+end
+for _, key in ipairs(redis.call('KEYS', 'wl:seeker:*')) do
+  local sid = string.sub(key, 11)
+  if not string.find(sid, ':') then
+    local s = redis.call('HMGET', key, 'state', 'topic', 'lang', 'pref')
+    local in_queue = s[2] and redis.call('ZSCORE', 'wl:q:' .. s[2] .. ':' .. s[3], sid)
+    local in_pref = s[4] and s[4] ~= '' and redis.call('ZSCORE', 'wl:qpref:' .. s[4], sid)
+    local offered = offers_of[sid] ~= nil
+    if s[1] == 'queued' and (offered or not (in_queue or in_pref)) then
+      bad[#bad + 1] = 'queued seeker ' .. sid .. (offered and ' has an offer' or ' is in no queue')
+    end
+    if s[1] == 'queued' and in_queue and in_pref then bad[#bad + 1] = 'seeker ' .. sid .. ' is queued twice' end
+    if s[1] == 'offered' and (not offered or in_queue or in_pref) then
+      bad[#bad + 1] = 'offered seeker ' .. sid .. (offered and ' is still queued' or ' has no offer')
+    end
+    if (s[1] == 'chat' or s[1] == 'idle' or s[1] == 'ended') and (offered or in_queue or in_pref) then
+      bad[#bad + 1] = s[1] .. ' seeker ' .. sid .. ' is still queued or offered'
+    end
+  end
+end
+for _, lid in ipairs(redis.call('SMEMBERS', 'wl:listeners')) do
+  local key = 'wl:listener:' .. lid
+  local f = redis.call('HMGET', key, 'chats', 'offers', 'max')
+  local chats, offers, max = tonumber(f[1]) or 0, tonumber(f[2]) or 0, tonumber(f[3]) or 0
+  if chats + offers > max then
+    bad[#bad + 1] = 'listener ' .. lid .. ' holds ' .. (chats + offers) .. ' > max ' .. max
+  end
+  if chats < 0 or offers < 0 then bad[#bad + 1] = 'listener ' .. lid .. ' has a negative count' end
+  if offers ~= redis.call('SCARD', key .. ':offers') then
+    bad[#bad + 1] = 'listener ' .. lid .. ' offer count disagrees with its offer set'
+  end
+  if chats ~= redis.call('SCARD', key .. ':chats') then
+    bad[#bad + 1] = 'listener ' .. lid .. ' chat count disagrees with its chat set'
+  end
+end
+return bad
+)lua";
+
 inline std::vector<std::string> check_invariants(const redis_server& r) {
-    std::vector<std::string> bad;
-    std::map<std::string, std::string> offer_seeker;
-    for (auto& key : lines(r.cmd({"KEYS", "wl:offer:*"}))) {
-        std::string oid = key.substr(9);
-        offer_seeker[oid] = r.cmd({"HGET", key, "seeker"});
-    }
-    std::map<std::string, int> offers_per_seeker;
-    for (auto& [oid, sid] : offer_seeker) {
-        if (++offers_per_seeker[sid] > 1) bad.push_back("seeker " + sid + " has two open offers");
-        if (r.cmd({"HGET", "wl:seeker:" + sid, "offer"}) != oid)
-            bad.push_back("offer " + oid + " is not the offer its seeker " + sid + " holds");
-    }
-    for (auto& key : lines(r.cmd({"KEYS", "wl:seeker:*"}))) {
-        if (key.find(':', 10) != std::string::npos) continue;  // :blocked, :declined sets
-        std::string sid = key.substr(10);
-        std::string state = r.cmd({"HGET", key, "state"});
-        std::string topic = r.cmd({"HGET", key, "topic"}), lang = r.cmd({"HGET", key, "lang"});
-        std::string pref = r.cmd({"HGET", key, "pref"});
-        bool in_queue = !topic.empty() && !r.cmd({"ZSCORE", "wl:q:" + topic + ":" + lang, sid}).empty();
-        bool in_pref = !pref.empty() && !r.cmd({"ZSCORE", "wl:qpref:" + pref, sid}).empty();
-        bool offered = offers_per_seeker.count(sid) > 0;
-        if (state == "queued" && (offered || !(in_queue || in_pref)))
-            bad.push_back("queued seeker " + sid + (offered ? " has an offer" : " is in no queue"));
-        if (state == "queued" && in_queue && in_pref) bad.push_back("seeker " + sid + " is queued twice");
-        if (state == "offered" && (!offered || in_queue || in_pref))
-            bad.push_back("offered seeker " + sid + (offered ? " is still queued" : " has no offer"));
-        if ((state == "chat" || state == "idle" || state == "ended") && (offered || in_queue || in_pref))
-            bad.push_back(state + " seeker " + sid + " is still queued or offered");
-    }
-    for (auto& lid : lines(r.cmd({"SMEMBERS", "wl:listeners"}))) {
-        std::string key = "wl:listener:" + lid;
-        long chats = std::stol("0" + r.cmd({"HGET", key, "chats"}));
-        long offers = std::stol("0" + r.cmd({"HGET", key, "offers"}));
-        long max = std::stol("0" + r.cmd({"HGET", key, "max"}));
-        long open_offers = std::stol("0" + r.cmd({"SCARD", key + ":offers"}));
-        long open_chats = std::stol("0" + r.cmd({"SCARD", key + ":chats"}));
-        if (chats + offers > max)
-            bad.push_back("listener " + lid + " holds " + std::to_string(chats + offers) + " > max " + std::to_string(max));
-        if (offers != open_offers) bad.push_back("listener " + lid + " offer count disagrees with its offer set");
-        if (chats != open_chats) bad.push_back("listener " + lid + " chat count disagrees with its chat set");
-    }
-    return bad;
+    return lines(r.cmd({"EVAL", invariants_lua, "0"}));
 }
 
 }  // namespace warmline::test
