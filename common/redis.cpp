@@ -10,11 +10,14 @@
 
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/associated_executor.hpp>
+#include <boost/asio/execution/context.hpp>
 #include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/execution_context.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
+#include <boost/asio/query.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -320,6 +323,29 @@ struct link {
     bool ready = false;
 };
 
+// Breaks the one reference cycle Asio cannot: a pending command's coroutine frame holds the
+// client, which holds the hiredis context, which holds the command's callback. stop() breaks it
+// normally; if the io_context is destroyed first, its shutdown calls this service, which stops
+// every live connection so hiredis fails the callbacks and the frames can be destroyed.
+class shutdown_service : public asio::execution_context::service {
+public:
+    inline static asio::execution_context::id id;
+
+    explicit shutdown_service(asio::execution_context& ctx) : service(ctx) {}
+
+    void add(std::weak_ptr<connection> c) {
+        std::lock_guard lock(mutex_);
+        std::erase_if(live_, [](const auto& w) { return w.expired(); });
+        live_.push_back(std::move(c));
+    }
+
+private:
+    void shutdown() override;
+
+    std::mutex mutex_;
+    std::vector<std::weak_ptr<connection>> live_;
+};
+
 // The life cycle shared by client and subscriber: connect (with timeout), handshake, ready,
 // lost, backoff, reconnect. All members below the public section run on strand_ only.
 struct connection : std::enable_shared_from_this<connection> {
@@ -333,8 +359,9 @@ struct connection : std::enable_shared_from_this<connection> {
           backoff_(opts_.backoff_initial) {}
 
     virtual ~connection() {
-        // Only reached with a live context if the io_context was torn down before our posted
-        // stop() could run. Free it without calling back into this half-destroyed object.
+        // shutdown_service normally frees the context first; this is the last resort should a
+        // connection die with its context alive some other way. Free it without calling back
+        // into this half-destroyed object.
         if (link_ && link_->ac) {
             redisAsyncContext* ac = link_->ac;
             link_->ac = nullptr;
@@ -349,6 +376,15 @@ struct connection : std::enable_shared_from_this<connection> {
     connection& operator=(const connection&) = delete;
 
     // ---- any thread
+    // Called once, right after construction (weak_from_this needs the owning shared_ptr).
+    void watch_context_shutdown() {
+        auto& ctx = asio::query(strand_.get_inner_executor(), asio::execution::context);
+        asio::use_service<shutdown_service>(ctx).add(weak_from_this());
+    }
+
+    // The io_context is being destroyed and no thread runs it: act as the posted stop() would.
+    void abandon() { do_stop(); }
+
     void start() {
         asio::post(strand_, [self = shared_from_this()] {
             if (self->running_) return;
@@ -700,6 +736,16 @@ private:
     std::string last_error_;
 };
 
+void shutdown_service::shutdown() {
+    std::vector<std::weak_ptr<connection>> live;
+    {
+        std::lock_guard lock(mutex_);
+        live.swap(live_);
+    }
+    for (auto& w : live)
+        if (auto c = w.lock()) c->abandon();
+}
+
 }  // namespace detail
 
 // ------------------------------------------------------------------------------------------------
@@ -764,7 +810,9 @@ struct client::impl : detail::connection {
 };
 
 std::shared_ptr<client> client::create(asio::any_io_executor ex, client_options opts) {
-    return std::shared_ptr<client>(new client(std::make_shared<impl>(std::move(ex), std::move(opts))));
+    auto p = std::make_shared<impl>(std::move(ex), std::move(opts));
+    p->watch_context_shutdown();
+    return std::shared_ptr<client>(new client(std::move(p)));
 }
 
 client::client(std::shared_ptr<impl> p) : impl_(std::move(p)) {}
@@ -960,8 +1008,9 @@ struct subscriber::impl : detail::connection {
 };
 
 std::shared_ptr<subscriber> subscriber::create(asio::any_io_executor ex, client_options opts) {
-    return std::shared_ptr<subscriber>(
-        new subscriber(std::make_shared<impl>(std::move(ex), std::move(opts))));
+    auto p = std::make_shared<impl>(std::move(ex), std::move(opts));
+    p->watch_context_shutdown();
+    return std::shared_ptr<subscriber>(new subscriber(std::move(p)));
 }
 
 subscriber::subscriber(std::shared_ptr<impl> p) : impl_(std::move(p)) {}

@@ -118,7 +118,8 @@ asio::awaitable<void> accounts::revoke(std::string id) {
     auto fields = co_await store_.hash("wl:supervisor:" + id);
     co_await store_.redis().pipeline(commands(
         argv("DEL", "wl:token:" + fields["token"]),
-        argv("HSET", "wl:supervisor:" + id, "revoked", "1", "token", "")
+        argv("HSET", "wl:supervisor:" + id, "revoked", "1", "token", ""),
+        argv("PUBLISH", "wl:events", "supervisor|" + id + "|revoked")
     ));
 }
 

@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
     opts.add("catalogue", "deploy/catalogue.json", "the topics and languages file");
     opts.add("ticket-secret", "", "shared secret (32+ characters) for signing relay tickets");
     opts.add("relay-url", "ws://127.0.0.1:8091/v1/relay", "the relay address handed to both sides of a chat");
+    opts.add("ticket-ttl-ms", "300000", "how long a relay ticket stays valid after a chat starts");
     opts.add("offer-timeout-ms", "30000", "how long a listener has to accept an offer");
     opts.add("grace-ms", "60000", "how long a disconnected seeker keeps its place");
     opts.add("preferred-window-ms", "120000", "how long a request waits for the listener it named");
@@ -64,6 +65,7 @@ int main(int argc, char** argv) {
             throw config::config_error("--ticket-secret must be at least 32 characters (WARMLINE_TICKET_SECRET); "
                                        "scripts/up generates one");
         s.relay_url = opts.str("relay-url");
+        s.ticket_ttl = opts.millis("ticket-ttl-ms", 1000, 86400000);
 
         net::server_options so;
         std::string listen = opts.str("listen");

@@ -35,7 +35,7 @@ bool client_state::use_request_id(const std::string& id, std::size_t max_remembe
 
 bool client_state::allowed(role r, ClientMessage::BodyCase body) {
     using B = ClientMessage::BodyCase;
-    if (body == B::kPing) return true;
+    if (body == B::kPing || body == B::BODY_NOT_SET) return true;  // an empty body is answered INVALID_ARGUMENT
     switch (r) {
     case role::none:
         return body == B::kSeekerHello || body == B::kListenerSignIn || body == B::kSupervisorSignIn;
@@ -319,8 +319,10 @@ void service::on_event(std::string_view payload) {
         o->set_deadline_unix_ms(to_int(f[6]));
         o->set_waited_s(static_cast<std::uint32_t>(to_int(f[7]) / 1000));
         o->set_preferred(f[8] == "1");
+        if (!listener_peers(f[1]).empty())
+            metrics_.counter("warmline_offers_delivered_total", "Offers delivered to listeners on this process")
+                .fetch_add(1);
         send_to_listener(f[1], m);
-        metrics_.counter("warmline_offers_total", "Offers made", "").fetch_add(1);
     } else if (kind == "offer_closed" && f.size() >= 4) {
         ServerMessage m;
         m.mutable_offer_closed()->set_offer_id(f[2]);
@@ -349,12 +351,23 @@ void service::on_event(std::string_view payload) {
     } else if (kind == "ended" && f.size() >= 5) {
         ServerMessage m;
         m.mutable_chat_ended()->set_session_id(f[1]);
-        m.mutable_chat_ended()->set_ended_by(f[4] == "seeker" ? v1::SEEKER : v1::LISTENER);
+        m.mutable_chat_ended()->set_ended_by(f[4] == "seeker"     ? v1::SEEKER
+                                             : f[4] == "listener" ? v1::LISTENER
+                                                                  : v1::ROLE_UNSPECIFIED);
         send_to_seeker(f[2], m);
         send_to_listener(f[3], m);
     } else if (kind == "listener" && f.size() >= 3) {
         if (listener_peers(f[1]).empty()) return;
         asio::co_spawn(ioc_, push_status(f[1], f[2]), asio::detached);
+    } else if (kind == "supervisor" && f.size() >= 3) {
+        std::vector<std::shared_ptr<net::connection>> doomed;
+        {
+            std::lock_guard lock(mutex_);
+            for (auto cid : supervisors_)
+                if (auto it = peers_.find(cid); it != peers_.end() && it->second->state.id == f[1])
+                    if (auto c = it->second->conn.lock()) doomed.push_back(c);
+        }
+        for (auto& c : doomed) c->close(4003, "account revoked");
     } else if (kind == "seeker_resumed" && f.size() >= 3) {
         // the seeker came back on another connection: the old one here is stale
         if (f[2] == node_) return;
@@ -412,7 +425,8 @@ asio::awaitable<void> service::resync() {
 // ---- HTTP -----------------------------------------------------------------------------------
 
 asio::awaitable<v1::StatsSnapshot> service::snapshot() {
-    auto rows = co_await store_.stats(catalogue_.topic_ids(), catalogue_.language_tags());
+    auto result = co_await store_.stats(catalogue_.topic_ids(), catalogue_.language_tags());
+    const auto& rows = result.rows;
     v1::StatsSnapshot snap;
     snap.set_at_unix_ms(store_.now_ms());
     v1::QueueStats total;
@@ -438,8 +452,6 @@ asio::awaitable<v1::StatsSnapshot> service::snapshot() {
         q->set_shortage(r.waiting > 0 && r.available == 0 && r.busy == 0);
         total.set_seekers_waiting(total.seekers_waiting() + r.waiting);
         total.set_longest_wait_s(std::max(total.longest_wait_s(), q->longest_wait_s()));
-        total.set_wait_p50_s(std::max(total.wait_p50_s(), q->wait_p50_s()));
-        total.set_wait_p90_s(std::max(total.wait_p90_s(), q->wait_p90_s()));
         total.set_chats_active(total.chats_active() + r.chats);
         total.set_offers_accepted(total.offers_accepted() + r.accepted);
         total.set_offers_declined(total.offers_declined() + r.declined);
@@ -457,12 +469,20 @@ asio::awaitable<v1::StatsSnapshot> service::snapshot() {
             total.set_listeners_available(total.listeners_available() + 1);
         else total.set_listeners_busy(total.listeners_busy() + 1);
     }
+    total.set_wait_p50_s(static_cast<std::uint32_t>(result.wait_p50_ms / 1000));
+    total.set_wait_p90_s(static_cast<std::uint32_t>(result.wait_p90_ms / 1000));
     *snap.mutable_total() = total;
     co_return snap;
 }
 
 asio::awaitable<net::http_response> service::on_http(net::http_request req) {
     net::http_response res;
+    if (req.method != "GET") {
+        res.status = 405;
+        res.headers["Allow"] = "GET";
+        res.body = R"({"error":"INVALID_ARGUMENT","message":"Only GET is served here."})";
+        co_return res;
+    }
     if (req.path == "/healthz") {
         res.body = R"({"status":"ok"})";
     } else if (req.path == "/readyz") {
@@ -489,6 +509,9 @@ asio::awaitable<net::http_response> service::on_http(net::http_request req) {
             res.body = R"({"error":"UNAUTHENTICATED","message":"Send a supervisor token as 'Authorization: Bearer <token>'."})";
             co_return res;
         }
+        co_await redis_->pipeline(commands(argv("XADD", "wl:audit", "MAXLEN", "~", "100000", "*", "event",
+                                                 "supervisor_stats_http", "supervisor", owner.substr(11), "at",
+                                                 std::to_string(store_.now_ms()))));
         res.body = codec::to_json(co_await snapshot());
     } else if (req.path == "/v1/catalogue") {
         res.body = codec::to_json(catalogue_.proto());
@@ -565,8 +588,8 @@ asio::awaitable<void> service::on_message(std::shared_ptr<net::connection> c, st
     ServerMessage reply;
     if (!codec::decode(data, fmt, m, why)) {
         metrics_.counter("warmline_bad_frames_total", "Frames that could not be parsed").fetch_add(1);
-        p->state.format = fmt;
-        send(p, error_reply(v1::MALFORMED_FRAME, why));
+        // answered in the format of the bad frame; the connection keeps its own format
+        c->send(codec::encode(error_reply(v1::MALFORMED_FRAME, why), fmt), binary);
         if (++p->state.bad_frames >= settings_.max_bad_frames) c->close(1008, "too many malformed frames");
         co_return;
     }
@@ -621,7 +644,9 @@ asio::awaitable<ServerMessage> service::handle(peer_ptr p, const ClientMessage& 
     case B::kRateChat: {
         const auto& rc = m.rate_chat();
         if (rc.stars() < 1 || rc.stars() > 5) co_return error_reply(v1::INVALID_ARGUMENT, "Stars go from 1 to 5.");
-        if (rc.comment().size() > 500)
+        std::size_t chars = 0;
+        for (unsigned char ch : rc.comment()) chars += (ch & 0xC0) != 0x80;  // UTF-8 code points
+        if (chars > 500)
             co_return error_reply(v1::INVALID_ARGUMENT, "A comment can be at most 500 characters.");
         auto r = co_await store_.rate_chat(st.id, rc.session_id(), static_cast<int>(rc.stars()), rc.comment(),
                                            rc.block_listener());
@@ -666,7 +691,7 @@ asio::awaitable<ServerMessage> service::handle(peer_ptr p, const ClientMessage& 
         auto r = co_await store_.end_chat(role, st.id, m.end_chat().session_id());
         co_return r ? ok_reply() : refusal_reply(r.error);
     }
-    default: co_return error_reply(v1::INVALID_ARGUMENT, "The message has no request in it.");
+    default: co_return error_reply(v1::INVALID_ARGUMENT, "The message has no request in it (e.g. \"seekerHello\": {}).");
     }
 }
 

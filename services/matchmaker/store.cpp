@@ -173,7 +173,7 @@ asio::awaitable<std::vector<position>> store::positions(std::vector<std::string>
     co_return out;
 }
 
-asio::awaitable<std::vector<queue_row>> store::stats(const std::vector<std::string>& topics,
+asio::awaitable<stats_result> store::stats(const std::vector<std::string>& topics,
                                                      const std::vector<std::string>& languages) {
     auto join = [](const std::vector<std::string>& xs) {
         std::string s;
@@ -181,8 +181,13 @@ asio::awaitable<std::vector<queue_row>> store::stats(const std::vector<std::stri
         return s;
     };
     auto v = co_await run("stats", argv(join(topics), join(languages)));
-    std::vector<queue_row> rows;
-    for (std::size_t i = 1; i < v.elements.size(); ++i) {
+    stats_result out;
+    if (v.elements.size() > 1) {
+        out.wait_p50_ms = int_at(v.elements[1], 0);
+        out.wait_p90_ms = int_at(v.elements[1], 1);
+    }
+    auto& rows = out.rows;
+    for (std::size_t i = 2; i < v.elements.size(); ++i) {
         const auto& r = v.elements[i];
         queue_row q;
         q.topic = str_at(r, 0);
@@ -201,7 +206,7 @@ asio::awaitable<std::vector<queue_row>> store::stats(const std::vector<std::stri
         q.abandoned = static_cast<std::uint64_t>(int_at(r, 13));
         rows.push_back(std::move(q));
     }
-    co_return rows;
+    co_return out;
 }
 
 asio::awaitable<std::map<std::string, std::string>> store::hash(std::string key) {

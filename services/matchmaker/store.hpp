@@ -82,6 +82,11 @@ struct queue_row {
     std::uint64_t accepted = 0, declined = 0, timed_out = 0, abandoned = 0;
 };
 
+struct stats_result {
+    std::vector<queue_row> rows;
+    std::int64_t wait_p50_ms = 0, wait_p90_ms = 0;  // over every pair
+};
+
 using clock_fn = std::function<std::int64_t()>;  // unix milliseconds
 std::int64_t system_now_ms();
 
@@ -122,7 +127,7 @@ public:
     boost::asio::awaitable<void> sweep_all();
     boost::asio::awaitable<void> heartbeat(std::string node);
     boost::asio::awaitable<std::vector<position>> positions(std::vector<std::string> seeker_ids);
-    boost::asio::awaitable<std::vector<queue_row>> stats(const std::vector<std::string>& topics,
+    boost::asio::awaitable<stats_result> stats(const std::vector<std::string>& topics,
                                                          const std::vector<std::string>& languages);
 
     // Plain reads for replies (not part of any invariant).

@@ -1,11 +1,17 @@
-// Unit tests for the pure parts of the Redis client: parsing redis:// URLs into endpoints (and
-// refusing bad ones without echoing the password), and reading integers and strings out of
-// reply values. No server is involved.
+// Unit tests for the parts of the Redis client that need no server: parsing redis:// URLs into
+// endpoints (and refusing bad ones without echoing the password), reading integers and strings
+// out of reply values, script SHA1s, and the adapter's SIGPIPE guard.
 #include "common/redis.hpp"
+#include "common/redis_asio_adapter.hpp"
 
 #include <doctest/doctest.h>
 
+#include <cerrno>
+#include <csignal>
 #include <string>
+
+#include <sys/socket.h>
+#include <unistd.h>
 
 using warmline::redis::endpoint;
 using warmline::redis::value;
@@ -144,4 +150,25 @@ TEST_CASE("redis script: the SHA1 is computed locally from the source") {
     CHECK(s.source() == "return 1");
     // `redis-cli SCRIPT LOAD "return 1"` prints this.
     CHECK(s.sha1() == "e0e1f9fabfc9d4800c877a703b823ac0578ff8db");
+}
+
+TEST_CASE("redis adapter: a write into a socket the peer has closed raises no SIGPIPE under the guard") {
+    // hiredis writes with write(2); without the guard this kills the test binary.
+    int pair[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, pair) == 0);
+    ::close(pair[1]);
+    ssize_t written = 0;
+    int error = 0;
+    {
+        warmline::redis::detail::sigpipe_guard guard;
+        written = ::write(pair[0], "x", 1);
+        error = errno;
+    }
+    ::close(pair[0]);
+    CHECK(written == -1);
+    CHECK(error == EPIPE);
+    sigset_t pending;
+    sigemptyset(&pending);
+    ::sigpending(&pending);
+    CHECK_FALSE(sigismember(&pending, SIGPIPE));
 }

@@ -1,6 +1,7 @@
 // Integration tests of the asynchronous Redis client and subscriber against a real redis-server
 // started per test case: commands, errors, pipelines, scripts, fail-fast while Redis is down,
 // reconnection after restarts and CLIENT KILL, pub/sub with resubscription, and lifetimes.
+#include "common/argv.hpp"
 #include "common/crypto.hpp"
 #include "common/redis.hpp"
 #include "tests/support/redis_server.hpp"
@@ -30,16 +31,13 @@
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using namespace warmline::redis;
+using warmline::argv;
 using warmline::test::redis_server;
 
 namespace {
 
-// Command arguments. GCC 12 rejects a braced list anywhere in a statement that co_awaits
-// ("array used as initializer"), so tests spell arguments with this instead.
-template <typename... A>
-std::vector<std::string> strings(A&&... a) {
-    return std::vector<std::string>{std::string(std::forward<A>(a))...};
-}
+// Commands are spelled with argv(...) rather than braced lists: GCC 12 rejects a braced list in
+// any statement that co_awaits (see common/argv.hpp).
 
 client_options options_for(const std::string& url) {
     client_options o;
@@ -158,22 +156,22 @@ TEST_CASE("redis client: a command round-trips binary strings, integers, nil and
         CHECK(c->last_error().empty());
 
         const std::string binary("a\0b\r\nc", 6);
-        const value ok = co_await c->command(strings("SET", "wl:k", binary));
+        const value ok = co_await c->command(argv("SET", "wl:k", binary));
         CHECK(ok.type == value::kind::status);
         CHECK(ok.str == "OK");
-        const value got = co_await c->command(strings("GET", "wl:k"));
+        const value got = co_await c->command(argv("GET", "wl:k"));
         CHECK(got.type == value::kind::string);
         CHECK(got.as_string() == binary);
         CHECK(server.cmd({"STRLEN", "wl:k"}) == "6");
 
-        const value missing = co_await c->command(strings("GET", "wl:missing"));
+        const value missing = co_await c->command(argv("GET", "wl:missing"));
         CHECK(missing.is_nil());
-        const value n = co_await c->command(strings("INCRBY", "wl:n", "41"));
+        const value n = co_await c->command(argv("INCRBY", "wl:n", "41"));
         CHECK(n.type == value::kind::integer);
         CHECK(n.as_int() == 41);
 
-        co_await c->command(strings("RPUSH", "wl:l", "x", "y"));
-        const value list = co_await c->command(strings("LRANGE", "wl:l", "0", "-1"));
+        co_await c->command(argv("RPUSH", "wl:l", "x", "y"));
+        const value list = co_await c->command(argv("LRANGE", "wl:l", "0", "-1"));
         REQUIRE(list.type == value::kind::array);
         REQUIRE(list.elements.size() == 2);
         CHECK(list.elements[0].str == "x");
@@ -191,19 +189,19 @@ TEST_CASE("redis client: an error reply throws reply_error and the connection st
         auto c = client::create(ex, options_for(server.url()));
         c->start();
         co_await c->wait_connected(3s);
-        co_await c->command(strings("SET", "wl:s", "abc"));
+        co_await c->command(argv("SET", "wl:s", "abc"));
 
-        const auto wrongtype = co_await thrown<reply_error>(c->command(strings("LPUSH", "wl:s", "x")));
+        const auto wrongtype = co_await thrown<reply_error>(c->command(argv("LPUSH", "wl:s", "x")));
         REQUIRE(wrongtype.has_value());
         CHECK(wrongtype->starts_with("WRONGTYPE"));
-        const auto unknown = co_await thrown<reply_error>(c->command(strings("NO-SUCH-COMMAND")));
+        const auto unknown = co_await thrown<reply_error>(c->command(argv("NO-SUCH-COMMAND")));
         REQUIRE(unknown.has_value());
         CHECK(unknown->starts_with("ERR"));
 
-        const auto modal = co_await thrown<std::invalid_argument>(c->command(strings("subscribe", "wl:x")));
+        const auto modal = co_await thrown<std::invalid_argument>(c->command(argv("subscribe", "wl:x")));
         CHECK(modal.has_value());
 
-        const value pong = co_await c->command(strings("PING"));
+        const value pong = co_await c->command(argv("PING"));
         CHECK(pong.str == "PONG");
         CHECK(c->connected());
     });
@@ -216,7 +214,7 @@ TEST_CASE("redis client: a pipeline returns every reply in order, with an error 
         auto c = client::create(ex, options_for(server.url()));
         c->start();
         co_await c->wait_connected(3s);
-        co_await c->command(strings("SET", "wl:str", "text"));
+        co_await c->command(argv("SET", "wl:str", "text"));
 
         // Even indices echo their index, odd ones count, and index 500 fails in the middle.
         std::vector<std::vector<std::string>> cmds;
@@ -269,7 +267,7 @@ TEST_CASE("redis client: eval loads a new script on NOSCRIPT, then runs it from 
                              "\nreturn {KEYS[1], ARGV[1], redis.call('INCR', KEYS[1])}");
         CHECK(server.cmd({"SCRIPT", "EXISTS", counter.sha1()}) == "0");
 
-        const value first = co_await c->eval(counter, strings("wl:evals"), strings("hello"));
+        const value first = co_await c->eval(counter, argv("wl:evals"), argv("hello"));
         REQUIRE(first.type == value::kind::array);
         REQUIRE(first.elements.size() == 3);
         CHECK(first.elements[0].str == "wl:evals");
@@ -279,14 +277,14 @@ TEST_CASE("redis client: eval loads a new script on NOSCRIPT, then runs it from 
         CHECK(server.cmd({"SCRIPT", "EXISTS", counter.sha1()}) == "1");
         CHECK(command_calls(server, "script|load") == 1);
 
-        const value second = co_await c->eval(counter, strings("wl:evals"), strings("again"));
+        const value second = co_await c->eval(counter, argv("wl:evals"), argv("again"));
         REQUIRE(second.elements.size() == 3);
         CHECK(second.elements[2].integer == 2);
         CHECK(command_calls(server, "script|load") == 1);  // the cached path loads nothing
         CHECK(command_calls(server, "evalsha") == 3);      // NOSCRIPT, retry, cached
 
         server.cmd({"SCRIPT", "FLUSH"});
-        const value third = co_await c->eval(counter, strings("wl:evals"), strings("flushed"));
+        const value third = co_await c->eval(counter, argv("wl:evals"), argv("flushed"));
         REQUIRE(third.elements.size() == 3);
         CHECK(third.elements[2].integer == 3);
         CHECK(command_calls(server, "script|load") == 2);
@@ -312,10 +310,10 @@ TEST_CASE("redis client: with nothing listening, commands fail fast and wait_con
         CHECK(c->last_error().find("refused") != std::string::npos);
 
         const auto started = std::chrono::steady_clock::now();
-        const auto failed = co_await thrown<unavailable>(c->command(strings("PING")));
+        const auto failed = co_await thrown<unavailable>(c->command(argv("PING")));
         CHECK(failed.has_value());
         CHECK(std::chrono::steady_clock::now() - started < 100ms);
-        std::vector<std::vector<std::string>> one(1, strings("PING"));
+        std::vector<std::vector<std::string>> one(1, argv("PING"));
         const auto piped = co_await thrown<unavailable>(c->pipeline(std::move(one)));
         CHECK(piped.has_value());
     });
@@ -345,12 +343,12 @@ TEST_CASE("redis client: while Redis is down commands throw unavailable, and it 
         auto c = client::create(ex, options_for(server.url()));
         c->start();
         co_await c->wait_connected(3s);
-        co_await c->command(strings("SET", "wl:persisted", "yes"));
+        co_await c->command(argv("SET", "wl:persisted", "yes"));
 
         server.kill();
         // Whether the client notices the close first or sends into the dead socket first, the
         // command must end in unavailable (and a write into it must not raise SIGPIPE).
-        const auto lost = co_await thrown<unavailable>(c->command(strings("PING")));
+        const auto lost = co_await thrown<unavailable>(c->command(argv("PING")));
         CHECK(lost.has_value());
         {
             const bool ok = co_await eventually([&] { return !c->connected(); });
@@ -360,7 +358,7 @@ TEST_CASE("redis client: while Redis is down commands throw unavailable, and it 
 
         // Fail fast, no queueing while down.
         const auto started = std::chrono::steady_clock::now();
-        const auto down = co_await thrown<unavailable>(c->command(strings("GET", "wl:persisted")));
+        const auto down = co_await thrown<unavailable>(c->command(argv("GET", "wl:persisted")));
         CHECK(down.has_value());
         CHECK(std::chrono::steady_clock::now() - started < 100ms);
         const auto timed_out = co_await thrown<unavailable>(c->wait_connected(30ms));
@@ -370,7 +368,7 @@ TEST_CASE("redis client: while Redis is down commands throw unavailable, and it 
         co_await c->wait_connected(3s);
         CHECK(c->connected());
         CHECK(c->last_error().empty());
-        const value back = co_await c->command(strings("GET", "wl:persisted"));
+        const value back = co_await c->command(argv("GET", "wl:persisted"));
         CHECK(back.str == "yes");  // same server directory, so the AOF brought the key back
     });
 }
@@ -383,7 +381,7 @@ TEST_CASE("redis client: CLIENT KILL fails the command in flight with unavailabl
         auto c = client::create(ex, options_for(server.url()));
         c->start();
         co_await c->wait_connected(3s);
-        const long long first_id = (co_await c->command(strings("CLIENT", "ID"))).as_int();
+        const long long first_id = (co_await c->command(argv("CLIENT", "ID"))).as_int();
 
         auto blocked = start_blocked_command(ex, *c);
         {
@@ -400,7 +398,7 @@ TEST_CASE("redis client: CLIENT KILL fails the command in flight with unavailabl
         CHECK(blocked->unavailable_error.has_value());
 
         co_await c->wait_connected(3s);
-        const long long second_id = (co_await c->command(strings("CLIENT", "ID"))).as_int();
+        const long long second_id = (co_await c->command(argv("CLIENT", "ID"))).as_int();
         CHECK(second_id != first_id);
         CHECK(c->last_error().empty());
     });
@@ -427,7 +425,7 @@ TEST_CASE("redis client: stop() or dropping the client fails a pending command a
             c.reset();
         } else {
             c->stop();
-            const auto after = co_await thrown<unavailable>(c->command(strings("PING")));
+            const auto after = co_await thrown<unavailable>(c->command(argv("PING")));
             CHECK(after.has_value());
             CHECK_FALSE(c->connected());
             CHECK(c->last_error() == "client stopped");
@@ -470,7 +468,7 @@ TEST_CASE("redis client: destroying the io_context with a connected client and a
     REQUIRE(ready.wait_for(0s) == std::future_status::ready);
     ready.get();
 
-    auto pending = asio::co_spawn(*ioc, c->command(strings("BLPOP", "wl:never", "0")), asio::use_future);
+    auto pending = asio::co_spawn(*ioc, c->command(argv("BLPOP", "wl:never", "0")), asio::use_future);
     while (info_field(server, "clients", "blocked_clients") != "1" && std::chrono::steady_clock::now() < deadline)
         ioc->run_one_for(10ms);
     REQUIRE(info_field(server, "clients", "blocked_clients") == "1");
@@ -495,9 +493,9 @@ TEST_CASE("redis client: it authenticates and selects the database from the URL,
             ex, options_for("redis://:s3cret-pw@127.0.0.1:" + std::to_string(server.port()) + "/3"));
         good->start();
         co_await good->wait_connected(3s);
-        const value info = co_await good->command(strings("CLIENT", "INFO"));
+        const value info = co_await good->command(argv("CLIENT", "INFO"));
         CHECK(info.as_string().find(" db=3 ") != std::string::npos);
-        co_await good->command(strings("SET", "wl:in-db-3", "1"));
+        co_await good->command(argv("SET", "wl:in-db-3", "1"));
         CHECK(server.cmd({"EXISTS", "wl:in-db-3"}) == "0");  // the side door uses database 0
 
         auto bad = client::create(
@@ -524,7 +522,7 @@ TEST_CASE("redis client: callers on many threads each resume on their own execut
         co_await c->wait_connected(3s);
         long long last = 0;
         for (int i = 0; i < 250; ++i) {
-            const long long now = (co_await c->command(strings("INCR", "wl:shared"))).as_int();
+            const long long now = (co_await c->command(argv("INCR", "wl:shared"))).as_int();
             wrong_executor += !strand.running_in_this_thread();
             not_increasing += now <= last;
             last = now;

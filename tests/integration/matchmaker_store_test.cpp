@@ -313,7 +313,7 @@ TEST_CASE("matchmaker: stats count waiting seekers, shortages and outcomes, neve
     auto a = f.seeker(), b = f.seeker();
     f.request(a, "grief", "de");
     f.now += 30'000;
-    auto rows = f.run(f.store->stats({"grief"}, {"de"}));
+    auto rows = f.run(f.store->stats({"grief"}, {"de"})).rows;
     REQUIRE(rows.size() == 1);
     CHECK(rows[0].waiting == 1);
     CHECK(rows[0].longest_wait_ms == 30'000);
@@ -322,10 +322,44 @@ TEST_CASE("matchmaker: stats count waiting seekers, shortages and outcomes, neve
     auto chat = f.run(f.store->accept_offer(l.id, f.offer_of(a)));
     REQUIRE(chat);
     f.request(b, "grief", "de");
-    rows = f.run(f.store->stats({"grief"}, {"de"}));
-    CHECK(rows[0].waiting == 0);
+    auto result = f.run(f.store->stats({"grief"}, {"de"}));
+    rows = result.rows;
+    CHECK(rows[0].waiting == 1);  // b, being offered, is still waiting
+    CHECK(result.wait_p50_ms == 30'000);
     CHECK(rows[0].chats == 1);
     CHECK(rows[0].accepted == 1);
     CHECK(rows[0].wait_p50_ms == 30'000);
     CHECK(rows[0].busy == 1);  // one chat + one offer = max 2
+}
+
+TEST_CASE("matchmaker: a chat nobody ends is closed by the sweep and frees the listener" * doctest::timeout(20)) {
+    matchmaker_fixture f;
+    auto l = f.listener({"general"}, {"en"}, 1);
+    auto a = f.seeker(), b = f.seeker();
+    f.request(a, "general", "en");
+    auto chat = f.run(f.store->accept_offer(l.id, f.offer_of(a)));
+    REQUIRE(chat);
+    f.request(b, "general", "en");
+    f.now += f.settings.state_ttl_s * 500 - 1;
+    f.run(f.store->sweep_all());
+    CHECK(f.field("wl:session:" + chat.value->session_id, "state") == "active");
+    f.now += 2;
+    f.run(f.store->sweep_all());
+    CHECK(f.field("wl:session:" + chat.value->session_id, "state") == "ended");
+    CHECK(f.field("wl:session:" + chat.value->session_id, "ended_by") == "expired");
+    CHECK(f.field("wl:listener:" + l.id, "chats") == "0");
+    CHECK(f.offered_listener(b) == l.id);
+    require_consistent(f.server);
+}
+
+TEST_CASE("matchmaker: naming a listener does not bypass the topics they take" * doctest::timeout(20)) {
+    matchmaker_fixture f;
+    auto l = f.listener({"anxiety", "work"}, {"en"}, 1);
+    REQUIRE(f.run(f.store->set_preferences(l.id, "work", "", 0)));
+    auto a = f.seeker();
+    f.request(a, "anxiety", "en", false, l.id);
+    CHECK(f.seeker_state(a) == "queued");
+    REQUIRE(f.run(f.store->set_preferences(l.id, "", "", 0)));  // takes anxiety again
+    CHECK(f.offered_listener(a) == l.id);
+    require_consistent(f.server);
 }

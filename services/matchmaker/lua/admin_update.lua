@@ -21,6 +21,8 @@ end
 if ARGV[11] == '1' then
   local h = redis.call('HGET', key, 'token')
   if h then redis.call('DEL', 'wl:token:' .. h) end
+  local handle = redis.call('HGET', key, 'handle')
+  if handle then redis.call('DEL', 'wl:handle:' .. handle) end
   redis.call('HSET', key, 'revoked', '1', 'status', 'away')
   publish('listener', lid, 'revoked')
 end

@@ -12,5 +12,6 @@ redis.call('HSET', seeker_key(sid), 'state', 'idle', 'offer', '')
 redis.call('DEL', 'wl:seeker:' .. sid .. ':declined')
 local t = redis.call('HMGET', seeker_key(sid), 'topic', 'lang')
 redis.call('HINCRBY', stats_key(t[1], t[2]), 'cancelled', 1)
+redis.call('ZREM', waiting_key(t[1], t[2]), sid)
 touch_seeker(sid)
 return { 'ok' }

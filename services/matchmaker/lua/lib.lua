@@ -36,11 +36,15 @@ local function pref_key(lid) return 'wl:qpref:' .. lid end
 local function avail_key(topic, lang) return 'wl:avail:' .. topic .. ':' .. lang end
 local function avail_lang_key(lang) return 'wl:availlang:' .. lang end
 local function stats_key(topic, lang) return 'wl:stats:' .. topic .. ':' .. lang end
+-- every open request of a pair, queued or being offered, by enqueue time (for supervisors)
+local function waiting_key(topic, lang) return 'wl:waiting:' .. topic .. ':' .. lang end
 
 local function publish(...) redis.call('PUBLISH', CHANNEL, table.concat({ ... }, '|')) end
 
 local function touch_seeker(sid)
   redis.call('EXPIRE', seeker_key(sid), TTL)
+  -- blocks last as long as the anonymous identity that made them
+  redis.call('EXPIRE', 'wl:seeker:' .. sid .. ':blocked', TTL)
   local h = redis.call('HGET', seeker_key(sid), 'resume')
   if h then redis.call('EXPIRE', 'wl:resume:' .. h, TTL) end
 end
@@ -83,11 +87,14 @@ local function avoids(sid, lid)
       or redis.call('SISMEMBER', 'wl:seeker:' .. sid .. ':declined', lid) == 1
 end
 
--- The first seeker of a queue that does not avoid this listener, with its score.
-local function head_for(qkey, lid)
+-- The first seeker of a queue that does not avoid this listener (and passes `accept`, if
+-- given), with its score.
+local function head_for(qkey, lid, accept)
   local entries = redis.call('ZRANGE', qkey, 0, SCAN_LIMIT - 1, 'WITHSCORES')
   for i = 1, #entries, 2 do
-    if not avoids(entries[i], lid) then return entries[i], tonumber(entries[i + 1]) end
+    if not avoids(entries[i], lid) and (accept == nil or accept(entries[i])) then
+      return entries[i], tonumber(entries[i + 1])
+    end
   end
   return nil, nil
 end
@@ -98,11 +105,19 @@ end
 local function find_seeker_for(lid)
   local topics, langs = listener_scope(lid)
   local best, best_score = nil, nil
-  local function consider(qkey)
-    local sid, score = head_for(qkey, lid)
+  local function consider(qkey, accept)
+    local sid, score = head_for(qkey, lid, accept)
     if sid and (best_score == nil or score < best_score) then best, best_score = sid, score end
   end
-  consider(pref_key(lid))
+  -- a seeker who named this listener still needs a topic and language they take now
+  local takes = {}
+  for _, t in ipairs(topics) do
+    for _, l in ipairs(langs) do takes[t .. ':' .. l] = true end
+  end
+  consider(pref_key(lid), function(sid)
+    local s = redis.call('HMGET', seeker_key(sid), 'topic', 'lang')
+    return takes[(s[1] or '') .. ':' .. (s[2] or '')] == true
+  end)
   for _, l in ipairs(langs) do
     for _, t in ipairs(topics) do consider(queue_key(t, l)) end
     consider(any_key(l))
@@ -123,7 +138,7 @@ local function find_listener_for(sid)
   local s = redis.call('HMGET', seeker_key(sid), 'topic', 'lang', 'pref', 'pref_until', 'widen_at')
   local topic, lang, pref = s[1], s[2], s[3]
   if pref and pref ~= '' and num(s[4]) > NOW then
-    if redis.call('ZSCORE', avail_lang_key(lang), pref) and not avoids(sid, pref) then return pref end
+    if redis.call('ZSCORE', avail_key(topic, lang), pref) and not avoids(sid, pref) then return pref end
     return nil
   end
   local best, best_idle = first_listener(avail_key(topic, lang), sid)
@@ -250,4 +265,24 @@ local function position_of(sid)
     estimate = math.floor((rank + 1) * (WAIT_WINDOW_MS / 1000) / served + 0.5)
   end
   return rank + 1, estimate
+end
+
+-- End an open chat (either side, or the sweep for a chat that outlived --state-ttl-s / 2): free
+-- the listener's slot, tell both sides, and match the listener again at once.
+local function finish_chat(session, by)
+  local c = redis.call('HMGET', 'wl:session:' .. session, 'seeker', 'listener', 'state')
+  if not c[1] or c[3] ~= 'active' then return nil, nil end
+  local sid, lid = c[1], c[2]
+  redis.call('HSET', 'wl:session:' .. session, 'state', 'ended', 'ended', NOW, 'ended_by', by)
+  redis.call('ZREM', 'wl:sessions', session)
+  redis.call('SREM', listener_key(lid) .. ':chats', session)
+  if redis.call('HINCRBY', listener_key(lid), 'chats', -1) < 0 then redis.call('HSET', listener_key(lid), 'chats', 0) end
+  if redis.call('HGET', seeker_key(sid), 'session') == session then
+    redis.call('HSET', seeker_key(sid), 'state', 'ended')
+    touch_seeker(sid)
+  end
+  refresh_listener(lid)
+  publish('ended', session, sid, lid, by)
+  match_listener(lid)
+  return sid, lid
 end

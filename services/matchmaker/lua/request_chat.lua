@@ -19,6 +19,8 @@ if widen_after > 0 then widen_at = NOW + widen_after end
 redis.call('DEL', 'wl:seeker:' .. sid .. ':declined')
 redis.call('HSET', seeker_key(sid), 'topic', topic, 'lang', lang, 'tier', tier, 'score', fmt(score),
   'enq_ms', NOW, 'pref', pref, 'pref_until', pref_until, 'widen_at', widen_at, 'session', '', 'offer', '')
+redis.call('ZADD', waiting_key(topic, lang), NOW, sid)
+redis.call('EXPIRE', waiting_key(topic, lang), TTL)
 enqueue(sid)
 match_seeker(sid)
 touch_seeker(sid)

@@ -1,32 +1,32 @@
 -- Counts and durations per topic x language for supervisors: never who talks to whom.
--- ARGV[6] = topics csv, [7] languages csv (the catalogue). Returns {'ok', row, row, ...} where
+-- ARGV[6] = topics csv, [7] languages csv (the catalogue). Returns {'ok', {p50, p90 over all
+-- pairs}, row, row, ...} where
 -- each row is {topic, lang, waiting, longest_wait_ms, p50_ms, p90_ms, available, busy, away,
 -- chats, accepted, declined, timed_out, abandoned}.
 local topics, langs = split(ARGV[6]), split(ARGV[7])
 local rows = {}
 local index = {}
+local all_waits = {}
+local function percentile(sorted, p)
+  if #sorted == 0 then return 0 end
+  return sorted[math.max(1, math.ceil(#sorted * p))]
+end
 for _, t in ipairs(topics) do
   for _, l in ipairs(langs) do
-    local q = queue_key(t, l)
-    local waiting = redis.call('ZCARD', q)
+    -- every open request, queued or being offered, including those waiting for a named listener
+    local w = waiting_key(t, l)
+    local waiting = redis.call('ZCARD', w)
     local longest = 0
-    -- the oldest seeker of each tier: scores are tier base + enqueue ms * 1000 + seq
-    for tier = 0, 1 do
-      local head = redis.call('ZRANGEBYSCORE', q, TIER_BASE[tier], TIER_BASE[tier] + 3999999999999999, 'LIMIT', 0, 1)
-      if head[1] then
-        local enq = num(redis.call('HGET', seeker_key(head[1]), 'enq_ms'))
-        if enq > 0 and NOW - enq > longest then longest = NOW - enq end
-      end
-    end
+    local oldest = redis.call('ZRANGE', w, 0, 0, 'WITHSCORES')
+    if oldest[2] then longest = NOW - tonumber(oldest[2]) end
     local waits = {}
     for _, m in ipairs(redis.call('ZRANGEBYSCORE', 'wl:waits:' .. t .. ':' .. l, NOW - WAIT_WINDOW_MS, '+inf')) do
-      waits[#waits + 1] = tonumber(string.match(m, '^(%d+)'))
+      local v = tonumber(string.match(m, '^(%d+)'))
+      waits[#waits + 1] = v
+      all_waits[#all_waits + 1] = v
     end
     table.sort(waits)
-    local function pct(p)
-      if #waits == 0 then return 0 end
-      return waits[math.max(1, math.ceil(#waits * p))]
-    end
+    local function pct(p) return percentile(waits, p) end
     local st = redis.call('HMGET', stats_key(t, l), 'accepted', 'declined', 'timed_out', 'abandoned')
     local row = { t, l, waiting, longest, pct(0.5), pct(0.9), 0, 0, 0, 0, num(st[1]), num(st[2]), num(st[3]), num(st[4]) }
     rows[#rows + 1] = row
@@ -55,15 +55,14 @@ for _, lid in ipairs(redis.call('SMEMBERS', 'wl:listeners')) do
     end
   end
 end
-for _, session in ipairs(redis.call('SMEMBERS', 'wl:sessions')) do
+for _, session in ipairs(redis.call('ZRANGE', 'wl:sessions', 0, -1)) do
   local c = redis.call('HMGET', 'wl:session:' .. session, 'topic', 'lang')
-  if not c[1] then
-    redis.call('SREM', 'wl:sessions', session)
-  else
+  if c[1] then
     local row = index[c[1] .. ':' .. c[2]]
     if row then row[10] = row[10] + 1 end
   end
 end
-local out = { 'ok' }
+table.sort(all_waits)
+local out = { 'ok', { percentile(all_waits, 0.5), percentile(all_waits, 0.9) } }
 for _, r in ipairs(rows) do out[#out + 1] = r end
 return out

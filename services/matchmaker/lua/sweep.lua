@@ -74,7 +74,15 @@ for _, sid in ipairs(redis.call('ZRANGEBYSCORE', 'wl:gone', '-inf', NOW, 'LIMIT'
     unqueue(sid)
     redis.call('HSET', seeker_key(sid), 'state', 'idle', 'offer', '')
     redis.call('HINCRBY', stats_key(s[3], s[4]), 'abandoned', 1)
+    redis.call('ZREM', waiting_key(s[3], s[4]), sid)
   end
+  handled = handled + 1
+end
+
+-- chats nobody ended (both sides gone) free the listener's slot before their records expire;
+-- the relay ends idle chats long before this (issue 3)
+for _, session in ipairs(redis.call('ZRANGEBYSCORE', 'wl:sessions', '-inf', NOW - TTL * 500, 'LIMIT', 0, limit)) do
+  if not finish_chat(session, 'expired') then redis.call('ZREM', 'wl:sessions', session) end
   handled = handled + 1
 end
 
