@@ -25,13 +25,18 @@ export CCACHE_SLOPPINESS="pch_defines,time_macros,include_file_mtime,include_fil
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/warmline-ccache}"
 export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-5G}"
 
-# build DIR [cmake args...]: configure once, then build everything.
-build() {
+# configure DIR [cmake args...]: configure a build directory once.
+configure() {
   local dir="$1"; shift
   if [ ! -f "$ROOT/$dir/build.ninja" ]; then
     cmake -S "$ROOT" -B "$ROOT/$dir" -G Ninja "$@" >/dev/null
   fi
-  cmake --build "$ROOT/$dir" -j "$(nproc)"
+}
+
+# build DIR [cmake args...]: configure once, then build everything.
+build() {
+  configure "$@"
+  cmake --build "$ROOT/$1" -j "$(nproc)"
 }
 
 # A free loopback TCP port at or above $1.

@@ -179,6 +179,8 @@ asio::awaitable<void> service::heartbeat_loop() {
     do {
         try {
             co_await store_.heartbeat(node_);
+        } catch (const redis::unavailable&) {
+            // reported by /readyz; if this lasts past the lease, other processes expire our clients
         } catch (const std::exception& e) {
             spdlog::warn("heartbeat failed: {}", e.what());
         }
