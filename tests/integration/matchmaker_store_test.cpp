@@ -363,3 +363,27 @@ TEST_CASE("matchmaker: naming a listener does not bypass the topics they take" *
     CHECK(f.offered_listener(a) == l.id);
     require_consistent(f.server);
 }
+
+TEST_CASE("matchmaker: queue position and an estimate from the recent service rate" * doctest::timeout(20)) {
+    matchmaker_fixture f;
+    auto a = f.seeker(), b = f.seeker(), c = f.seeker();
+    CHECK(f.request(a, "work", "es").position == 1);
+    CHECK(f.request(b, "work", "es").position == 2);
+    auto unknown = f.run(f.store->positions({a, b}));
+    REQUIRE(unknown.size() == 2);
+    CHECK(unknown[1].position == 2);
+    CHECK(unknown[1].estimate_s == 0);  // nobody served yet: no promise
+    // two chats start within a minute: about one per 30 s
+    auto l = f.listener({"work"}, {"es"}, 2);
+    REQUIRE(f.run(f.store->accept_offer(l.id, f.offer_of(a))));
+    REQUIRE(f.run(f.store->accept_offer(l.id, f.offer_of(b))));
+    f.request(c, "work", "es");
+    auto d = f.seeker();
+    f.request(d, "work", "es");
+    auto pos = f.run(f.store->positions({c, d, a}));
+    CHECK(pos[0].position == 1);
+    CHECK(pos[0].estimate_s == 30);
+    CHECK(pos[1].position == 2);
+    CHECK(pos[1].estimate_s == 60);
+    CHECK(pos[2].position == 0);  // in a chat: not waiting
+}

@@ -216,3 +216,16 @@ TEST_CASE("matchmaker ws: supervisors see counts only, live and over HTTP; healt
     auto metrics = net::http_request_blocking("127.0.0.1", mm.port(), "GET", "/metrics");
     CHECK(metrics.body.find("warmline_matchmaker_connections") != std::string::npos);
 }
+
+TEST_CASE("matchmaker ws: a waiting seeker is told when its place in the queue moves" * doctest::timeout(30)) {
+    matchmaker_fixture f;
+    running_matchmaker mm(f.server.url(), fast_settings());
+    peer first(mm.port()), second(mm.port());
+    first.call(R"("seekerHello":{})");
+    second.call(R"("seekerHello":{})");
+    CHECK(first.call(R"("requestChat":{"topic":"grief","language":"de"})").request_queued().position() == 1);
+    CHECK(second.call(R"("requestChat":{"topic":"grief","language":"de"})").request_queued().position() == 2);
+    CHECK(first.call(R"("cancelRequest":{})").has_ok());
+    auto moved = second.until([](const M& m) { return m.has_queue_update(); });
+    CHECK(moved.queue_update().position() == 1);
+}

@@ -251,20 +251,21 @@ local function record_wait(topic, lang, waited_ms, oid)
   redis.call('EXPIRE', key, WAIT_WINDOW_MS / 1000 + 60)
 end
 
--- A seeker's position (1 = next) in its own queue and an estimate from the recent service
--- rate of that queue (offers accepted over the last 15 minutes); 0 when unknown.
+-- A seeker's position (1 = next) in its own queue and an estimated wait in seconds from the
+-- queue's recent service rate: offers accepted over the last 15 minutes, over the time they
+-- span (at least a minute, so one early chat does not promise a wait of seconds); 0 = unknown.
 local function position_of(sid)
   local s = redis.call('HMGET', seeker_key(sid), 'topic', 'lang', 'pref', 'state')
   if s[4] ~= 'queued' and s[4] ~= 'offered' then return 0, 0 end
   local rank = redis.call('ZRANK', queue_key(s[1], s[2]), sid)
   if not rank and s[3] and s[3] ~= '' then rank = redis.call('ZRANK', pref_key(s[3]), sid) end
   if not rank then return 1, 0 end
-  local served = redis.call('ZCOUNT', 'wl:waits:' .. s[1] .. ':' .. s[2], NOW - WAIT_WINDOW_MS, '+inf')
-  local estimate = 0
-  if served > 0 then
-    estimate = math.floor((rank + 1) * (WAIT_WINDOW_MS / 1000) / served + 0.5)
-  end
-  return rank + 1, estimate
+  local waits = 'wl:waits:' .. s[1] .. ':' .. s[2]
+  local served = redis.call('ZCOUNT', waits, NOW - WAIT_WINDOW_MS, '+inf')
+  if served == 0 then return rank + 1, 0 end
+  local oldest = redis.call('ZRANGEBYSCORE', waits, NOW - WAIT_WINDOW_MS, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  local span = math.max(60000, NOW - tonumber(oldest[2]))
+  return rank + 1, math.ceil((rank + 1) * span / served / 1000)
 end
 
 -- End an open chat (either side, or the sweep for a chat that outlived --state-ttl-s / 2): free
