@@ -33,6 +33,18 @@ bool client_state::use_request_id(const std::string& id, std::size_t max_remembe
     return true;
 }
 
+bool client_state::take_token(std::int64_t now_ms, double burst, double per_second) {
+    if (tokens_ < 0) {
+        tokens_ = burst;
+        refilled_ms_ = now_ms;
+    }
+    tokens_ = std::min(burst, tokens_ + static_cast<double>(now_ms - refilled_ms_) * per_second / 1000.0);
+    refilled_ms_ = now_ms;
+    if (tokens_ < 1) return false;
+    tokens_ -= 1;
+    return true;
+}
+
 bool client_state::allowed(role r, ClientMessage::BodyCase body) {
     using B = ClientMessage::BodyCase;
     if (body == B::kPing || body == B::BODY_NOT_SET) return true;  // an empty body is answered INVALID_ARGUMENT
@@ -596,7 +608,9 @@ asio::awaitable<void> service::on_message(std::shared_ptr<net::connection> c, st
         co_return;
     }
     if (p->state.who == client_state::role::none) p->state.format = fmt;
-    if (!p->state.use_request_id(m.request_id(), settings_.max_request_ids)) {
+    if (!p->state.take_token(store_.now_ms(), settings_.rate_burst, settings_.rate_per_second)) {
+        reply = error_reply(v1::RATE_LIMITED, "Too many requests at once; please slow down and try again in a moment.");
+    } else if (!p->state.use_request_id(m.request_id(), settings_.max_request_ids)) {
         reply = m.request_id().empty() || m.request_id().size() > 64
                     ? error_reply(v1::INVALID_ARGUMENT, "Every request needs a request_id of 1 to 64 characters.")
                     : error_reply(v1::DUPLICATE_REQUEST_ID,

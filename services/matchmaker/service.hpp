@@ -37,6 +37,8 @@ struct service_settings {
     std::chrono::milliseconds stats_interval{1000};
     std::size_t max_request_ids = 4096;  // remembered per connection to refuse reuse
     int max_bad_frames = 20;             // then the connection is closed with 1008
+    double rate_burst = 20;              // requests a connection may send at once
+    double rate_per_second = 10;         // and sustained
 };
 
 // One connection's protocol state: who it is and which request ids it has used. Pure, so the
@@ -47,6 +49,9 @@ public:
 
     // Remember a request id; false if it is empty, too long or already used on this connection.
     bool use_request_id(const std::string& id, std::size_t max_remembered);
+    // A token bucket per connection: `burst` requests at once, refilled at `per_second`. False
+    // when the request must be refused with RATE_LIMITED. now_ms comes from the caller's clock.
+    bool take_token(std::int64_t now_ms, double burst, double per_second);
     // Which requests a connection may make in its current role (a first message must say who).
     static bool allowed(role r, v1::ClientMessage::BodyCase body);
 
@@ -59,6 +64,8 @@ public:
     std::string announced_session;       // seeker: last ChatStarted pushed
 
 private:
+    double tokens_ = -1;  // -1: full on first use
+    std::int64_t refilled_ms_ = 0;
     std::unordered_set<std::string> used_;
     std::deque<std::string> order_;
 };

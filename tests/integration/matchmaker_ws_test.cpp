@@ -167,6 +167,12 @@ TEST_CASE("matchmaker ws: bad input gets a typed error and leaves Redis consiste
         CHECK(p.call(R"("acceptOffer":{"offerId":"o1"})").error().code() == v1::PERMISSION_DENIED);
         CHECK(p.call(R"("rateChat":{"sessionId":"c1","stars":9})").error().code() == v1::INVALID_ARGUMENT);
     }
+    SUBCASE("a flood of requests is rate limited") {
+        p.call(R"("seekerHello":{})");
+        int limited = 0;
+        for (int i = 0; i < 40; ++i) limited += p.call(R"("ping":{})").error().code() == v1::RATE_LIMITED;
+        CHECK(limited >= 10);  // burst 20 and 10/s: most of 40 back-to-back pings past the burst
+    }
     SUBCASE("an oversized frame closes with 1009") {
         p.call(R"("seekerHello":{})");
         p.ws.send_text(R"({"requestId":"big","requestChat":{"topic":")" + std::string(8000, 'a') + R"("}})");

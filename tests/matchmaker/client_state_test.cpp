@@ -39,3 +39,17 @@ TEST_CASE("client state: request ids are single-use, non-empty and bounded in me
     CHECK(s.use_request_id("a", 3));
     CHECK_FALSE(s.use_request_id("d", 3));
 }
+
+TEST_CASE("client state: a burst is allowed, then requests are paced at the sustained rate") {
+    client_state s;
+    std::int64_t now = 1000;
+    for (int i = 0; i < 5; ++i) CHECK(s.take_token(now, 5, 2));
+    CHECK_FALSE(s.take_token(now, 5, 2));
+    now += 499;
+    CHECK_FALSE(s.take_token(now, 5, 2));  // 0.998 of a token
+    now += 1;
+    CHECK(s.take_token(now, 5, 2));
+    now += 60'000;  // refills only up to the burst
+    for (int i = 0; i < 5; ++i) CHECK(s.take_token(now, 5, 2));
+    CHECK_FALSE(s.take_token(now, 5, 2));
+}
