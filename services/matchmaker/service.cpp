@@ -510,23 +510,22 @@ asio::awaitable<net::http_response> service::on_http(net::http_request req) {
         res.content_type = "text/plain; version=0.0.4";
         res.body = metrics_.render();
     } else if (req.path == "/v1/stats") {
-        std::string owner;
         try {
-            owner = co_await store_.token_owner(crypto::sha256_hex(bearer(req)));
-        } catch (const std::exception&) {
+            std::string owner = co_await store_.token_owner(crypto::sha256_hex(bearer(req)));
+            if (owner.rfind("supervisor:", 0) != 0) {
+                res.status = 401;
+                res.body = R"({"error":"UNAUTHENTICATED","message":"Send a supervisor token as 'Authorization: Bearer <token>'."})";
+                co_return res;
+            }
+            co_await redis_->pipeline(commands(argv("XADD", "wl:audit", "MAXLEN", "~", "100000", "*", "event",
+                                                     "supervisor_stats_http", "supervisor", owner.substr(11), "at",
+                                                     std::to_string(store_.now_ms()))));
+            res.body = codec::to_json(co_await snapshot());
+        } catch (const std::exception& e) {
+            spdlog::warn("stats over HTTP failed: {}", e.what());
             res.status = 503;
             res.body = R"({"error":"UNAVAILABLE","message":"The database is unreachable; try again shortly."})";
-            co_return res;
         }
-        if (owner.rfind("supervisor:", 0) != 0) {
-            res.status = 401;
-            res.body = R"({"error":"UNAUTHENTICATED","message":"Send a supervisor token as 'Authorization: Bearer <token>'."})";
-            co_return res;
-        }
-        co_await redis_->pipeline(commands(argv("XADD", "wl:audit", "MAXLEN", "~", "100000", "*", "event",
-                                                 "supervisor_stats_http", "supervisor", owner.substr(11), "at",
-                                                 std::to_string(store_.now_ms()))));
-        res.body = codec::to_json(co_await snapshot());
     } else if (req.path == "/v1/catalogue") {
         res.body = codec::to_json(catalogue_.proto());
     } else {

@@ -269,8 +269,9 @@ TEST_CASE("matchmaker: a seeker who blocked a listener is never offered to them 
     auto twice = f.run(f.store->rate_chat(a, chat.value->session_id, 5, "", false));
     CHECK_FALSE(twice);
     CHECK(f.field("wl:listener:" + l.id, "rating_count") == "1");
-    f.request(a, "general", "en");
+    f.request(a, "general", "en", false, /*pref=*/l.id);  // naming a blocked listener names nobody
     CHECK(f.seeker_state(a) == "queued");
+    CHECK(f.field("wl:seeker:" + a, "pref").empty());
     auto other = f.listener({"general"}, {"en"}, 1);
     CHECK(f.offered_listener(a) == other.id);
     require_consistent(f.server);

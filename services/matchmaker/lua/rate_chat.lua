@@ -13,6 +13,7 @@ redis.call('HINCRBY', listener_key(lid), 'rating_sum', tonumber(ARGV[8]))
 redis.call('HINCRBY', listener_key(lid), 'rating_count', 1)
 if ARGV[10] == '1' then
   redis.call('SADD', 'wl:seeker:' .. sid .. ':blocked', lid)
-  redis.call('EXPIRE', 'wl:seeker:' .. sid .. ':blocked', 30 * 24 * 3600)
+  redis.call('EXPIRE', 'wl:seeker:' .. sid .. ':blocked', TTL)
+  touch_seeker(sid)
 end
 return { 'ok' }

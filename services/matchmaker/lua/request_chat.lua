@@ -12,6 +12,8 @@ end
 if state == 'chat' then return err('WRONG_STATE', 'You are already in a chat; end it first.') end
 local seq = redis.call('INCR', 'wl:seq') % 1000
 local score = TIER_BASE[tier] + NOW * 1000 + seq
+-- naming a listener one has blocked names nobody
+if pref ~= '' and redis.call('SISMEMBER', 'wl:seeker:' .. sid .. ':blocked', pref) == 1 then pref = '' end
 local pref_until = 0
 if pref ~= '' then pref_until = NOW + pref_window end
 local widen_at = 0

@@ -79,8 +79,9 @@ for _, sid in ipairs(redis.call('ZRANGEBYSCORE', 'wl:gone', '-inf', NOW, 'LIMIT'
   handled = handled + 1
 end
 
--- chats nobody ended (both sides gone) free the listener's slot before their records expire;
--- the relay ends idle chats long before this (issue 3)
+-- a chat still open after half the record lifetime (12 h by default) is ended, so a chat that
+-- both sides abandoned frees the listener's slot before its records expire; once the relay
+-- exists it ends idle chats much sooner
 for _, session in ipairs(redis.call('ZRANGEBYSCORE', 'wl:sessions', '-inf', NOW - TTL * 500, 'LIMIT', 0, limit)) do
   if not finish_chat(session, 'expired') then redis.call('ZREM', 'wl:sessions', session) end
   handled = handled + 1
