@@ -153,9 +153,14 @@ service::service(asio::io_context& ioc, service_settings s, catalogue cat, std::
 }
 
 void service::start() {
-    auto self = shared_from_this();
-    events_->subscribe("wl:events", [self](std::string_view, std::string_view payload) { self->on_event(payload); });
-    events_->on_resubscribed([self] { asio::co_spawn(self->ioc_, self->resync(), asio::detached); });
+    // weak: the subscriber is ours, so a strong capture would be a cycle that never frees
+    std::weak_ptr<service> weak = shared_from_this();
+    events_->subscribe("wl:events", [weak](std::string_view, std::string_view payload) {
+        if (auto self = weak.lock()) self->on_event(payload);
+    });
+    events_->on_resubscribed([weak] {
+        if (auto self = weak.lock()) asio::co_spawn(self->ioc_, self->resync(), asio::detached);
+    });
     auto spawn = [&](asio::awaitable<void> (service::*loop)()) {
         asio::co_spawn(ioc_, (this->*loop)(), [](std::exception_ptr e) {
             if (!e) return;
