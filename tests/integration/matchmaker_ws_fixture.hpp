@@ -66,8 +66,10 @@ inline matchmaker::service_settings fast_settings() {
     s.sweep_interval = std::chrono::milliseconds(20);
     s.position_interval = std::chrono::milliseconds(30);
     s.stats_interval = std::chrono::milliseconds(50);
-    s.store.offer_timeout_ms = 300;
-    s.store.grace_ms = 300;
+    // generous, so a loaded CI machine under ASan never misses an offer or a resume by accident;
+    // tests about timeouts shorten them explicitly
+    s.store.offer_timeout_ms = 10000;
+    s.store.grace_ms = 10000;
     s.store.node_lease_ms = 600;
     return s;
 }

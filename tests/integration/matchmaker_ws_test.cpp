@@ -102,7 +102,9 @@ TEST_CASE("matchmaker ws: a seeker whose connection drops resumes its place with
 
 TEST_CASE("matchmaker ws: a missed offer sets the listener away and tells them why" * doctest::timeout(30)) {
     matchmaker_fixture f;
-    running_matchmaker mm(f.server.url(), fast_settings());
+    auto settings = fast_settings();
+    settings.store.offer_timeout_ms = 300;
+    running_matchmaker mm(f.server.url(), settings);
     std::string token = make_listener(f, {"work"}, {"en"});
     peer listener(mm.port());
     listener.call(R"("listenerSignIn":{"token":")" + token + "\"}");
