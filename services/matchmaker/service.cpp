@@ -354,18 +354,13 @@ void service::on_event(std::string_view payload) {
         send_to_listener(f[1], m);
     } else if (kind == "queued" && f.size() >= 2) {
         if (auto p = seeker_peer(f[1])) p->state.waiting = true;
-    } else if (kind == "chat" && f.size() >= 4) {
+    } else if (kind == "chat" && f.size() >= 6) {
         if (auto p = seeker_peer(f[1])) {
             p->state.waiting = false;
             p->state.announced_session = f[3];
-            auto self = shared_from_this();
-            std::string session = f[3];
-            asio::co_spawn(ioc_, [self, p, session]() -> asio::awaitable<void> {
-                auto c = co_await self->store_.hash("wl:session:" + session);
-                ServerMessage m;
-                *m.mutable_chat_started() = self->chat_started(session, v1::SEEKER, c["topic"], c["lang"]);
-                self->send(p, m);
-            }, asio::detached);
+            ServerMessage m;
+            *m.mutable_chat_started() = chat_started(f[3], v1::SEEKER, f[4], f[5]);
+            send(p, m);
         }
     } else if (kind == "ended" && f.size() >= 5) {
         ServerMessage m;

@@ -34,5 +34,5 @@ redis.call('HINCRBY', stats_key(o[4], o[5]), 'accepted', 1)
 record_wait(o[4], o[5], NOW - num(o[6]), oid)
 refresh_listener(lid)
 publish('offer_closed', lid, oid, 'accepted')
-publish('chat', sid, lid, session)
+publish('chat', sid, lid, session, o[4], o[5])
 return { 'ok', session, sid, o[4], o[5] }
