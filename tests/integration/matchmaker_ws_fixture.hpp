@@ -37,14 +37,10 @@ struct running_matchmaker {
         events->start();
         svc->start();
         server->start();
+        // ready once Redis is connected and the events channel subscribed, so no push is missed
+        run_sync(ioc, redis->wait_connected(std::chrono::seconds(5)));
+        run_sync(ioc, events->wait_subscribed(std::chrono::seconds(5)));
         thread = std::thread([this] { ioc.run(); });
-        // ready once both Redis connections are up
-        for (int i = 0; i < 300; ++i) {
-            auto r = net::http_request_blocking("127.0.0.1", port(), "GET", "/readyz");
-            if (r.status == 200) return;
-            std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling readiness, bounded
-        }
-        throw std::runtime_error("the matchmaker did not become ready");
     }
     ~running_matchmaker() {
         boost::asio::post(ioc, [this] {
