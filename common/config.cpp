@@ -35,11 +35,11 @@ std::map<std::string, std::string> options::environment() {
     return out;
 }
 
-bool options::parse(int argc, const char* const* argv, const std::map<std::string, std::string>& env) {
-    std::map<std::string, bool> from_flag;
+std::optional<std::vector<std::pair<std::string, std::string>>> split_flags(int argc, const char* const* argv) {
+    std::vector<std::pair<std::string, std::string>> out;
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];
-        if (arg == "--help" || arg == "-h") return false;
+        if (arg == "--help" || arg == "-h") return std::nullopt;
         if (arg.rfind("--", 0) != 0)
             throw config_error("unexpected argument '" + arg + "'; options look like --name=value (see --help)");
         std::string name = arg.substr(2), value;
@@ -51,6 +51,16 @@ bool options::parse(int argc, const char* const* argv, const std::map<std::strin
         } else {
             throw config_error("option --" + name + " needs a value (see --help)");
         }
+        out.emplace_back(std::move(name), std::move(value));
+    }
+    return out;
+}
+
+bool options::parse(int argc, const char* const* argv, const std::map<std::string, std::string>& env) {
+    std::map<std::string, bool> from_flag;
+    auto flags = split_flags(argc, argv);
+    if (!flags) return false;
+    for (auto& [name, value] : *flags) {
         auto it = options_.find(name);
         if (it == options_.end()) throw config_error("unknown option --" + name + " (see --help)");
         it->second.value = value;

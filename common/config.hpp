@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <utility>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -56,5 +57,10 @@ private:
 };
 
 std::string env_name(const std::string& flag);
+
+// Split argv into (name, value) pairs from --name=value or --name value. Returns nullopt when
+// --help or -h is present. Throws config_error for a bare word or a flag without a value. Shared
+// by options::parse and tools with their own option tables.
+std::optional<std::vector<std::pair<std::string, std::string>>> split_flags(int argc, const char* const* argv);
 
 }  // namespace warmline::config

@@ -8,6 +8,7 @@
 // It connects only to 127.0.0.0/8, and every wait and every loop has a bound.
 #include "common/argv.hpp"
 #include "common/catalogue.hpp"
+#include "common/config.hpp"
 #include "common/crypto.hpp"
 #include "common/log.hpp"
 #include "common/redis.hpp"
@@ -253,22 +254,12 @@ std::optional<options> parse_options(int argc, char** argv) {
              }
          }},
     };
-    for (int i = 1; i < argc; ++i) {
-        std::string a = argv[i];
-        if (a == "--help" || a == "-h") {
-            std::cout << usage;
-            return std::nullopt;
-        }
-        if (a.rfind("--", 0) != 0) throw std::invalid_argument("unexpected argument '" + a + "' (see --help)");
-        std::string name = a.substr(2), value;
-        if (auto eq = name.find('='); eq != std::string::npos) {
-            value = name.substr(eq + 1);
-            name = name.substr(0, eq);
-        } else if (i + 1 < argc) {
-            value = argv[++i];
-        } else {
-            throw std::invalid_argument("--" + name + " needs a value");
-        }
+    auto flags = warmline::config::split_flags(argc, argv);
+    if (!flags) {
+        std::cout << usage;
+        return std::nullopt;
+    }
+    for (auto& [name, value] : *flags) {
         auto it = set.find(name);
         if (it == set.end()) throw std::invalid_argument("unknown option --" + name + " (see --help)");
         it->second(value);

@@ -474,15 +474,9 @@ asio::awaitable<v1::StatsSnapshot> service::snapshot() {
         total.set_shortage(total.shortage() || q->shortage());
     }
     // listeners are counted once each in the total, not once per pair they cover
-    auto v = co_await redis_->command(argv("SMEMBERS", "wl:listeners"));
-    for (const auto& e : v.elements) {
-        auto l = co_await store_.hash("wl:listener:" + e.as_string());
-        if (l["revoked"] == "1") continue;
-        if (l["status"] != "available") total.set_listeners_away(total.listeners_away() + 1);
-        else if (to_int(l["chats"]) + to_int(l["offers"]) < to_int(l["max"]))
-            total.set_listeners_available(total.listeners_available() + 1);
-        else total.set_listeners_busy(total.listeners_busy() + 1);
-    }
+    total.set_listeners_available(result.available);
+    total.set_listeners_busy(result.busy);
+    total.set_listeners_away(result.away);
     total.set_wait_p50_s(static_cast<std::uint32_t>(result.wait_p50_ms / 1000));
     total.set_wait_p90_s(static_cast<std::uint32_t>(result.wait_p90_ms / 1000));
     *snap.mutable_total() = total;

@@ -185,6 +185,9 @@ asio::awaitable<stats_result> store::stats(const std::vector<std::string>& topic
     if (v.elements.size() > 1) {
         out.wait_p50_ms = int_at(v.elements[1], 0);
         out.wait_p90_ms = int_at(v.elements[1], 1);
+        out.available = static_cast<std::uint32_t>(int_at(v.elements[1], 2));
+        out.busy = static_cast<std::uint32_t>(int_at(v.elements[1], 3));
+        out.away = static_cast<std::uint32_t>(int_at(v.elements[1], 4));
     }
     auto& rows = out.rows;
     for (std::size_t i = 2; i < v.elements.size(); ++i) {

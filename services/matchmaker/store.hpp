@@ -85,6 +85,7 @@ struct queue_row {
 struct stats_result {
     std::vector<queue_row> rows;
     std::int64_t wait_p50_ms = 0, wait_p90_ms = 0;  // over every pair
+    std::uint32_t available = 0, busy = 0, away = 0;  // listeners, each counted once
 };
 
 using clock_fn = std::function<std::int64_t()>;  // unix milliseconds

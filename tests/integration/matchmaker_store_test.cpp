@@ -327,6 +327,8 @@ TEST_CASE("matchmaker: stats count waiting seekers, shortages and outcomes, neve
     rows = result.rows;
     CHECK(rows[0].waiting == 1);  // b, being offered, is still waiting
     CHECK(result.wait_p50_ms == 30'000);
+    CHECK(result.busy == 1);  // the listener, counted once
+    CHECK(result.available + result.away == 0);
     CHECK(rows[0].chats == 1);
     CHECK(rows[0].accepted == 1);
     CHECK(rows[0].wait_p50_ms == 30'000);

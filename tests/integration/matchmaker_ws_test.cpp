@@ -200,8 +200,9 @@ TEST_CASE("matchmaker ws: supervisors see counts only, live and over HTTP; healt
     running_matchmaker mm(f.server.url(), fast_settings());
     auto sup = f.run(f.accounts->create_supervisor("Ana"));
     peer seeker(mm.port());
-    seeker.call(R"("seekerHello":{})");
+    std::string seeker_id = seeker.call(R"("seekerHello":{})").seeker_welcome().seeker_id();
     seeker.call(R"("requestChat":{"topic":"grief","language":"en"})");
+    auto lid = f.listener({"grief"}, {"en"}, 1, /*available=*/false).id;
 
     peer watcher(mm.port());
     auto first = watcher.call(R"("supervisorSignIn":{"token":")" + sup.token + "\"}");
@@ -218,7 +219,10 @@ TEST_CASE("matchmaker ws: supervisors see counts only, live and over HTTP; healt
                                             {{"Authorization", "Bearer " + sup.token}});
     CHECK(stats.status == 200);
     CHECK(stats.body.find("\"seekersWaiting\":1") != std::string::npos);
-    CHECK(stats.body.find(seeker.ws.is_open() ? "seekerId" : "-") == std::string::npos);
+    // counts only: no id of anyone appears
+    CHECK(stats.body.find(seeker_id) == std::string::npos);
+    CHECK(stats.body.find(lid) == std::string::npos);
+    CHECK(stats.body.find("\"listenersAway\":1") != std::string::npos);
     CHECK(net::http_request_blocking("127.0.0.1", mm.port(), "GET", "/healthz").status == 200);
     CHECK(net::http_request_blocking("127.0.0.1", mm.port(), "GET", "/readyz").status == 200);
     auto metrics = net::http_request_blocking("127.0.0.1", mm.port(), "GET", "/metrics");

@@ -1,12 +1,13 @@
 -- Counts and durations per topic x language for supervisors: never who talks to whom.
 -- ARGV[6] = topics csv, [7] languages csv (the catalogue). Returns {'ok', {p50, p90 over all
--- pairs}, row, row, ...} where
+-- pairs, listeners available, busy, away (each counted once)}, row, row, ...} where
 -- each row is {topic, lang, waiting, longest_wait_ms, p50_ms, p90_ms, available, busy, away,
 -- chats, accepted, declined, timed_out, abandoned}.
 local topics, langs = split(ARGV[6]), split(ARGV[7])
 local rows = {}
 local index = {}
 local all_waits = {}
+local totals = { 0, 0, 0 }  -- each listener once: available, busy, away
 local function percentile(sorted, p)
   if #sorted == 0 then return 0 end
   return sorted[math.max(1, math.ceil(#sorted * p))]
@@ -47,6 +48,7 @@ for _, lid in ipairs(redis.call('SMEMBERS', 'wl:listeners')) do
     else
       column = 8
     end
+    totals[column - 6] = totals[column - 6] + 1
     for _, t in ipairs(active) do
       for _, l in ipairs(a_langs) do
         local row = index[t .. ':' .. l]
@@ -63,6 +65,6 @@ for _, session in ipairs(redis.call('ZRANGE', 'wl:sessions', 0, -1)) do
   end
 end
 table.sort(all_waits)
-local out = { 'ok', { percentile(all_waits, 0.5), percentile(all_waits, 0.9) } }
+local out = { 'ok', { percentile(all_waits, 0.5), percentile(all_waits, 0.9), totals[1], totals[2], totals[3] } }
 for _, r in ipairs(rows) do out[#out + 1] = r end
 return out
