@@ -687,7 +687,7 @@ asio::awaitable<void> bench::create_listeners() {
         cmds.push_back(argv("SET", "wl:handle:" + handle, l->id, "NX"));
         cmds.push_back(argv("HSET", "wl:listener:" + l->id, "name", "Bench listener " + std::to_string(i), "handle",
                             handle, "topics", opt_.topic, "langs", opt_.language, "cap", max, "max", max, "status",
-                            "away", "chats", "0", "offers", "0", "idle_since", "0", "token", hash, "revoked", "0",
+                            "away", "chats", "0", "offers", "0", "idle_since", "0", "ix", "", "token", hash, "revoked", "0",
                             "created", std::to_string(unix_ms())));
         cmds.push_back(argv("SADD", "wl:listeners", l->id));
         cmds.push_back(argv("SET", "wl:token:" + hash, "listener:" + l->id));

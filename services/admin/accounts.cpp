@@ -53,7 +53,7 @@ asio::awaitable<created> accounts::create_listener(listener_spec spec) {
     co_await store_.redis().pipeline(commands(
         argv("HSET", "wl:listener:" + id, "name", spec.name, "handle", handle, "topics", join_csv(spec.topics),
          "langs", join_csv(spec.languages), "cap", max, "max", max, "status", "away", "chats", "0", "offers", "0",
-         "idle_since", "0", "token", hash, "revoked", "0", "created", std::to_string(store_.now_ms())),
+         "idle_since", "0", "ix", "", "token", hash, "revoked", "0", "created", std::to_string(store_.now_ms())),
         argv("SADD", "wl:listeners", id),
         argv("SET", "wl:token:" + hash, "listener:" + id)
     ));

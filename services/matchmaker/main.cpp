@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
     opts.add("stats-interval-ms", "1000", "how often supervisors get a snapshot");
     opts.add("rate-burst", "20", "requests one connection may send at once");
     opts.add("rate-per-second", "10", "requests per second one connection may sustain");
+    opts.add("requests-in-flight", "32", "requests of one signed-in connection answered at once");
     opts.add("read-message-max", "65536", "largest WebSocket message accepted, in bytes");
     opts.add("write-queue-max", "256", "messages queued to a slow client before it is closed");
     opts.add("handshake-timeout-ms", "10000", "time allowed for the HTTP/WebSocket handshake");
@@ -70,6 +71,7 @@ int main(int argc, char** argv) {
         s.ticket_ttl = opts.millis("ticket-ttl-ms", 1000, 86400000);
         s.rate_burst = static_cast<double>(opts.integer("rate-burst", 1, 100000));
         s.rate_per_second = static_cast<double>(opts.integer("rate-per-second", 1, 100000));
+        s.requests_in_flight = static_cast<std::size_t>(opts.integer("requests-in-flight", 1, 4096));
 
         net::server_options so;
         std::string listen = opts.str("listen");

@@ -230,6 +230,26 @@ asio::awaitable<void> service::position_loop() {
                 if (it != peers_.end() && it->second->state.waiting) waiting.emplace_back(sid, it->second);
             }
         }
+        // Only seekers whose queue changed since their last position (or who named a listener,
+        // or were last told long ago, as the estimate drifts with time) cost a Redis lookup.
+        std::map<std::string, std::int64_t> versions;
+        for (auto& [_, p] : waiting)
+            if (!p->state.queue.empty()) versions.emplace(p->state.queue, 0);
+        std::vector<std::string> queues;
+        for (auto& [q, _] : versions) queues.push_back(q);
+        try {
+            auto v = co_await store_.queue_versions(queues);
+            for (std::size_t i = 0; i < v.size(); ++i) versions[queues[i]] = v[i];
+        } catch (const std::exception& e) {
+            spdlog::warn("queue versions unavailable: {}", e.what());
+            continue;
+        }
+        const std::int64_t now = store_.now_ms();
+        std::erase_if(waiting, [&](const auto& w) {
+            const auto& st = w.second->state;
+            return !st.named_listener && !st.queue.empty() && st.queue_version == versions[st.queue] &&
+                   now - st.position_at_ms < settings_.position_refresh.count();
+        });
         for (std::size_t i = 0; i < waiting.size(); i += 500) {
             std::vector<std::string> ids;
             for (std::size_t j = i; j < std::min(waiting.size(), i + 500); ++j) ids.push_back(waiting[j].first);
@@ -242,6 +262,8 @@ asio::awaitable<void> service::position_loop() {
             }
             for (std::size_t j = 0; j < pos.size(); ++j) {
                 auto& p = waiting[i + j].second;
+                if (!p->state.queue.empty()) p->state.queue_version = versions[p->state.queue];
+                p->state.position_at_ms = now;
                 if (pos[j].position == 0) continue;
                 if (p->state.last_update.position() == pos[j].position &&
                     p->state.last_update.estimated_wait_s() == pos[j].estimate_s)
@@ -309,6 +331,13 @@ void service::send_to_listener(const std::string& lid, const ServerMessage& m) {
     for (auto& p : listener_peers(lid)) send(p, m);
 }
 
+void service::send_offer_closed(const std::string& lid, const std::string& oid, v1::OfferOutcome outcome) {
+    ServerMessage m;
+    m.mutable_offer_closed()->set_offer_id(oid);
+    m.mutable_offer_closed()->set_outcome(outcome);
+    send_to_listener(lid, m);
+}
+
 v1::ChatStarted service::chat_started(const std::string& session, v1::Role role, const std::string& topic,
                                       const std::string& language) const {
     v1::ChatStarted c;
@@ -343,18 +372,17 @@ void service::on_event(std::string_view payload) {
                 .fetch_add(1);
         send_to_listener(f[1], m);
     } else if (kind == "offer_closed" && f.size() >= 4) {
-        ServerMessage m;
-        m.mutable_offer_closed()->set_offer_id(f[2]);
         v1::OfferOutcome outcome = v1::OFFER_OUTCOME_UNSPECIFIED;
         if (f[3] == "accepted") outcome = v1::ACCEPTED;
         else if (f[3] == "declined") outcome = v1::DECLINED;
         else if (f[3] == "timed_out") outcome = v1::TIMED_OUT;
         else if (f[3] == "withdrawn") outcome = v1::WITHDRAWN;
-        m.mutable_offer_closed()->set_outcome(outcome);
-        send_to_listener(f[1], m);
+        send_offer_closed(f[1], f[2], outcome);
     } else if (kind == "queued" && f.size() >= 2) {
         if (auto p = seeker_peer(f[1])) p->state.waiting = true;
-    } else if (kind == "chat" && f.size() >= 6) {
+    } else if (kind == "chat" && f.size() >= 7) {
+        // an accepted offer: the listener's tabs see it close, the seeker sees the chat start
+        send_offer_closed(f[2], f[6], v1::ACCEPTED);
         if (auto p = seeker_peer(f[1])) {
             p->state.waiting = false;
             p->state.announced_session = f[3];
@@ -613,18 +641,36 @@ asio::awaitable<void> service::on_message(std::shared_ptr<net::connection> c, st
                     ? error_reply(v1::UNAUTHENTICATED,
                                   "Start with seeker_hello, listener_sign_in or supervisor_sign_in.")
                     : error_reply(v1::PERMISSION_DENIED, "That request is not available in this role.");
+    } else if (p->state.who != client_state::role::none && p->in_flight < settings_.requests_in_flight) {
+        // Signed in: the next frame need not wait for this one's Redis round trip. Requests in
+        // flight together may take effect in any order (docs/protocol.md): a client that needs
+        // an order waits for the reply, as the protocol's flows do anyway.
+        ++p->in_flight;
+        asio::co_spawn(co_await asio::this_coro::executor, answer(p, std::move(m), true), asio::detached);
+        co_return;
     } else {
-        try {
-            reply = co_await handle(p, m);
-        } catch (const redis::unavailable&) {
-            reply = error_reply(v1::UNAVAILABLE,
-                                "Warmline can't reach its database for a moment. Please try again shortly.");
-        } catch (const std::exception& e) {
-            spdlog::error("request failed: {}", e.what());
-            reply = error_reply(v1::INTERNAL, "Something went wrong on our side. Please try again.");
-        }
+        co_await answer(p, std::move(m), false);
+        co_return;
     }
-    reply.set_request_id(m.request_id());
+    reply_to(p, m.request_id(), std::move(reply));
+}
+
+asio::awaitable<void> service::answer(peer_ptr p, ClientMessage m, bool concurrent) {
+    ServerMessage reply;
+    try {
+        reply = co_await handle(p, m);
+    } catch (const redis::unavailable&) {
+        reply = error_reply(v1::UNAVAILABLE, "Warmline can't reach its database for a moment. Please try again shortly.");
+    } catch (const std::exception& e) {
+        spdlog::error("request failed: {}", e.what());
+        reply = error_reply(v1::INTERNAL, "Something went wrong on our side. Please try again.");
+    }
+    if (concurrent) --p->in_flight;
+    reply_to(p, m.request_id(), std::move(reply));
+}
+
+void service::reply_to(const peer_ptr& p, const std::string& request_id, ServerMessage reply) {
+    reply.set_request_id(request_id);
     if (reply.has_error())
         metrics_.counter("warmline_errors_total", "Errors returned to clients",
                          "code=\"" + v1::ErrorCode_Name(reply.error().code()) + "\"").fetch_add(1);
@@ -725,6 +771,9 @@ asio::awaitable<ServerMessage> service::seeker_hello(peer_ptr p, const v1::Seeke
         p->state.who = client_state::role::seeker;
         p->state.id = h.seeker_id;
         p->state.waiting = h.state == "queued" || h.state == "offered";
+        p->state.queue = h.topic + ":" + h.language;
+        p->state.named_listener = true;  // not known here: recomputed every tick, as a named request is
+        p->state.queue_version = -1;
     }
     if (old) old->close(4001, "resumed on a newer connection");
     ServerMessage out;
@@ -767,6 +816,9 @@ asio::awaitable<ServerMessage> service::request_chat(peer_ptr p, const v1::Reque
                                           static_cast<std::int64_t>(topic->widen_after_s()) * 1000);
     if (!r) co_return refusal_reply(r.error);
     p->state.waiting = true;
+    p->state.queue = m.topic() + ":" + m.language();
+    p->state.named_listener = !preferred.empty();
+    p->state.queue_version = -1;
     ServerMessage out;
     auto* q = out.mutable_request_queued();
     q->set_position(r.value->position);

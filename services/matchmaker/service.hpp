@@ -37,6 +37,11 @@ struct service_settings {
     std::chrono::milliseconds stats_interval{1000};
     std::size_t max_request_ids = 4096;  // remembered per connection to refuse reuse
     int max_bad_frames = 20;             // then the connection is closed with 1008
+    // Requests of one signed-in connection answered at once (replies carry the request id and
+    // may come back out of order); beyond it the connection's frames wait. Sign-in is serial.
+    std::size_t requests_in_flight = 32;
+    // a waiting seeker's position is recomputed when its queue changes, and at least this often
+    std::chrono::milliseconds position_refresh{30000};
     double rate_burst = 20;              // requests a connection may send at once
     double rate_per_second = 10;         // and sustained
 };
@@ -61,6 +66,12 @@ public:
     int bad_frames = 0;
     bool waiting = false;                // seeker: queued or offered
     v1::QueueUpdate last_update;         // last position sent
+    // seeker: the queue ("topic:lang") it waits in and the version of that queue its last
+    // position was computed at (-1: compute next tick); a named listener's queue is not versioned
+    std::string queue;
+    bool named_listener = false;
+    std::int64_t queue_version = -1;
+    std::int64_t position_at_ms = 0;
     std::string announced_session;       // seeker: last ChatStarted pushed
 
 private:
@@ -92,9 +103,12 @@ private:
     struct peer {
         std::weak_ptr<net::connection> conn;
         client_state state;
+        std::size_t in_flight = 0;  // requests being answered concurrently (on the connection's strand)
     };
     using peer_ptr = std::shared_ptr<peer>;
 
+    boost::asio::awaitable<void> answer(peer_ptr p, v1::ClientMessage m, bool concurrent);
+    void reply_to(const peer_ptr& p, const std::string& request_id, v1::ServerMessage reply);
     boost::asio::awaitable<v1::ServerMessage> handle(peer_ptr p, const v1::ClientMessage& m);
     boost::asio::awaitable<v1::ServerMessage> seeker_hello(peer_ptr p, const v1::SeekerHello& m);
     boost::asio::awaitable<v1::ServerMessage> request_chat(peer_ptr p, const v1::RequestChat& m);
@@ -109,6 +123,7 @@ private:
     void send(const peer_ptr& p, const v1::ServerMessage& m);
     void send_to_seeker(const std::string& sid, const v1::ServerMessage& m);
     void send_to_listener(const std::string& lid, const v1::ServerMessage& m);
+    void send_offer_closed(const std::string& lid, const std::string& oid, v1::OfferOutcome outcome);
     std::vector<peer_ptr> listener_peers(const std::string& lid);
     peer_ptr seeker_peer(const std::string& sid);
 

@@ -163,6 +163,16 @@ asio::awaitable<void> store::heartbeat(std::string node) {
     co_await redis_->command(argv("ZADD", "wl:nodes", std::to_string(now_() + settings_.node_lease_ms), std::move(node)));
 }
 
+asio::awaitable<std::vector<std::int64_t>> store::queue_versions(const std::vector<std::string>& queues) {
+    std::vector<std::int64_t> out;
+    if (queues.empty()) co_return out;
+    std::vector<std::string> cmd{"MGET"};
+    for (const auto& q : queues) cmd.push_back("wl:qver:" + q);
+    auto v = co_await redis_->command(std::move(cmd));
+    for (const auto& e : v.elements) out.push_back(e.is_nil() ? 0 : e.as_int());
+    co_return out;
+}
+
 asio::awaitable<std::vector<position>> store::positions(std::vector<std::string> seeker_ids) {
     std::vector<position> out;
     if (seeker_ids.empty()) co_return out;

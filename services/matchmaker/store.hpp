@@ -128,6 +128,8 @@ public:
     boost::asio::awaitable<void> sweep_all();
     boost::asio::awaitable<void> heartbeat(std::string node);
     boost::asio::awaitable<std::vector<position>> positions(std::vector<std::string> seeker_ids);
+    // The versions of these queues ("topic:lang"), 0 for one never changed: one MGET.
+    boost::asio::awaitable<std::vector<std::int64_t>> queue_versions(const std::vector<std::string>& queues);
     boost::asio::awaitable<stats_result> stats(const std::vector<std::string>& topics,
                                                          const std::vector<std::string>& languages);
 

@@ -1,7 +1,9 @@
 // The matchmaker's invariants, checked inside Redis by one read-only Lua script so the check
 // sees one atomic snapshot even while matchmaker processes keep running: a seeker is in at most
 // one of queued / offered / in a chat; no seeker is offered to two listeners; a listener never
-// holds more chats plus open offers than their max. Returns a description of each violation.
+// holds more chats plus open offers than their max; the availability indexes hold exactly the
+// listeners with room, for the pairs they take now, at their idle time. Returns a description of
+// each violation.
 #pragma once
 
 #include "tests/support/redis_server.hpp"
@@ -66,6 +68,37 @@ for _, lid in ipairs(redis.call('SMEMBERS', 'wl:listeners')) do
     bad[#bad + 1] = 'listener ' .. lid .. ' chat count disagrees with its chat set'
   end
 end
+-- the availability indexes: a listener is in wl:avail:<t>:<l> and wl:availlang:<l>, scored by
+-- idle_since, for exactly the pairs they take now while they have room, and nowhere else
+local want = {}
+for _, lid in ipairs(redis.call('SMEMBERS', 'wl:listeners')) do
+  local f = redis.call('HMGET', 'wl:listener:' .. lid, 'topics', 'langs', 'atopics', 'alangs', 'status', 'chats',
+    'offers', 'max', 'revoked', 'idle_since')
+  local room = f[5] == 'available' and f[9] ~= '1' and (tonumber(f[6]) or 0) + (tonumber(f[7]) or 0) < (tonumber(f[8]) or 0)
+  if room then
+    local topics = (f[3] and f[3] ~= '') and f[3] or f[1]
+    local langs = (f[4] and f[4] ~= '') and f[4] or f[2]
+    for l in string.gmatch(langs, '[^,]+') do
+      want['wl:availlang:' .. l .. '|' .. lid] = tonumber(f[10]) or 0
+      for t in string.gmatch(topics, '[^,]+') do want['wl:avail:' .. t .. ':' .. l .. '|' .. lid] = tonumber(f[10]) or 0 end
+    end
+  end
+end
+local seen = 0
+for _, pattern in ipairs({ 'wl:avail:*', 'wl:availlang:*' }) do
+  for _, key in ipairs(redis.call('KEYS', pattern)) do
+    local e = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
+    for i = 1, #e, 2 do
+      local w = want[key .. '|' .. e[i]]
+      if w == nil then bad[#bad + 1] = 'listener ' .. e[i] .. ' is in ' .. key .. ' without room or scope'
+      elseif w ~= tonumber(e[i + 1]) then bad[#bad + 1] = 'listener ' .. e[i] .. ' has a stale score in ' .. key
+      else seen = seen + 1 end
+    end
+  end
+end
+local expected = 0
+for _ in pairs(want) do expected = expected + 1 end
+if seen ~= expected then bad[#bad + 1] = (expected - seen) .. ' listener index entries are missing' end
 return bad
 )lua";
 

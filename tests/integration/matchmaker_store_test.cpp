@@ -390,3 +390,32 @@ TEST_CASE("matchmaker: queue position and an estimate from the recent service ra
     CHECK(pos[1].estimate_s == 60);
     CHECK(pos[2].position == 0);  // in a chat: not waiting
 }
+
+TEST_CASE("matchmaker: a queue's version moves whenever a position or estimate in it can" * doctest::timeout(20)) {
+    matchmaker_fixture f;
+    auto version = [&] { return f.run(f.store->queue_versions({"grief:en"})).at(0); };
+    auto a = f.seeker(), b = f.seeker(), c = f.seeker();
+    std::int64_t v = version();
+    f.request(a, "grief", "en");  // joins
+    CHECK(version() > v);
+    v = version();
+    f.request(b, "grief", "en");
+    f.request(c, "grief", "en");
+    CHECK(version() > v);
+    v = version();
+    REQUIRE(f.run(f.store->cancel_request(a)));  // someone ahead leaves
+    CHECK(version() > v);
+    v = version();
+    auto l = f.listener({"grief"}, {"en"}, 1);  // b leaves the queue for an offer
+    CHECK(f.seeker_state(b) == "offered");
+    CHECK(version() > v);
+    v = version();
+    REQUIRE(f.run(f.store->accept_offer(l.id, f.offer_of(b))));  // the service rate changes
+    CHECK(version() > v);
+    v = version();
+    // a change elsewhere leaves this queue's version alone
+    f.request(f.seeker(), "anxiety", "en");
+    CHECK(version() == v);
+    CHECK(f.run(f.store->queue_versions({"loneliness:de"})).at(0) == 0);
+    require_consistent(f.server);
+}

@@ -241,3 +241,23 @@ TEST_CASE("matchmaker ws: a waiting seeker is told when its place in the queue m
     auto moved = second.until([](const M& m) { return m.has_queue_update(); });
     CHECK(moved.queue_update().position() == 1);
 }
+
+TEST_CASE("matchmaker ws: requests sent without waiting each get their own reply" * doctest::timeout(30)) {
+    matchmaker_fixture f;
+    auto settings = fast_settings();
+    settings.requests_in_flight = 4;  // so that some of the requests below wait for a free slot
+    settings.rate_burst = 1000;
+    running_matchmaker mm(f.server.url(), settings);
+    peer seeker(mm.port());
+    // sign-in is answered before the next frame is read, so a request right behind it counts
+    auto hello = seeker.send(R"("seekerHello":{})");
+    auto request = seeker.send(R"("requestChat":{"topic":"grief","language":"de"})");
+    CHECK(seeker.reply(hello).has_seeker_welcome());
+    CHECK(seeker.reply(request).has_request_queued());
+    // more requests in flight than the connection's slots: none lost, each answered once
+    std::vector<std::string> ids;
+    for (int i = 0; i < 40; ++i) ids.push_back(seeker.send(R"("ping":{})"));
+    for (const auto& id : ids) CHECK(seeker.reply(id).has_pong());
+    for (const auto& m : seeker.pending) CHECK_MESSAGE(!m.has_pong(), "a ping was answered twice");
+    CHECK(check_invariants(f.server).empty());
+}

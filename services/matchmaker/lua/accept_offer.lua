@@ -18,9 +18,10 @@ local session = new_id('c')
 redis.call('DEL', 'wl:offer:' .. oid)
 redis.call('ZREM', 'wl:offers:due', oid)
 redis.call('SREM', listener_key(lid) .. ':offers', oid)
-redis.call('HINCRBY', listener_key(lid), 'offers', -1)
-redis.call('HINCRBY', listener_key(lid), 'chats', 1)
-redis.call('HINCRBY', listener_key(lid), 'chats_total', 1)
+-- the open offer becomes a chat: the listener's load (and so the indexes) does not change
+local n = redis.call('HMGET', listener_key(lid), 'offers', 'chats', 'chats_total')
+redis.call('HSET', listener_key(lid), 'offers', math.max(0, num(n[1]) - 1), 'chats', num(n[2]) + 1,
+  'chats_total', num(n[3]) + 1)
 redis.call('SADD', listener_key(lid) .. ':chats', session)
 redis.call('HSET', 'wl:session:' .. session, 'seeker', sid, 'listener', lid, 'topic', o[4], 'lang', o[5],
   'started', NOW, 'state', 'active')
@@ -33,6 +34,6 @@ touch_seeker(sid)
 redis.call('HINCRBY', stats_key(o[4], o[5]), 'accepted', 1)
 record_wait(o[4], o[5], NOW - num(o[6]), oid)
 refresh_listener(lid)
-publish('offer_closed', lid, oid, 'accepted')
-publish('chat', sid, lid, session, o[4], o[5])
+-- one event for both sides: the seeker's ChatStarted and the listener's OfferClosed(accepted)
+publish('chat', sid, lid, session, o[4], o[5], oid)
 return { 'ok', session, sid, o[4], o[5] }

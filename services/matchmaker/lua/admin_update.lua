@@ -4,10 +4,7 @@
 local lid = ARGV[6]
 local key = listener_key(lid)
 if redis.call('EXISTS', key) == 0 then return err('NOT_FOUND', 'There is no listener ' .. lid .. '.') end
--- leave every index under the old lists before they change
-redis.call('HSET', key, 'revoked', '1')
-refresh_listener(lid)
-redis.call('HSET', key, 'revoked', '0')
+-- (refresh_listener below leaves the pairs recorded in `ix`, so old lists need no care here)
 if ARGV[7] ~= '' then redis.call('HSET', key, 'name', ARGV[7]) end
 if ARGV[8] ~= '' then redis.call('HSET', key, 'topics', ARGV[8], 'atopics', '') end
 if ARGV[9] ~= '' then redis.call('HSET', key, 'langs', ARGV[9], 'alangs', '') end

@@ -41,7 +41,27 @@ local function waiting_key(topic, lang) return 'wl:waiting:' .. topic .. ':' .. 
 
 local function publish(...) redis.call('PUBLISH', CHANNEL, table.concat({ ... }, '|')) end
 
+-- Every change that can move a position or an estimate in a topic x language queue (someone
+-- joins or leaves it, an offer there is accepted) bumps its version, so the processes recompute
+-- positions only for seekers whose queue changed.
+local function bump(topic, lang) redis.call('INCR', 'wl:qver:' .. topic .. ':' .. lang) end
+
+-- EXPIRE is a write that goes to the AOF, so records touched on every step are only extended
+-- once their remaining time fell a little (a tenth of the TTL, at most a minute) below the full
+-- TTL: a record lives at least TTL minus that slack after its last use.
+local function stale(key, ttl)
+  return redis.call('TTL', key) <= ttl - math.min(60, math.floor(ttl / 10))
+end
+
+local function extend(key, ttl)
+  if stale(key, ttl) then redis.call('EXPIRE', key, ttl) end
+end
+
+local touched = {}
 local function touch_seeker(sid)
+  if touched[sid] then return end
+  touched[sid] = true
+  if not stale(seeker_key(sid), TTL) then return end
   redis.call('EXPIRE', seeker_key(sid), TTL)
   -- blocks last as long as the anonymous identity that made them
   redis.call('EXPIRE', 'wl:seeker:' .. sid .. ':blocked', TTL)
@@ -65,21 +85,38 @@ local function listener_has_room(lid)
   return f[1] == 'available' and f[5] ~= '1' and num(f[2]) + num(f[3]) < num(f[4])
 end
 
--- Keep the availability indexes true to the listener's hash: present in wl:avail:<t>:<l> for
--- every pair they take now (scored by idle_since, oldest first) exactly while they have room.
-local function refresh_listener(lid)
-  local topics, langs, trained_topics, trained_langs = listener_scope(lid)
-  for _, t in ipairs(trained_topics) do
-    for _, l in ipairs(trained_langs) do redis.call('ZREM', avail_key(t, l), lid) end
-  end
-  for _, l in ipairs(trained_langs) do redis.call('ZREM', avail_lang_key(l), lid) end
-  if listener_has_room(lid) then
-    local idle = num(redis.call('HGET', listener_key(lid), 'idle_since'))
-    for _, t in ipairs(topics) do
-      for _, l in ipairs(langs) do redis.call('ZADD', avail_key(t, l), idle, lid) end
+local function index_pairs(topics, langs, lid, score)
+  for _, l in ipairs(split(langs)) do
+    for _, t in ipairs(split(topics)) do
+      if score then redis.call('ZADD', avail_key(t, l), score, lid) else redis.call('ZREM', avail_key(t, l), lid) end
     end
-    for _, l in ipairs(langs) do redis.call('ZADD', avail_lang_key(l), idle, lid) end
+    if score then redis.call('ZADD', avail_lang_key(l), score, lid) else redis.call('ZREM', avail_lang_key(l), lid) end
   end
+end
+
+-- Keep the availability indexes true to the listener's hash: present in wl:avail:<t>:<l> for
+-- every pair they take now and in wl:availlang:<l> (scored by idle_since, oldest first) exactly
+-- while they have room. The hash field `ix` records what is indexed ('' for nothing, else
+-- 'score|topics|languages'), so a refresh that changes nothing costs one read, one that only
+-- moves the score is a ZADD per pair, and only a change of scope removes anything.
+local function refresh_listener(lid)
+  local f = redis.call('HMGET', listener_key(lid), 'topics', 'langs', 'atopics', 'alangs', 'status', 'chats',
+    'offers', 'max', 'revoked', 'idle_since', 'ix')
+  local topics = (f[3] and f[3] ~= '') and f[3] or (f[1] or '')
+  local langs = (f[4] and f[4] ~= '') and f[4] or (f[2] or '')
+  local room = f[5] == 'available' and f[9] ~= '1' and num(f[6]) + num(f[7]) < num(f[8])
+  local want = room and (fmt(num(f[10])) .. '|' .. topics .. '|' .. langs) or ''
+  local have = f[11]
+  if have == want then return end
+  if not have then
+    -- indexed before `ix` existed: leave every pair they are trained for
+    index_pairs(f[1], f[2], lid, nil)
+  elseif have ~= '' then
+    local _, _, had_topics, had_langs = string.find(have, '^[^|]*|([^|]*)|(.*)$')
+    if not room or had_topics ~= topics or had_langs ~= langs then index_pairs(had_topics, had_langs, lid, nil) end
+  end
+  if room then index_pairs(topics, langs, lid, num(f[10])) end
+  redis.call('HSET', listener_key(lid), 'ix', want)
 end
 
 local function avoids(sid, lid)
@@ -152,7 +189,10 @@ end
 
 local function unqueue(sid)
   local s = redis.call('HMGET', seeker_key(sid), 'topic', 'lang', 'pref')
-  if s[1] then redis.call('ZREM', queue_key(s[1], s[2]), sid) end
+  if s[1] then
+    redis.call('ZREM', queue_key(s[1], s[2]), sid)
+    bump(s[1], s[2])
+  end
   if s[2] then redis.call('ZREM', any_key(s[2]), sid) end
   if s[3] and s[3] ~= '' then redis.call('ZREM', pref_key(s[3]), sid) end
   redis.call('ZREM', 'wl:due:widen', sid)
@@ -164,6 +204,7 @@ local function enqueue(sid)
   local s = redis.call('HMGET', seeker_key(sid), 'topic', 'lang', 'score', 'pref', 'pref_until', 'widen_at')
   local topic, lang, score = s[1], s[2], s[3]
   redis.call('HSET', seeker_key(sid), 'state', 'queued', 'offer', '')
+  bump(topic, lang)
   if s[4] and s[4] ~= '' and num(s[5]) > NOW then
     redis.call('ZADD', pref_key(s[4]), score, sid)
     redis.call('ZADD', 'wl:due:pref', s[5], sid)
@@ -181,12 +222,13 @@ local function enqueue(sid)
   publish('queued', sid)
 end
 
-local function make_offer(sid, lid)
+-- `fresh`: the seeker was never queued for this request (it found a listener at once).
+local function make_offer(sid, lid, fresh)
   local oid = new_id('o')
   local s = redis.call('HMGET', seeker_key(sid), 'topic', 'lang', 'tier', 'enq_ms', 'pref')
   local deadline = NOW + OFFER_TIMEOUT
   local preferred = (s[5] == lid) and '1' or '0'
-  unqueue(sid)
+  if not fresh then unqueue(sid) end
   redis.call('HSET', 'wl:offer:' .. oid, 'seeker', sid, 'listener', lid, 'deadline', deadline,
     'topic', s[1], 'lang', s[2], 'tier', s[3], 'enq_ms', s[4], 'preferred', preferred)
   redis.call('EXPIRE', 'wl:offer:' .. oid, TTL)
@@ -248,7 +290,8 @@ local function record_wait(topic, lang, waited_ms, oid)
   local key = 'wl:waits:' .. topic .. ':' .. lang
   redis.call('ZADD', key, NOW, fmt(waited_ms) .. ':' .. oid)
   redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. fmt(NOW - WAIT_WINDOW_MS))
-  redis.call('EXPIRE', key, WAIT_WINDOW_MS / 1000 + 60)
+  extend(key, WAIT_WINDOW_MS / 1000 + 60)
+  bump(topic, lang)
 end
 
 -- A seeker's position (1 = next) in its own queue and an estimated wait in seconds from the
@@ -257,6 +300,7 @@ end
 local function position_of(sid)
   local s = redis.call('HMGET', seeker_key(sid), 'topic', 'lang', 'pref', 'state')
   if s[4] ~= 'queued' and s[4] ~= 'offered' then return 0, 0 end
+  if s[4] == 'offered' then return 1, 0 end  -- next: a listener is deciding
   local rank = redis.call('ZRANK', queue_key(s[1], s[2]), sid)
   if not rank and s[3] and s[3] ~= '' then rank = redis.call('ZRANK', pref_key(s[3]), sid) end
   if not rank then return 1, 0 end

@@ -19,12 +19,14 @@ if pref ~= '' then pref_until = NOW + pref_window end
 local widen_at = 0
 if widen_after > 0 then widen_at = NOW + widen_after end
 redis.call('DEL', 'wl:seeker:' .. sid .. ':declined')
-redis.call('HSET', seeker_key(sid), 'topic', topic, 'lang', lang, 'tier', tier, 'score', fmt(score),
+redis.call('HSET', seeker_key(sid), 'state', 'queued', 'topic', topic, 'lang', lang, 'tier', tier, 'score', fmt(score),
   'enq_ms', NOW, 'pref', pref, 'pref_until', pref_until, 'widen_at', widen_at, 'session', '', 'offer', '')
 redis.call('ZADD', waiting_key(topic, lang), NOW, sid)
-redis.call('EXPIRE', waiting_key(topic, lang), TTL)
-enqueue(sid)
-match_seeker(sid)
+extend(waiting_key(topic, lang), TTL)
+-- Every state change ends by matching, so no listener with room has an older seeker it could
+-- take: a free listener now goes to this seeker, and only one who finds none is queued.
+local lid = find_listener_for(sid)
+if lid then make_offer(sid, lid, true) else enqueue(sid) end
 touch_seeker(sid)
 local position, estimate = position_of(sid)
-return { 'ok', redis.call('HGET', seeker_key(sid), 'state'), position, estimate }
+return { 'ok', lid and 'offered' or 'queued', position, estimate }
