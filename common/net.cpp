@@ -308,7 +308,9 @@ public:
           id_(id) {}
 
     void send(std::string data, bool binary) override {
+        posted_.fetch_add(1);
         asio::post(strand_, [self = this->shared_from_this(), data = std::move(data), binary]() mutable {
+            self->posted_.fetch_sub(1);
             self->enqueue(std::move(data), binary);
         });
     }
@@ -328,6 +330,21 @@ public:
 
     std::uint64_t id() const override { return id_; }
     const std::string& remote() const override { return req_.remote; }
+
+    asio::awaitable<void> queue_below(std::size_t n) override {
+        auto self = this->shared_from_this();
+        auto waiting = [this] { return queued_.load() + posted_.load(); };
+        while (waiting() >= n && !ended_.load()) {
+            auto t = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor);
+            t->expires_at(asio::steady_timer::time_point::max());
+            {
+                std::lock_guard lock(waiters_mu_);
+                waiters_.push_back(t);
+            }
+            if (waiting() < n || ended_.load()) break;  // it moved while we registered
+            co_await t->async_wait(asio::as_tuple(asio::use_awaitable));
+        }
+    }
     const http_request& upgrade_request() const override { return req_; }
 
     // Accept the upgrade, then read until the connection ends. Never throws; on_close and the
@@ -407,6 +424,7 @@ private:
             return;
         }
         queue_.push_back(outgoing{std::move(data), binary});
+        queued_.store(queue_.size() + (in_flight_ ? 1 : 0));
         start_writer();
     }
 
@@ -414,7 +432,10 @@ private:
     // an error message); otherwise drop it (overflow, shutdown).
     void request_close(std::uint16_t code, std::string reason, bool flush) {
         if (finished_) return;
-        if (!flush) queue_.clear();
+        if (!flush) {
+            queue_.clear();
+            note_queue_length();
+        }
         if (close_requested_) return;
         close_requested_ = true;
         close_code_ = code;
@@ -441,6 +462,7 @@ private:
                 ws_.binary(m.binary);
                 auto [ec, n] = co_await ws_.async_write(asio::buffer(m.data), use_tuple);
                 in_flight_ = false;
+                note_queue_length();
                 if (ec) {
                     log_failure(ec, "websocket write to", req_.remote);
                     queue_.clear();
@@ -463,10 +485,23 @@ private:
         writing_ = false;
     }
 
+    // Publish the queue's length to queue_below() waiters (any thread) and wake them.
+    void note_queue_length() {
+        queued_.store(queue_.size() + (in_flight_ ? 1 : 0));
+        std::vector<std::shared_ptr<asio::steady_timer>> wake;
+        {
+            std::lock_guard lock(waiters_mu_);
+            wake.swap(waiters_);
+        }
+        for (auto& t : wake) asio::post(t->get_executor(), [t] { t->cancel(); });
+    }
+
     void finish(const std::shared_ptr<ws_session>& self) {
         if (finished_) return;
         finished_ = true;
+        ended_.store(true);
         queue_.clear();
+        note_queue_length();
         // After a clean close Beast has closed the socket already; after a failure it may not
         // have, and a handler still holding this connection must not keep the socket alive.
         beast::get_lowest_layer(ws_).close();
@@ -497,6 +532,12 @@ private:
     bool finished_ = false;
     std::uint16_t close_code_ = 0;
     std::string close_reason_;
+    // for queue_below(), which may run on another executor
+    std::atomic<std::size_t> queued_{0};
+    std::atomic<std::size_t> posted_{0};  // sent but not yet on the strand's queue
+    std::atomic<bool> ended_{false};
+    std::mutex waiters_mu_;
+    std::vector<std::shared_ptr<asio::steady_timer>> waiters_;
 };
 
 // The HTTP side of one connection, plain or TLS: a keep-alive loop of requests that ends when

@@ -61,6 +61,10 @@ public:
     virtual std::uint64_t id() const = 0;
     virtual const std::string& remote() const = 0;
     virtual const http_request& upgrade_request() const = 0;
+    // Completes once fewer than `n` messages wait to be written (or the connection ended): a
+    // producer of many messages, such as a catch-up from a log, keeps pace with a slow client
+    // this way instead of overflowing its queue.
+    virtual boost::asio::awaitable<void> queue_below(std::size_t n) = 0;
 };
 
 // What a service plugs into the server. Called on the connection's strand.

@@ -4,6 +4,7 @@
 #include "common/config.hpp"
 #include "common/log.hpp"
 #include "common/net.hpp"
+#include "common/service_main.hpp"
 #include "common/redis.hpp"
 #include "services/matchmaker/service.hpp"
 
@@ -20,7 +21,7 @@ using namespace warmline;
 
 int main(int argc, char** argv) {
     config::options opts("matchmaker", "Queues seekers and pairs them with listeners by topic and language.");
-    opts.add("listen", "127.0.0.1:8090", "address:port for the WebSocket API (/v1/ws) and HTTP endpoints");
+    net::add_server_flags(opts, "127.0.0.1:8090", "65536");
     opts.add("redis-url", "redis://127.0.0.1:6379", "where Redis is: redis://[:password@]host:port[/db]");
     opts.add("catalogue", "deploy/catalogue.json", "the topics and languages file");
     opts.add("ticket-secret", "", "shared secret (32+ characters) for signing relay tickets");
@@ -37,16 +38,6 @@ int main(int argc, char** argv) {
     opts.add("rate-burst", "20", "requests one connection may send at once");
     opts.add("rate-per-second", "10", "requests per second one connection may sustain");
     opts.add("requests-in-flight", "32", "requests of one signed-in connection answered at once");
-    opts.add("read-message-max", "65536", "largest WebSocket message accepted, in bytes");
-    opts.add("write-queue-max", "256", "messages queued to a slow client before it is closed");
-    opts.add("handshake-timeout-ms", "10000", "time allowed for the HTTP/WebSocket handshake");
-    opts.add("idle-timeout-ms", "60000", "a silent connection is pinged, then closed");
-    opts.add("max-connections", "200000", "WebSocket connections this process accepts");
-    opts.add("allowed-origins", "", "comma-separated Origins allowed to open a WebSocket (empty: any)");
-    opts.add("tls-cert", "", "PEM certificate chain; with --tls-key, serve wss/https");
-    opts.add("tls-key", "", "PEM private key");
-    opts.add("log-format", "plain", "plain or json");
-    opts.add("log-level", "info", "trace, debug, info, warn, error or off");
     try {
         if (!opts.parse(argc, argv)) {
             std::cout << opts.help();
@@ -73,24 +64,7 @@ int main(int argc, char** argv) {
         s.rate_per_second = static_cast<double>(opts.integer("rate-per-second", 1, 100000));
         s.requests_in_flight = static_cast<std::size_t>(opts.integer("requests-in-flight", 1, 4096));
 
-        net::server_options so;
-        std::string listen = opts.str("listen");
-        auto colon = listen.rfind(':');
-        if (colon == std::string::npos) throw config::config_error("--listen must be address:port, e.g. 127.0.0.1:8090");
-        so.address = listen.substr(0, colon);
-        config::options port_only("", "");
-        port_only.add("port", listen.substr(colon + 1), "");
-        so.port = static_cast<std::uint16_t>(port_only.integer("port", 0, 65535));
-        so.read_message_max = static_cast<std::size_t>(opts.integer("read-message-max", 1024, 16 << 20));
-        so.write_queue_max = static_cast<std::size_t>(opts.integer("write-queue-max", 4, 100000));
-        so.handshake_timeout = opts.millis("handshake-timeout-ms", 100, 600000);
-        so.idle_timeout = opts.millis("idle-timeout-ms", 100, 3600000);
-        so.max_connections = static_cast<std::size_t>(opts.integer("max-connections", 1, 10000000));
-        so.allowed_origins = opts.list("allowed-origins");
-        so.tls_cert_file = opts.str("tls-cert");
-        so.tls_key_file = opts.str("tls-key");
-        if (so.tls_cert_file.empty() != so.tls_key_file.empty())
-            throw config::config_error("--tls-cert and --tls-key go together: give both or neither");
+        net::server_options so = net::server_options_from(opts);
 
         redis::client_options ro;
         ro.where = redis::endpoint::parse(opts.str("redis-url"));
@@ -111,17 +85,10 @@ int main(int argc, char** argv) {
                      ro.where.to_string());
         std::cout << "READY ws://" << so.address << ":" << server.port() << "/v1/ws" << std::endl;
 
-        asio::signal_set signals(ioc, SIGINT, SIGTERM);
-        signals.async_wait([&](const boost::system::error_code& ec, int) {
-            if (ec) return;
-            spdlog::info("shutting down");
-            asio::co_spawn(ioc, [&]() -> asio::awaitable<void> {
-                co_await server.shutdown(std::chrono::seconds(5));
-                svc->stop();
-                events->stop();
-                redis->stop();
-                ioc.stop();
-            }, asio::detached);
+        net::stop_on_signal(ioc, server, std::chrono::seconds(5), [&] {
+            svc->stop();
+            events->stop();
+            redis->stop();
         });
         ioc.run();
         return 0;

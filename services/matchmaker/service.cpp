@@ -34,15 +34,7 @@ bool client_state::use_request_id(const std::string& id, std::size_t max_remembe
 }
 
 bool client_state::take_token(std::int64_t now_ms, double burst, double per_second) {
-    if (tokens_ < 0) {
-        tokens_ = burst;
-        refilled_ms_ = now_ms;
-    }
-    tokens_ = std::min(burst, tokens_ + static_cast<double>(now_ms - refilled_ms_) * per_second / 1000.0);
-    refilled_ms_ = now_ms;
-    if (tokens_ < 1) return false;
-    tokens_ -= 1;
-    return true;
+    return bucket_.take(now_ms, burst, per_second);
 }
 
 bool client_state::allowed(role r, ClientMessage::BodyCase body) {
@@ -396,6 +388,7 @@ void service::on_event(std::string_view payload) {
         m.mutable_chat_ended()->set_ended_by(f[4] == "seeker"     ? v1::SEEKER
                                              : f[4] == "listener" ? v1::LISTENER
                                                                   : v1::ROLE_UNSPECIFIED);
+        if (f[4] == "idle" || f[4] == "expired") m.mutable_chat_ended()->set_reason(f[4]);
         send_to_seeker(f[2], m);
         send_to_listener(f[3], m);
     } else if (kind == "listener" && f.size() >= 3) {

@@ -8,6 +8,7 @@
 #include "common/codec.hpp"
 #include "common/metrics.hpp"
 #include "common/net.hpp"
+#include "common/rate_limit.hpp"
 #include "common/redis.hpp"
 #include "services/matchmaker/store.hpp"
 #include "warmline/v1/matchmaker.pb.h"
@@ -75,8 +76,7 @@ public:
     std::string announced_session;       // seeker: last ChatStarted pushed
 
 private:
-    double tokens_ = -1;  // -1: full on first use
-    std::int64_t refilled_ms_ = 0;
+    token_bucket bucket_;
     std::unordered_set<std::string> used_;
     std::deque<std::string> order_;
 };

@@ -15,8 +15,6 @@ std::int64_t system_now_ms() {
     return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
-namespace {
-
 std::string str_at(const redis::value& v, std::size_t i) {
     return i < v.elements.size() ? v.elements[i].as_string() : std::string();
 }
@@ -24,14 +22,15 @@ std::int64_t int_at(const redis::value& v, std::size_t i) {
     return i < v.elements.size() ? v.elements[i].as_int() : 0;
 }
 
-// {'err', code, message} -> refusal; anything else is a reply we understand.
 bool refused(const redis::value& v, refusal& r) {
     if (v.type != redis::value::kind::array || v.elements.empty())
-        throw std::runtime_error("a matchmaker script returned an unexpected reply");
+        throw std::runtime_error("a Lua script returned an unexpected reply");
     if (v.elements[0].as_string() == "ok") return false;
     r = refusal{str_at(v, 1), str_at(v, 2)};
     return true;
 }
+
+namespace {
 
 hello_result to_hello(const redis::value& v) {
     return hello_result{str_at(v, 1), str_at(v, 2), str_at(v, 3), str_at(v, 4), str_at(v, 5), str_at(v, 6) == "1"};
@@ -135,6 +134,20 @@ asio::awaitable<outcome<ended_result>> store::end_chat(std::string role, std::st
     auto v = co_await run("end_chat", argv(std::move(role), std::move(id), std::move(session_id)));
     outcome<ended_result> out;
     if (!refused(v, out.error)) out.value = ended_result{str_at(v, 1), str_at(v, 2)};
+    co_return out;
+}
+
+asio::awaitable<outcome<ended_result>> store::end_session(std::string session_id, std::string by) {
+    auto v = co_await run("end_session", argv(std::move(session_id), std::move(by)));
+    outcome<ended_result> out;
+    if (!refused(v, out.error)) out.value = ended_result{str_at(v, 1), str_at(v, 2)};
+    co_return out;
+}
+
+asio::awaitable<std::vector<std::string>> store::idle_sessions(std::int64_t since_unix_ms, int limit) {
+    auto v = co_await run("idle_sessions", argv(std::to_string(since_unix_ms), std::to_string(limit)));
+    std::vector<std::string> out;
+    for (std::size_t i = 1; i < v.elements.size(); ++i) out.push_back(v.elements[i].str);
     co_return out;
 }
 

@@ -89,6 +89,12 @@ struct stats_result {
 };
 
 using clock_fn = std::function<std::int64_t()>;  // unix milliseconds
+
+// Reading a script's reply, {'ok', ...} or {'err', code, message} (the relay's scripts too).
+std::string str_at(const redis::value& v, std::size_t i);  // element i as a string, '' if absent
+std::int64_t int_at(const redis::value& v, std::size_t i);
+// True (and `r` filled) for {'err', code, message}; throws on a reply of another shape.
+bool refused(const redis::value& v, refusal& r);
 std::int64_t system_now_ms();
 
 class store {
@@ -116,6 +122,11 @@ public:
     // role: "seeker" or "listener".
     boost::asio::awaitable<outcome<ended_result>> end_chat(std::string role, std::string id, std::string session_id);
     boost::asio::awaitable<void> connection_lost(std::string role, std::string id, std::string node);
+    // For the relay: end a chat by session id alone (the relay ticket proved the side);
+    // by: "seeker", "listener" or "idle".
+    boost::asio::awaitable<outcome<ended_result>> end_session(std::string session_id, std::string by);
+    // Sessions nobody wrote in since `since_unix_ms`, oldest first.
+    boost::asio::awaitable<std::vector<std::string>> idle_sessions(std::int64_t since_unix_ms, int limit);
 
     // Admin edits of a listener ('' / 0: unchanged); revoke also deletes its token.
     boost::asio::awaitable<outcome<bool>> admin_update(std::string listener_id, std::string name,

@@ -312,8 +312,9 @@ local function position_of(sid)
   return rank + 1, math.ceil((rank + 1) * span / served / 1000)
 end
 
--- End an open chat (either side, or the sweep for a chat that outlived --state-ttl-s / 2): free
--- the listener's slot, tell both sides, and match the listener again at once.
+-- End an open chat (either side, the relay for an idle chat, or the sweep for a chat that outlived
+-- --state-ttl-s / 2): free the listener's slot, tell both sides and the relay, delete the chat's
+-- relay log, and match the listener again at once. `by`: seeker | listener | idle | expired.
 local function finish_chat(session, by)
   local c = redis.call('HMGET', 'wl:session:' .. session, 'seeker', 'listener', 'state')
   if not c[1] or c[3] ~= 'active' then return nil, nil end
@@ -328,6 +329,15 @@ local function finish_chat(session, by)
   end
   refresh_listener(lid)
   publish('ended', session, sid, lid, by)
+  -- the relay's share of the chat goes with it: its processes are told, its log is deleted
+  local r = redis.call('HMGET', 'wl:relay:' .. session, 'node_s', 'node_l')
+  for i, role in ipairs({ 's', 'l' }) do
+    if r[i] and r[i] ~= '' then
+      redis.call('PUBLISH', 'wl:relaynode:' .. r[i], 'ended|' .. session .. '|' .. role .. '|' .. by)
+    end
+  end
+  redis.call('DEL', 'wl:relay:' .. session, 'wl:log:' .. session .. ':s', 'wl:log:' .. session .. ':l')
+  redis.call('ZREM', 'wl:relay:active', session)
   match_listener(lid)
   return sid, lid
 end

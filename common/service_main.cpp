@@ -1,0 +1,63 @@
+#include "common/service_main.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <spdlog/spdlog.h>
+
+#include <memory>
+
+namespace warmline::net {
+
+void add_server_flags(config::options& opts, const std::string& listen, const std::string& read_message_max) {
+    opts.add("listen", listen, "address:port for the WebSocket and HTTP endpoints");
+    opts.add("read-message-max", read_message_max, "largest WebSocket message accepted, in bytes");
+    opts.add("write-queue-max", "256", "messages queued to a slow client before it is closed");
+    opts.add("handshake-timeout-ms", "10000", "time allowed for the HTTP/WebSocket handshake");
+    opts.add("idle-timeout-ms", "60000", "a silent connection is pinged, then closed");
+    opts.add("max-connections", "200000", "WebSocket connections this process accepts");
+    opts.add("allowed-origins", "", "comma-separated Origins allowed to open a WebSocket (empty: any)");
+    opts.add("tls-cert", "", "PEM certificate chain; with --tls-key, serve wss/https");
+    opts.add("tls-key", "", "PEM private key");
+    opts.add("log-format", "plain", "plain or json");
+    opts.add("log-level", "info", "trace, debug, info, warn, error or off");
+}
+
+server_options server_options_from(const config::options& opts) {
+    server_options so;
+    std::string listen = opts.str("listen");
+    auto colon = listen.rfind(':');
+    if (colon == std::string::npos) throw config::config_error("--listen must be address:port, e.g. 127.0.0.1:8090");
+    so.address = listen.substr(0, colon);
+    config::options port_only("", "");
+    port_only.add("port", listen.substr(colon + 1), "");
+    so.port = static_cast<std::uint16_t>(port_only.integer("port", 0, 65535));
+    so.read_message_max = static_cast<std::size_t>(opts.integer("read-message-max", 1024, 16 << 20));
+    so.write_queue_max = static_cast<std::size_t>(opts.integer("write-queue-max", 4, 100000));
+    so.handshake_timeout = opts.millis("handshake-timeout-ms", 100, 600000);
+    so.idle_timeout = opts.millis("idle-timeout-ms", 100, 3600000);
+    so.max_connections = static_cast<std::size_t>(opts.integer("max-connections", 1, 10000000));
+    so.allowed_origins = opts.list("allowed-origins");
+    so.tls_cert_file = opts.str("tls-cert");
+    so.tls_key_file = opts.str("tls-key");
+    if (so.tls_cert_file.empty() != so.tls_key_file.empty())
+        throw config::config_error("--tls-cert and --tls-key go together: give both or neither");
+    return so;
+}
+
+void stop_on_signal(boost::asio::io_context& ioc, server& srv, std::chrono::milliseconds drain,
+                    std::function<void()> after) {
+    auto signals = std::make_shared<boost::asio::signal_set>(ioc, SIGINT, SIGTERM);
+    signals->async_wait([&ioc, &srv, drain, after = std::move(after), signals](const boost::system::error_code& ec,
+                                                                              int) {
+        if (ec) return;
+        spdlog::info("shutting down");
+        boost::asio::co_spawn(ioc, [&ioc, &srv, drain, after]() -> boost::asio::awaitable<void> {
+            co_await srv.shutdown(drain);
+            after();
+            ioc.stop();
+        }, boost::asio::detached);
+    });
+}
+
+}  // namespace warmline::net

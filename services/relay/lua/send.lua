@@ -1,0 +1,19 @@
+-- Store one sealed message, then forward it. ARGV[5] = seq, [6] ciphertext, [7] most entries
+-- kept per direction, [8] most messages the other side may be behind before sends are refused.
+-- Returns {'ok', 'stored' | 'duplicate'}.
+local f = redis.call('HMGET', RKEY, 'sent_' .. ROLE, 'recv_' .. PEER, 'node_' .. PEER, 'pub_' .. ROLE)
+if not f[4] then return err('NOT_FOUND', ENDED) end
+local seq, sent = tonumber(ARGV[5]), tonumber(f[1]) or 0
+if seq <= sent then return { 'ok', 'duplicate' } end
+if seq ~= sent + 1 then
+  return err('WRONG_STATE', 'Message ' .. (sent + 1) .. ' comes next; send the missing ones first.')
+end
+if sent - (tonumber(f[2]) or 0) >= tonumber(ARGV[8]) then
+  return err('RATE_LIMITED', 'The other side has not received your last messages yet; try again when they have.')
+end
+redis.call('XADD', log_key(ROLE), 'MAXLEN', '~', ARGV[7], '0-' .. seq, 'c', ARGV[6], 't', ARGV[1])
+redis.call('EXPIRE', log_key(ROLE), TTL)
+redis.call('HSET', RKEY, 'sent_' .. ROLE, seq)
+redis.call('ZADD', 'wl:relay:active', NOW, SESSION)
+to_node(f[3], 'msg', SESSION, PEER, seq, ARGV[1], ARGV[6])
+return { 'ok', 'stored' }

@@ -1,0 +1,91 @@
+// The relay binary: read configuration, connect to Redis, serve /v1/relay and the HTTP
+// endpoints, stop cleanly on SIGINT/SIGTERM. Everything else lives in relay_core.
+#include "common/config.hpp"
+#include "common/log.hpp"
+#include "common/net.hpp"
+#include "common/redis.hpp"
+#include "common/service_main.hpp"
+#include "services/relay/service.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <iostream>
+
+namespace asio = boost::asio;
+using namespace warmline;
+
+int main(int argc, char** argv) {
+    config::options opts("relay", "Carries the end-to-end encrypted messages of chats the matchmaker started.");
+    // a Send frame is the ciphertext plus a few dozen bytes of envelope (base64 in JSON frames)
+    net::add_server_flags(opts, "127.0.0.1:8091", "32768");
+    opts.add("redis-url", "redis://127.0.0.1:6379", "where Redis is: redis://[:password@]host:port[/db]");
+    opts.add("ticket-secret", "", "the matchmaker's relay-ticket secret (32+ characters)");
+    opts.add("state-ttl-s", "86400", "expiry of a chat's relay records and log in Redis (as the matchmaker's)");
+    opts.add("max-ciphertext-bytes", "16384", "largest sealed message accepted");
+    opts.add("max-log", "5000", "messages kept per direction of a chat");
+    opts.add("unreceived-window", "1000", "messages one side may be ahead of the other's receipts");
+    opts.add("idle-limit-ms", "1800000", "a chat nobody writes in for this long ends");
+    opts.add("idle-sweep-ms", "5000", "how often idle chats are looked for");
+    opts.add("rate-burst", "60", "messages one connection may send at once");
+    opts.add("rate-per-second", "20", "messages per second one connection may sustain");
+    try {
+        if (!opts.parse(argc, argv)) {
+            std::cout << opts.help();
+            return 0;
+        }
+        log::init("relay", opts.str("log-format"), opts.str("log-level"));
+
+        relay::relay_settings s;
+        s.ticket_secret = opts.str("ticket-secret");
+        if (s.ticket_secret.size() < 32)
+            throw config::config_error("--ticket-secret must be at least 32 characters (WARMLINE_TICKET_SECRET), "
+                                       "the same as the matchmaker's");
+        s.store.state_ttl_s = opts.integer("state-ttl-s", 60, 30 * 86400);
+        s.store.max_log = opts.integer("max-log", 10, 1000000);
+        s.store.window = opts.integer("unreceived-window", 1, 1000000);
+        s.max_ciphertext = static_cast<std::size_t>(opts.integer("max-ciphertext-bytes", 64, 8 << 20));
+        s.idle_limit = opts.millis("idle-limit-ms", 10, 7 * 86400000LL);
+        s.idle_sweep_interval = opts.millis("idle-sweep-ms", 5, 3600000);
+        s.rate_burst = static_cast<double>(opts.integer("rate-burst", 1, 100000));
+        s.rate_per_second = static_cast<double>(opts.integer("rate-per-second", 1, 100000));
+
+        net::server_options so = net::server_options_from(opts);
+        s.catch_up_window = std::max<std::size_t>(1, so.write_queue_max / 2);
+        if (so.read_message_max < s.max_ciphertext + 1024)
+            throw config::config_error("--read-message-max must leave room for --max-ciphertext-bytes plus 1024 "
+                                       "bytes of envelope");
+
+        redis::client_options ro;
+        ro.where = redis::endpoint::parse(opts.str("redis-url"));
+
+        asio::io_context ioc(1);  // one I/O thread, as the matchmaker: run more processes for more
+        auto redis = redis::client::create(ioc.get_executor(), ro);
+        auto events = redis::subscriber::create(ioc.get_executor(), ro);
+        auto svc = std::make_shared<relay::service>(ioc, s, redis, events);
+        net::server server(ioc, so, *svc);
+        redis->start();
+        events->start();
+        svc->start();
+        server.start();
+        spdlog::info("relay {} listening on {}:{} (redis {})", svc->node(), so.address, server.port(),
+                     ro.where.to_string());
+        std::cout << "READY " << (so.tls_cert_file.empty() ? "ws" : "wss") << "://" << so.address << ":"
+                  << server.port() << "/v1/relay" << std::endl;
+
+        net::stop_on_signal(ioc, server, std::chrono::seconds(5), [&] {
+            svc->stop();
+            events->stop();
+            redis->stop();
+        });
+        ioc.run();
+        return 0;
+    } catch (const config::config_error& e) {
+        std::cerr << "relay: " << e.what() << "\n";
+        return 2;
+    } catch (const std::exception& e) {
+        std::cerr << "relay: " << e.what() << "\n";
+        return 1;
+    }
+}

@@ -1,0 +1,450 @@
+// The relay's protocol: tickets at the door, hello/send/received/typing/read/end on the socket,
+// and the node channel that brings the other side's messages from whichever process has them.
+#include "services/relay/service.hpp"
+
+#include "common/crypto.hpp"
+#include "common/log.hpp"
+#include "common/ticket.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <spdlog/spdlog.h>
+
+namespace warmline::relay {
+namespace asio = boost::asio;
+using v1::RelayClientMessage;
+using v1::RelayServerMessage;
+
+namespace {
+
+RelayServerMessage error_reply(v1::ErrorCode code, std::string message) {
+    RelayServerMessage m;
+    m.mutable_error()->set_code(code);
+    m.mutable_error()->set_message(std::move(message));
+    return m;
+}
+
+RelayServerMessage refusal_reply(const refusal& r) {
+    v1::ErrorCode code = v1::INTERNAL;
+    v1::ErrorCode_Parse(r.code, &code);
+    return error_reply(code, r.message);
+}
+
+RelayServerMessage ok_reply() {
+    RelayServerMessage m;
+    m.mutable_ok();
+    return m;
+}
+
+net::http_response refuse(unsigned status, const char* code, const std::string& message) {
+    net::http_response res;
+    res.status = status;
+    res.body = std::string(R"({"error":")") + code + R"(","message":")" + log::json_escape(message) + "\"}";
+    return res;
+}
+
+v1::Role role_of(char r) { return r == 's' ? v1::SEEKER : v1::LISTENER; }
+char peer_of(char r) { return r == 's' ? 'l' : 's'; }
+
+// "a|b|c|rest": the first n fields split at '|', the rest (which may hold any byte) kept whole.
+std::vector<std::string_view> fields(std::string_view s, std::size_t n) {
+    std::vector<std::string_view> out;
+    while (out.size() + 1 < n) {
+        auto bar = s.find('|');
+        if (bar == std::string_view::npos) break;
+        out.push_back(s.substr(0, bar));
+        s.remove_prefix(bar + 1);
+    }
+    out.push_back(s);
+    return out;
+}
+
+std::uint64_t to_u64(std::string_view s) {
+    std::uint64_t v = 0;
+    for (char c : s) {
+        if (c < '0' || c > '9') return 0;
+        v = v * 10 + static_cast<std::uint64_t>(c - '0');
+    }
+    return v;
+}
+
+}  // namespace
+
+service::service(asio::io_context& ioc, relay_settings s, std::shared_ptr<redis::client> redis,
+                 std::shared_ptr<redis::subscriber> events, matchmaker::clock_fn now)
+    : ioc_(ioc),
+      settings_(std::move(s)),
+      redis_(redis),
+      events_(std::move(events)),
+      store_(redis, settings_.store, now),
+      chats_(redis, matchmaker::store_settings{}, now),
+      node_("r" + crypto::random_id().substr(0, 12)) {}
+
+void service::start() {
+    std::weak_ptr<service> weak = shared_from_this();
+    events_->subscribe("wl:relaynode:" + node_, [weak](std::string_view, std::string_view payload) {
+        if (auto self = weak.lock()) self->on_node_event(payload);
+    });
+    // events sent while the subscriber was down are lost: every client catches up from the log
+    events_->on_resubscribed([weak] {
+        auto self = weak.lock();
+        if (!self) return;
+        std::vector<participant_ptr> all;
+        {
+            std::lock_guard lock(self->mutex_);
+            for (auto& [_, p] : self->by_side_) all.push_back(p);
+        }
+        for (auto& p : all) asio::co_spawn(self->ioc_, self->catch_up(p), asio::detached);
+    });
+    metrics_.gauge("warmline_relay_participants", "Chat participants connected to this process", [weak] {
+        auto self = weak.lock();
+        if (!self) return 0.0;
+        std::lock_guard lock(self->mutex_);
+        return static_cast<double>(self->by_side_.size());
+    });
+    idle_timer_ = std::make_shared<asio::steady_timer>(ioc_);
+    asio::co_spawn(ioc_, idle_loop(), asio::detached);
+}
+
+void service::stop() {
+    stopped_ = true;
+    if (idle_timer_) idle_timer_->cancel();
+}
+
+// ---- HTTP and the door ----------------------------------------------------------------------
+
+asio::awaitable<net::http_response> service::on_http(net::http_request req) {
+    net::http_response res;
+    if (req.method != "GET") {
+        res.status = 405;
+        res.headers["Allow"] = "GET";
+        res.body = R"({"error":"INVALID_ARGUMENT","message":"Only GET is served here."})";
+    } else if (req.path == "/healthz") {
+        res.body = R"({"status":"ok"})";
+    } else if (req.path == "/readyz") {
+        bool ready = redis_->connected() && events_->connected();
+        res.status = ready ? 200 : 503;
+        res.body = ready ? R"({"status":"ready"})" : R"({"status":"not ready"})";
+    } else if (req.path == "/metrics") {
+        res.content_type = "text/plain; version=0.0.4";
+        res.body = metrics_.render();
+    } else {
+        res = refuse(404, "NOT_FOUND", "No such page.");
+    }
+    co_return res;
+}
+
+asio::awaitable<std::optional<net::http_response>> service::on_upgrade(const net::http_request& req) {
+    if (req.path != "/v1/relay") co_return refuse(404, "NOT_FOUND", "The relay's WebSocket is at /v1/relay.");
+    auto it = req.query.find("ticket");
+    if (it == req.query.end() || it->second.empty())
+        co_return refuse(401, "UNAUTHENTICATED", "Open the relay with the ticket the matchmaker gave you: /v1/relay?ticket=...");
+    ticket::claims c;
+    auto verdict = ticket::verify(settings_.ticket_secret, it->second, store_.now_ms(), c);
+    if (verdict == ticket::verdict::expired)
+        co_return refuse(401, "UNAUTHENTICATED", "That relay ticket has expired; reconnect to the matchmaker for a new one.");
+    if (verdict != ticket::verdict::ok)
+        co_return refuse(401, "UNAUTHENTICATED", "That is not a valid relay ticket.");
+    try {
+        if (!co_await store_.chat_open(c.session_id)) co_return refuse(410, "NOT_FOUND", "This chat has ended.");
+    } catch (const std::exception& e) {
+        spdlog::warn("relay: could not check a chat: {}", e.what());
+        co_return refuse(503, "UNAVAILABLE", "The relay can't reach its database for a moment. Please try again shortly.");
+    }
+    co_return std::nullopt;
+}
+
+void service::on_open(std::shared_ptr<net::connection> c) {
+    // the ticket passed on_upgrade a moment ago; read its claims again (no state rides along)
+    ticket::claims claims;
+    auto it = c->upgrade_request().query.find("ticket");
+    if (it == c->upgrade_request().query.end() ||
+        ticket::verify(settings_.ticket_secret, it->second, store_.now_ms(), claims) != ticket::verdict::ok) {
+        c->close(4401, "ticket expired");
+        return;
+    }
+    auto p = std::make_shared<participant>();
+    p->conn = c;
+    p->session = claims.session_id;
+    p->role = claims.who == ticket::role::seeker ? 's' : 'l';
+    p->conn_id = node_ + ":" + std::to_string(c->id());
+    std::lock_guard lock(mutex_);
+    by_conn_[c->id()] = p;
+}
+
+void service::on_close(std::shared_ptr<net::connection> c) {
+    participant_ptr p;
+    {
+        std::lock_guard lock(mutex_);
+        auto it = by_conn_.find(c->id());
+        if (it == by_conn_.end()) return;
+        p = it->second;
+        by_conn_.erase(it);
+        auto side = by_side_.find({p->session, p->role});
+        if (side != by_side_.end() && side->second == p) by_side_.erase(side);
+    }
+    if (!p->greeted || stopped_) return;
+    asio::co_spawn(ioc_, [self = shared_from_this(), p]() -> asio::awaitable<void> {
+        try {
+            co_await self->store_.gone(p->session, p->role, p->conn_id);
+        } catch (const std::exception& e) {
+            spdlog::debug("relay: could not record a closed connection: {}", e.what());
+        }
+    }, asio::detached);
+}
+
+// ---- WebSocket ------------------------------------------------------------------------------
+
+asio::awaitable<void> service::on_message(std::shared_ptr<net::connection> c, std::string data, bool binary) {
+    auto p = by_connection(c->id());
+    if (!p) co_return;
+    auto fmt = binary ? codec::format::binary : codec::format::json;
+    RelayClientMessage m;
+    std::string why;
+    if (!codec::decode(data, fmt, m, why)) {
+        metrics_.counter("warmline_relay_bad_frames_total", "Frames that could not be parsed").fetch_add(1);
+        c->send(codec::encode(error_reply(v1::MALFORMED_FRAME, why), fmt), binary);
+        if (++p->bad_frames >= settings_.max_bad_frames) c->close(1008, "too many malformed frames");
+        co_return;
+    }
+    if (!p->greeted) p->format = fmt;
+    RelayServerMessage reply;
+    bool caught_up_needed = false;
+    if (!p->bucket.take(store_.now_ms(), settings_.rate_burst, settings_.rate_per_second)) {
+        reply = error_reply(v1::RATE_LIMITED, "You're sending very fast; please slow down for a moment.");
+    } else if (m.request_id().empty() || m.request_id().size() > 64) {
+        reply = error_reply(v1::INVALID_ARGUMENT, "Every request needs a request_id of 1 to 64 characters.");
+    } else if (!p->greeted && m.body_case() != RelayClientMessage::kHello &&
+               m.body_case() != RelayClientMessage::kPing) {
+        reply = error_reply(v1::UNAUTHENTICATED, "Start with hello, giving your public key for this chat.");
+    } else {
+        try {
+            reply = co_await handle(p, m);
+            caught_up_needed = m.body_case() == RelayClientMessage::kHello && reply.has_welcome();
+        } catch (const redis::unavailable&) {
+            reply = error_reply(v1::UNAVAILABLE, "The relay can't reach its database for a moment. Please try again shortly.");
+        } catch (const std::exception& e) {
+            spdlog::error("relay: request failed: {}", e.what());
+            reply = error_reply(v1::INTERNAL, "Something went wrong on our side. Please try again.");
+        }
+    }
+    reply.set_request_id(m.request_id());
+    if (reply.has_error())
+        metrics_.counter("warmline_relay_errors_total", "Errors returned to clients",
+                         "code=\"" + v1::ErrorCode_Name(reply.error().code()) + "\"").fetch_add(1);
+    push(p, reply);
+    if (p->ending) c->close(1000, "chat ended");
+    // after the welcome: everything of the other side's the client does not have yet
+    if (caught_up_needed) co_await catch_up(p);
+}
+
+asio::awaitable<RelayServerMessage> service::handle(participant_ptr p, const RelayClientMessage& m) {
+    using B = RelayClientMessage::BodyCase;
+    switch (m.body_case()) {
+    case B::kPing: {
+        RelayServerMessage r;
+        r.mutable_pong();
+        co_return r;
+    }
+    case B::kHello: co_return co_await hello(p, m.hello());
+    case B::kSend: co_return co_await send_message(p, m.send());
+    case B::kReceived: {
+        auto r = co_await store_.received(p->session, p->role, m.received().through());
+        co_return r ? ok_reply() : refusal_reply(r.error);
+    }
+    case B::kTyping: {
+        auto r = co_await store_.signal(p->session, p->role, "typing", m.typing().typing() ? "1" : "0");
+        co_return r ? ok_reply() : refusal_reply(r.error);
+    }
+    case B::kRead: {
+        auto r = co_await store_.signal(p->session, p->role, "read", std::to_string(m.read().through()));
+        co_return r ? ok_reply() : refusal_reply(r.error);
+    }
+    case B::kEnd: {
+        p->ending = true;  // the ChatEnded push may overtake the reply: close only after it
+        auto r = co_await chats_.end_session(p->session, p->role == 's' ? "seeker" : "listener");
+        if (!r) p->ending = false;
+        co_return r ? ok_reply() : refusal_reply(r.error);
+    }
+    default: co_return error_reply(v1::INVALID_ARGUMENT, "The message has no request in it (e.g. \"send\": {...}).");
+    }
+}
+
+asio::awaitable<RelayServerMessage> service::hello(participant_ptr p, const v1::RelayHello& m) {
+    if (m.public_key().size() != 32)
+        co_return error_reply(v1::INVALID_ARGUMENT, "public_key must be the 32 bytes of an X25519 public key.");
+    auto r = co_await store_.hello(p->session, p->role, node_, p->conn_id, m.public_key());
+    if (!r) co_return refusal_reply(r.error);
+    participant_ptr older;
+    {
+        std::lock_guard lock(mutex_);
+        auto& slot = by_side_[{p->session, p->role}];
+        if (slot && slot != p) older = slot;
+        slot = p;
+    }
+    // another connection here for the same side (e.g. a second tab) yields to the newest
+    if (older)
+        if (auto c = older->conn.lock()) c->close(4001, "resumed on another connection");
+    p->greeted = true;
+    p->forwarded = m.received_through();
+    RelayServerMessage out;
+    auto* w = out.mutable_welcome();
+    w->set_session_id(p->session);
+    w->set_role(role_of(p->role));
+    w->set_sent_through(r.value->sent_through);
+    w->set_peer_public_key(r.value->peer_public_key);
+    w->set_max_ciphertext_bytes(static_cast<std::uint32_t>(settings_.max_ciphertext));
+    co_return out;
+}
+
+asio::awaitable<RelayServerMessage> service::send_message(participant_ptr p, const v1::Send& m) {
+    if (m.seq() == 0) co_return error_reply(v1::INVALID_ARGUMENT, "seq starts at 1.");
+    if (m.ciphertext().empty()) co_return error_reply(v1::INVALID_ARGUMENT, "The message is empty.");
+    if (m.ciphertext().size() > settings_.max_ciphertext)
+        co_return error_reply(v1::MESSAGE_TOO_LARGE, "A message can be at most " +
+                                                         std::to_string(settings_.max_ciphertext) +
+                                                         " bytes once encrypted; split it up.");
+    auto r = co_await store_.send(p->session, p->role, m.seq(), m.ciphertext());
+    if (!r) co_return refusal_reply(r.error);
+    if (*r.value) {
+        metrics_.counter("warmline_relay_messages_total", "Messages stored and forwarded").fetch_add(1);
+        metrics_.counter("warmline_relay_ciphertext_bytes_total", "Ciphertext bytes stored")
+            .fetch_add(m.ciphertext().size());
+    }
+    RelayServerMessage out;
+    out.mutable_ack()->set_seq(m.seq());
+    co_return out;
+}
+
+// ---- delivery -------------------------------------------------------------------------------
+
+void service::push(const participant_ptr& p, const RelayServerMessage& m) {
+    if (auto c = p->conn.lock()) c->send(codec::encode(m, p->format), p->format == codec::format::binary);
+}
+
+void service::deliver(const participant_ptr& p, std::uint64_t seq, std::int64_t stored_ms, std::string ciphertext) {
+    if (seq <= p->forwarded) return;  // already sent (a catch-up overtook the live copy)
+    if (seq != p->forwarded + 1) {
+        // a gap: something was missed (e.g. while the subscriber reconnected); the log has it
+        asio::co_spawn(ioc_, catch_up(p), asio::detached);
+        return;
+    }
+    RelayServerMessage m;
+    auto* d = m.mutable_deliver();
+    d->set_from(role_of(peer_of(p->role)));
+    d->set_seq(seq);
+    d->set_ciphertext(std::move(ciphertext));
+    d->set_sent_unix_ms(stored_ms);
+    p->forwarded = seq;
+    push(p, m);
+}
+
+asio::awaitable<void> service::catch_up(participant_ptr p) {
+    if (p->filling) {
+        p->refill = true;
+        co_return;
+    }
+    p->filling = true;
+    try {
+        for (;;) {
+            p->refill = false;
+            auto entries = co_await store_.log_after(p->session, peer_of(p->role), p->forwarded,
+                                                     settings_.catch_up_batch);
+            for (auto& e : entries) {
+                // keep pace with the client: its queue never overflows because of a catch-up
+                if (auto c = p->conn.lock()) co_await c->queue_below(settings_.catch_up_window);
+                deliver(p, e.seq, e.stored_ms, std::move(e.ciphertext));
+            }
+            if (p->conn.expired()) break;
+            if (entries.size() < settings_.catch_up_batch && !p->refill) break;
+        }
+    } catch (const std::exception& e) {
+        spdlog::warn("relay: catching a client up failed: {}", e.what());
+    }
+    p->filling = false;
+}
+
+void service::on_node_event(std::string_view payload) {
+    auto head = fields(payload, 3);  // kind | session | role | rest
+    if (head.size() < 3 || head[2].empty()) return;
+    std::string kind(head[0]);
+    auto p = current(std::string(head[1]), head[2][0]);
+    if (kind == "kick") {
+        // this process may hold the connection being replaced even when it is no longer current
+        auto rest = fields(payload, 4);
+        std::vector<std::shared_ptr<net::connection>> doomed;
+        {
+            std::lock_guard lock(mutex_);
+            for (auto& [_, q] : by_conn_)
+                if (q->conn_id == rest.back())
+                    if (auto c = q->conn.lock()) doomed.push_back(c);
+        }
+        for (auto& c : doomed) c->close(4001, "resumed on another connection");
+        return;
+    }
+    if (!p) return;
+    if (kind == "msg") {
+        auto f = fields(payload, 6);  // msg | session | role | seq | stored ms | ciphertext
+        if (f.size() < 6) return;
+        deliver(p, to_u64(f[3]), static_cast<std::int64_t>(to_u64(f[4])), std::string(f[5]));
+    } else if (kind == "key") {
+        auto f = fields(payload, 4);
+        RelayServerMessage m;
+        m.mutable_peer_key()->set_public_key(std::string(f.back()));
+        push(p, m);
+    } else if (kind == "typing") {
+        RelayServerMessage m;
+        m.mutable_peer_typing()->set_typing(fields(payload, 4).back() == "1");
+        push(p, m);
+    } else if (kind == "read") {
+        RelayServerMessage m;
+        m.mutable_peer_read()->set_through(to_u64(fields(payload, 4).back()));
+        push(p, m);
+    } else if (kind == "ended") {
+        auto by = fields(payload, 4).back();
+        RelayServerMessage m;
+        auto* e = m.mutable_ended();
+        e->set_session_id(p->session);
+        e->set_ended_by(by == "seeker" ? v1::SEEKER : by == "listener" ? v1::LISTENER : v1::ROLE_UNSPECIFIED);
+        if (by == "idle" || by == "expired") e->set_reason(std::string(by));
+        push(p, m);
+        if (!p->ending)
+            if (auto c = p->conn.lock()) c->close(1000, "chat ended");
+    }
+}
+
+asio::awaitable<void> service::idle_loop() {
+    auto t = idle_timer_;
+    while (!stopped_) {
+        t->expires_after(settings_.idle_sweep_interval);
+        boost::system::error_code ec;
+        co_await t->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        if (stopped_) break;
+        try {
+            auto since = store_.now_ms() - settings_.idle_limit.count();
+            for (const auto& session : co_await chats_.idle_sessions(since, 100)) {
+                co_await chats_.end_session(session, "idle");
+                metrics_.counter("warmline_relay_idle_ended_total", "Chats ended because nobody wrote").fetch_add(1);
+            }
+        } catch (const std::exception& e) {
+            spdlog::warn("relay: idle sweep failed: {}", e.what());
+        }
+    }
+}
+
+service::participant_ptr service::current(const std::string& session, char role) {
+    std::lock_guard lock(mutex_);
+    auto it = by_side_.find({session, role});
+    return it == by_side_.end() ? nullptr : it->second;
+}
+
+service::participant_ptr service::by_connection(std::uint64_t id) {
+    std::lock_guard lock(mutex_);
+    auto it = by_conn_.find(id);
+    return it == by_conn_.end() ? nullptr : it->second;
+}
+
+}  // namespace warmline::relay

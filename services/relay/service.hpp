@@ -1,0 +1,112 @@
+// The relay: carries the sealed messages of one chat between its two participants, who may be
+// connected to different relay processes. Every message is stored in Redis (the session's log)
+// before it is acknowledged to its sender, then pushed to the relay process of the other side
+// over its node channel (wl:relaynode:<node>); a client that reconnects anywhere says what it
+// has and gets the rest from the log. The relay never holds a key or a plaintext.
+//
+// Threading: one I/O thread (as the matchmaker); participant state assumes it.
+#pragma once
+
+#include "common/codec.hpp"
+#include "common/metrics.hpp"
+#include "common/net.hpp"
+#include "common/rate_limit.hpp"
+#include "common/redis.hpp"
+#include "services/matchmaker/store.hpp"
+#include "services/relay/store.hpp"
+#include "warmline/v1/relay.pb.h"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace warmline::relay {
+
+struct relay_settings {
+    std::string ticket_secret;             // shared with the matchmaker, at least 32 bytes
+    store_settings store;
+    std::size_t max_ciphertext = 16 * 1024;
+    std::chrono::milliseconds idle_limit{30 * 60 * 1000};  // a chat nobody writes in ends
+    std::chrono::milliseconds idle_sweep_interval{5000};
+    std::size_t catch_up_batch = 256;      // log entries read per round trip when catching up
+    std::size_t catch_up_window = 64;      // a catch-up waits while this many messages are queued
+                                           // to the client (keep it below --write-queue-max)
+    double rate_burst = 60;                // messages a connection may send at once
+    double rate_per_second = 20;           // and sustained
+    int max_bad_frames = 20;               // then the connection is closed with 1008
+};
+
+class service : public net::handler, public std::enable_shared_from_this<service> {
+public:
+    service(boost::asio::io_context& ioc, relay_settings s, std::shared_ptr<redis::client> redis,
+            std::shared_ptr<redis::subscriber> events, matchmaker::clock_fn now = matchmaker::system_now_ms);
+
+    // Subscribe to this process's node channel and start the idle sweep. Call once.
+    void start();
+    void stop();
+    const std::string& node() const { return node_; }
+    metrics::registry& metrics() { return metrics_; }
+
+    boost::asio::awaitable<net::http_response> on_http(net::http_request req) override;
+    boost::asio::awaitable<std::optional<net::http_response>> on_upgrade(const net::http_request& req) override;
+    void on_open(std::shared_ptr<net::connection> c) override;
+    boost::asio::awaitable<void> on_message(std::shared_ptr<net::connection> c, std::string data,
+                                            bool binary) override;
+    void on_close(std::shared_ptr<net::connection> c) override;
+
+private:
+    // One side of one chat on one connection.
+    struct participant {
+        std::weak_ptr<net::connection> conn;
+        std::string session;
+        char role = 's';              // 's' seeker, 'l' listener
+        std::string conn_id;          // node:connection, unique across processes
+        bool greeted = false;         // hello done
+        codec::format format = codec::format::binary;
+        std::uint64_t forwarded = 0;  // highest seq of the other side's messages sent to this client
+        bool filling = false;         // a catch-up from the log is running
+        bool refill = false;          // ... and must look again when done
+        bool ending = false;          // this side asked to end: close after the reply
+        token_bucket bucket;
+        int bad_frames = 0;
+    };
+    using participant_ptr = std::shared_ptr<participant>;
+
+    boost::asio::awaitable<v1::RelayServerMessage> handle(participant_ptr p, const v1::RelayClientMessage& m);
+    boost::asio::awaitable<v1::RelayServerMessage> hello(participant_ptr p, const v1::RelayHello& m);
+    boost::asio::awaitable<v1::RelayServerMessage> send_message(participant_ptr p, const v1::Send& m);
+    // Send the other side's messages after p->forwarded from the log, in order, until caught up.
+    boost::asio::awaitable<void> catch_up(participant_ptr p);
+    void deliver(const participant_ptr& p, std::uint64_t seq, std::int64_t stored_ms, std::string ciphertext);
+    void on_node_event(std::string_view payload);
+    boost::asio::awaitable<void> idle_loop();
+    void push(const participant_ptr& p, const v1::RelayServerMessage& m);
+    participant_ptr current(const std::string& session, char role);
+    participant_ptr by_connection(std::uint64_t id);
+
+    boost::asio::io_context& ioc_;
+    relay_settings settings_;
+    std::shared_ptr<redis::client> redis_;
+    std::shared_ptr<redis::subscriber> events_;
+    store store_;
+    matchmaker::store chats_;  // the matchmaker's scripts: ending a chat frees the listener
+    std::string node_;
+    metrics::registry metrics_;
+
+    std::mutex mutex_;
+    std::unordered_map<std::uint64_t, participant_ptr> by_conn_;
+    std::map<std::pair<std::string, char>, participant_ptr> by_side_;  // the greeted connection per side
+    std::shared_ptr<boost::asio::steady_timer> idle_timer_;
+    bool stopped_ = false;
+};
+
+}  // namespace warmline::relay

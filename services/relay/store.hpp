@@ -1,0 +1,71 @@
+// The relay's state in Redis: who is connected where, each side's public key, and each side's
+// messages as a bounded stream (see lua/lib.lua for the keys). Every change is one Lua script,
+// so a relay process can die at any instant and another finds a consistent chat.
+#pragma once
+
+#include "common/redis.hpp"
+#include "services/matchmaker/store.hpp"
+
+#include <boost/asio/awaitable.hpp>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace warmline::relay {
+
+using matchmaker::outcome;
+using matchmaker::refusal;
+
+struct store_settings {
+    std::int64_t state_ttl_s = 24 * 3600;  // relay keys of a chat; the chat's end deletes them sooner
+    std::int64_t max_log = 5000;           // messages kept per direction
+    std::int64_t window = 1000;            // messages one side may be ahead of the other's receipts
+};
+
+struct hello_result {
+    std::uint64_t sent_through = 0;
+    std::string peer_public_key;  // raw 32 bytes, or empty
+};
+
+struct log_entry {
+    std::uint64_t seq = 0;
+    std::int64_t stored_ms = 0;
+    std::string ciphertext;
+};
+
+class store {
+public:
+    store(std::shared_ptr<redis::client> redis, store_settings s, matchmaker::clock_fn now);
+
+    // role: 's' or 'l'.
+    boost::asio::awaitable<outcome<hello_result>> hello(std::string session, char role, std::string node,
+                                                        std::string conn_id, std::string public_key);
+    // true: stored now; false: already stored (a resend).
+    boost::asio::awaitable<outcome<bool>> send(std::string session, char role, std::uint64_t seq,
+                                               std::string ciphertext);
+    boost::asio::awaitable<outcome<bool>> received(std::string session, char role, std::uint64_t through);
+    boost::asio::awaitable<outcome<bool>> signal(std::string session, char role, std::string kind,
+                                                 std::string value);
+    boost::asio::awaitable<void> gone(std::string session, char role, std::string conn_id);
+    // Up to `count` messages `from` sent after seq `after`, in order.
+    boost::asio::awaitable<std::vector<log_entry>> log_after(std::string session, char from, std::uint64_t after,
+                                                             std::size_t count);
+    // Whether the matchmaker still has this chat open.
+    boost::asio::awaitable<bool> chat_open(std::string session);
+
+    std::int64_t now_ms() const { return now_(); }
+
+private:
+    boost::asio::awaitable<redis::value> run(std::string name, std::string session, char role,
+                                             std::vector<std::string> args);
+
+    std::shared_ptr<redis::client> redis_;
+    store_settings settings_;
+    matchmaker::clock_fn now_;
+    std::map<std::string, redis::script> scripts_;
+};
+
+}  // namespace warmline::relay

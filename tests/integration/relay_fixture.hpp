@@ -1,0 +1,129 @@
+// What the relay's integration tests share: a real redis-server with a chat opened through the
+// matchmaker's own scripts, relay processes started from the built binary, and a blocking
+// WebSocket client speaking the relay protocol in protobuf binary frames.
+#pragma once
+
+#include "common/codec.hpp"
+#include "common/ticket.hpp"
+#include "common/ws_client.hpp"
+#include "tests/integration/matchmaker_fixture.hpp"
+#include "tests/support/process.hpp"
+#include "warmline/v1/relay.pb.h"
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace warmline::test {
+
+inline const std::string relay_secret = "relay-test-secret-relay-test-secret!";
+
+inline std::int64_t wall_ms() {
+    using namespace std::chrono;
+    return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+// One relay process; its log goes to `log` (the canary test reads it).
+struct relay_process {
+    std::unique_ptr<child_process> proc;
+    std::uint16_t port = 0;
+
+    relay_process(const std::string& redis_url, const std::string& log, std::vector<std::string> extra = {}) {
+        std::vector<std::string> argv{WARMLINE_BINARY_DIR "/services/relay/relay", "--listen=127.0.0.1:0",
+                                      "--redis-url=" + redis_url, "--ticket-secret=" + relay_secret,
+                                      "--log-level=info"};
+        for (auto& e : extra) argv.push_back(std::move(e));
+        proc = std::make_unique<child_process>(argv, log);
+        std::string url = proc->wait_for("READY ", std::chrono::seconds(10));
+        auto colon = url.rfind(':');
+        port = static_cast<std::uint16_t>(std::stoi(url.substr(colon + 1, url.find('/', colon) - colon - 1)));
+    }
+};
+
+struct relay_fixture {
+    matchmaker_fixture mm;
+    std::string log = mm.server.dir() + "/relays.log";
+    admin::created listener;
+    std::string seeker;
+
+    // A listener and a seeker matched through the matchmaker's scripts; returns the session id.
+    std::string open_chat() {
+        if (listener.id.empty()) listener = mm.listener({"grief"}, {"en"}, 5);
+        seeker = mm.seeker();
+        mm.request(seeker, "grief", "en");
+        auto chat = mm.run(mm.store->accept_offer(listener.id, mm.offer_of(seeker)));
+        REQUIRE(chat);
+        return chat.value->session_id;
+    }
+
+    static std::string ticket_for(const std::string& session, ticket::role r, std::int64_t ttl_ms = 60000) {
+        return ticket::sign(relay_secret, ticket::claims{session, r, wall_ms() + ttl_ms});
+    }
+};
+
+// A relay client: protobuf binary frames, replies matched by request id, pushes kept in order.
+struct relay_peer {
+    net::ws_client ws;
+    int n = 0;
+    std::deque<v1::RelayServerMessage> pending;
+
+    relay_peer(std::uint16_t port, const std::string& ticket) {
+        ws.connect("127.0.0.1", port, "/v1/relay?ticket=" + ticket);
+    }
+
+    std::string send(v1::RelayClientMessage m) {
+        std::string id = "q" + std::to_string(++n);
+        m.set_request_id(id);
+        ws.send_binary(m.SerializeAsString());
+        return id;
+    }
+    v1::RelayServerMessage until(const std::function<bool(const v1::RelayServerMessage&)>& pred,
+                                 std::chrono::milliseconds limit = std::chrono::seconds(5)) {
+        for (auto it = pending.begin(); it != pending.end(); ++it) {
+            if (pred(*it)) {
+                auto m = *it;
+                pending.erase(it);
+                return m;
+            }
+        }
+        auto deadline = std::chrono::steady_clock::now() + limit;
+        while (std::chrono::steady_clock::now() < deadline) {
+            auto m = ws.read(std::chrono::milliseconds(50));
+            if (!m) continue;
+            v1::RelayServerMessage s;
+            REQUIRE(s.ParseFromString(m->data));
+            if (pred(s)) return s;
+            pending.push_back(s);
+        }
+        FAIL("no expected relay message within the time limit (" << pending.size() << " pending)");
+        return {};
+    }
+    v1::RelayServerMessage reply(const std::string& id) {
+        return until([&](const v1::RelayServerMessage& m) { return m.request_id() == id; });
+    }
+    v1::RelayServerMessage call(v1::RelayClientMessage m) { return reply(send(std::move(m))); }
+
+    v1::RelayServerMessage hello(const std::string& public_key, std::uint64_t received_through = 0) {
+        v1::RelayClientMessage m;
+        m.mutable_hello()->set_public_key(public_key);
+        m.mutable_hello()->set_received_through(received_through);
+        return call(m);
+    }
+    v1::RelayServerMessage send_sealed(std::uint64_t seq, const std::string& ciphertext) {
+        v1::RelayClientMessage m;
+        m.mutable_send()->set_seq(seq);
+        m.mutable_send()->set_ciphertext(ciphertext);
+        return call(m);
+    }
+    // The next Deliver push.
+    v1::Deliver next_delivery(std::chrono::milliseconds limit = std::chrono::seconds(5)) {
+        return until([](const v1::RelayServerMessage& m) { return m.has_deliver(); }, limit).deliver();
+    }
+};
+
+}  // namespace warmline::test

@@ -1,0 +1,346 @@
+// The relay against a real redis-server and real relay processes: a chat both ways across two
+// processes, reconnect and resume, SIGKILL of a relay mid-stream, tickets at the door, bad
+// input, and the end of a chat.
+#include "tests/integration/relay_fixture.hpp"
+
+#include <signal.h>
+
+using namespace warmline;
+using namespace warmline::test;
+using M = v1::RelayServerMessage;
+
+namespace {
+
+std::string key_of(char c) { return std::string(32, c); }  // stands in for an X25519 public key
+
+std::string sealed(const std::string& side, std::uint64_t seq) {
+    return "sealed:" + side + ":" + std::to_string(seq);  // the relay treats it as opaque bytes
+}
+
+}  // namespace
+
+TEST_CASE("relay: a chat both ways across two relay processes, in order" * doctest::timeout(60)) {
+    relay_fixture f;
+    relay_process a(f.mm.server.url(), f.log), b(f.mm.server.url(), f.log);
+    auto session = f.open_chat();
+    relay_peer seeker(a.port, relay_fixture::ticket_for(session, ticket::role::seeker));
+    relay_peer listener(b.port, relay_fixture::ticket_for(session, ticket::role::listener));
+
+    auto sw = seeker.hello(key_of('s'));
+    REQUIRE(sw.has_welcome());
+    CHECK(sw.welcome().session_id() == session);
+    CHECK(sw.welcome().role() == v1::SEEKER);
+    CHECK(sw.welcome().sent_through() == 0);
+    CHECK(sw.welcome().peer_public_key().empty());
+    auto lw = listener.hello(key_of('l'));
+    REQUIRE(lw.has_welcome());
+    CHECK(lw.welcome().peer_public_key() == key_of('s'));
+    // the seeker learns the listener's key the moment it arrives
+    CHECK(seeker.until([](const M& m) { return m.has_peer_key(); }).peer_key().public_key() == key_of('l'));
+
+    for (std::uint64_t i = 1; i <= 20; ++i) {
+        REQUIRE(seeker.send_sealed(i, sealed("s", i)).ack().seq() == i);
+        if (i % 2 == 0) REQUIRE(listener.send_sealed(i / 2, sealed("l", i / 2)).ack().seq() == i / 2);
+    }
+    for (std::uint64_t i = 1; i <= 20; ++i) {
+        auto d = listener.next_delivery();
+        CHECK(d.from() == v1::SEEKER);
+        CHECK(d.seq() == i);
+        CHECK(d.ciphertext() == sealed("s", i));
+    }
+    for (std::uint64_t i = 1; i <= 10; ++i) {
+        auto d = seeker.next_delivery();
+        CHECK(d.from() == v1::LISTENER);
+        CHECK(d.seq() == i);
+        CHECK(d.ciphertext() == sealed("l", i));
+    }
+
+    // typing and read receipts pass through without being stored
+    v1::RelayClientMessage typing;
+    typing.mutable_typing()->set_typing(true);
+    CHECK(seeker.call(typing).has_ok());
+    CHECK(listener.until([](const M& m) { return m.has_peer_typing(); }).peer_typing().typing());
+    v1::RelayClientMessage read;
+    read.mutable_read()->set_through(20);
+    CHECK(listener.call(read).has_ok());
+    CHECK(seeker.until([](const M& m) { return m.has_peer_read(); }).peer_read().through() == 20);
+    // the relay's records hold keys, counters and ciphertext only
+    CHECK(f.mm.server.cmd({"XLEN", "wl:log:" + session + ":s"}) == "20");
+    CHECK(f.mm.server.cmd({"TTL", "wl:log:" + session + ":s"}) != "-1");
+    CHECK(f.mm.server.cmd({"TTL", "wl:relay:" + session}) != "-1");
+}
+
+TEST_CASE("relay: a client that reconnects gets what it missed, once and in order" * doctest::timeout(60)) {
+    relay_fixture f;
+    relay_process a(f.mm.server.url(), f.log), b(f.mm.server.url(), f.log);
+    auto session = f.open_chat();
+    auto seeker_ticket = relay_fixture::ticket_for(session, ticket::role::seeker);
+    relay_peer listener(a.port, relay_fixture::ticket_for(session, ticket::role::listener));
+    REQUIRE(listener.hello(key_of('l')).has_welcome());
+    std::uint64_t have = 0;
+    {
+        relay_peer seeker(a.port, seeker_ticket);
+        REQUIRE(seeker.hello(key_of('s')).has_welcome());
+        for (std::uint64_t i = 1; i <= 3; ++i) REQUIRE(listener.send_sealed(i, sealed("l", i)).has_ack());
+        for (std::uint64_t i = 1; i <= 3; ++i) have = seeker.next_delivery().seq();
+        v1::RelayClientMessage got;
+        got.mutable_received()->set_through(have);
+        CHECK(seeker.call(got).has_ok());
+        seeker.ws.abort();  // the phone drops off Wi-Fi
+    }
+    CHECK(have == 3);
+    for (std::uint64_t i = 4; i <= 9; ++i) REQUIRE(listener.send_sealed(i, sealed("l", i)).has_ack());
+
+    // back, on the other relay process, saying what it has
+    relay_peer seeker(b.port, seeker_ticket);
+    auto w = seeker.hello(key_of('s'), have);
+    REQUIRE(w.has_welcome());
+    CHECK(w.welcome().peer_public_key() == key_of('l'));
+    for (std::uint64_t i = 4; i <= 9; ++i) {
+        auto d = seeker.next_delivery();
+        CHECK(d.seq() == i);
+        CHECK(d.ciphertext() == sealed("l", i));
+    }
+    // and live again afterwards, with nothing repeated
+    REQUIRE(listener.send_sealed(10, sealed("l", 10)).has_ack());
+    CHECK(seeker.next_delivery().seq() == 10);
+    for (const auto& m : seeker.pending) CHECK_FALSE(m.has_deliver());
+
+    // a key that differs from the one this side started with is refused
+    relay_peer impostor(b.port, seeker_ticket);
+    auto refused = impostor.hello(key_of('x'));
+    REQUIRE(refused.has_error());
+    CHECK(refused.error().code() == v1::WRONG_STATE);
+}
+
+TEST_CASE("relay: SIGKILL of a relay mid-stream loses no acknowledged message" * doctest::timeout(90)) {
+    relay_fixture f;
+    relay_process a(f.mm.server.url(), f.log);
+    relay_process b(f.mm.server.url(), f.log);
+    auto session = f.open_chat();
+    auto seeker_ticket = relay_fixture::ticket_for(session, ticket::role::seeker);
+    auto listener_ticket = relay_fixture::ticket_for(session, ticket::role::listener);
+    const std::uint64_t total = 60;
+
+    auto sender = std::make_unique<relay_peer>(a.port, seeker_ticket);
+    auto receiver = std::make_unique<relay_peer>(a.port, listener_ticket);
+    REQUIRE(sender->hello(key_of('s')).has_welcome());
+    REQUIRE(receiver->hello(key_of('l')).has_welcome());
+
+    // a stream of messages sent without waiting; relay A dies part-way through
+    std::uint64_t acked = 0;
+    for (std::uint64_t i = 1; i <= total / 2; ++i) {
+        v1::RelayClientMessage m;
+        m.mutable_send()->set_seq(i);
+        m.mutable_send()->set_ciphertext(sealed("s", i));
+        sender->send(m);
+    }
+    while (acked < 10) acked = sender->until([](const M& m) { return m.has_ack(); }).ack().seq();
+    a.proc->signal(SIGKILL);
+    a.proc->wait(std::chrono::seconds(5));
+    // whatever acks were already on the wire count too
+    try {
+        while (auto m = sender->ws.read(std::chrono::milliseconds(200))) {
+            M s;
+            if (s.ParseFromString(m->data) && s.has_ack()) acked = std::max<std::uint64_t>(acked, s.ack().seq());
+        }
+    } catch (const std::exception&) {
+    }
+    std::vector<std::uint64_t> got;
+    for (auto& m : receiver->pending)
+        if (m.has_deliver()) got.push_back(m.deliver().seq());
+    try {
+        while (auto m = receiver->ws.read(std::chrono::milliseconds(200))) {
+            M s;
+            if (s.ParseFromString(m->data) && s.has_deliver()) got.push_back(s.deliver().seq());
+        }
+    } catch (const std::exception&) {
+    }
+
+    // both reconnect to B; the sender resends what the relay says it does not have
+    sender = std::make_unique<relay_peer>(b.port, seeker_ticket);
+    auto w = sender->hello(key_of('s'));
+    REQUIRE(w.has_welcome());
+    std::uint64_t stored = w.welcome().sent_through();
+    CHECK(stored >= acked);  // nothing acknowledged was lost
+    for (std::uint64_t i = stored + 1; i <= total; ++i) REQUIRE(sender->send_sealed(i, sealed("s", i)).has_ack());
+    receiver = std::make_unique<relay_peer>(b.port, listener_ticket);
+    std::uint64_t have = 0;
+    for (auto s : got) {
+        if (s == have + 1) have = s;  // the client keeps what it has in order and drops repeats
+    }
+    REQUIRE(receiver->hello(key_of('l'), have).has_welcome());
+    for (std::uint64_t i = have + 1; i <= total; ++i) {
+        auto d = receiver->next_delivery();
+        REQUIRE(d.seq() == i);  // in order, no gap and no repeat
+        CHECK(d.ciphertext() == sealed("s", i));
+    }
+    for (const auto& m : receiver->pending) CHECK_FALSE(m.has_deliver());
+    CHECK(f.mm.server.cmd({"XLEN", "wl:log:" + session + ":s"}) == std::to_string(total));
+}
+
+TEST_CASE("relay: tickets are checked before the upgrade" * doctest::timeout(60)) {
+    relay_fixture f;
+    relay_process a(f.mm.server.url(), f.log);
+    auto session = f.open_chat();
+    auto refused_with = [&](const std::string& target) {
+        net::ws_client ws;
+        try {
+            ws.connect("127.0.0.1", a.port, target);
+        } catch (const std::exception&) {
+            return ws.refused_status();
+        }
+        return 101u;
+    };
+    CHECK(refused_with("/v1/relay") == 401);                                           // missing
+    CHECK(refused_with("/v1/relay?ticket=v1.nonsense") == 401);                        // malformed
+    auto good = relay_fixture::ticket_for(session, ticket::role::seeker);
+    std::string forged = good;
+    forged.back() = forged.back() == 'A' ? 'B' : 'A';
+    CHECK(refused_with("/v1/relay?ticket=" + forged) == 401);                          // forged
+    CHECK(refused_with("/v1/relay?ticket=" + relay_fixture::ticket_for(session, ticket::role::seeker, -1000)) ==
+          401);                                                                        // expired
+    CHECK(refused_with("/v1/relay?ticket=" + ticket::sign("another-secret-another-secret-12345",
+                                                          {session, ticket::role::seeker, wall_ms() + 60000})) ==
+          401);                                                                        // signed elsewhere
+    CHECK(refused_with("/v1/relay?ticket=" + relay_fixture::ticket_for("c-no-such-chat", ticket::role::seeker)) ==
+          410);                                                                        // no such chat
+    CHECK(refused_with("/other?ticket=" + good) == 404);
+    CHECK(refused_with("/v1/relay?ticket=" + good) == 101);
+    // once the chat has ended its tickets open nothing
+    REQUIRE(f.mm.run(f.mm.store->end_chat("seeker", f.seeker, session)));
+    CHECK(refused_with("/v1/relay?ticket=" + good) == 410);
+}
+
+TEST_CASE("relay: bad input gets a typed error and changes nothing" * doctest::timeout(60)) {
+    relay_fixture f;
+    relay_process a(f.mm.server.url(), f.log, {"--max-ciphertext-bytes=1024", "--read-message-max=4096",
+                                               "--rate-burst=200"});
+    auto session = f.open_chat();
+    relay_peer seeker(a.port, relay_fixture::ticket_for(session, ticket::role::seeker));
+
+    seeker.ws.send_binary("\xff\xff\xff not a protobuf");
+    auto bad = seeker.until([](const M& m) { return m.has_error(); });
+    CHECK(bad.error().code() == v1::MALFORMED_FRAME);
+    auto early = seeker.send_sealed(1, "x");  // before hello
+    REQUIRE(early.has_error());
+    CHECK(early.error().code() == v1::UNAUTHENTICATED);
+    auto short_key = seeker.hello("too short");
+    REQUIRE(short_key.has_error());
+    CHECK(short_key.error().code() == v1::INVALID_ARGUMENT);
+    REQUIRE(seeker.hello(key_of('s')).has_welcome());
+    auto gap = seeker.send_sealed(2, "x");  // 1 comes first
+    REQUIRE(gap.has_error());
+    CHECK(gap.error().code() == v1::WRONG_STATE);
+    auto zero = seeker.send_sealed(0, "x");
+    REQUIRE(zero.has_error());
+    CHECK(zero.error().code() == v1::INVALID_ARGUMENT);
+    auto big = seeker.send_sealed(1, std::string(1025, 'x'));
+    REQUIRE(big.has_error());
+    CHECK(big.error().code() == v1::MESSAGE_TOO_LARGE);
+    CHECK(f.mm.server.cmd({"EXISTS", "wl:log:" + session + ":s"}) == "0");
+    // a resend of a stored message is acknowledged again, not stored twice
+    CHECK(seeker.send_sealed(1, "x").ack().seq() == 1);
+    CHECK(seeker.send_sealed(1, "x").ack().seq() == 1);
+    CHECK(f.mm.server.cmd({"XLEN", "wl:log:" + session + ":s"}) == "1");
+    // a frame over read_message_max closes the connection with 1009
+    v1::RelayClientMessage huge;
+    huge.set_request_id("huge");
+    huge.mutable_send()->set_seq(2);
+    huge.mutable_send()->set_ciphertext(std::string(8000, 'x'));
+    seeker.ws.send_binary(huge.SerializeAsString());
+    bool closed = false;
+    try {
+        while (seeker.ws.read(std::chrono::seconds(2))) {
+        }
+    } catch (const std::exception&) {
+        closed = true;
+    }
+    CHECK(closed);
+    CHECK(seeker.ws.close_code() == 1009);
+}
+
+TEST_CASE("relay: a connection that sends too fast is told to slow down" * doctest::timeout(60)) {
+    relay_fixture f;
+    relay_process a(f.mm.server.url(), f.log, {"--rate-burst=5", "--rate-per-second=1"});
+    auto session = f.open_chat();
+    relay_peer seeker(a.port, relay_fixture::ticket_for(session, ticket::role::seeker));
+    REQUIRE(seeker.hello(key_of('s')).has_welcome());
+    int limited = 0;
+    for (std::uint64_t i = 1; i <= 10; ++i) {
+        auto r = seeker.send_sealed(i, "x");
+        if (r.has_error() && r.error().code() == v1::RATE_LIMITED) ++limited;
+    }
+    CHECK(limited >= 5);
+}
+
+TEST_CASE("relay: either side ends the chat; both are told and the log is gone" * doctest::timeout(60)) {
+    relay_fixture f;
+    relay_process a(f.mm.server.url(), f.log), b(f.mm.server.url(), f.log);
+    auto session = f.open_chat();
+    relay_peer seeker(a.port, relay_fixture::ticket_for(session, ticket::role::seeker));
+    relay_peer listener(b.port, relay_fixture::ticket_for(session, ticket::role::listener));
+    REQUIRE(seeker.hello(key_of('s')).has_welcome());
+    REQUIRE(listener.hello(key_of('l')).has_welcome());
+    REQUIRE(seeker.send_sealed(1, "x").has_ack());
+    CHECK(f.mm.field("wl:listener:" + f.listener.id, "chats") == "1");
+
+    v1::RelayClientMessage end;
+    end.mutable_end();
+    CHECK(listener.call(end).has_ok());
+    auto s_end = seeker.until([](const M& m) { return m.has_ended(); });
+    auto l_end = listener.until([](const M& m) { return m.has_ended(); });
+    CHECK(s_end.ended().ended_by() == v1::LISTENER);
+    CHECK(l_end.ended().ended_by() == v1::LISTENER);
+    CHECK(f.mm.server.cmd({"EXISTS", "wl:log:" + session + ":s"}) == "0");
+    CHECK(f.mm.server.cmd({"EXISTS", "wl:relay:" + session}) == "0");
+    CHECK(f.mm.field("wl:session:" + session, "state") == "ended");
+    CHECK(f.mm.field("wl:listener:" + f.listener.id, "chats") == "0");  // capacity freed
+    CHECK(f.mm.seeker_state(f.seeker) == "ended");                      // may rate and block
+}
+
+TEST_CASE("relay: a chat nobody writes in ends with a notice" * doctest::timeout(60)) {
+    relay_fixture f;
+    relay_process a(f.mm.server.url(), f.log, {"--idle-limit-ms=300", "--idle-sweep-ms=50"});
+    auto session = f.open_chat();
+    relay_peer seeker(a.port, relay_fixture::ticket_for(session, ticket::role::seeker));
+    REQUIRE(seeker.hello(key_of('s')).has_welcome());
+    auto ended = seeker.until([](const M& m) { return m.has_ended(); }, std::chrono::seconds(10));
+    CHECK(ended.ended().reason() == "idle");
+    CHECK(ended.ended().ended_by() == v1::ROLE_UNSPECIFIED);
+    CHECK(f.mm.field("wl:session:" + session, "state") == "ended");
+    CHECK(f.mm.server.cmd({"ZSCORE", "wl:relay:active", session}).empty());
+}
+
+TEST_CASE("relay: a receiver that stops reading is closed and resumes from the log" * doctest::timeout(90)) {
+    relay_fixture f;
+    relay_process a(f.mm.server.url(), f.log, {"--write-queue-max=8", "--rate-burst=1000", "--max-log=2000"});
+    auto session = f.open_chat();
+    auto listener_ticket = relay_fixture::ticket_for(session, ticket::role::listener);
+    relay_peer seeker(a.port, relay_fixture::ticket_for(session, ticket::role::seeker));
+    REQUIRE(seeker.hello(key_of('s')).has_welcome());
+    // more than the kernel's socket buffers hold, so the relay's own queue must fill
+    const std::uint64_t total = 800;
+    {
+        relay_peer slow(a.port, listener_ticket);
+        REQUIRE(slow.hello(key_of('l')).has_welcome());
+        // the receiver reads nothing while 800 messages of 16 KB arrive for it
+        std::string body(16000, 'm');
+        for (std::uint64_t i = 1; i <= total; ++i) REQUIRE(seeker.send_sealed(i, body + std::to_string(i)).has_ack());
+        bool closed = false;
+        try {
+            while (slow.ws.read(std::chrono::seconds(2))) {
+            }
+        } catch (const std::exception&) {
+            closed = true;
+        }
+        CHECK(closed);
+        CHECK(slow.ws.close_code() == 1013);
+    }
+    relay_peer back(a.port, listener_ticket);
+    REQUIRE(back.hello(key_of('l')).has_welcome());
+    for (std::uint64_t i = 1; i <= total; ++i) {
+        auto d = back.next_delivery();
+        REQUIRE(d.seq() == i);
+    }
+}
