@@ -607,8 +607,10 @@ asio::awaitable<void> serve_http(std::shared_ptr<server::impl> srv, Stream strea
         try {
             res = co_await srv->handler_.on_http(std::move(r));
         } catch (const std::exception& e) {
+            // the path only: a query may carry a credential (the relay's ticket)
+            auto target = to_string(req.target());
             spdlog::error("net: on_http threw for {} {}: {}", to_string(req.method_string()),
-                          to_string(req.target()), e.what());
+                          target.substr(0, target.find('?')), e.what());
         }
         if (!res) res = plain_text(500, "internal error");
         bool keep_alive = req.keep_alive();

@@ -1,10 +1,13 @@
 #include "common/service_main.hpp"
 
+#include "common/log.hpp"
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <spdlog/spdlog.h>
 
+#include <iostream>
 #include <memory>
 
 namespace warmline::net {
@@ -21,6 +24,15 @@ void add_server_flags(config::options& opts, const std::string& listen, const st
     opts.add("tls-key", "", "PEM private key");
     opts.add("log-format", "plain", "plain or json");
     opts.add("log-level", "info", "trace, debug, info, warn, error or off");
+}
+
+bool parse_and_log(config::options& opts, int argc, char** argv, const std::string& program) {
+    if (!opts.parse(argc, argv)) {
+        std::cout << opts.help();
+        return false;
+    }
+    log::init(program, opts.str("log-format"), opts.str("log-level"));
+    return true;
 }
 
 server_options server_options_from(const config::options& opts) {

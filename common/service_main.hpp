@@ -16,6 +16,9 @@ namespace warmline::net {
 
 // Declare the shared flags; `listen` and `read_message_max` are the service's own defaults.
 void add_server_flags(config::options& opts, const std::string& listen, const std::string& read_message_max);
+// Parse flags and WARMLINE_* variables; on --help print the help and return false; otherwise
+// start logging as `program` (--log-format, --log-level) and return true.
+bool parse_and_log(config::options& opts, int argc, char** argv, const std::string& program);
 // Read them back (after opts.parse); throws config::config_error with a sentence on bad values.
 server_options server_options_from(const config::options& opts);
 

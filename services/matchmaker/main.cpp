@@ -39,11 +39,7 @@ int main(int argc, char** argv) {
     opts.add("rate-per-second", "10", "requests per second one connection may sustain");
     opts.add("requests-in-flight", "32", "requests of one signed-in connection answered at once");
     try {
-        if (!opts.parse(argc, argv)) {
-            std::cout << opts.help();
-            return 0;
-        }
-        log::init("matchmaker", opts.str("log-format"), opts.str("log-level"));
+        if (!net::parse_and_log(opts, argc, argv, "matchmaker")) return 0;
 
         matchmaker::service_settings s;
         s.store.offer_timeout_ms = opts.integer("offer-timeout-ms", 10, 3600000);

@@ -31,11 +31,7 @@ int main(int argc, char** argv) {
     opts.add("rate-burst", "60", "messages one connection may send at once");
     opts.add("rate-per-second", "20", "messages per second one connection may sustain");
     try {
-        if (!opts.parse(argc, argv)) {
-            std::cout << opts.help();
-            return 0;
-        }
-        log::init("relay", opts.str("log-format"), opts.str("log-level"));
+        if (!net::parse_and_log(opts, argc, argv, "relay")) return 0;
 
         relay::relay_settings s;
         s.ticket_secret = opts.str("ticket-secret");

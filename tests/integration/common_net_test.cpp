@@ -4,6 +4,7 @@
 // that strand mistakes can show; the test thread drives it with the blocking client.
 #include "common/net.hpp"
 #include "common/ws_client.hpp"
+#include "tests/support/tls_cert.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -476,14 +477,7 @@ TEST_CASE("net server: shutdown() closes every WebSocket with 1001 and returns o
 
 TEST_CASE("net server: a WebSocket over TLS with a self-signed certificate echoes" * doctest::timeout(10)) {
     temp_dir dir;
-    const std::string cert = dir.path + "/cert.pem";
-    const std::string key = dir.path + "/key.pem";
-    const std::string cmd =
-        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
-        " -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1,DNS:localhost -days 1"
-        " -keyout " +
-        key + " -out " + cert + " >/dev/null 2>&1";
-    REQUIRE(std::system(cmd.c_str()) == 0);
+    const auto [cert, key] = warmline::test::make_test_certificate(dir.path);
 
     auto o = test_options();
     o.tls_cert_file = cert;

@@ -72,8 +72,10 @@ struct relay_peer {
     int n = 0;
     std::deque<v1::RelayServerMessage> pending;
 
-    relay_peer(std::uint16_t port, const std::string& ticket) {
-        ws.connect("127.0.0.1", port, "/v1/relay?ticket=" + ticket);
+    // ca_file set: over TLS, the relay's certificate checked against it
+    relay_peer(std::uint16_t port, const std::string& ticket, const std::string& ca_file = {}) {
+        if (ca_file.empty()) ws.connect("127.0.0.1", port, "/v1/relay?ticket=" + ticket);
+        else ws.connect_tls("127.0.0.1", port, "/v1/relay?ticket=" + ticket, ca_file);
     }
 
     std::string send(v1::RelayClientMessage m) {
