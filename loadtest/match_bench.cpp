@@ -8,158 +8,40 @@
 // It connects only to 127.0.0.0/8, and every wait and every loop has a bound.
 #include "common/argv.hpp"
 #include "common/catalogue.hpp"
-#include "common/config.hpp"
 #include "common/crypto.hpp"
 #include "common/log.hpp"
 #include "common/redis.hpp"
+#include "loadtest/lib/bench_common.hpp"
+#include "loadtest/lib/ws_peer.hpp"
 #include "warmline/v1/matchmaker.pb.h"
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/websocket.hpp>
 
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
-#include <cstdio>
 #include <deque>
-#include <fstream>
 #include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
 #include <optional>
 #include <random>
-#include <sstream>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
-#ifndef IP_BIND_ADDRESS_NO_PORT
-#define IP_BIND_ADDRESS_NO_PORT 24
-#endif
-
 namespace warmline::bench {
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace websocket = beast::websocket;
-using tcp = asio::ip::tcp;
 using namespace std::chrono_literals;
 
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
-
-// ---- clock, /proc, JSON ----------------------------------------------------------------------
-
-const auto t_base = std::chrono::steady_clock::now();
-
-double now_ms() {
-    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_base).count();
-}
-
-std::chrono::steady_clock::time_point at_ms(double ms) {
-    return t_base + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                        std::chrono::duration<double, std::milli>(ms));
-}
-
-std::int64_t unix_ms() {
-    using namespace std::chrono;
-    return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
-
-asio::awaitable<void> sleep_until_ms(double ms) {
-    asio::steady_timer t(co_await asio::this_coro::executor);
-    t.expires_at(at_ms(ms));
-    co_await t.async_wait(use_tuple);
-}
-
-asio::awaitable<void> sleep_for_ms(double ms) { co_await sleep_until_ms(now_ms() + ms); }
-
-// CPU seconds (user + system) a process has used, from /proc/PID/stat; -1 if it is gone.
-double cpu_seconds(int pid) {
-    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-    std::string s;
-    if (!std::getline(f, s)) return -1;
-    auto p = s.rfind(')');
-    if (p == std::string::npos) return -1;
-    std::istringstream in(s.substr(p + 1));
-    std::vector<std::string> fields;  // from field 3 (state) on
-    for (std::string x; fields.size() < 13 && in >> x;) fields.push_back(x);
-    if (fields.size() < 13) return -1;
-    return static_cast<double>(std::stoll(fields[11]) + std::stoll(fields[12])) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
-// Busy CPU seconds of the whole machine (all cores), from /proc/stat.
-double machine_busy_seconds() {
-    std::ifstream f("/proc/stat");
-    std::string cpu;
-    f >> cpu;
-    std::vector<long long> v;
-    for (long long x; v.size() < 8 && f >> x;) v.push_back(x);
-    if (v.size() < 8) return -1;
-    long long busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];  // user nice system irq softirq steal
-    return static_cast<double>(busy) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
-// VmRSS of a process in KiB, or -1.
-long long rss_kib(int pid) {
-    std::ifstream f("/proc/" + std::to_string(pid) + "/status");
-    for (std::string line; std::getline(f, line);)
-        if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
-    return -1;
-}
-
-// The soft "Max open files" of a process, from /proc/PID/limits, or -1.
-long long open_file_limit(int pid) {
-    std::ifstream f("/proc/" + std::to_string(pid) + "/limits");
-    for (std::string line; std::getline(f, line);) {
-        if (line.rfind("Max open files", 0) != 0) continue;
-        std::istringstream in(line.substr(14));
-        std::string soft;
-        in >> soft;
-        return soft == "unlimited" ? -1 : std::stoll(soft);
-    }
-    return -1;
-}
-
-// One JSON object on one line, built field by field in order.
-class json_line {
-public:
-    json_line& str(const std::string& k, const std::string& v) { return raw(k, "\"" + log::json_escape(v) + "\""); }
-    json_line& num(const std::string& k, double v, int decimals = 1) {
-        if (!std::isfinite(v)) return raw(k, "null");
-        char b[64];
-        std::snprintf(b, sizeof b, "%.*f", decimals, v);
-        return raw(k, b);
-    }
-    json_line& integer(const std::string& k, long long v) { return raw(k, std::to_string(v)); }
-    json_line& raw(const std::string& k, const std::string& v) {
-        body_ += (body_.empty() ? "" : ",") + ("\"" + k + "\":" + v);
-        return *this;
-    }
-    std::string text() const { return "{" + body_ + "}"; }
-    void print() const { std::cout << text() << std::endl; }
-
-private:
-    std::string body_;
-};
-
-double percentile(std::vector<double> v, double p) {
-    if (v.empty()) return NAN;
-    std::sort(v.begin(), v.end());
-    auto rank = static_cast<std::size_t>(std::ceil(p / 100.0 * static_cast<double>(v.size())));
-    return v[std::min(v.size() - 1, rank == 0 ? 0 : rank - 1)];
-}
+// A seeker's or listener's socket: protobuf binary frames of the matchmaker's protocol.
+using ws_peer = proto_peer<v1::ClientMessage, v1::ServerMessage>;
 
 // ---- options ---------------------------------------------------------------------------------
 
@@ -205,65 +87,42 @@ const char* usage = R"(warmline-match-bench: matchmaker load generator (normally
   --max-s S (900)        give up after this long
 )";
 
-std::vector<std::string> split(const std::string& s, char sep) {
-    std::vector<std::string> out;
-    std::stringstream ss(s);
-    for (std::string x; std::getline(ss, x, sep);)
-        if (!x.empty()) out.push_back(x);
-    return out;
-}
-
 // Returns nullopt after printing usage for --help.
 std::optional<options> parse_options(int argc, char** argv) {
     options o;
-    std::map<std::string, std::function<void(const std::string&)>> set = {
+    flag_setters set = {
         {"url", [&](auto& v) { o.urls = split(v, ','); }},
-        {"conn-url", [&](auto& v) { o.conn_url = v; }},
-        {"conn-pid", [&](auto& v) { o.conn_pid = std::stoi(v); }},
-        {"redis-url", [&](auto& v) { o.redis_url = v; }},
-        {"lua-dir", [&](auto& v) { o.lua_dir = v; }},
-        {"catalogue", [&](auto& v) { o.catalogue = v; }},
-        {"topic", [&](auto& v) { o.topic = v; }},
-        {"language", [&](auto& v) { o.language = v; }},
-        {"conn-topic", [&](auto& v) { o.conn_topic = v; }},
-        {"conn-language", [&](auto& v) { o.conn_language = v; }},
-        {"steps", [&](auto& v) { o.steps = v; }},
-        {"listeners", [&](auto& v) { o.listeners = std::stoi(v); }},
-        {"max-chats", [&](auto& v) { o.max_chats = std::stoi(v); }},
-        {"match-seekers", [&](auto& v) { o.match_seekers = std::stoi(v); }},
-        {"warmup-s", [&](auto& v) { o.warmup_s = std::stod(v); }},
-        {"match-s", [&](auto& v) { o.match_s = std::stod(v); }},
-        {"latency-rate", [&](auto& v) { o.latency_rate = std::stod(v); }},
-        {"latency-s", [&](auto& v) { o.latency_s = std::stod(v); }},
-        {"latency-pool", [&](auto& v) { o.latency_pool = std::stoi(v); }},
-        {"depth-seekers", [&](auto& v) { o.depth_seekers = std::stoi(v); }},
-        {"depth-small", [&](auto& v) { o.depth_small = std::stoi(v); }},
-        {"depth-large", [&](auto& v) { o.depth_large = std::stoi(v); }},
-        {"depth-s", [&](auto& v) { o.depth_s = std::stod(v); }},
-        {"depth-end-jitter-ms", [&](auto& v) { o.depth_end_jitter_ms = std::stod(v); }},
-        {"connections", [&](auto& v) { o.connections = std::stoi(v); }},
-        {"connect-parallel", [&](auto& v) { o.connect_parallel = std::stoi(v); }},
-        {"connect-deadline-s", [&](auto& v) { o.connect_deadline_s = std::stod(v); }},
+        {"conn-url", into(o.conn_url)},
+        {"conn-pid", into(o.conn_pid)},
+        {"redis-url", into(o.redis_url)},
+        {"lua-dir", into(o.lua_dir)},
+        {"catalogue", into(o.catalogue)},
+        {"topic", into(o.topic)},
+        {"language", into(o.language)},
+        {"conn-topic", into(o.conn_topic)},
+        {"conn-language", into(o.conn_language)},
+        {"steps", into(o.steps)},
+        {"listeners", into(o.listeners)},
+        {"max-chats", into(o.max_chats)},
+        {"match-seekers", into(o.match_seekers)},
+        {"warmup-s", into(o.warmup_s)},
+        {"match-s", into(o.match_s)},
+        {"latency-rate", into(o.latency_rate)},
+        {"latency-s", into(o.latency_s)},
+        {"latency-pool", into(o.latency_pool)},
+        {"depth-seekers", into(o.depth_seekers)},
+        {"depth-small", into(o.depth_small)},
+        {"depth-large", into(o.depth_large)},
+        {"depth-s", into(o.depth_s)},
+        {"depth-end-jitter-ms", into(o.depth_end_jitter_ms)},
+        {"connections", into(o.connections)},
+        {"connect-parallel", into(o.connect_parallel)},
+        {"connect-deadline-s", into(o.connect_deadline_s)},
         {"evalsha-per-s", [&](auto& v) { o.evalsha_per_s = v.empty() ? NAN : std::stod(v); }},
-        {"max-s", [&](auto& v) { o.max_s = std::stod(v); }},
-        {"pids", [&](auto& v) {
-             for (auto& kv : split(v, ',')) {
-                 auto eq = kv.find('=');
-                 if (eq == std::string::npos) throw std::invalid_argument("--pids takes name=pid,...");
-                 o.pids.emplace_back(kv.substr(0, eq), std::stoi(kv.substr(eq + 1)));
-             }
-         }},
+        {"max-s", into(o.max_s)},
+        {"pids", [&](auto& v) { o.pids = parse_pids(v); }},
     };
-    auto flags = warmline::config::split_flags(argc, argv);
-    if (!flags) {
-        std::cout << usage;
-        return std::nullopt;
-    }
-    for (auto& [name, value] : *flags) {
-        auto it = set.find(name);
-        if (it == set.end()) throw std::invalid_argument("unknown option --" + name + " (see --help)");
-        it->second(value);
-    }
+    if (!apply_flags(argc, argv, set, usage)) return std::nullopt;
     // Bounds that keep every loop finite and the run within minutes.
     auto check = [](bool ok, const char* what) {
         if (!ok) throw std::invalid_argument(what);
@@ -288,185 +147,6 @@ std::optional<options> parse_options(int argc, char** argv) {
 bool has_step(const options& o, const std::string& s) {
     auto v = split(o.steps, ',');
     return std::find(v.begin(), v.end(), s) != v.end();
-}
-
-// ---- one WebSocket ---------------------------------------------------------------------------
-
-struct ws_url {
-    asio::ip::address_v4 address;
-    std::uint16_t port = 0;
-    std::string host_port;
-    std::string target;
-};
-
-// Only ws://127.x.y.z:port/path: this tool must never load anything but the local machine.
-ws_url parse_url(const std::string& url) {
-    if (url.rfind("ws://", 0) != 0) throw std::invalid_argument("'" + url + "' is not a ws:// URL");
-    std::string rest = url.substr(5);
-    auto slash = rest.find('/');
-    ws_url u;
-    u.host_port = rest.substr(0, slash);
-    u.target = slash == std::string::npos ? "/v1/ws" : rest.substr(slash);
-    auto colon = u.host_port.rfind(':');
-    if (colon == std::string::npos) throw std::invalid_argument("'" + url + "' has no port");
-    boost::system::error_code ec;
-    u.address = asio::ip::make_address_v4(u.host_port.substr(0, colon), ec);
-    if (ec || (u.address.to_uint() >> 24) != 127)
-        throw std::invalid_argument("'" + url + "' is not on 127.0.0.0/8; the bench only loads the local machine");
-    u.port = static_cast<std::uint16_t>(std::stoi(u.host_port.substr(colon + 1)));
-    return u;
-}
-
-// A client WebSocket speaking binary protobuf: a read loop that hands every pushed message to a
-// handler (or to the call() waiting for that request id) and a writer that keeps at most one
-// async_write in flight, as Beast requires.
-class ws_peer : public std::enable_shared_from_this<ws_peer> {
-public:
-    using handler = std::function<void(const v1::ServerMessage&)>;
-
-    explicit ws_peer(asio::io_context& ioc) : ws_(ioc) {}
-
-    // Connect (from `source` when given, so that many peers can share one destination port) and
-    // upgrade. Returns the first error, if any.
-    asio::awaitable<beast::error_code> open(const ws_url& u, std::optional<asio::ip::address_v4> source,
-                                            std::chrono::milliseconds timeout) {
-        auto& stream = beast::get_lowest_layer(ws_);
-        beast::error_code ec;
-        stream.socket().open(tcp::v4(), ec);
-        if (ec) co_return ec;
-        if (source) {
-            // the kernel picks the port at connect time, per 4-tuple, instead of at bind time
-            int one = 1;
-            ::setsockopt(stream.socket().native_handle(), IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
-            stream.socket().bind(tcp::endpoint(*source, 0), ec);
-            if (ec) co_return ec;
-        }
-        stream.expires_after(timeout);
-        auto [cec] = co_await stream.async_connect(tcp::endpoint(u.address, u.port), use_tuple);
-        if (cec) co_return cec;
-        // Beast: the WebSocket's own timeouts replace the TCP stream's once it is upgraded
-        stream.expires_never();
-        stream.socket().set_option(tcp::no_delay(true), ec);
-        websocket::stream_base::timeout t{};
-        t.handshake_timeout = timeout;
-        t.idle_timeout = websocket::stream_base::none();
-        t.keep_alive_pings = false;
-        ws_.set_option(t);
-        ws_.binary(true);
-        ws_.read_message_max(1 << 20);
-        auto [hec] = co_await ws_.async_handshake(u.host_port, u.target, use_tuple);
-        if (hec) co_return hec;
-        open_ = true;
-        co_return beast::error_code{};
-    }
-
-    void start(handler h) {
-        on_message_ = std::move(h);
-        asio::co_spawn(ws_.get_executor(), read_loop(shared_from_this()), asio::detached);
-    }
-
-    // Queue a request with a fresh request id and return the id.
-    std::string send(v1::ClientMessage& m) {
-        std::string id = "b" + std::to_string(++next_id_);
-        m.set_request_id(id);
-        if (!open_) return id;
-        out_.push_back(m.SerializeAsString());
-        if (!writing_) {
-            writing_ = true;
-            asio::co_spawn(ws_.get_executor(), write_loop(shared_from_this()), asio::detached);
-        }
-        return id;
-    }
-
-    // Send and wait for the reply to this request id; nullopt on timeout or a closed connection.
-    asio::awaitable<std::optional<v1::ServerMessage>> call(v1::ClientMessage m, std::chrono::milliseconds timeout) {
-        auto w = std::make_shared<waiter>(ws_.get_executor());
-        w->timer.expires_after(timeout);
-        std::string id = send(m);
-        if (!open_) co_return std::nullopt;
-        waiters_[id] = w;
-        co_await w->timer.async_wait(use_tuple);
-        waiters_.erase(id);
-        co_return std::move(w->reply);
-    }
-
-    void close() {
-        open_ = false;
-        beast::get_lowest_layer(ws_).close();
-    }
-    bool is_open() const { return open_; }
-
-private:
-    struct waiter {
-        explicit waiter(asio::any_io_executor ex) : timer(ex) {}
-        asio::steady_timer timer;
-        std::optional<v1::ServerMessage> reply;
-    };
-
-    static asio::awaitable<void> read_loop(std::shared_ptr<ws_peer> self) {
-        for (;;) {
-            auto [ec, n] = co_await self->ws_.async_read(self->buffer_, use_tuple);
-            if (ec) break;
-            v1::ServerMessage m;
-            auto data = self->buffer_.cdata();
-            bool ok = m.ParseFromArray(data.data(), static_cast<int>(data.size()));
-            self->buffer_.consume(self->buffer_.size());
-            if (!ok) continue;
-            if (!m.request_id().empty()) {
-                if (auto it = self->waiters_.find(m.request_id()); it != self->waiters_.end()) {
-                    it->second->reply = std::move(m);
-                    it->second->timer.cancel();
-                    continue;
-                }
-            }
-            if (self->on_message_) self->on_message_(m);
-        }
-        self->open_ = false;
-        for (auto& [_, w] : self->waiters_) w->timer.cancel();
-    }
-
-    static asio::awaitable<void> write_loop(std::shared_ptr<ws_peer> self) {
-        while (!self->out_.empty()) {
-            auto [ec, n] = co_await self->ws_.async_write(asio::buffer(self->out_.front()), use_tuple);
-            if (ec) {
-                self->out_.clear();
-                break;
-            }
-            self->out_.pop_front();
-        }
-        self->writing_ = false;
-    }
-
-    websocket::stream<beast::tcp_stream> ws_;
-    beast::flat_buffer buffer_;
-    std::deque<std::string> out_;
-    bool writing_ = false;
-    bool open_ = false;
-    std::uint64_t next_id_ = 0;
-    handler on_message_;
-    std::unordered_map<std::string, std::shared_ptr<waiter>> waiters_;
-};
-
-// Run fn(i) for i in [0, n) with at most `parallel` running at once; returns when all are done.
-template <class Fn>
-asio::awaitable<void> for_each_parallel(int n, int parallel, Fn fn) {
-    auto ex = co_await asio::this_coro::executor;
-    auto next = std::make_shared<int>(0);
-    auto live = std::make_shared<int>(std::min(parallel, n));
-    for (int w = 0; w < std::min(parallel, n); ++w) {
-        asio::co_spawn(ex, [next, live, n, fn]() -> asio::awaitable<void> {
-            while (*next < n) {
-                int i = (*next)++;
-                try {
-                    co_await fn(i);
-                } catch (const std::exception& e) {
-                    std::cerr << "match-bench: worker " << i << ": " << e.what() << "\n";
-                }
-            }
-            --*live;
-        }, asio::detached);
-    }
-    while (*live > 0) co_await sleep_for_ms(5);
 }
 
 // ---- the agents ------------------------------------------------------------------------------
@@ -516,17 +196,11 @@ struct stage_samples {
     }
 };
 
-struct cpu_snapshot {
-    double wall_ms = 0;
-    double machine = 0;
-    std::vector<double> procs;  // options::pids, then this process
-};
-
 // ---- the benchmark ---------------------------------------------------------------------------
 
 class bench {
 public:
-    bench(asio::io_context& ioc, options o) : ioc_(ioc), opt_(std::move(o)) {}
+    bench(asio::io_context& ioc, options o) : ioc_(ioc), opt_(std::move(o)), meter_(opt_.pids) {}
 
     asio::awaitable<int> run();
 
@@ -567,8 +241,6 @@ private:
     asio::awaitable<void> prefill(int from, int to);
     void close_match_peers();
 
-    cpu_snapshot cpu_now() const;
-    json_line cpu_json(const cpu_snapshot& a, const cpu_snapshot& b) const;
     std::string errors_json() const;
     long long lost_connections() const {
         long long n = 0;
@@ -579,6 +251,7 @@ private:
 
     asio::io_context& ioc_;
     options opt_;
+    cpu_meter meter_;  // opt_.pids and this process
     std::vector<ws_url> urls_;
     std::shared_ptr<redis::client> redis_;
     std::string hello_sha_, request_sha_;
@@ -613,33 +286,6 @@ private:
     std::string note_;
 };
 
-cpu_snapshot bench::cpu_now() const {
-    cpu_snapshot s;
-    s.wall_ms = now_ms();
-    s.machine = machine_busy_seconds();
-    for (auto& [_, pid] : opt_.pids) s.procs.push_back(cpu_seconds(pid));
-    s.procs.push_back(cpu_seconds(static_cast<int>(getpid())));
-    return s;
-}
-
-// CPU use over a window in percent of one core, per process and for the rest of the machine
-// (other engineers' builds share these two cores and show up as "other").
-json_line bench::cpu_json(const cpu_snapshot& a, const cpu_snapshot& b) const {
-    json_line j;
-    double wall = (b.wall_ms - a.wall_ms) / 1000.0;
-    if (wall <= 0) return j;
-    double ours = 0;
-    for (std::size_t i = 0; i < a.procs.size() && i < b.procs.size(); ++i) {
-        std::string name = i < opt_.pids.size() ? opt_.pids[i].first : "bench";
-        double d = b.procs[i] - a.procs[i];
-        if (a.procs[i] < 0 || b.procs[i] < 0) continue;
-        ours += d;
-        j.num(name, 100.0 * d / wall, 0);
-    }
-    if (a.machine >= 0 && b.machine >= 0) j.num("other", std::max(0.0, 100.0 * (b.machine - a.machine - ours) / wall), 0);
-    return j;
-}
-
 std::string bench::errors_json() const {
     json_line j;
     for (auto& [code, n] : errors_) j.integer(code, n);
@@ -647,14 +293,6 @@ std::string bench::errors_json() const {
 }
 
 // ---- setup -----------------------------------------------------------------------------------
-
-std::string read_file(const std::string& path) {
-    std::ifstream f(path);
-    if (!f) throw std::runtime_error("cannot read " + path);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
-}
 
 asio::awaitable<void> bench::setup_redis() {
     redis::client_options ro;
@@ -962,18 +600,16 @@ asio::awaitable<bench::loop_result> bench::closed_loop(int seekers, double warmu
         if (seekers_[static_cast<std::size_t>(i)]->state == seeker_agent::phase::idle)
             request(*seekers_[static_cast<std::size_t>(i)], now_ms());
     co_await sleep_until_ms(window_start_);
-    auto a = cpu_now();
+    auto a = meter_.now();
     co_await sleep_until_ms(window_end_);
-    auto b = cpu_now();
+    auto b = meter_.now();
     loop_result r;
     r.matches = completed_;
     r.seconds = (b.wall_ms - a.wall_ms) / 1000.0;
     r.matches_per_s = static_cast<double>(completed_) / seconds;
-    r.cpu = cpu_json(a, b);
-    double server = 0;
-    for (std::size_t i = 0; i < opt_.pids.size() && i < a.procs.size() && i < b.procs.size(); ++i)
-        if (a.procs[i] >= 0 && b.procs[i] >= 0) server += b.procs[i] - a.procs[i];
-    if (completed_ > 0 && !opt_.pids.empty()) r.server_cpu_ms_per_match = 1000.0 * server / static_cast<double>(completed_);
+    r.cpu = meter_.json(a, b);
+    if (completed_ > 0 && !opt_.pids.empty())
+        r.server_cpu_ms_per_match = 1000.0 * meter_.servers_seconds(a, b) / static_cast<double>(completed_);
     co_await drain(15);
     co_return r;
 }
@@ -1032,7 +668,7 @@ asio::awaitable<void> bench::step_latency() {
         }
         if (!in_window && now_ms() >= window_start_) {
             in_window = true;
-            a = cpu_now();
+            a = meter_.now();
         }
         double now = now_ms();
         while (k < total && start + static_cast<double>(k) * interval <= now) {
@@ -1050,7 +686,7 @@ asio::awaitable<void> bench::step_latency() {
         }
     }
     co_await sleep_until_ms(window_end_);
-    b = cpu_now();
+    b = meter_.now();
     co_await drain(15);
     double achieved = static_cast<double>(latency_.size()) / opt_.latency_s;
     p50_ = percentile(latency_, 50);
@@ -1071,7 +707,7 @@ asio::awaitable<void> bench::step_latency() {
         .num("from_schedule_p50_ms", percentile(latency_sched_, 50), 3)
         .num("from_schedule_p99_ms", percentile(latency_sched_, 99), 3)
         .num("pacer_max_lag_ms", max_lag, 3)
-        .raw("cpu_pct", cpu_json(a, b).text())
+        .raw("cpu_pct", meter_.json(a, b).text())
         .raw("errors", errors_json())
         .integer("connections_lost", lost_connections())
         .print();
@@ -1238,63 +874,25 @@ void bench::close_match_peers() {
 // sockets are bound to many 127.x addresses so the ~28k ephemeral ports of one source address
 // are not the limit.
 asio::awaitable<void> bench::step_connections() {
-    auto u = parse_url(opt_.conn_url);
+    auto u = parse_url(opt_.conn_url, "/v1/ws");
     long long rss_before = opt_.conn_pid > 0 ? rss_kib(opt_.conn_pid) : -1;
     std::vector<std::shared_ptr<ws_peer>> held;
     held.reserve(static_cast<std::size_t>(opt_.connections));
-    long long attempts = 0, failures = 0, consecutive = 0, max_position = 0;
-    std::map<std::string, long long> failed;  // by kind
-    std::string stopped_by = "all requested connections were made";
-    bool stop = false;
-    double deadline = now_ms() + opt_.connect_deadline_s * 1000;
+    long long max_position = 0;
+    connect_tally tally(now_ms() + opt_.connect_deadline_s * 1000);
     double t = now_ms();
     co_await for_each_parallel(opt_.connections, opt_.connect_parallel, [&](int i) -> asio::awaitable<void> {
-        if (stop) co_return;
-        if (now_ms() > deadline) {
-            stop = true;
-            stopped_by = "the step's deadline";
-            co_return;
-        }
-        ++attempts;
+        if (!tally.next()) co_return;
         auto p = std::make_shared<ws_peer>(ioc_);
-        auto k = static_cast<unsigned>(i % 1000);
-        asio::ip::address_v4 source(asio::ip::address_v4::bytes_type{127, 1, static_cast<unsigned char>(k / 250),
-                                                                      static_cast<unsigned char>(k % 250 + 1)});
-        auto ec = co_await p->open(u, source, 10s);
-        auto fail = [&](const std::string& kind, const std::string& why) {
-            ++failures;
-            ++failed[kind];
-            if (++consecutive >= 50 && !stop) {
-                stop = true;
-                stopped_by = why;
-            }
-        };
-        // a limit reached is final: stop handing out new connections, name the first one hit
-        auto limit = [&](const std::string& kind, const std::string& why) {
-            ++failures;
-            ++failed[kind];
-            if (!stop) stopped_by = why;
-            stop = true;
-        };
-        if (ec == asio::error::no_descriptors) {
-            limit("bench_emfile", "the bench's own open-file limit (EMFILE)");
-            co_return;
-        }
-        if (ec == websocket::error::upgrade_declined) {
-            limit("refused_by_matchmaker", "the matchmaker refused the upgrade (HTTP 503: its --max-connections)");
-            co_return;
-        }
-        if (ec) {
-            fail("connect_error", "connect/upgrade errors: " + ec.message());
-            co_return;
-        }
+        auto ec = co_await p->open(u, source_address(static_cast<unsigned>(i), 1000), 10s);
+        if (!tally.opened(ec, "matchmaker")) co_return;
         p->start({});
         v1::ClientMessage hello;
         hello.mutable_seeker_hello();
         auto w = co_await p->call(hello, 10s);
         if (!w || !w->has_seeker_welcome()) {
             p->close();
-            fail("hello_failed", "seeker_hello failed or timed out");
+            tally.fail("hello_failed", "seeker_hello failed or timed out");
             co_return;
         }
         v1::ClientMessage req;
@@ -1303,10 +901,10 @@ asio::awaitable<void> bench::step_connections() {
         auto q = co_await p->call(req, 10s);
         if (!q || !q->has_request_queued()) {
             p->close();
-            fail("request_failed", "request_chat failed or timed out");
+            tally.fail("request_failed", "request_chat failed or timed out");
             co_return;
         }
-        consecutive = 0;
+        tally.succeeded();
         max_position = std::max<long long>(max_position, q->request_queued().position());
         held.push_back(std::move(p));
     });
@@ -1321,24 +919,18 @@ asio::awaitable<void> bench::step_connections() {
     co_await sleep_for_ms(hold_s * 1000);
     double mm_b = opt_.conn_pid > 0 ? cpu_seconds(opt_.conn_pid) : -1, redis_b = redis_pid ? cpu_seconds(redis_pid) : -1;
     auto pct = [&](double a, double b) { return a < 0 || b < 0 ? NAN : 100.0 * (b - a) / hold_s; };
-    long long open_now = 0;
-    for (auto& p : held) open_now += p->is_open() ? 1 : 0;
+    long long open_now = count_open(held);
     long long rss_after = opt_.conn_pid > 0 ? rss_kib(opt_.conn_pid) : -1;
     waiting_connected_ = open_now;
-    if (rss_before > 0 && rss_after > 0 && open_now > 0)
-        kib_per_seeker_ = static_cast<double>(rss_after - rss_before) / static_cast<double>(open_now);
+    kib_per_seeker_ = kib_per(rss_before, rss_after, open_now);
     json_line()
         .str("step", "waiting_seekers")
         .integer("requested", opt_.connections)
-        .integer("attempts", attempts)
+        .integer("attempts", tally.attempts())
         .integer("connected_and_queued", open_now)
-        .integer("failures", failures)
-        .raw("failures_by_kind", [&] {
-            json_line j;
-            for (auto& [k, n] : failed) j.integer(k, n);
-            return j.text();
-        }())
-        .str("stopped_by", stopped_by)
+        .integer("failures", tally.failures())
+        .raw("failures_by_kind", tally.failures_json())
+        .str("stopped_by", tally.stopped_by())
         .integer("matchmaker_nofile", opt_.conn_pid > 0 ? open_file_limit(opt_.conn_pid) : -1)
         .integer("bench_nofile", open_file_limit(static_cast<int>(getpid())))
         .integer("highest_position", max_position)
@@ -1353,8 +945,8 @@ asio::awaitable<void> bench::step_connections() {
 }
 
 asio::awaitable<int> bench::run() {
-    for (auto& u : opt_.urls) urls_.push_back(parse_url(u));
-    if (!opt_.conn_url.empty()) parse_url(opt_.conn_url);
+    for (auto& u : opt_.urls) urls_.push_back(parse_url(u, "/v1/ws"));
+    if (!opt_.conn_url.empty()) parse_url(opt_.conn_url, "/v1/ws");
     auto cat = catalogue::load_file(opt_.catalogue);
     const v1::Topic* topic = cat.topic(opt_.topic);
     if (!topic || !cat.language(opt_.language) || !cat.topic(opt_.conn_topic) || !cat.language(opt_.conn_language))
@@ -1412,40 +1004,5 @@ asio::awaitable<int> bench::run() {
 
 int main(int argc, char** argv) {
     using namespace warmline::bench;
-    try {
-        auto opt = parse_options(argc, argv);
-        if (!opt) return 0;
-        double max_s = opt->max_s;
-        // stdout carries only the JSON lines: the Redis client's own logging goes to stderr
-        warmline::log::init("match-bench", "plain", "warn");
-        asio::io_context ioc(1);
-        bench b(ioc, std::move(*opt));
-        int rc = 1;
-        bool finished = false;
-        asio::co_spawn(ioc, b.run(), [&](std::exception_ptr e, int r) {
-            finished = true;
-            rc = r;
-            if (e) {
-                rc = 1;
-                try {
-                    std::rethrow_exception(e);
-                } catch (const std::exception& ex) {
-                    std::cerr << "match-bench: " << ex.what() << "\n";
-                }
-            }
-            ioc.stop();
-        });
-        // the whole run is bounded even if a step hangs
-        asio::steady_timer watchdog(ioc, std::chrono::milliseconds(static_cast<long long>(max_s * 1000)));
-        watchdog.async_wait([&](boost::system::error_code ec) {
-            if (ec) return;
-            std::cerr << "match-bench: gave up after " << max_s << " s (--max-s)\n";
-            ioc.stop();
-        });
-        ioc.run();
-        return finished ? rc : 3;
-    } catch (const std::exception& e) {
-        std::cerr << "match-bench: " << e.what() << "\n";
-        return 2;
-    }
+    return generator_main<bench>("match-bench", argc, argv, parse_options);
 }
