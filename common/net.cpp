@@ -361,6 +361,7 @@ public:
             beast::get_lowest_layer(ws_).expires_never();
 
             auto [ec] = co_await ws_.async_accept(upgrade, use_tuple);
+            upgrade = {};  // its headers are in req_; this copy would live as long as the socket
             if (ec) {
                 log_failure(ec, "websocket accept from", req_.remote);
             } else {
@@ -540,6 +541,13 @@ private:
     std::vector<std::shared_ptr<asio::steady_timer>> waiters_;
 };
 
+// Owns the session while it runs (a free function: GCC 12 mishandles lambda coroutines whose
+// captures have destructors).
+template <class Session>
+asio::awaitable<void> run_session(std::shared_ptr<Session> session, http::request<http::string_body> upgrade) {
+    co_await session->run(std::move(upgrade));
+}
+
 // The HTTP side of one connection, plain or TLS: a keep-alive loop of requests that ends when
 // the peer does, when a response says so, or when the connection becomes a WebSocket.
 template <class Stream>
@@ -599,7 +607,10 @@ asio::awaitable<void> serve_http(std::shared_ptr<server::impl> srv, Stream strea
             const auto id = srv->next_id_++;
             auto session = std::make_shared<ws_session<Stream>>(std::move(stream), srv, std::move(r), id);
             srv->enroll(id, session);
-            co_await session->run(std::move(req));
+            // The session runs in a coroutine of its own so that this one, with the HTTP read
+            // buffer and parser, is freed now rather than held for the WebSocket's lifetime.
+            asio::co_spawn(co_await asio::this_coro::executor, run_session(session, std::move(req)),
+                           log_escaped("websocket session"));
             co_return;
         }
 

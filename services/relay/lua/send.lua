@@ -12,8 +12,11 @@ if sent - (tonumber(f[2]) or 0) >= tonumber(ARGV[8]) then
   return err('RATE_LIMITED', 'The other side has not received your last messages yet; try again when they have.')
 end
 redis.call('XADD', log_key(ROLE), 'MAXLEN', '~', ARGV[7], '0-' .. seq, 'c', ARGV[6], 't', ARGV[1])
-redis.call('EXPIRE', log_key(ROLE), TTL)
+-- writes go to the AOF: the log's expiry and the chat's last activity (for the idle sweep,
+-- minutes) are only moved when they fell a little (at most a minute), resp. a second, behind
+if redis.call('TTL', log_key(ROLE)) <= TTL - math.min(60, math.floor(TTL / 10)) then redis.call('EXPIRE', log_key(ROLE), TTL) end
 redis.call('HSET', RKEY, 'sent_' .. ROLE, seq)
-redis.call('ZADD', 'wl:relay:active', NOW, SESSION)
+local active = tonumber(redis.call('ZSCORE', 'wl:relay:active', SESSION))
+if not active or NOW - active >= 1000 then redis.call('ZADD', 'wl:relay:active', NOW, SESSION) end
 to_node(f[3], 'msg', SESSION, PEER, seq, ARGV[1], ARGV[6])
 return { 'ok', 'stored' }
