@@ -1,15 +1,18 @@
 // What every service's main() shares: the flags of its net::server (listen address, limits,
 // timeouts, Origin allowlist, TLS, logging), declared once so each --help and check agree, and
-// a clean stop on SIGINT/SIGTERM.
+// the run itself (Redis connections, the server, READY line, clean stop on SIGINT/SIGTERM).
 #pragma once
 
 #include "common/config.hpp"
 #include "common/net.hpp"
+#include "common/redis.hpp"
 
 #include <boost/asio/io_context.hpp>
+#include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <functional>
+#include <iostream>
 #include <string>
 
 namespace warmline::net {
@@ -26,5 +29,33 @@ server_options server_options_from(const config::options& opts);
 // (stop the service and its Redis connections), then stop `ioc`. Call before ioc.run().
 void stop_on_signal(boost::asio::io_context& ioc, server& srv, std::chrono::milliseconds drain,
                     std::function<void()> after);
+
+// The rest of every service's main(). One I/O thread: a process mostly waits on Redis, and more
+// capacity comes from more processes against the same Redis. make(ioc, redis, events) builds
+// the service (a handler with start(), stop() and node()) on a Redis client and subscriber;
+// prints "READY <ws|wss>://address:port<path>" once serving and returns after a clean stop.
+template <class Make>
+void serve(const std::string& program, const server_options& so, const redis::client_options& ro,
+           const std::string& path, Make make) {
+    boost::asio::io_context ioc(1);
+    auto redis = redis::client::create(ioc.get_executor(), ro);
+    auto events = redis::subscriber::create(ioc.get_executor(), ro);
+    auto svc = make(ioc, redis, events);
+    server srv(ioc, so, *svc);
+    redis->start();
+    events->start();
+    svc->start();
+    srv.start();
+    spdlog::info("{} {} listening on {}:{} (redis {})", program, svc->node(), so.address, srv.port(),
+                 ro.where.to_string());
+    std::cout << "READY " << (so.tls_cert_file.empty() ? "ws" : "wss") << "://" << so.address << ":" << srv.port()
+              << path << std::endl;
+    stop_on_signal(ioc, srv, std::chrono::seconds(5), [&] {
+        svc->stop();
+        events->stop();
+        redis->stop();
+    });
+    ioc.run();
+}
 
 }  // namespace warmline::net

@@ -2,17 +2,12 @@
 // endpoints, stop cleanly on SIGINT/SIGTERM. Everything else lives in matchmaker_core.
 #include "common/catalogue.hpp"
 #include "common/config.hpp"
-#include "common/log.hpp"
 #include "common/net.hpp"
-#include "common/service_main.hpp"
 #include "common/redis.hpp"
+#include "common/service_main.hpp"
 #include "services/matchmaker/service.hpp"
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
-#include <spdlog/spdlog.h>
 
 #include <iostream>
 
@@ -66,27 +61,9 @@ int main(int argc, char** argv) {
         ro.where = redis::endpoint::parse(opts.str("redis-url"));
         auto cat = catalogue::load_file(opts.str("catalogue"));
 
-        // One I/O thread: the process is mostly waiting on Redis, and more capacity comes from
-        // running more processes against the same Redis.
-        asio::io_context ioc(1);
-        auto redis = redis::client::create(ioc.get_executor(), ro);
-        auto events = redis::subscriber::create(ioc.get_executor(), ro);
-        auto svc = std::make_shared<matchmaker::service>(ioc, s, std::move(cat), redis, events);
-        net::server server(ioc, so, *svc);
-        redis->start();
-        events->start();
-        svc->start();
-        server.start();
-        spdlog::info("matchmaker {} listening on {}:{} (redis {})", svc->node(), so.address, server.port(),
-                     ro.where.to_string());
-        std::cout << "READY ws://" << so.address << ":" << server.port() << "/v1/ws" << std::endl;
-
-        net::stop_on_signal(ioc, server, std::chrono::seconds(5), [&] {
-            svc->stop();
-            events->stop();
-            redis->stop();
+        net::serve("matchmaker", so, ro, "/v1/ws", [&](asio::io_context& ioc, auto redis, auto events) {
+            return std::make_shared<matchmaker::service>(ioc, s, std::move(cat), redis, events);
         });
-        ioc.run();
         return 0;
     } catch (const config::config_error& e) {
         std::cerr << "matchmaker: " << e.what() << "\n";

@@ -1,14 +1,12 @@
 // The relay binary: read configuration, connect to Redis, serve /v1/relay and the HTTP
 // endpoints, stop cleanly on SIGINT/SIGTERM. Everything else lives in relay_core.
 #include "common/config.hpp"
-#include "common/log.hpp"
 #include "common/net.hpp"
 #include "common/redis.hpp"
 #include "common/service_main.hpp"
 #include "services/relay/service.hpp"
 
 #include <boost/asio/io_context.hpp>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <iostream>
@@ -56,26 +54,9 @@ int main(int argc, char** argv) {
         redis::client_options ro;
         ro.where = redis::endpoint::parse(opts.str("redis-url"));
 
-        asio::io_context ioc(1);  // one I/O thread, as the matchmaker: run more processes for more
-        auto redis = redis::client::create(ioc.get_executor(), ro);
-        auto events = redis::subscriber::create(ioc.get_executor(), ro);
-        auto svc = std::make_shared<relay::service>(ioc, s, redis, events);
-        net::server server(ioc, so, *svc);
-        redis->start();
-        events->start();
-        svc->start();
-        server.start();
-        spdlog::info("relay {} listening on {}:{} (redis {})", svc->node(), so.address, server.port(),
-                     ro.where.to_string());
-        std::cout << "READY " << (so.tls_cert_file.empty() ? "ws" : "wss") << "://" << so.address << ":"
-                  << server.port() << "/v1/relay" << std::endl;
-
-        net::stop_on_signal(ioc, server, std::chrono::seconds(5), [&] {
-            svc->stop();
-            events->stop();
-            redis->stop();
+        net::serve("relay", so, ro, "/v1/relay", [&](asio::io_context& ioc, auto redis, auto events) {
+            return std::make_shared<relay::service>(ioc, s, redis, events);
         });
-        ioc.run();
         return 0;
     } catch (const config::config_error& e) {
         std::cerr << "relay: " << e.what() << "\n";

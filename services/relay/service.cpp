@@ -80,8 +80,12 @@ service::service(asio::io_context& ioc, relay_settings s, std::shared_ptr<redis:
       redis_(redis),
       events_(std::move(events)),
       store_(redis, settings_.store, now),
-      chats_(redis, matchmaker::store_settings{}, now),
-      node_("r" + crypto::random_id().substr(0, 12)) {}
+      // the matchmaker's records of a chat expire as the relay's do
+      chats_(redis, matchmaker::store_settings{.state_ttl_s = settings_.store.state_ttl_s}, now),
+      node_("r" + crypto::random_id().substr(0, 12)),
+      messages_total_(metrics_.counter("warmline_relay_messages_total", "Messages stored and forwarded")),
+      ciphertext_bytes_total_(
+          metrics_.counter("warmline_relay_ciphertext_bytes_total", "Ciphertext bytes stored")) {}
 
 void service::start() {
     std::weak_ptr<service> weak = shared_from_this();
@@ -310,9 +314,8 @@ asio::awaitable<RelayServerMessage> service::send_message(participant_ptr p, con
     auto r = co_await store_.send(p->session, p->role, m.seq(), m.ciphertext());
     if (!r) co_return refusal_reply(r.error);
     if (*r.value) {
-        metrics_.counter("warmline_relay_messages_total", "Messages stored and forwarded").fetch_add(1);
-        metrics_.counter("warmline_relay_ciphertext_bytes_total", "Ciphertext bytes stored")
-            .fetch_add(m.ciphertext().size());
+        messages_total_.fetch_add(1, std::memory_order_relaxed);
+        ciphertext_bytes_total_.fetch_add(m.ciphertext().size(), std::memory_order_relaxed);
     }
     RelayServerMessage out;
     out.mutable_ack()->set_seq(m.seq());

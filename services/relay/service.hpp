@@ -101,6 +101,9 @@ private:
     matchmaker::store chats_;  // the matchmaker's scripts: ending a chat frees the listener
     std::string node_;
     metrics::registry metrics_;
+    // looked up once: send_message runs for every message
+    std::atomic<std::uint64_t>& messages_total_;
+    std::atomic<std::uint64_t>& ciphertext_bytes_total_;
 
     std::mutex mutex_;
     std::unordered_map<std::uint64_t, participant_ptr> by_conn_;

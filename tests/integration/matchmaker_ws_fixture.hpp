@@ -8,6 +8,7 @@
 #include "common/net.hpp"
 #include "common/ws_client.hpp"
 #include "services/matchmaker/service.hpp"
+#include "tests/support/pending_reader.hpp"
 
 #include <doctest/doctest.h>
 
@@ -87,27 +88,11 @@ struct peer {
     // `pred`; messages it passes over stay for later calls. Fails the test on timeout.
     v1::ServerMessage until(const std::function<bool(const v1::ServerMessage&)>& pred,
                             std::chrono::milliseconds limit = std::chrono::seconds(3)) {
-        for (auto it = pending.begin(); it != pending.end(); ++it) {
-            if (pred(*it)) {
-                auto m = *it;
-                pending.erase(it);
-                return m;
-            }
-        }
-        auto deadline = std::chrono::steady_clock::now() + limit;
-        while (std::chrono::steady_clock::now() < deadline) {
-            auto m = ws.read(std::chrono::milliseconds(50));
-            if (!m) continue;
-            v1::ServerMessage s;
+        auto decode = [](const net::ws_message& f, v1::ServerMessage& m) {
             std::string err;
-            REQUIRE_MESSAGE(codec::decode(m->data, m->binary ? codec::format::binary : codec::format::json, s, err), err);
-            if (pred(s)) return s;
-            pending.push_back(s);
-        }
-        std::string seen;
-        for (auto& p : pending) seen += codec::to_json(p) + "\n";
-        FAIL("no expected message within the time limit; pending:\n" << seen);
-        return {};
+            REQUIRE_MESSAGE(codec::decode(f.data, f.binary ? codec::format::binary : codec::format::json, m, err), err);
+        };
+        return take_first<v1::ServerMessage>(pending, ws, decode, pred, limit);
     }
     v1::ServerMessage reply(const std::string& id) {
         return until([&](const v1::ServerMessage& m) { return m.request_id() == id; });

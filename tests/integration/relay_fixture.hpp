@@ -7,6 +7,7 @@
 #include "common/ticket.hpp"
 #include "common/ws_client.hpp"
 #include "tests/integration/matchmaker_fixture.hpp"
+#include "tests/support/pending_reader.hpp"
 #include "tests/support/process.hpp"
 #include "warmline/v1/relay.pb.h"
 
@@ -86,24 +87,8 @@ struct relay_peer {
     }
     v1::RelayServerMessage until(const std::function<bool(const v1::RelayServerMessage&)>& pred,
                                  std::chrono::milliseconds limit = std::chrono::seconds(5)) {
-        for (auto it = pending.begin(); it != pending.end(); ++it) {
-            if (pred(*it)) {
-                auto m = *it;
-                pending.erase(it);
-                return m;
-            }
-        }
-        auto deadline = std::chrono::steady_clock::now() + limit;
-        while (std::chrono::steady_clock::now() < deadline) {
-            auto m = ws.read(std::chrono::milliseconds(50));
-            if (!m) continue;
-            v1::RelayServerMessage s;
-            REQUIRE(s.ParseFromString(m->data));
-            if (pred(s)) return s;
-            pending.push_back(s);
-        }
-        FAIL("no expected relay message within the time limit (" << pending.size() << " pending)");
-        return {};
+        auto decode = [](const net::ws_message& f, v1::RelayServerMessage& m) { REQUIRE(m.ParseFromString(f.data)); };
+        return take_first<v1::RelayServerMessage>(pending, ws, decode, pred, limit);
     }
     v1::RelayServerMessage reply(const std::string& id) {
         return until([&](const v1::RelayServerMessage& m) { return m.request_id() == id; });
@@ -121,6 +106,17 @@ struct relay_peer {
         m.mutable_send()->set_seq(seq);
         m.mutable_send()->set_ciphertext(ciphertext);
         return call(m);
+    }
+    // Read (and drop) everything until the server closes the connection; its close code, or 0
+    // if it stayed open for 2 s after the last message.
+    std::uint16_t read_until_closed() {
+        try {
+            while (ws.read(std::chrono::seconds(2))) {
+            }
+        } catch (const std::exception&) {
+            return ws.close_code();
+        }
+        return 0;
     }
     // The next Deliver push.
     v1::Deliver next_delivery(std::chrono::milliseconds limit = std::chrono::seconds(5)) {
