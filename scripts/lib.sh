@@ -21,6 +21,30 @@ ensure_packages() {
   fi
 }
 
+# The web tests' browser and runtime: Debian's Chromium, Node.js and npm (the machine may have
+# its own node already), then playwright-core from the npm registry, pinned by the lock file.
+ensure_web_test_tools() {
+  local missing=()
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  command -v node >/dev/null || missing+=(nodejs)
+  command -v npm >/dev/null || missing+=(npm)
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "installing missing packages: ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  local want have
+  want=$(node -p 'require(process.argv[1]).devDependencies["playwright-core"]' "$ROOT/tests/web/package.json")
+  have=$(node -p 'require(process.argv[1]).version' "$ROOT/tests/web/node_modules/playwright-core/package.json" \
+         2>/dev/null || true)
+  if [ "$want" != "$have" ]; then
+    say "installing playwright-core (tests/web)"
+    (cd "$ROOT/tests/web" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
 export CCACHE_SLOPPINESS="pch_defines,time_macros,include_file_mtime,include_file_ctime"
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/warmline-ccache}"
 export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-5G}"

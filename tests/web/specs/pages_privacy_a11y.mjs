@@ -1,0 +1,86 @@
+// Every page, before anyone signs in: nothing is loaded from another host, the CSP holds (no
+// violations), every control has a name a screen reader can read, and the page fits a 360 px
+// phone in light and in dark.
+import { describe, it, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { startStack } from "../harness.mjs";
+
+const PAGES = [
+  { path: "/", name: "seeker" },
+  { path: "/listener.html", name: "listener" },
+  { path: "/supervisor.html", name: "dashboard" },
+];
+
+describe("every page", () => {
+  let stack;
+  before(async () => { stack = await startStack(); }, { timeout: 60000 });
+  after(async () => { await stack?.stop(); }, { timeout: 30000 });
+
+  for (const { path, name } of PAGES) {
+    it(`${path} loads only from its own origin, under a CSP it does not violate`, { timeout: 30000 }, async () => {
+      const browser = await stack.browser();
+      const context = await browser.newContext();
+      const page = await context.newPage();
+      const requests = [];
+      const violations = [];
+      page.on("request", (r) => requests.push(r.url()));
+      page.on("console", (m) => { if (/Content.Security.Policy|Refused to/i.test(m.text())) violations.push(m.text()); });
+      const errors = [];
+      page.on("pageerror", (e) => errors.push(e.message));
+      const res = await page.goto(new URL(path, stack.webUrl).href, { waitUntil: "networkidle" });
+      assert.equal(res.status(), 200);
+      const csp = res.headers()["content-security-policy"];
+      assert.match(csp, /default-src 'self'/);
+      assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
+      const own = new URL(stack.webUrl).origin;
+      const foreign = requests.filter((u) => !u.startsWith(own + "/") && !u.startsWith("data:"));
+      assert.deepEqual(foreign, [], "requests to another host");
+      assert.deepEqual(violations, [], "CSP violations");
+      assert.deepEqual(errors, [], "uncaught page errors");
+      assert.ok(requests.some((u) => u.endsWith("/config.json")), "the page reads /config.json");
+      await context.close();
+    });
+
+    it(`${path} names every control, has a language and a title`, { timeout: 30000 }, async () => {
+      const page = await stack.open(path);
+      await page.waitForLoadState("networkidle");
+      const report = await page.evaluate(() => {
+        const unnamed = [];
+        for (const el of document.querySelectorAll("input, select, textarea, button, [role=switch], [role=tab]")) {
+          if (el.type === "hidden" || el.closest("[hidden]")) continue;
+          const labelled = (el.labels && el.labels.length > 0) || el.getAttribute("aria-label") ||
+                           el.getAttribute("aria-labelledby") || (el.textContent || "").trim() || el.title;
+          if (!labelled) unnamed.push(el.outerHTML.slice(0, 120));
+        }
+        return { unnamed, lang: document.documentElement.lang, title: document.title,
+                 viewport: !!document.querySelector('meta[name="viewport"]'),
+                 main: !!document.querySelector("main") };
+      });
+      assert.deepEqual(report.unnamed, [], "controls without an accessible name");
+      assert.ok(report.lang, "<html lang> is set");
+      assert.ok(report.title.includes("Warmline"), "the title names Warmline");
+      assert.ok(report.viewport, "a viewport meta for phones");
+      assert.ok(report.main, "a <main> landmark");
+      await page.context().close();
+    });
+
+    it(`${path} fits a 360 px phone, in light and in dark`, { timeout: 30000 }, async () => {
+      const backgrounds = {};
+      for (const colorScheme of ["light", "dark"]) {
+        const page = await stack.open(path, { viewport: { width: 360, height: 740 }, colorScheme });
+        await page.waitForLoadState("networkidle");
+        const m = await page.evaluate(() => ({
+          overflow: document.documentElement.scrollWidth - window.innerWidth,
+          background: getComputedStyle(document.body).backgroundColor,
+          color: getComputedStyle(document.body).color,
+        }));
+        assert.ok(m.overflow <= 0, `${colorScheme}: the page is ${m.overflow}px wider than the phone`);
+        assert.notEqual(m.background, m.color);
+        backgrounds[colorScheme] = m.background;
+        await stack.screenshot(page, `${name}-phone-${colorScheme}`);
+        await page.context().close();
+      }
+      assert.notEqual(backgrounds.light, backgrounds.dark, "dark mode changes the page");
+    });
+  }
+});
