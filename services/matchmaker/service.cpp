@@ -825,7 +825,8 @@ asio::awaitable<ServerMessage> service::request_chat(peer_ptr p, const v1::Reque
 }
 
 asio::awaitable<v1::ListenerProfile> service::profile(const std::string& lid) {
-    auto l = co_await store_.hash("wl:listener:" + lid);
+    auto record = co_await store_.listener_profile(lid);
+    auto& l = record.fields;
     v1::ListenerProfile pr;
     pr.set_listener_id(lid);
     pr.set_name(l["name"]);
@@ -839,6 +840,7 @@ asio::awaitable<v1::ListenerProfile> service::profile(const std::string& lid) {
     pr.set_status(l["status"] == "available" ? v1::AVAILABLE : v1::AWAY);
     pr.set_chats(static_cast<std::uint32_t>(to_int(l["chats"])));
     pr.set_offers(static_cast<std::uint32_t>(to_int(l["offers"])));
+    pr.set_chats_today(record.chats_today);
     co_return pr;
 }
 
@@ -858,7 +860,11 @@ asio::awaitable<ServerMessage> service::listener_welcome(const std::string& lid)
 }
 
 asio::awaitable<ServerMessage> service::listener_sign_in(peer_ptr p, const v1::ListenerSignIn& m) {
-    auto r = co_await store_.listener_sign_in(crypto::sha256_hex(m.token()), node_);
+    if (m.utc_offset_min() < -840 || m.utc_offset_min() > 840)
+        co_return error_reply(v1::INVALID_ARGUMENT,
+                              "utc_offset_min is your clock's offset from UTC in minutes, from -840 to 840 "
+                              "(in a browser: -new Date().getTimezoneOffset()).");
+    auto r = co_await store_.listener_sign_in(crypto::sha256_hex(m.token()), node_, m.utc_offset_min());
     if (!r) co_return refusal_reply(r.error);
     {
         std::lock_guard lock(mutex_);

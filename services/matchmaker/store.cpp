@@ -102,10 +102,23 @@ asio::awaitable<outcome<bool>> store::rate_chat(std::string seeker_id, std::stri
                                 std::move(comment), block ? "1" : "0"));
 }
 
-asio::awaitable<outcome<std::string>> store::listener_sign_in(std::string token_hash, std::string node) {
-    auto v = co_await run("listener_sign_in", argv(std::move(token_hash), std::move(node)));
+asio::awaitable<outcome<std::string>> store::listener_sign_in(std::string token_hash, std::string node,
+                                                              int utc_offset_min) {
+    auto v = co_await run("listener_sign_in",
+                          argv(std::move(token_hash), std::move(node), std::to_string(utc_offset_min)));
     outcome<std::string> out;
     if (!refused(v, out.error)) out.value = str_at(v, 1);
+    co_return out;
+}
+
+asio::awaitable<listener_record> store::listener_profile(std::string listener_id) {
+    auto v = co_await run("listener_profile", argv(std::move(listener_id)));
+    listener_record out;
+    out.chats_today = static_cast<std::uint32_t>(int_at(v, 1));
+    if (v.elements.size() > 2) {
+        const auto& h = v.elements[2].elements;
+        for (std::size_t i = 0; i + 1 < h.size(); i += 2) out.fields[h[i].as_string()] = h[i + 1].as_string();
+    }
     co_return out;
 }
 

@@ -88,6 +88,12 @@ struct stats_result {
     std::uint32_t available = 0, busy = 0, away = 0;  // listeners, each counted once
 };
 
+// A listener's account record (wl:listener:<lid>) and what is derived from it in the same step.
+struct listener_record {
+    std::map<std::string, std::string> fields;  // empty: no such listener
+    std::uint32_t chats_today = 0;              // accepted since midnight of their clock
+};
+
 using clock_fn = std::function<std::int64_t()>;  // unix milliseconds
 
 // Reading a script's reply, {'ok', ...} or {'err', code, message} (the relay's scripts too).
@@ -113,7 +119,10 @@ public:
     boost::asio::awaitable<outcome<bool>> rate_chat(std::string seeker_id, std::string session_id, int stars,
                                                     std::string comment, bool block);
 
-    boost::asio::awaitable<outcome<std::string>> listener_sign_in(std::string token_hash, std::string node);
+    // utc_offset_min: the listener's clock, minutes east of UTC (where their "today" starts).
+    boost::asio::awaitable<outcome<std::string>> listener_sign_in(std::string token_hash, std::string node,
+                                                                  int utc_offset_min = 0);
+    boost::asio::awaitable<listener_record> listener_profile(std::string listener_id);
     boost::asio::awaitable<outcome<bool>> set_availability(std::string listener_id, bool available);
     boost::asio::awaitable<outcome<bool>> set_preferences(std::string listener_id, std::string topics_csv,
                                                           std::string languages_csv, int max_chats);
