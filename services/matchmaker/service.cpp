@@ -44,7 +44,8 @@ bool client_state::allowed(role r, ClientMessage::BodyCase body) {
     case role::none:
         return body == B::kSeekerHello || body == B::kListenerSignIn || body == B::kSupervisorSignIn;
     case role::seeker:
-        return body == B::kRequestChat || body == B::kCancelRequest || body == B::kRateChat || body == B::kEndChat;
+        return body == B::kRequestChat || body == B::kCancelRequest || body == B::kRateChat ||
+               body == B::kReportChat || body == B::kEndChat;
     case role::listener:
         return body == B::kSetAvailability || body == B::kSetPreferences || body == B::kAcceptOffer ||
                body == B::kDeclineOffer || body == B::kEndChat;
@@ -108,6 +109,26 @@ std::string bearer(const net::http_request& req) {
     auto it = req.headers.find("authorization");
     if (it == req.headers.end() || it->second.rfind("Bearer ", 0) != 0) return {};
     return it->second.substr(7);
+}
+
+// Characters as people count them: Unicode code points of UTF-8 text.
+std::size_t code_points(const std::string& s) {
+    std::size_t n = 0;
+    for (unsigned char ch : s) n += (ch & 0xC0) != 0x80;
+    return n;
+}
+
+// Checks of a report that need no database; an empty string when it is fine.
+std::string report_problem(const v1::ReportChat& r) {
+    constexpr int max_messages = 50;
+    if (code_points(r.reason()) > 500) return "The reason can be at most 500 characters.";
+    if (r.messages_size() > max_messages) return "A report can include at most 50 messages.";
+    for (const auto& m : r.messages()) {
+        if (m.from() != v1::SEEKER && m.from() != v1::LISTENER)
+            return "Each reported message needs to say who sent it (SEEKER or LISTENER).";
+        if (code_points(m.text()) > 2000) return "Each reported message can be at most 2,000 characters.";
+    }
+    return {};
 }
 
 v1::Offer offer_from(const std::map<std::string, std::string>& o, const std::string& oid, std::int64_t now) {
@@ -692,13 +713,23 @@ asio::awaitable<ServerMessage> service::handle(peer_ptr p, const ClientMessage& 
     case B::kRateChat: {
         const auto& rc = m.rate_chat();
         if (rc.stars() < 1 || rc.stars() > 5) co_return error_reply(v1::INVALID_ARGUMENT, "Stars go from 1 to 5.");
-        std::size_t chars = 0;
-        for (unsigned char ch : rc.comment()) chars += (ch & 0xC0) != 0x80;  // UTF-8 code points
-        if (chars > 500)
+        if (code_points(rc.comment()) > 500)
             co_return error_reply(v1::INVALID_ARGUMENT, "A comment can be at most 500 characters.");
         auto r = co_await store_.rate_chat(st.id, rc.session_id(), static_cast<int>(rc.stars()), rc.comment(),
                                            rc.block_listener());
         co_return r ? ok_reply() : refusal_reply(r.error);
+    }
+    case B::kReportChat: {
+        const auto& rc = m.report_chat();
+        if (auto why = report_problem(rc); !why.empty()) co_return error_reply(v1::INVALID_ARGUMENT, why);
+        v1::ReportChat messages;
+        *messages.mutable_messages() = rc.messages();
+        // the plaintext the seeker chose to send: stored for the safety team, never logged
+        auto r = co_await store_.report_chat(st.id, rc.session_id(), rc.reason(), codec::to_json(messages),
+                                             rc.messages_size());
+        if (!r) co_return refusal_reply(r.error);
+        metrics_.counter("warmline_reports_total", "Chats reported by seekers").fetch_add(1);
+        co_return ok_reply();
     }
     case B::kSetAvailability: {
         auto r = co_await store_.set_availability(st.id, m.set_availability().available());

@@ -102,6 +102,13 @@ asio::awaitable<outcome<bool>> store::rate_chat(std::string seeker_id, std::stri
                                 std::move(comment), block ? "1" : "0"));
 }
 
+asio::awaitable<outcome<bool>> store::report_chat(std::string seeker_id, std::string session_id,
+                                                  std::string reason, std::string messages_json, int message_count) {
+    return run_ok("report_chat", argv(std::move(seeker_id), std::move(session_id), std::move(reason),
+                                  std::move(messages_json), std::to_string(message_count),
+                                  std::to_string(settings_.report_ttl_s)));
+}
+
 asio::awaitable<outcome<std::string>> store::listener_sign_in(std::string token_hash, std::string node,
                                                               int utc_offset_min) {
     auto v = co_await run("listener_sign_in",

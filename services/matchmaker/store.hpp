@@ -27,6 +27,7 @@ struct store_settings {
     std::int64_t preferred_window_ms = 120000;
     std::int64_t node_lease_ms = 5000;     // a process silent this long is presumed dead
     int sweep_limit = 200;
+    std::int64_t report_ttl_s = 90 * 24 * 3600;  // wl:report:<session> and the wl:reports index
 };
 
 // A script's refusal: code is a warmline.v1.ErrorCode name, message is for the person.
@@ -118,6 +119,12 @@ public:
     boost::asio::awaitable<outcome<bool>> cancel_request(std::string seeker_id);
     boost::asio::awaitable<outcome<bool>> rate_chat(std::string seeker_id, std::string session_id, int stars,
                                                     std::string comment, bool block);
+    // Store a seeker's report of its own chat (once per chat). messages_json is the proto3 JSON
+    // of a ReportChat holding only the messages; it is plaintext the seeker chose to send, so it
+    // is stored for the safety team and never logged.
+    boost::asio::awaitable<outcome<bool>> report_chat(std::string seeker_id, std::string session_id,
+                                                      std::string reason, std::string messages_json,
+                                                      int message_count);
 
     // utc_offset_min: the listener's clock, minutes east of UTC (where their "today" starts).
     boost::asio::awaitable<outcome<std::string>> listener_sign_in(std::string token_hash, std::string node,
