@@ -118,6 +118,14 @@ std::size_t code_points(const std::string& s) {
     return n;
 }
 
+// Whether every number of a queue row is zero (its topic and language aside).
+bool all_zero(const v1::QueueStats& q) {
+    v1::QueueStats numbers = q;
+    numbers.clear_topic();
+    numbers.clear_language();
+    return numbers.ByteSizeLong() == 0;
+}
+
 // Checks of a report that need no database; an empty string when it is fine.
 std::string report_problem(const v1::ReportChat& r) {
     constexpr int max_messages = 50;
@@ -188,6 +196,7 @@ void service::start() {
     spawn(&service::sweep_loop);
     spawn(&service::position_loop);
     spawn(&service::stats_loop);
+    spawn(&service::history_loop);
 }
 
 void service::stop() {
@@ -310,6 +319,38 @@ asio::awaitable<void> service::stats_loop() {
             spdlog::warn("stats unavailable: {}", e.what());
         }
     }
+}
+
+asio::awaitable<void> service::history_loop() {
+    auto t = std::make_shared<asio::steady_timer>(ioc_);
+    timers_.push_back(t);
+    const std::int64_t step = settings_.stats_history_step.count();
+    std::int64_t last_step = -1;  // the step this process already offered a sample for
+    do {
+        // (no `continue` here: GCC 12 can skip a co_await in a do-while's condition after one)
+        std::int64_t now_step = store_.now_ms() / step;
+        if (now_step != last_step) {
+            try {
+                co_await sample_history();
+                last_step = now_step;
+            } catch (const redis::unavailable&) {
+                // reported by /readyz; the next tick tries again
+            } catch (const std::exception& e) {
+                spdlog::warn("stats history sample failed: {}", e.what());
+            }
+        }
+    } while (co_await tick(*t, settings_.stats_interval));
+}
+
+asio::awaitable<bool> service::sample_history() {
+    v1::StatsSnapshot sample = co_await snapshot();
+    // the history is for trends: rows with nothing in them would only make every sign-in larger
+    auto* rows = sample.mutable_queues();
+    rows->erase(std::remove_if(rows->begin(), rows->end(), [](const v1::QueueStats& q) { return all_zero(q); }),
+                rows->end());
+    co_return co_await store_.stats_history_add(sample.at_unix_ms(), sample.SerializeAsString(),
+                                                settings_.stats_history_step.count(),
+                                                settings_.stats_history_window.count());
 }
 
 // ---- sending --------------------------------------------------------------------------------
@@ -921,7 +962,15 @@ asio::awaitable<ServerMessage> service::supervisor_sign_in(peer_ptr p, const v1:
         if (auto c = p->conn.lock()) supervisors_.insert(c->id());
     }
     ServerMessage out;
-    *out.mutable_stats() = co_await snapshot();
+    auto* stats = out.mutable_stats();
+    *stats = co_await snapshot();
+    // the last hour for the charts, so a reloaded dashboard or a restarted process loses nothing
+    for (const auto& blob : co_await store_.stats_history(stats->at_unix_ms() - settings_.stats_history_window.count() + 1)) {
+        if (!stats->add_history()->ParseFromString(blob)) {
+            stats->mutable_history()->RemoveLast();
+            spdlog::warn("skipped a stats history sample that could not be parsed");
+        }
+    }
     co_return out;
 }
 

@@ -255,6 +255,20 @@ asio::awaitable<stats_result> store::stats(const std::vector<std::string>& topic
     co_return out;
 }
 
+asio::awaitable<bool> store::stats_history_add(std::int64_t at_ms, std::string sample, std::int64_t step_ms,
+                                               std::int64_t keep_ms) {
+    auto v = co_await run("stats_history", argv(std::to_string(at_ms), std::move(sample), std::to_string(step_ms),
+                                                std::to_string(keep_ms)));
+    co_return int_at(v, 1) == 1;
+}
+
+asio::awaitable<std::vector<std::string>> store::stats_history(std::int64_t since_ms) {
+    auto v = co_await redis_->command(argv("ZRANGEBYSCORE", "wl:stats:history", std::to_string(since_ms), "+inf"));
+    std::vector<std::string> out;
+    for (auto& e : v.elements) out.push_back(std::move(e.str));
+    co_return out;
+}
+
 asio::awaitable<std::map<std::string, std::string>> store::hash(std::string key) {
     auto v = co_await redis_->command(argv("HGETALL", std::move(key)));
     std::map<std::string, std::string> out;

@@ -160,6 +160,14 @@ public:
     boost::asio::awaitable<stats_result> stats(const std::vector<std::string>& topics,
                                                          const std::vector<std::string>& languages);
 
+    // Offer one sample (a binary StatsSnapshot taken at at_ms) to the stats history; kept only if
+    // no process stored one in the same step (floor(at_ms / step_ms)). Samples older than keep_ms
+    // are dropped. True when this one was stored.
+    boost::asio::awaitable<bool> stats_history_add(std::int64_t at_ms, std::string sample, std::int64_t step_ms,
+                                                   std::int64_t keep_ms);
+    // The stored samples taken at or after since_ms, oldest first.
+    boost::asio::awaitable<std::vector<std::string>> stats_history(std::int64_t since_ms);
+
     // Plain reads for replies (not part of any invariant).
     boost::asio::awaitable<std::map<std::string, std::string>> hash(std::string key);
     boost::asio::awaitable<std::vector<std::string>> members(std::string key);
