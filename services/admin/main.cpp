@@ -3,12 +3,14 @@
 //   warmline-admin listener edit ID [--name N] [--topics ...] [--languages ...] [--max-chats N]
 //   warmline-admin supervisor create --name N
 //   warmline-admin list | revoke ID | token ID
+//   warmline-admin reports list [--limit N] | reports show SESSION   (for the safety team)
 // Redis and the catalogue come from --redis-url/--catalogue or WARMLINE_REDIS_URL/WARMLINE_CATALOGUE.
 #include "common/catalogue.hpp"
 #include "common/config.hpp"
 #include "common/log.hpp"
 #include "common/redis.hpp"
 #include "services/admin/accounts.hpp"
+#include "services/admin/reports.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -28,6 +30,8 @@ constexpr const char* usage = R"(Usage:
   warmline-admin list
   warmline-admin revoke ID
   warmline-admin token ID        (issue a new token; the old one stops working)
+  warmline-admin reports list [--limit N]   (chats seekers reported, newest first; default 50)
+  warmline-admin reports show SESSION       (one report, with the messages the seeker included)
 Common options: --redis-url URL (WARMLINE_REDIS_URL), --catalogue FILE (WARMLINE_CATALOGUE)
 )";
 
@@ -53,6 +57,7 @@ int main(int argc, char** argv) {
     opts.add("topics", "", "comma-separated topic ids");
     opts.add("languages", "", "comma-separated BCP 47 tags");
     opts.add("max-chats", "", "most chats at once (1-20)");
+    opts.add("limit", "50", "how many reports `reports list` shows (1-10000)");
     try {
         if (!opts.parse(static_cast<int>(flags.size()), flags.data()) || words.empty()) {
             std::cout << usage;
@@ -108,6 +113,23 @@ int main(int argc, char** argv) {
             } else if (verb == "revoke") {
                 co_await acc.revoke(arg(1));
                 std::cout << "account " << words[1] << " revoked.\n";
+            } else if (verb == "reports" && words.size() >= 2 && words[1] == "list") {
+                admin::reports rep(*redis);
+                auto found = co_await rep.recent(static_cast<int>(opts.integer("limit", 1, 10000)));
+                if (found.empty()) std::cout << "No reports in the last 90 days.\n";
+                for (const auto& r : found)
+                    std::cout << r.session << "  " << admin::utc_time(r.at_ms) << "  listener " << r.listener << "  "
+                              << r.messages << (r.messages == 1 ? " message" : " messages") << "\n";
+            } else if (verb == "reports" && words.size() >= 2 && words[1] == "show") {
+                if (words.size() < 3) throw std::invalid_argument("missing a chat's session id (see warmline-admin reports list)");
+                admin::reports rep(*redis);
+                auto found = co_await rep.find(words[2]);
+                if (!found) {
+                    std::cerr << "warmline-admin: there is no report of chat " << admin::printable(words[2])
+                              << " (reports are kept 90 days)\n";
+                    co_return 1;
+                }
+                std::cout << admin::render(*found);
             } else if (verb == "token") {
                 std::cout << "token: " << co_await acc.rotate_token(arg(1))
                           << "\nThe old token no longer works. Keep this one safe: it is shown only now.\n";

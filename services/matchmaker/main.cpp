@@ -30,6 +30,8 @@ int main(int argc, char** argv) {
     opts.add("sweep-interval-ms", "250", "how often timeouts, widening and dead processes are handled");
     opts.add("position-interval-ms", "1000", "how often waiting seekers get their queue position");
     opts.add("stats-interval-ms", "1000", "how often supervisors get a snapshot");
+    opts.add("stats-history-step-s", "20",
+             "seconds between two samples of the supervisors' one-hour stats history (one process takes each)");
     opts.add("rate-burst", "20", "requests one connection may send at once");
     opts.add("rate-per-second", "10", "requests per second one connection may sustain");
     opts.add("requests-in-flight", "32", "requests of one signed-in connection answered at once");
@@ -45,6 +47,7 @@ int main(int argc, char** argv) {
         s.sweep_interval = opts.millis("sweep-interval-ms", 5, 60000);
         s.position_interval = opts.millis("position-interval-ms", 10, 60000);
         s.stats_interval = opts.millis("stats-interval-ms", 10, 60000);
+        s.stats_history_step = std::chrono::seconds(opts.integer("stats-history-step-s", 1, 3600));
         s.ticket_secret = opts.str("ticket-secret");
         if (s.ticket_secret.size() < 32)
             throw config::config_error("--ticket-secret must be at least 32 characters (WARMLINE_TICKET_SECRET); "

@@ -44,7 +44,8 @@ bool client_state::allowed(role r, ClientMessage::BodyCase body) {
     case role::none:
         return body == B::kSeekerHello || body == B::kListenerSignIn || body == B::kSupervisorSignIn;
     case role::seeker:
-        return body == B::kRequestChat || body == B::kCancelRequest || body == B::kRateChat || body == B::kEndChat;
+        return body == B::kRequestChat || body == B::kCancelRequest || body == B::kRateChat ||
+               body == B::kReportChat || body == B::kEndChat;
     case role::listener:
         return body == B::kSetAvailability || body == B::kSetPreferences || body == B::kAcceptOffer ||
                body == B::kDeclineOffer || body == B::kEndChat;
@@ -110,6 +111,34 @@ std::string bearer(const net::http_request& req) {
     return it->second.substr(7);
 }
 
+// Characters as people count them: Unicode code points of UTF-8 text.
+std::size_t code_points(const std::string& s) {
+    std::size_t n = 0;
+    for (unsigned char ch : s) n += (ch & 0xC0) != 0x80;
+    return n;
+}
+
+// Whether every number of a queue row is zero (its topic and language aside).
+bool all_zero(const v1::QueueStats& q) {
+    v1::QueueStats numbers = q;
+    numbers.clear_topic();
+    numbers.clear_language();
+    return numbers.ByteSizeLong() == 0;
+}
+
+// Checks of a report that need no database; an empty string when it is fine.
+std::string report_problem(const v1::ReportChat& r) {
+    constexpr int max_messages = 50;
+    if (code_points(r.reason()) > 500) return "The reason can be at most 500 characters.";
+    if (r.messages_size() > max_messages) return "A report can include at most 50 messages.";
+    for (const auto& m : r.messages()) {
+        if (m.from() != v1::SEEKER && m.from() != v1::LISTENER)
+            return "Each reported message needs to say who sent it (SEEKER or LISTENER).";
+        if (code_points(m.text()) > 2000) return "Each reported message can be at most 2,000 characters.";
+    }
+    return {};
+}
+
 v1::Offer offer_from(const std::map<std::string, std::string>& o, const std::string& oid, std::int64_t now) {
     v1::Offer offer;
     offer.set_offer_id(oid);
@@ -167,6 +196,7 @@ void service::start() {
     spawn(&service::sweep_loop);
     spawn(&service::position_loop);
     spawn(&service::stats_loop);
+    spawn(&service::history_loop);
 }
 
 void service::stop() {
@@ -289,6 +319,38 @@ asio::awaitable<void> service::stats_loop() {
             spdlog::warn("stats unavailable: {}", e.what());
         }
     }
+}
+
+asio::awaitable<void> service::history_loop() {
+    auto t = std::make_shared<asio::steady_timer>(ioc_);
+    timers_.push_back(t);
+    const std::int64_t step = settings_.stats_history_step.count();
+    std::int64_t last_step = -1;  // the step this process already offered a sample for
+    do {
+        // (no `continue` here: GCC 12 can skip a co_await in a do-while's condition after one)
+        std::int64_t now_step = store_.now_ms() / step;
+        if (now_step != last_step) {
+            try {
+                co_await sample_history();
+                last_step = now_step;
+            } catch (const redis::unavailable&) {
+                // reported by /readyz; the next tick tries again
+            } catch (const std::exception& e) {
+                spdlog::warn("stats history sample failed: {}", e.what());
+            }
+        }
+    } while (co_await tick(*t, settings_.stats_interval));
+}
+
+asio::awaitable<bool> service::sample_history() {
+    v1::StatsSnapshot sample = co_await snapshot();
+    // the history is for trends: rows with nothing in them would only make every sign-in larger
+    auto* rows = sample.mutable_queues();
+    rows->erase(std::remove_if(rows->begin(), rows->end(), [](const v1::QueueStats& q) { return all_zero(q); }),
+                rows->end());
+    co_return co_await store_.stats_history_add(sample.at_unix_ms(), sample.SerializeAsString(),
+                                                settings_.stats_history_step.count(),
+                                                settings_.stats_history_window.count());
 }
 
 // ---- sending --------------------------------------------------------------------------------
@@ -692,13 +754,23 @@ asio::awaitable<ServerMessage> service::handle(peer_ptr p, const ClientMessage& 
     case B::kRateChat: {
         const auto& rc = m.rate_chat();
         if (rc.stars() < 1 || rc.stars() > 5) co_return error_reply(v1::INVALID_ARGUMENT, "Stars go from 1 to 5.");
-        std::size_t chars = 0;
-        for (unsigned char ch : rc.comment()) chars += (ch & 0xC0) != 0x80;  // UTF-8 code points
-        if (chars > 500)
+        if (code_points(rc.comment()) > 500)
             co_return error_reply(v1::INVALID_ARGUMENT, "A comment can be at most 500 characters.");
         auto r = co_await store_.rate_chat(st.id, rc.session_id(), static_cast<int>(rc.stars()), rc.comment(),
                                            rc.block_listener());
         co_return r ? ok_reply() : refusal_reply(r.error);
+    }
+    case B::kReportChat: {
+        const auto& rc = m.report_chat();
+        if (auto why = report_problem(rc); !why.empty()) co_return error_reply(v1::INVALID_ARGUMENT, why);
+        v1::ReportChat messages;
+        *messages.mutable_messages() = rc.messages();
+        // the plaintext the seeker chose to send: stored for the safety team, never logged
+        auto r = co_await store_.report_chat(st.id, rc.session_id(), rc.reason(), codec::to_json(messages),
+                                             rc.messages_size());
+        if (!r) co_return refusal_reply(r.error);
+        metrics_.counter("warmline_reports_total", "Chats reported by seekers").fetch_add(1);
+        co_return ok_reply();
     }
     case B::kSetAvailability: {
         auto r = co_await store_.set_availability(st.id, m.set_availability().available());
@@ -825,7 +897,8 @@ asio::awaitable<ServerMessage> service::request_chat(peer_ptr p, const v1::Reque
 }
 
 asio::awaitable<v1::ListenerProfile> service::profile(const std::string& lid) {
-    auto l = co_await store_.hash("wl:listener:" + lid);
+    auto record = co_await store_.listener_profile(lid);
+    auto& l = record.fields;
     v1::ListenerProfile pr;
     pr.set_listener_id(lid);
     pr.set_name(l["name"]);
@@ -839,6 +912,7 @@ asio::awaitable<v1::ListenerProfile> service::profile(const std::string& lid) {
     pr.set_status(l["status"] == "available" ? v1::AVAILABLE : v1::AWAY);
     pr.set_chats(static_cast<std::uint32_t>(to_int(l["chats"])));
     pr.set_offers(static_cast<std::uint32_t>(to_int(l["offers"])));
+    pr.set_chats_today(record.chats_today);
     co_return pr;
 }
 
@@ -858,7 +932,11 @@ asio::awaitable<ServerMessage> service::listener_welcome(const std::string& lid)
 }
 
 asio::awaitable<ServerMessage> service::listener_sign_in(peer_ptr p, const v1::ListenerSignIn& m) {
-    auto r = co_await store_.listener_sign_in(crypto::sha256_hex(m.token()), node_);
+    if (m.utc_offset_min() < -840 || m.utc_offset_min() > 840)
+        co_return error_reply(v1::INVALID_ARGUMENT,
+                              "utc_offset_min is your clock's offset from UTC in minutes, from -840 to 840 "
+                              "(in a browser: -new Date().getTimezoneOffset()).");
+    auto r = co_await store_.listener_sign_in(crypto::sha256_hex(m.token()), node_, m.utc_offset_min());
     if (!r) co_return refusal_reply(r.error);
     {
         std::lock_guard lock(mutex_);
@@ -884,7 +962,15 @@ asio::awaitable<ServerMessage> service::supervisor_sign_in(peer_ptr p, const v1:
         if (auto c = p->conn.lock()) supervisors_.insert(c->id());
     }
     ServerMessage out;
-    *out.mutable_stats() = co_await snapshot();
+    auto* stats = out.mutable_stats();
+    *stats = co_await snapshot();
+    // the last hour for the charts, so a reloaded dashboard or a restarted process loses nothing
+    for (const auto& blob : co_await store_.stats_history(stats->at_unix_ms() - settings_.stats_history_window.count() + 1)) {
+        if (!stats->add_history()->ParseFromString(blob)) {
+            stats->mutable_history()->RemoveLast();
+            spdlog::warn("skipped a stats history sample that could not be parsed");
+        }
+    }
     co_return out;
 }
 

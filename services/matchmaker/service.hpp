@@ -36,6 +36,11 @@ struct service_settings {
     std::chrono::milliseconds sweep_interval{250};
     std::chrono::milliseconds position_interval{1000};
     std::chrono::milliseconds stats_interval{1000};
+    // The supervisors' stats history: one sample per step (taken by one process of all those
+    // running, whether or not anyone watches; every process checks once per stats_interval),
+    // kept for the window.
+    std::chrono::milliseconds stats_history_step{20000};
+    std::chrono::milliseconds stats_history_window{3600 * 1000};
     std::size_t max_request_ids = 4096;  // remembered per connection to refuse reuse
     int max_bad_frames = 20;             // then the connection is closed with 1008
     // Requests of one signed-in connection answered at once (replies carry the request id and
@@ -91,6 +96,10 @@ public:
     void stop();
     const std::string& node() const { return node_; }
     store& state() { return store_; }
+    // Offer this process's sample of the stats history for the current step; true if it was
+    // the one stored. The history loop calls it; tests call it to take samples on their clock.
+    // Call on the service's executor.
+    boost::asio::awaitable<bool> sample_history();
     metrics::registry& metrics() { return metrics_; }
 
     boost::asio::awaitable<net::http_response> on_http(net::http_request req) override;
@@ -134,6 +143,7 @@ private:
     boost::asio::awaitable<void> heartbeat_loop();
     boost::asio::awaitable<void> position_loop();
     boost::asio::awaitable<void> stats_loop();
+    boost::asio::awaitable<void> history_loop();
     boost::asio::awaitable<bool> tick(boost::asio::steady_timer& t, std::chrono::milliseconds every);
 
     boost::asio::io_context& ioc_;

@@ -102,10 +102,30 @@ asio::awaitable<outcome<bool>> store::rate_chat(std::string seeker_id, std::stri
                                 std::move(comment), block ? "1" : "0"));
 }
 
-asio::awaitable<outcome<std::string>> store::listener_sign_in(std::string token_hash, std::string node) {
-    auto v = co_await run("listener_sign_in", argv(std::move(token_hash), std::move(node)));
+asio::awaitable<outcome<bool>> store::report_chat(std::string seeker_id, std::string session_id,
+                                                  std::string reason, std::string messages_json, int message_count) {
+    return run_ok("report_chat", argv(std::move(seeker_id), std::move(session_id), std::move(reason),
+                                  std::move(messages_json), std::to_string(message_count),
+                                  std::to_string(settings_.report_ttl_s)));
+}
+
+asio::awaitable<outcome<std::string>> store::listener_sign_in(std::string token_hash, std::string node,
+                                                              int utc_offset_min) {
+    auto v = co_await run("listener_sign_in",
+                          argv(std::move(token_hash), std::move(node), std::to_string(utc_offset_min)));
     outcome<std::string> out;
     if (!refused(v, out.error)) out.value = str_at(v, 1);
+    co_return out;
+}
+
+asio::awaitable<listener_record> store::listener_profile(std::string listener_id) {
+    auto v = co_await run("listener_profile", argv(std::move(listener_id)));
+    listener_record out;
+    out.chats_today = static_cast<std::uint32_t>(int_at(v, 1));
+    if (v.elements.size() > 2) {
+        const auto& h = v.elements[2].elements;
+        for (std::size_t i = 0; i + 1 < h.size(); i += 2) out.fields[h[i].as_string()] = h[i + 1].as_string();
+    }
     co_return out;
 }
 
@@ -232,6 +252,20 @@ asio::awaitable<stats_result> store::stats(const std::vector<std::string>& topic
         q.abandoned = static_cast<std::uint64_t>(int_at(r, 13));
         rows.push_back(std::move(q));
     }
+    co_return out;
+}
+
+asio::awaitable<bool> store::stats_history_add(std::int64_t at_ms, std::string sample, std::int64_t step_ms,
+                                               std::int64_t keep_ms) {
+    auto v = co_await run("stats_history", argv(std::to_string(at_ms), std::move(sample), std::to_string(step_ms),
+                                                std::to_string(keep_ms)));
+    co_return int_at(v, 1) == 1;
+}
+
+asio::awaitable<std::vector<std::string>> store::stats_history(std::int64_t since_ms) {
+    auto v = co_await redis_->command(argv("ZRANGEBYSCORE", "wl:stats:history", std::to_string(since_ms), "+inf"));
+    std::vector<std::string> out;
+    for (auto& e : v.elements) out.push_back(std::move(e.str));
     co_return out;
 }
 

@@ -27,6 +27,7 @@ struct store_settings {
     std::int64_t preferred_window_ms = 120000;
     std::int64_t node_lease_ms = 5000;     // a process silent this long is presumed dead
     int sweep_limit = 200;
+    std::int64_t report_ttl_s = 90 * 24 * 3600;  // wl:report:<session> and the wl:reports index
 };
 
 // A script's refusal: code is a warmline.v1.ErrorCode name, message is for the person.
@@ -88,6 +89,12 @@ struct stats_result {
     std::uint32_t available = 0, busy = 0, away = 0;  // listeners, each counted once
 };
 
+// A listener's account record (wl:listener:<lid>) and what is derived from it in the same step.
+struct listener_record {
+    std::map<std::string, std::string> fields;  // empty: no such listener
+    std::uint32_t chats_today = 0;              // accepted since midnight of their clock
+};
+
 using clock_fn = std::function<std::int64_t()>;  // unix milliseconds
 
 // Reading a script's reply, {'ok', ...} or {'err', code, message} (the relay's scripts too).
@@ -112,8 +119,17 @@ public:
     boost::asio::awaitable<outcome<bool>> cancel_request(std::string seeker_id);
     boost::asio::awaitable<outcome<bool>> rate_chat(std::string seeker_id, std::string session_id, int stars,
                                                     std::string comment, bool block);
+    // Store a seeker's report of its own chat (once per chat). messages_json is the proto3 JSON
+    // of a ReportChat holding only the messages; it is plaintext the seeker chose to send, so it
+    // is stored for the safety team and never logged.
+    boost::asio::awaitable<outcome<bool>> report_chat(std::string seeker_id, std::string session_id,
+                                                      std::string reason, std::string messages_json,
+                                                      int message_count);
 
-    boost::asio::awaitable<outcome<std::string>> listener_sign_in(std::string token_hash, std::string node);
+    // utc_offset_min: the listener's clock, minutes east of UTC (where their "today" starts).
+    boost::asio::awaitable<outcome<std::string>> listener_sign_in(std::string token_hash, std::string node,
+                                                                  int utc_offset_min = 0);
+    boost::asio::awaitable<listener_record> listener_profile(std::string listener_id);
     boost::asio::awaitable<outcome<bool>> set_availability(std::string listener_id, bool available);
     boost::asio::awaitable<outcome<bool>> set_preferences(std::string listener_id, std::string topics_csv,
                                                           std::string languages_csv, int max_chats);
@@ -143,6 +159,14 @@ public:
     boost::asio::awaitable<std::vector<std::int64_t>> queue_versions(const std::vector<std::string>& queues);
     boost::asio::awaitable<stats_result> stats(const std::vector<std::string>& topics,
                                                          const std::vector<std::string>& languages);
+
+    // Offer one sample (a binary StatsSnapshot taken at at_ms) to the stats history; kept only if
+    // no process stored one in the same step (floor(at_ms / step_ms)). Samples older than keep_ms
+    // are dropped. True when this one was stored.
+    boost::asio::awaitable<bool> stats_history_add(std::int64_t at_ms, std::string sample, std::int64_t step_ms,
+                                                   std::int64_t keep_ms);
+    // The stored samples taken at or after since_ms, oldest first.
+    boost::asio::awaitable<std::vector<std::string>> stats_history(std::int64_t since_ms);
 
     // Plain reads for replies (not part of any invariant).
     boost::asio::awaitable<std::map<std::string, std::string>> hash(std::string key);

@@ -12,7 +12,9 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <deque>
+#include <future>
 #include <functional>
 #include <thread>
 
@@ -26,13 +28,15 @@ struct running_matchmaker {
     std::unique_ptr<net::server> server;
     std::thread thread;
 
-    running_matchmaker(const std::string& redis_url, matchmaker::service_settings s, net::server_options so = {}) {
+    // `now`: the service's clock (tests that need time to pass move a clock of their own).
+    running_matchmaker(const std::string& redis_url, matchmaker::service_settings s, net::server_options so = {},
+                       matchmaker::clock_fn now = matchmaker::system_now_ms) {
         redis::client_options o;
         o.where = redis::endpoint::parse(redis_url);
         redis = redis::client::create(ioc.get_executor(), o);
         events = redis::subscriber::create(ioc.get_executor(), o);
         svc = std::make_shared<matchmaker::service>(ioc, s, catalogue::load_file(WARMLINE_SOURCE_DIR "/deploy/catalogue.json"),
-                                                    redis, events);
+                                                    redis, events, std::move(now));
         server = std::make_unique<net::server>(ioc, so, *svc);
         redis->start();
         events->start();
@@ -55,7 +59,37 @@ struct running_matchmaker {
         thread.join();
     }
     std::uint16_t port() const { return server->port(); }
+    // Run a coroutine on the service's thread and wait for it (e.g. svc->sample_history()).
+    template <class T>
+    T call(boost::asio::awaitable<T> a, std::chrono::milliseconds limit = std::chrono::seconds(5)) {
+        auto f = boost::asio::co_spawn(ioc, std::move(a), boost::asio::use_future);
+        if (f.wait_for(limit) != std::future_status::ready) throw std::runtime_error("the service did not answer in time");
+        return f.get();
+    }
 };
+
+// A clock tests move by hand, readable from the service's thread.
+struct manual_clock {
+    std::shared_ptr<std::atomic<std::int64_t>> ms = std::make_shared<std::atomic<std::int64_t>>(1'800'000'000'000);
+    matchmaker::clock_fn fn() const {
+        return [ms = ms] { return ms->load(); };
+    }
+    void set(std::int64_t v) { ms->store(v); }
+    void advance(std::int64_t by) { ms->fetch_add(by); }
+    std::int64_t now() const { return ms->load(); }
+};
+
+// Settings for a service on a manual clock: nothing expires on its own when the test moves the
+// clock by minutes or hours (the node lease, the grace period, offers), and the token bucket,
+// which refills by that clock, is large enough for a whole test.
+inline matchmaker::service_settings manual_clock_settings(matchmaker::service_settings s) {
+    s.store.node_lease_ms = 7LL * 24 * 3600 * 1000;
+    s.store.grace_ms = 7LL * 24 * 3600 * 1000;
+    s.store.offer_timeout_ms = 7LL * 24 * 3600 * 1000;
+    s.store.state_ttl_s = 7 * 24 * 3600;
+    s.rate_burst = 100000;
+    return s;
+}
 
 inline matchmaker::service_settings fast_settings() {
     matchmaker::service_settings s;

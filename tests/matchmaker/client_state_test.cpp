@@ -24,6 +24,10 @@ TEST_CASE("client state: each role may make only its own requests") {
     CHECK_FALSE(client_state::allowed(client_state::role::listener, B::kRequestChat));
     CHECK_FALSE(client_state::allowed(client_state::role::listener, B::kListenerSignIn));
     CHECK_FALSE(client_state::allowed(client_state::role::supervisor, B::kSetAvailability));
+    CHECK(client_state::allowed(client_state::role::seeker, B::kReportChat));
+    CHECK_FALSE(client_state::allowed(client_state::role::listener, B::kReportChat));
+    CHECK_FALSE(client_state::allowed(client_state::role::supervisor, B::kReportChat));
+    CHECK_FALSE(client_state::allowed(client_state::role::none, B::kReportChat));
     CHECK(client_state::allowed(client_state::role::supervisor, B::kPing));
 }
 

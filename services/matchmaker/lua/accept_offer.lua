@@ -23,6 +23,12 @@ local n = redis.call('HMGET', listener_key(lid), 'offers', 'chats', 'chats_total
 redis.call('HSET', listener_key(lid), 'offers', math.max(0, num(n[1]) - 1), 'chats', num(n[2]) + 1,
   'chats_total', num(n[3]) + 1)
 redis.call('SADD', listener_key(lid) .. ':chats', session)
+-- when the listener accepted each chat, for "chats today" in any time zone: two days are enough
+-- for every offset from -14 h to +14 h
+local accepts = listener_key(lid) .. ':accepts'
+redis.call('ZADD', accepts, NOW, session)
+redis.call('ZREMRANGEBYSCORE', accepts, '-inf', '(' .. fmt(NOW - ACCEPTS_KEEP_S * 1000))
+redis.call('EXPIRE', accepts, ACCEPTS_KEEP_S)
 redis.call('HSET', 'wl:session:' .. session, 'seeker', sid, 'listener', lid, 'topic', o[4], 'lang', o[5],
   'started', NOW, 'state', 'active')
 redis.call('EXPIRE', 'wl:session:' .. session, TTL)

@@ -13,6 +13,7 @@ local CHANNEL = 'wl:events'
 local TIER_BASE = { [0] = 0, [1] = 4000000000000000 }
 local SCAN_LIMIT = 32
 local WAIT_WINDOW_MS = 15 * 60 * 1000
+local ACCEPTS_KEEP_S = 48 * 3600  -- wl:listener:<lid>:accepts, for ListenerProfile.chats_today
 
 local function err(code, msg) return { 'err', code, msg } end
 local function num(v) return tonumber(v) or 0 end
@@ -78,6 +79,15 @@ local function listener_scope(lid)
   if #at > 0 then topics = at end
   if #al > 0 then langs = al end
   return topics, langs, split(f[1]), split(f[2])
+end
+
+-- Chats a listener accepted since midnight of their own clock (utc_offset minutes east of UTC,
+-- from their last sign-in; 0 = UTC).
+local function chats_today(lid)
+  local offset = num(redis.call('HGET', listener_key(lid), 'utc_offset')) * 60000
+  local day = 24 * 3600 * 1000
+  local midnight = math.floor((NOW + offset) / day) * day - offset
+  return redis.call('ZCOUNT', listener_key(lid) .. ':accepts', fmt(midnight), '+inf')
 end
 
 local function listener_has_room(lid)

@@ -1,0 +1,99 @@
+// Reading chat reports from Redis for services/admin/reports.hpp.
+#include "services/admin/reports.hpp"
+
+#include "common/argv.hpp"
+#include "common/codec.hpp"
+
+#include <ctime>
+#include <sstream>
+
+namespace warmline::admin {
+namespace asio = boost::asio;
+
+namespace {
+
+std::int64_t to_int(const std::string& s) {
+    try {
+        return s.empty() ? 0 : std::stoll(s);
+    } catch (...) {
+        return 0;
+    }
+}
+
+}  // namespace
+
+asio::awaitable<std::vector<report_summary>> reports::recent(int limit) {
+    auto index = co_await redis_.command(argv("ZREVRANGE", "wl:reports", "0", std::to_string(limit - 1), "WITHSCORES"));
+    std::vector<std::vector<std::string>> reads;
+    for (std::size_t i = 0; i + 1 < index.elements.size(); i += 2)
+        reads.push_back(argv("HMGET", "wl:report:" + index.elements[i].as_string(), "listener", "count", "at"));
+    std::vector<report_summary> out;
+    if (reads.empty()) co_return out;
+    auto replies = co_await redis_.pipeline(std::move(reads));
+    for (std::size_t i = 0; i < replies.size(); ++i) {
+        const auto& f = replies[i].elements;
+        if (f.size() < 3 || f[2].is_nil()) continue;  // expired since the index was trimmed
+        out.push_back(report_summary{index.elements[2 * i].as_string(), to_int(f[2].as_string()), f[0].as_string(),
+                                     static_cast<int>(to_int(f[1].as_string()))});
+    }
+    co_return out;
+}
+
+asio::awaitable<std::optional<report>> reports::find(std::string session) {
+    auto v = co_await redis_.command(argv("HGETALL", "wl:report:" + session));
+    if (v.elements.empty()) co_return std::nullopt;
+    report r;
+    r.session = std::move(session);
+    for (std::size_t i = 0; i + 1 < v.elements.size(); i += 2)
+        r.fields[v.elements[i].as_string()] = v.elements[i + 1].as_string();
+    std::string why;
+    if (!r.fields["messages"].empty() && !codec::from_json(r.fields["messages"], r.messages, why))
+        throw std::runtime_error("the stored messages of this report could not be read: " + why);
+    co_return r;
+}
+
+std::string utc_time(std::int64_t unix_ms) {
+    std::time_t secs = static_cast<std::time_t>(unix_ms / 1000);
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+    return buf;
+}
+
+std::string printable(const std::string& text) {
+    static const char* hex = "0123456789abcdef";
+    std::string out;
+    for (unsigned char c : text) {
+        if (c == '\n') out += "\\n";
+        else if (c == '\t') out += "\\t";
+        else if (c == '\\') out += "\\\\";
+        else if (c < 0x20 || c == 0x7f) out += std::string("\\x") + hex[c >> 4] + hex[c & 15];
+        else out += static_cast<char>(c);
+    }
+    return out;
+}
+
+std::string render(const report& r) {
+    auto field = [&](const char* name) {
+        auto it = r.fields.find(name);
+        return it == r.fields.end() ? std::string() : it->second;
+    };
+    std::ostringstream os;
+    os << "chat:      " << r.session << "\n"
+       << "reported:  " << utc_time(to_int(field("at"))) << "\n"
+       << "listener:  " << field("listener") << "\n"
+       << "topic:     " << field("topic") << " (" << field("lang") << ")\n";
+    if (!field("started").empty()) os << "started:   " << utc_time(to_int(field("started"))) << "\n";
+    os << "ended:     " << (field("ended").empty() ? "not yet when reported" : utc_time(to_int(field("ended")))) << "\n"
+       << "reason:    " << printable(field("reason")) << "\n"
+       << "messages:  " << r.messages.messages_size() << "\n";
+    for (const auto& m : r.messages.messages()) {
+        os << "  #" << m.seq() << " " << (m.from() == v1::SEEKER ? "seeker  " : "listener") << " "
+           << (m.sent_unix_ms() > 0 ? utc_time(m.sent_unix_ms()) : std::string("(time not given)")) << ": "
+           << printable(m.text()) << "\n";
+    }
+    return os.str();
+}
+
+}  // namespace warmline::admin

@@ -1,0 +1,52 @@
+// Chat reports for the safety team: what `warmline-admin reports list|show` reads. A report holds
+// the messages a seeker chose to send in plaintext (report_chat.lua writes it), so it is only
+// ever printed to the person running the command, never logged.
+#pragma once
+
+#include "common/redis.hpp"
+#include "warmline/v1/matchmaker.pb.h"
+
+#include <boost/asio/awaitable.hpp>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace warmline::admin {
+
+struct report_summary {
+    std::string session;
+    std::int64_t at_ms = 0;
+    std::string listener;
+    int messages = 0;
+};
+
+struct report {
+    std::string session;
+    std::map<std::string, std::string> fields;  // listener, topic, lang, started, ended, reason, at, ...
+    v1::ReportChat messages;                    // only `messages` is set
+};
+
+class reports {
+public:
+    explicit reports(redis::client& r) : redis_(r) {}
+    // The newest reports first, at most `limit`.
+    boost::asio::awaitable<std::vector<report_summary>> recent(int limit);
+    // One report, or nothing if there is none for that chat (or it expired after 90 days).
+    boost::asio::awaitable<std::optional<report>> find(std::string session);
+
+private:
+    redis::client& redis_;
+};
+
+// "2027-01-15 21:30:05 UTC"
+std::string utc_time(std::int64_t unix_ms);
+// Untrusted text made safe for a terminal: control characters (newlines and escapes included)
+// are written as \n, \t or \xNN, so a report cannot move the cursor or recolour the screen.
+std::string printable(const std::string& text);
+// The whole report as text for a person to read.
+std::string render(const report& r);
+
+}  // namespace warmline::admin
