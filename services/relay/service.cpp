@@ -294,12 +294,20 @@ asio::awaitable<RelayServerMessage> service::hello(participant_ptr p, const v1::
         if (auto c = older->conn.lock()) c->close(4001, "resumed on another connection");
     p->greeted = true;
     p->forwarded = m.received_through();
+    // The other side's key event may have come between hello.lua and the registration above,
+    // found nobody here and been dropped; its hello had finished by then, so a read now sees
+    // the key, and one that comes during the read is kept for the welcome (on_node_event).
+    // Messages in that gap come with the catch-up after the welcome.
+    std::string peer_key = r.value->peer_public_key;
+    if (peer_key.empty()) peer_key = co_await store_.peer_key(p->session, p->role);
+    if (peer_key.empty()) peer_key = std::move(p->early_peer_key);
+    p->welcomed = true;
     RelayServerMessage out;
     auto* w = out.mutable_welcome();
     w->set_session_id(p->session);
     w->set_role(role_of(p->role));
     w->set_sent_through(r.value->sent_through);
-    w->set_peer_public_key(r.value->peer_public_key);
+    w->set_peer_public_key(peer_key);
     w->set_max_ciphertext_bytes(static_cast<std::uint32_t>(settings_.max_ciphertext));
     co_return out;
 }
@@ -389,6 +397,12 @@ void service::on_node_event(std::string_view payload) {
         return;
     }
     if (!p) return;
+    if (!p->welcomed) {
+        // hello is still running: nothing goes out before the welcome. Its key goes into the
+        // welcome; a message comes with the catch-up after it; typing and read are moments.
+        if (kind == "key") p->early_peer_key = std::string(fields(payload, 4).back());
+        if (kind != "ended") return;
+    }
     if (kind == "msg") {
         auto f = fields(payload, 6);  // msg | session | role | seq | stored ms | ciphertext
         if (f.size() < 6) return;

@@ -71,6 +71,8 @@ private:
         char role = 's';              // 's' seeker, 'l' listener
         std::string conn_id;          // node:connection, unique across processes
         bool greeted = false;         // hello done
+        bool welcomed = false;        // ... and its welcome built: live events may go out
+        std::string early_peer_key;   // the other side's key, if it came before the welcome
         codec::format format = codec::format::binary;
         std::uint64_t forwarded = 0;  // highest seq of the other side's messages sent to this client
         bool filling = false;         // a catch-up from the log is running

@@ -92,4 +92,10 @@ asio::awaitable<bool> store::chat_open(std::string session) {
     co_return !v.is_nil() && v.str == "active";
 }
 
+asio::awaitable<std::string> store::peer_key(std::string session, char role) {
+    auto v = co_await redis_->command(argv("HGET", "wl:relay:" + session,
+                                           std::string("pub_") + (role == 's' ? 'l' : 's')));
+    co_return v.is_nil() ? std::string() : v.str;
+}
+
 }  // namespace warmline::relay

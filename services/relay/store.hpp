@@ -55,6 +55,8 @@ public:
                                                              std::size_t count);
     // Whether the matchmaker still has this chat open.
     boost::asio::awaitable<bool> chat_open(std::string session);
+    // The other side's public key, or "" while it has not said hello.
+    boost::asio::awaitable<std::string> peer_key(std::string session, char role);
 
     std::int64_t now_ms() const { return now_(); }
 

@@ -328,3 +328,48 @@ TEST_CASE("relay: a receiver that stops reading is closed and resumes from the l
         REQUIRE(d.seq() == i);
     }
 }
+
+TEST_CASE("relay: two sides saying hello at once each get the other's key and first message" * doctest::timeout(90)) {
+    // A side's key event could come between its peer's hello script and the peer's connection
+    // being registered in the process, and be dropped: the peer then waited for a key forever.
+    relay_fixture f;
+    relay_process a(f.mm.server.url(), f.log), b(f.mm.server.url(), f.log);
+    for (int chat = 0; chat < 30; ++chat) {
+        CAPTURE(chat);
+        auto session = f.open_chat();
+        // half the chats with both sides on one process, half across two
+        relay_peer seeker(a.port, relay_fixture::ticket_for(session, ticket::role::seeker));
+        relay_peer listener(chat % 2 ? b.port : a.port, relay_fixture::ticket_for(session, ticket::role::listener));
+        v1::RelayClientMessage hs, hl, ms, ml;
+        hs.mutable_hello()->set_public_key(key_of('s'));
+        hl.mutable_hello()->set_public_key(key_of('l'));
+        ms.mutable_send()->set_seq(1);
+        ms.mutable_send()->set_ciphertext(sealed("s", 1));
+        ml.mutable_send()->set_seq(1);
+        ml.mutable_send()->set_ciphertext(sealed("l", 1));
+        // pipelined: neither waits for its welcome before the other's hello or its own message
+        auto s_hello = seeker.send(hs);
+        auto l_hello = listener.send(hl);
+        seeker.send(ms);
+        listener.send(ml);
+        for (auto* side : {&seeker, &listener}) {
+            const std::string want = side == &seeker ? key_of('l') : key_of('s');
+            auto w = side->reply(side == &seeker ? s_hello : l_hello);
+            REQUIRE(w.has_welcome());
+            // nothing is pushed before the welcome
+            for (const auto& early : side->pending) CHECK_FALSE(early.has_peer_key());
+            std::string got = w.welcome().peer_public_key();
+            if (got.empty())
+                got = side->until([](const M& m) { return m.has_peer_key(); }, std::chrono::seconds(3))
+                          .peer_key()
+                          .public_key();
+            CHECK(got == want);
+            auto d = side->next_delivery(std::chrono::seconds(3));
+            CHECK(d.seq() == 1);
+            CHECK(d.ciphertext() == sealed(side == &seeker ? "l" : "s", 1));
+        }
+        v1::RelayClientMessage end;
+        end.mutable_end();
+        REQUIRE(seeker.call(end).has_ok());  // frees the listener's slot for the next chat
+    }
+}
