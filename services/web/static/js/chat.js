@@ -1,0 +1,494 @@
+// One end-to-end encrypted chat through the relay (docs/relay-protocol.md, docs/e2e.md): the key
+// pair, hello with receivedThrough, resending what the relay has not stored, acks, opening what
+// the other side sends in order and exactly once, receipts, typing, read, end and reconnecting.
+// Everything a page reload must not lose lives in this tab's sessionStorage under one key per
+// chat, and is wiped when the chat ends. Tickets stay in memory only: after a reload, or when the
+// relay refuses one, the owner fetches a fresh one from the matchmaker (event "needticket").
+// Nothing here logs; keys, tickets and texts must never reach the console.
+
+import * as e2e from "./e2e.js";
+
+const STORE_PREFIX = "wl.chat.";
+const MAX_HELD = 1000;
+
+export function storedChatIds() {
+  const ids = [];
+  for (let i = 0; i < sessionStorage.length; i++) {
+    const k = sessionStorage.key(i);
+    if (k && k.startsWith(STORE_PREFIX)) ids.push(k.slice(STORE_PREFIX.length));
+  }
+  return ids;
+}
+
+export function forgetChat(sessionId) {
+  sessionStorage.removeItem(STORE_PREFIX + sessionId);
+}
+
+function ticketExpiry(ticket) {
+  const parts = String(ticket || "").split(".");
+  const at = parts.length === 5 ? Number(parts[3]) : NaN;
+  return Number.isFinite(at) ? at : Infinity;
+}
+
+function num(v) {
+  const n = typeof v === "string" ? Number(v) : (typeof v === "number" ? v : 0);
+  return Number.isSafeInteger(n) && n >= 0 ? n : 0;
+}
+
+// A sentence about how a chat ended, for the person on side `role`.
+export function describeEnd(role, endedBy, reason) {
+  const other = role === "SEEKER" ? "The listener" : "The other person";
+  if (endedBy === role) return "You ended the chat.";
+  if (endedBy === "SEEKER" || endedBy === "LISTENER") return `${other} ended the chat.`;
+  if (reason === "idle") return "The chat ended because nobody had written for a while.";
+  return "Warmline ended the chat.";
+}
+
+export class RelayChat {
+  // chat: a ChatStarted (sessionId, role, relayUrl, relayTicket, topic, language).
+  // onEvent(type, detail): message, update, peer, typing, read, status, ended, replaced,
+  // needticket, notice.
+  static async open(chat, onEvent) {
+    const c = new RelayChat(chat, onEvent);
+    await c.load();
+    return c;
+  }
+
+  constructor(chat, onEvent) {
+    this.sessionId = chat.sessionId;
+    this.role = chat.role === "LISTENER" ? "LISTENER" : "SEEKER";
+    this.topic = chat.topic || "";
+    this.language = chat.language || "";
+    this.relayUrl = chat.relayUrl || "";
+    this.ticket = chat.relayTicket || "";
+    this.onEvent = onEvent || (() => {});
+    this.ws = null;
+    this.connected = false;
+    this.ended = false;
+    this.stopped = false;
+    this.keys = null;
+    this.receiver = null;
+    this.safety = null;
+    this.pending = new Map();
+    this.counter = 0;
+    this.attempt = 0;
+    this.failedBeforeOpen = 0;
+    this.timer = null;
+    this.chain = Promise.resolve();
+    this.held = new Map();
+    this.early = [];
+    this.receivedSent = 0;
+    this.readSent = 0;
+    this.maxCiphertext = 16384;
+    this.waitingForTicket = false;
+    this.inFlight = new Map();  // seq -> the socket it was last sent on
+  }
+
+  get storeKey() { return STORE_PREFIX + this.sessionId; }
+
+  async load() {
+    let s = null;
+    try { s = JSON.parse(sessionStorage.getItem(this.storeKey) || "null"); } catch { s = null; }
+    if (s && s.v === 1 && s.pkcs8 && s.pub) {
+      this.s = s;
+      this.privateKey = await e2e.importPrivateKey(e2e.fromBase64(s.pkcs8));
+    } else {
+      const pair = await e2e.generateKeyPair();
+      this.privateKey = pair.privateKey;
+      this.s = {
+        v: 1, sessionId: this.sessionId, role: this.role, topic: this.topic, language: this.language,
+        pkcs8: e2e.toBase64(pair.pkcs8), pub: e2e.toBase64(pair.publicRaw), peer: null,
+        nextSeq: 1, unacked: [], outbox: [], delivered: 0, peerRead: 0, nextId: 1, transcript: [],
+        startedAt: Date.now(),
+      };
+      pair.pkcs8.fill(0);
+      this.save();
+    }
+    this.topic = this.topic || this.s.topic;
+    this.language = this.language || this.s.language;
+    if (this.s.peer) await this.setPeer(e2e.fromBase64(this.s.peer), false);
+  }
+
+  save() {
+    if (this.ended) return;
+    try { sessionStorage.setItem(this.storeKey, JSON.stringify(this.s)); } catch { /* full: keep going in memory */ }
+  }
+
+  get transcript() { return this.s.transcript; }
+  get peerRead() { return this.s.peerRead; }
+
+  emit(type, detail = {}) {
+    try { this.onEvent(type, detail); } catch { /* a broken handler must not break the chat */ }
+  }
+
+  // ---- connection -------------------------------------------------------------------------
+
+  setTicket(ticket, relayUrl) {
+    this.ticket = ticket || "";
+    if (relayUrl) this.relayUrl = relayUrl;
+    this.waitingForTicket = false;
+    this.failedBeforeOpen = 0;
+    // A ticket straight from the matchmaker is tried as it is: this clock may be off.
+    if (!this.ended && !this.stopped && !this.ws) { clearTimeout(this.timer); this.connect(true); }
+  }
+
+  connect(fresh = false) {
+    if (this.ended || this.stopped || this.ws) return;
+    if (!this.ticket || !this.relayUrl || (!fresh && ticketExpiry(this.ticket) < Date.now() + 1000)) {
+      this.askForTicket();
+      return;
+    }
+    let ws;
+    try {
+      const sep = this.relayUrl.includes("?") ? "&" : "?";
+      ws = new WebSocket(`${this.relayUrl}${sep}ticket=${encodeURIComponent(this.ticket)}`);
+    } catch {
+      this.scheduleReconnect();
+      return;
+    }
+    this.ws = ws;
+    let opened = false;
+    this.emit("status", { state: "connecting" });
+    ws.onopen = () => {
+      if (this.ws !== ws) return;
+      opened = true;
+      this.failedBeforeOpen = 0;
+      this.hello(ws);
+    };
+    ws.onmessage = (ev) => {
+      if (this.ws !== ws) return;
+      try { this.receive(ev.data); } catch { /* a bad frame is dropped, never fatal */ }
+    };
+    ws.onclose = (ev) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      this.connected = false;
+      for (const p of this.pending.values()) p.reject(new Error("disconnected"));
+      this.pending.clear();
+      if (this.ended || this.stopped) return;
+      if (ev.code === 4001) {
+        this.stopped = true;
+        this.emit("replaced");
+        return;
+      }
+      this.emit("status", { state: "reconnecting" });
+      if (ev.code === 4401) { this.askForTicket(); return; }
+      if (!opened) {
+        // A refused upgrade looks the same as a network failure to a browser. Twice in a row, a
+        // fresh ticket from the matchmaker settles it (it also says whether the chat ended).
+        this.failedBeforeOpen += 1;
+        if (this.failedBeforeOpen >= 2) { this.askForTicket(); return; }
+      }
+      this.scheduleReconnect();
+    };
+  }
+
+  askForTicket() {
+    if (this.ended || this.stopped) return;
+    this.ticket = "";
+    if (this.waitingForTicket) return;
+    this.waitingForTicket = true;
+    this.emit("needticket");
+    // If nobody answers, ask again later.
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      if (this.waitingForTicket && !this.ended && !this.stopped) { this.waitingForTicket = false; this.askForTicket(); }
+    }, 15000);
+  }
+
+  scheduleReconnect() {
+    if (this.ended || this.stopped) return;
+    clearTimeout(this.timer);
+    const base = Math.min(15000, 400 * 2 ** Math.min(this.attempt, 5));
+    this.attempt += 1;
+    this.timer = setTimeout(() => this.connect(), base / 2 + Math.random() * base / 2);
+  }
+
+  // Drops the relay connection (e.g. the network went away); reconnects on its own.
+  drop() {
+    if (this.ws) { try { this.ws.close(4000); } catch { /* ignore */ } }
+  }
+
+  // Stops without ending the chat (page going away, tab replaced).
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    if (this.ws) { const ws = this.ws; this.ws = null; try { ws.close(1000); } catch { /* ignore */ } }
+  }
+
+  request(body, ws = this.ws) {
+    if (!ws || ws.readyState !== WebSocket.OPEN) return Promise.reject(new Error("not connected"));
+    const requestId = `c${++this.counter}`;
+    return new Promise((resolve, reject) => {
+      this.pending.set(requestId, { resolve, reject });
+      try { ws.send(JSON.stringify({ requestId, ...body })); } catch (e) { this.pending.delete(requestId); reject(e); }
+    });
+  }
+
+  async hello(ws) {
+    let reply;
+    try {
+      reply = await this.request({ hello: { publicKey: this.s.pub, receivedThrough: String(this.s.delivered) } }, ws);
+    } catch (err) {
+      if (this.ws !== ws) return;
+      if (err.code === "NOT_FOUND") { this.finish(undefined, ""); return; }
+      if (err.code === "WRONG_STATE") {
+        this.stopped = true;
+        this.emit("notice", { text: "This chat was opened somewhere else with different keys, so it cannot continue here." });
+        try { ws.close(1000); } catch { /* ignore */ }
+        return;
+      }
+      try { ws.close(4000); } catch { /* ignore */ }
+      return;
+    }
+    if (this.ws !== ws || !reply.welcome) return;
+    const w = reply.welcome;
+    this.attempt = 0;
+    if (w.maxCiphertextBytes) this.maxCiphertext = w.maxCiphertextBytes;
+    this.acknowledgeThrough(num(w.sentThrough));
+    // Keys, sealing and sending all run on one chain so that nothing is numbered twice.
+    this.chain = this.chain.then(async () => {
+      if (typeof w.peerPublicKey === "string" && w.peerPublicKey) {
+        let raw = null;
+        try { raw = e2e.fromBase64(w.peerPublicKey); } catch { raw = null; }
+        if (raw) await this.setPeer(raw, true);
+      }
+      if (this.ws !== ws) return;
+      this.connected = true;
+      this.receivedSent = 0;
+      this.emit("status", { state: this.keys ? "connected" : "waiting-peer" });
+      if (!this.keys) this.watchForPeer(ws);
+      await this.flush();
+      this.sendReceipts();
+    }).catch(() => {});
+  }
+
+  // The other side's key normally comes as a peerKey push when it says hello. Should that push
+  // go missing, a fresh hello gets the key in the welcome: reconnect now and then until it comes.
+  watchForPeer(ws) {
+    clearTimeout(this.peerTimer);
+    const delay = Math.min(30000, 1500 * 2 ** Math.min(this.peerChecks || 0, 5));
+    this.peerChecks = (this.peerChecks || 0) + 1;
+    this.peerTimer = setTimeout(() => {
+      if (this.ws === ws && this.connected && !this.keys && !this.ended && !this.stopped) {
+        try { ws.close(4000); } catch { /* ignore */ }
+      }
+    }, delay);
+  }
+
+  receive(data) {
+    if (typeof data !== "string") return;
+    let msg;
+    try { msg = JSON.parse(data); } catch { return; }
+    if (!msg || typeof msg !== "object") return;
+    if (msg.requestId) {
+      const p = this.pending.get(msg.requestId);
+      if (!p) return;
+      this.pending.delete(msg.requestId);
+      if (msg.error) {
+        const err = new Error(msg.error.message || "error");
+        err.code = msg.error.code;
+        p.reject(err);
+      } else {
+        p.resolve(msg);
+      }
+      return;
+    }
+    if (msg.deliver) {
+      const d = msg.deliver;
+      this.chain = this.chain.then(() => this.onDeliver(d)).catch(() => {});
+    } else if (msg.peerKey && typeof msg.peerKey.publicKey === "string") {
+      const raw = e2e.fromBase64(msg.peerKey.publicKey);
+      this.chain = this.chain.then(async () => {
+        await this.setPeer(raw, true);
+        if (this.keys) { this.emit("status", { state: "connected" }); await this.flush(); }
+      }).catch(() => {});
+    } else if (msg.peerTyping) {
+      this.emit("typing", { typing: !!msg.peerTyping.typing });
+    } else if (msg.peerRead) {
+      const t = num(msg.peerRead.through);
+      if (t > this.s.peerRead) { this.s.peerRead = t; this.save(); this.emit("read", { through: t }); }
+    } else if (msg.ended) {
+      this.finish(msg.ended.endedBy, msg.ended.reason || "");
+    }
+  }
+
+  // ---- keys ---------------------------------------------------------------------------------
+
+  async setPeer(raw, persist) {
+    if (this.keys) {
+      if (e2e.toBase64(raw) !== this.s.peer) {
+        this.emit("notice", { text: "The other side's key changed, so new messages from it will not be shown." });
+      }
+      return;
+    }
+    let keys;
+    try {
+      keys = await e2e.chatKeys(this.privateKey, raw, this.sessionId, this.role);
+    } catch {
+      this.emit("notice", { text: "The other side's key is not valid, so this chat cannot be made private. Please end it." });
+      return;
+    }
+    this.keys = keys;
+    this.receiver = new e2e.Receiver(keys.receiveKey, this.sessionId, keys.receiveDir, this.s.delivered);
+    if (persist) { this.s.peer = e2e.toBase64(raw); this.save(); }
+    this.safety = await e2e.safetyCode(e2e.fromBase64(this.s.pub), raw);
+    this.emit("peer", { safetyCode: this.safety });
+    const early = this.early.splice(0);
+    for (const d of early) await this.onDeliver(d);
+  }
+
+  // ---- receiving ----------------------------------------------------------------------------
+
+  async onDeliver(d) {
+    if (this.ended) return;
+    if (!this.receiver) { if (this.early.length < MAX_HELD) this.early.push(d); return; }
+    const seq = num(d.seq);
+    if (d.from && d.from !== (this.role === "SEEKER" ? "LISTENER" : "SEEKER")) return;
+    if (seq <= this.receiver.delivered) { this.sendReceipts(); return; }
+    if (seq > this.receiver.delivered + 1) {
+      if (this.held.size < MAX_HELD) this.held.set(seq, d);
+      return;
+    }
+    let ct;
+    try { ct = e2e.fromBase64(d.ciphertext || ""); } catch { return; }
+    const r = await this.receiver.accept(seq, ct);
+    if (r.status === "forged") {
+      this.emit("notice", { text: "A message could not be verified, so it was not shown." });
+      return;
+    }
+    if (r.status !== "delivered") return;
+    this.s.delivered = seq;
+    const entry = { id: this.s.nextId++, from: "them", seq, text: r.text, at: num(d.sentUnixMs) || Date.now() };
+    this.s.transcript.push(entry);
+    this.save();
+    this.emit("message", { entry });
+    const next = this.held.get(seq + 1);
+    this.held.delete(seq + 1);
+    if (next) { await this.onDeliver(next); return; }
+    this.sendReceipts();
+  }
+
+  sendReceipts() {
+    if (!this.connected || this.s.delivered <= this.receivedSent) return;
+    const through = this.s.delivered;
+    this.receivedSent = through;
+    this.request({ received: { through: String(through) } }).catch(() => { this.receivedSent = 0; });
+  }
+
+  // The person has seen everything shown so far.
+  markRead() {
+    if (!this.connected || this.s.delivered <= this.readSent) return;
+    const through = this.s.delivered;
+    this.readSent = through;
+    this.request({ read: { through: String(through) } }).catch(() => { this.readSent = 0; });
+  }
+
+  setTyping(typing) {
+    if (!this.connected || !this.keys) return;
+    this.request({ typing: { typing: !!typing } }).catch(() => {});
+  }
+
+  // ---- sending ------------------------------------------------------------------------------
+
+  // Largest text (in UTF-8 bytes) that fits one message.
+  get maxTextBytes() { return this.maxCiphertext - 16; }
+
+  // Adds the text to the transcript at once and sends it as soon as it can (now, or once the
+  // other side has joined, or after a reconnect). Returns the transcript entry.
+  send(text) {
+    if (this.ended) throw new Error("ended");
+    if (new TextEncoder().encode(text).length > this.maxTextBytes) throw new RangeError("too long");
+    const entry = { id: this.s.nextId++, from: "me", seq: 0, text, at: Date.now(), state: "queued" };
+    this.s.transcript.push(entry);
+    this.s.outbox.push(entry.id);
+    this.save();
+    this.emit("message", { entry });
+    this.chain = this.chain.then(() => this.flush()).catch(() => {});
+    return entry;
+  }
+
+  // Seals what waits in the outbox (once keys exist) and sends every unacknowledged message.
+  async flush() {
+    if (this.ended || !this.keys) return;
+    while (this.s.outbox.length) {
+      const id = this.s.outbox[0];
+      const entry = this.s.transcript.find((e) => e.id === id);
+      if (!entry) { this.s.outbox.shift(); continue; }
+      const seq = this.s.nextSeq;
+      const ct = await e2e.seal(this.keys.sendKey, this.sessionId, this.keys.sendDir, seq, entry.text);
+      // Number and store it before it goes out, so a reload resends the same bytes.
+      this.s.nextSeq = seq + 1;
+      entry.seq = seq;
+      entry.state = "sending";
+      this.s.unacked.push({ seq, ct: e2e.toBase64(ct) });
+      this.s.outbox.shift();
+      this.save();
+      this.emit("update", { entry });
+    }
+    if (!this.connected) return;
+    const ws = this.ws;
+    for (const u of this.s.unacked) {
+      if (this.inFlight.get(u.seq) === ws) continue;
+      this.inFlight.set(u.seq, ws);
+      this.request({ send: { seq: String(u.seq), ciphertext: u.ct } }, ws).then(
+        (reply) => this.acknowledgeThrough(num(reply.ack && reply.ack.seq)),
+        (err) => this.sendFailed(ws, err));
+    }
+  }
+
+  acknowledgeThrough(seq) {
+    if (!seq) return;
+    const done = this.s.unacked.filter((u) => u.seq <= seq);
+    if (!done.length) return;
+    this.s.unacked = this.s.unacked.filter((u) => u.seq > seq);
+    for (const u of done) {
+      this.inFlight.delete(u.seq);
+      const entry = this.s.transcript.find((e) => e.from === "me" && e.seq === u.seq);
+      if (entry && entry.state !== "sent") { entry.state = "sent"; this.emit("update", { entry }); }
+    }
+    this.save();
+  }
+
+  sendFailed(ws, err) {
+    for (const [seq, w] of this.inFlight) if (w === ws) this.inFlight.delete(seq);
+    if (!err || !err.code || this.ws !== ws) return;  // disconnected: the hello resends
+    if (err.code === "NOT_FOUND") { this.finish(undefined, ""); return; }
+    if (err.code === "MESSAGE_TOO_LARGE") {
+      this.emit("notice", { text: "A message was too long to send. Please split it into shorter ones." });
+    }
+    // Anything else (rate limits, a gap): start again from what the relay has stored.
+    try { ws.close(4000); } catch { /* ignore */ }
+  }
+
+  // ---- ending -------------------------------------------------------------------------------
+
+  // Asks the relay to end the chat; false when not connected (the owner can ask the matchmaker).
+  async end() {
+    if (this.ended) return true;
+    if (!this.connected) return false;
+    try {
+      await this.request({ end: {} });
+      return true;
+    } catch (err) {
+      if (err.code === "NOT_FOUND") { this.finish(undefined, ""); return true; }
+      return false;
+    }
+  }
+
+  // The chat is over (from the relay, or the matchmaker said so): wipe what this tab kept.
+  finish(endedBy, reason) {
+    if (this.ended) return;
+    this.ended = true;
+    this.endedBy = endedBy || "";
+    this.endReason = reason || "";
+    clearTimeout(this.timer);
+    if (this.ws) { const ws = this.ws; this.ws = null; try { ws.close(1000); } catch { /* ignore */ } }
+    this.connected = false;
+    sessionStorage.removeItem(this.storeKey);
+    this.privateKey = null;
+    this.keys = null;
+    this.receiver = null;
+    this.emit("ended", { endedBy: this.endedBy, reason: this.endReason, text: describeEnd(this.role, this.endedBy, this.endReason) });
+  }
+}

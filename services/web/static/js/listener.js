@@ -1,0 +1,576 @@
+// The listener's desk: sign in with the token from warmline-admin (kept in this tab's
+// sessionStorage so a reload signs in again), go available or take a break, answer offers before
+// their deadline, and hold several end-to-end encrypted chats at once, each in its own tab.
+
+import { Matchmaker, num } from "./matchmaker.js";
+import { RelayChat, forgetChat, storedChatIds } from "./chat.js";
+import { x25519Supported } from "./e2e.js";
+import { $, h, loadConfig, kindError, show, ChatView, topicName, languageName, nextId, armSound, chime } from "./ui.js";
+
+const STORE = "wl.listener";
+const BASE_TITLE = "Warmline";
+
+let cfg = null;
+let mm = null;
+let profile = null;
+let supported = false;
+let extraToday = 0;
+let noOffsetField = false;
+let ticketFetch = null;
+const offers = new Map();  // offerId -> {offer, el, countdown, accept, decline}
+const chats = new Map();   // sessionId -> {chat, view, tab, panel, badge, unread, label}
+let selected = "";
+let chatNumber = 0;
+
+function load() {
+  try { return JSON.parse(sessionStorage.getItem(STORE) || "{}") || {}; } catch { return {}; }
+}
+let state = load();
+function save(patch) {
+  state = { ...state, ...patch };
+  sessionStorage.setItem(STORE, JSON.stringify(state));
+}
+
+const setConn = (t) => { $("#conn-status").textContent = t || ""; };
+const announce = (t) => { const a = $("#announce"); a.textContent = ""; setTimeout(() => { a.textContent = t; }, 50); };
+
+function notice(text) { show($("#notice"), text); }
+function deskError(text) { show($("#desk-error"), text); }
+
+// ---- signing in ----------------------------------------------------------------------------
+
+function showSignIn(message) {
+  $("#desk").hidden = true;
+  $("#sign-out").hidden = true;
+  $("#signin").hidden = false;
+  show($("#signin-error"), message || "");
+  $("#token").value = "";
+  $("#token").focus();
+}
+
+function showDesk() {
+  if (!$("#desk").hidden) return;
+  $("#signin").hidden = true;
+  $("#desk").hidden = false;
+  $("#sign-out").hidden = false;
+  const title = $("#name-heading");
+  title.tabIndex = -1;
+  title.focus();
+}
+
+async function onSignInSubmit(ev) {
+  ev.preventDefault();
+  const token = $("#token").value.trim();
+  if (!token) { show($("#signin-error"), "Please paste your listener token."); return; }
+  if (!supported) {
+    show($("#signin-error"), "This browser can't encrypt chats, so you can't listen from it. Please use an up-to-date browser.");
+    return;
+  }
+  save({ token });
+  $("#signin-button").disabled = true;
+  try {
+    connect();
+    await mm.whenReady();
+  } catch {
+    // onStatus shows why
+  } finally {
+    $("#signin-button").disabled = false;
+  }
+}
+
+function signInBody() {
+  const body = { token: state.token };
+  if (!noOffsetField) body.utcOffsetMin = -new Date().getTimezoneOffset();
+  return { listenerSignIn: body };
+}
+
+// Signs in on connection `m`; returns the ListenerWelcome.
+async function signInOn(m) {
+  let reply;
+  try {
+    reply = await m.request(signInBody(), { alone: true });
+  } catch (e) {
+    // A matchmaker that does not know utcOffsetMin refuses the whole frame: sign in without it.
+    if (e.code !== "MALFORMED_FRAME" || noOffsetField) throw e;
+    noOffsetField = true;
+    reply = await m.request(signInBody(), { alone: true });
+  }
+  if (!reply.listenerWelcome) throw new Error("unexpected reply");
+  return reply.listenerWelcome;
+}
+
+function connect() {
+  if (mm) { mm.start(); return; }
+  mm = new Matchmaker(cfg.matchmakerUrl, {
+    signIn: async (m) => {
+      const w = await signInOn(m);
+      setTimeout(() => { applyWelcome(w).catch(() => deskError("Something went wrong while loading your desk. Please reload the page.")); }, 0);
+    },
+    onPush,
+    onStatus,
+  });
+  mm.start();
+}
+
+function onStatus(s) {
+  if (s.state === "reconnecting") setConn("Connection to Warmline lost. Reconnecting…");
+  else if (s.state === "ready") setConn("");
+  else if (s.state === "refused") {
+    setConn("");
+    mm = null;
+    if (s.error && s.error.code === "UNAUTHENTICATED") save({ token: "" });
+    if (s.error && (s.error.code === "UNAUTHENTICATED" || s.error.code === "PERMISSION_DENIED")) {
+      stopEverything();
+      showSignIn(kindError(s.error));
+    } else {
+      show($("#signin").hidden ? $("#desk-error") : $("#signin-error"), kindError(s.error));
+    }
+  } else if (s.state === "closed") {
+    mm = null;
+    if (s.code === 4003) {
+      save({ token: "" });
+      stopEverything();
+      showSignIn("This listener account has been revoked by an admin.");
+    } else {
+      setConn("This page is no longer connected to Warmline. Please reload it.");
+    }
+  }
+}
+
+async function signOut() {
+  const open = [...chats.values()].filter((c) => c.chat && !c.chat.ended).length;
+  if (open && !$("#sign-out").dataset.confirm) {
+    $("#sign-out").dataset.confirm = "1";
+    $("#sign-out").textContent = "Sign out anyway";
+    deskError(`You still have ${open} open chat${open === 1 ? "" : "s"}. Please end ${open === 1 ? "it" : "them"} first, or press "Sign out anyway".`);
+    return;
+  }
+  if (mm && mm.ready) { try { await mm.call({ setAvailability: { available: false } }, { timeoutMs: 3000 }); } catch { /* leaving anyway */ } }
+  if (mm) mm.close();
+  mm = null;
+  stopEverything();
+  for (const id of storedChatIds()) forgetChat(id);
+  sessionStorage.removeItem(STORE);
+  state = {};
+  delete $("#sign-out").dataset.confirm;
+  $("#sign-out").textContent = "Sign out";
+  showSignIn("You have signed out.");
+}
+
+function stopEverything() {
+  for (const { chat } of chats.values()) if (chat) chat.stop();
+  chats.clear();
+  for (const id of offers.keys()) removeOffer(id);
+  $("#tablist").replaceChildren();
+  $("#panels").replaceChildren();
+  selected = "";
+  profile = null;
+  renderChatsEmpty();
+  updateTitle();
+}
+
+// ---- profile, availability, break ----------------------------------------------------------
+
+function renderProfile(p) {
+  if (!p) return;
+  profile = p;
+  extraToday = 0;
+  $("#name-heading").textContent = p.name || "Listener";
+  renderAvailability();
+  renderToday();
+}
+
+function renderToday() {
+  $("#chats-today").textContent = `Chats today: ${num(profile && profile.chatsToday) + extraToday}`;
+}
+
+function renderAvailability() {
+  const available = profile && profile.status === "AVAILABLE";
+  $("#available").setAttribute("aria-checked", String(!!available));
+  $("#break").setAttribute("aria-checked", String(!!state.breakSince));
+  renderBreak();
+}
+
+function renderBreak() {
+  const since = state.breakSince;
+  if (!since) { $("#break-time").textContent = ""; return; }
+  const min = Math.floor((Date.now() - since) / 60000);
+  $("#break-time").textContent = min < 1 ? "On a break for less than a minute."
+    : `On a break for ${min} minute${min === 1 ? "" : "s"}.`;
+}
+
+async function setAvailable(available) {
+  deskError("");
+  try {
+    const reply = await mm.call({ setAvailability: { available } });
+    if (reply.statusChanged) renderProfile(reply.statusChanged.profile);
+    return true;
+  } catch (e) {
+    deskError(kindError(e));
+    renderAvailability();
+    return false;
+  }
+}
+
+async function toggleAvailable() {
+  const on = !(profile && profile.status === "AVAILABLE");
+  notice("");
+  save({ wantAvailable: on, breakSince: on ? 0 : state.breakSince });
+  await setAvailable(on);
+}
+
+async function toggleBreak() {
+  deskError("");
+  if (!state.breakSince) {
+    save({ breakSince: Date.now(), wantAvailable: false });
+    renderAvailability();
+    announce("You're on a break. Take the time you need.");
+    await setAvailable(false);
+  } else {
+    const mins = Math.floor((Date.now() - state.breakSince) / 60000);
+    save({ breakSince: 0, wantAvailable: true });
+    renderAvailability();
+    notice(mins >= 1 ? `Welcome back. Your break lasted ${mins} minute${mins === 1 ? "" : "s"}.` : "Welcome back.");
+    await setAvailable(true);
+  }
+}
+
+// ---- welcome, pushes -----------------------------------------------------------------------
+
+async function applyWelcome(w) {
+  showDesk();
+  renderProfile(w.profile);
+  // Replace the whole view: offers and chats as the matchmaker has them now.
+  const openOffers = new Set((w.openOffers || []).map((o) => o.offerId));
+  for (const id of [...offers.keys()]) if (!openOffers.has(id)) removeOffer(id);
+  for (const o of w.openOffers || []) if (!offers.has(o.offerId)) addOffer(o, false);
+  const open = new Set((w.openChats || []).map((c) => c.sessionId));
+  for (const [id, c] of chats) if (!open.has(id) && c.chat && !c.chat.ended) c.chat.finish(undefined, "");
+  for (const id of storedChatIds()) if (!open.has(id)) forgetChat(id);
+  for (const cs of w.openChats || []) await openChat(cs, false);
+  if (state.wantAvailable && !state.breakSince && profile && profile.status !== "AVAILABLE") await setAvailable(true);
+}
+
+function onPush(msg) {
+  if (msg.offer) {
+    addOffer(msg.offer, true);
+  } else if (msg.offerClosed) {
+    const { offerId, outcome } = msg.offerClosed;
+    if (!offers.has(offerId)) return;
+    removeOffer(offerId);
+    if (outcome === "WITHDRAWN") notice("A person stopped waiting, so their request was withdrawn. Nothing for you to do.");
+    else if (outcome === "TIMED_OUT") notice("A request timed out before it was answered.");
+  } else if (msg.statusChanged) {
+    renderProfile(msg.statusChanged.profile);
+    if (msg.statusChanged.reason) {
+      notice(msg.statusChanged.reason);
+      if (msg.statusChanged.profile && msg.statusChanged.profile.status === "AWAY") save({ wantAvailable: false });
+    }
+  } else if (msg.listenerWelcome) {
+    return applyWelcome(msg.listenerWelcome);
+  } else if (msg.chatEnded) {
+    const c = chats.get(msg.chatEnded.sessionId);
+    if (c) c.chat.finish(msg.chatEnded.endedBy, msg.chatEnded.reason);
+  }
+}
+
+// ---- offers --------------------------------------------------------------------------------
+
+function addOffer(o, fresh) {
+  if (!o || !o.offerId || offers.has(o.offerId)) return;
+  const titleId = nextId("offer-title");
+  const countdown = h("p", { class: "countdown", role: "timer", "aria-live": "off" });
+  const accept = h("button", { type: "button", text: "Accept" });
+  const decline = h("button", { type: "button", class: "secondary", text: "Decline" });
+  const error = h("p", { class: "error", role: "alert", hidden: true });
+  const waited = num(o.waitedS);
+  const el = h("section", { class: "offer", role: "region", "aria-labelledby": titleId },
+    h("h3", { id: titleId, text: "New chat request" }),
+    h("p", {}, h("strong", { text: topicName(cfg, o.topic) }), ` · ${languageName(cfg, o.language)}`),
+    o.crisis ? h("p", { class: "crisis-flag", text: "This person says they are in crisis now." }) : null,
+    o.preferred ? h("p", { text: "They asked for you by name." }) : null,
+    waited ? h("p", { class: "hint", text: `They have waited ${waited < 60 ? `${waited} seconds` : `${Math.round(waited / 60)} minutes`}.` }) : null,
+    countdown, error,
+    h("div", { class: "row" }, accept, decline));
+  const entry = { offer: o, el, countdown, accept, decline, error, deadline: num(o.deadlineUnixMs) };
+  offers.set(o.offerId, entry);
+  accept.addEventListener("click", () => acceptOffer(o.offerId));
+  decline.addEventListener("click", () => declineOffer(o.offerId));
+  $("#offers").append(el);
+  $("#no-offers").hidden = true;
+  tickOffer(entry);
+  updateTitle();
+  if (fresh) {
+    chime();
+    const left = Math.max(0, Math.round((entry.deadline - Date.now()) / 1000));
+    announce(`New chat request: ${topicName(cfg, o.topic)}, ${languageName(cfg, o.language)}${o.crisis ? ", in crisis" : ""}. ${left} seconds to answer.`);
+  }
+}
+
+function tickOffer(entry) {
+  const left = Math.max(0, Math.ceil((entry.deadline - Date.now()) / 1000));
+  entry.countdown.textContent = left > 0 ? `${left} second${left === 1 ? "" : "s"} left to answer` : "Time is up";
+}
+
+function removeOffer(id) {
+  const entry = offers.get(id);
+  if (!entry) return;
+  const hadFocus = entry.el.contains(document.activeElement);
+  entry.el.remove();
+  offers.delete(id);
+  $("#no-offers").hidden = offers.size > 0;
+  updateTitle();
+  if (hadFocus) {
+    const next = [...offers.values()][0];
+    if (next) next.accept.focus(); else $("#available").focus();
+  }
+}
+
+async function acceptOffer(id) {
+  const entry = offers.get(id);
+  if (!entry) return;
+  entry.accept.disabled = entry.decline.disabled = true;
+  try {
+    const reply = await mm.call({ acceptOffer: { offerId: id } });
+    removeOffer(id);
+    if (reply.chatStarted) {
+      extraToday += 1;
+      renderToday();
+      await openChat(reply.chatStarted, true);
+    }
+  } catch (e) {
+    if (e.code === "NOT_FOUND" || e.code === "WRONG_STATE") {
+      removeOffer(id);
+      notice(e.message);
+    } else {
+      entry.accept.disabled = entry.decline.disabled = false;
+      show(entry.error, kindError(e));
+    }
+  }
+}
+
+async function declineOffer(id) {
+  const entry = offers.get(id);
+  if (!entry) return;
+  entry.accept.disabled = entry.decline.disabled = true;
+  try {
+    await mm.call({ declineOffer: { offerId: id } });
+    removeOffer(id);
+  } catch (e) {
+    if (e.code === "NOT_FOUND") { removeOffer(id); return; }
+    entry.accept.disabled = entry.decline.disabled = false;
+    show(entry.error, kindError(e));
+  }
+}
+
+// ---- chats (WAI-ARIA tabs) -----------------------------------------------------------------
+
+function renderChatsEmpty() {
+  const any = chats.size > 0;
+  $("#no-chats").hidden = any;
+  $("#tablist").hidden = !any;
+}
+
+async function openChat(cs, focus) {
+  if (!cs || !cs.sessionId) return;
+  const existing = chats.get(cs.sessionId);
+  if (existing) {
+    if (!existing.chat) existing.later = cs;  // still opening: use this ticket once it is open
+    else if (cs.relayTicket && !existing.chat.ended) existing.chat.setTicket(cs.relayTicket, cs.relayUrl);
+    return;
+  }
+  const tabId = nextId("chat-tab");
+  const panelId = nextId("chat-panel");
+  const n = ++chatNumber;
+  const label = `Chat ${n}: ${topicName(cfg, cs.topic)}`;
+  const badge = h("span", { class: "tab-unread" });
+  const tab = h("button", { type: "button", role: "tab", id: tabId, "aria-controls": panelId, "aria-selected": "false", tabindex: "-1" },
+    h("span", { class: "tab-label", text: label }), badge);
+  const entry = { chat: null, view: null, tab, panel: null, badge, unread: 0, label };
+  const view = new ChatView({
+    them: "The person",
+    onEnd: () => endChat(cs.sessionId),
+    onSeen: () => { entry.unread = 0; renderBadge(entry); },
+  });
+  const closeButton = h("button", { type: "button", class: "secondary", text: "Close this tab", hidden: true });
+  closeButton.addEventListener("click", () => closeChat(cs.sessionId));
+  const panel = h("div", { role: "tabpanel", id: panelId, "aria-labelledby": tabId, hidden: true },
+    h("p", { class: "hint", text: `${topicName(cfg, cs.topic)} · ${languageName(cfg, cs.language)}` }),
+    view.root, closeButton);
+  entry.view = view;
+  entry.panel = panel;
+  entry.closeButton = closeButton;
+  chats.set(cs.sessionId, entry);
+  let chat;
+  try {
+    chat = await RelayChat.open({ ...cs, role: "LISTENER" }, (type, detail) => onChatEvent(cs.sessionId, type, detail));
+  } catch {
+    chats.delete(cs.sessionId);
+    deskError("This chat could not be opened in this browser.");
+    return;
+  }
+  entry.chat = chat;
+  view.attach(chat);
+  tab.addEventListener("click", () => selectChat(cs.sessionId, false));
+  tab.addEventListener("keydown", onTabKey);
+  $("#tablist").append(tab);
+  $("#panels").append(panel);
+  renderChatsEmpty();
+  if (focus || !selected) selectChat(cs.sessionId, focus);
+  if (entry.later && entry.later.relayTicket) chat.setTicket(entry.later.relayTicket, entry.later.relayUrl);
+  else chat.connect(true);
+  if (focus) view.input.focus();
+}
+
+function selectChat(id, focusTab) {
+  const target = chats.get(id);
+  if (!target) return;
+  selected = id;
+  for (const [sid, c] of chats) {
+    const on = sid === id;
+    c.tab.setAttribute("aria-selected", String(on));
+    c.tab.tabIndex = on ? 0 : -1;
+    c.panel.hidden = !on;
+    c.view.setActive(on);
+  }
+  target.unread = 0;
+  renderBadge(target);
+  if (focusTab) target.tab.focus();
+}
+
+function onTabKey(ev) {
+  const ids = [...chats.keys()];
+  const at = ids.indexOf(selected);
+  let next = -1;
+  if (ev.key === "ArrowRight") next = (at + 1) % ids.length;
+  else if (ev.key === "ArrowLeft") next = (at - 1 + ids.length) % ids.length;
+  else if (ev.key === "Home") next = 0;
+  else if (ev.key === "End") next = ids.length - 1;
+  if (next < 0) return;
+  ev.preventDefault();
+  selectChat(ids[next], true);
+}
+
+function renderBadge(entry) {
+  entry.badge.replaceChildren();
+  if (entry.unread > 0) {
+    entry.badge.append(h("span", { class: "visually-hidden", text: ", " }), String(entry.unread),
+                       h("span", { class: "visually-hidden", text: " unread" }));
+  }
+  updateTitle();
+}
+
+function updateTitle() {
+  let n = offers.size;
+  for (const c of chats.values()) n += c.unread;
+  document.title = n > 0 ? `(${n}) ${BASE_TITLE}` : BASE_TITLE;
+}
+
+function onChatEvent(id, type, detail) {
+  const entry = chats.get(id);
+  if (!entry) return;
+  entry.view.handle(type, detail);
+  if (type === "message" && detail.entry.from === "them") {
+    if (selected !== id || document.visibilityState !== "visible") {
+      entry.unread += 1;
+      renderBadge(entry);
+    }
+  } else if (type === "needticket") {
+    freshTickets();
+  } else if (type === "ended") {
+    entry.tab.querySelector(".tab-label").textContent = `${entry.label} (ended)`;
+    entry.closeButton.hidden = false;
+    if (selected !== id) announce(`${entry.label} has ended.`);
+  }
+}
+
+// Relay tickets come only with a sign-in: sign in once more on a second, short-lived connection
+// (closing the main one would set this listener away) and take the open chats' fresh tickets.
+function freshTickets() {
+  if (ticketFetch || !state.token) return;
+  const once = new Matchmaker(cfg.matchmakerUrl, {
+    signIn: async (m) => {
+      const w = await signInOn(m);
+      const open = new Map((w.openChats || []).map((c) => [c.sessionId, c]));
+      for (const [id, c] of chats) {
+        if (!c.chat || c.chat.ended) continue;
+        const cs = open.get(id);
+        if (cs) c.chat.setTicket(cs.relayTicket, cs.relayUrl);
+        else c.chat.finish(undefined, "");
+      }
+    },
+    onStatus: (s) => {
+      if (s.state === "ready" || s.state === "refused" || s.state === "closed") {
+        once.close();
+        ticketFetch = null;
+      }
+    },
+  });
+  ticketFetch = once;
+  once.start();
+}
+
+async function endChat(id) {
+  const entry = chats.get(id);
+  if (!entry || entry.chat.ended) return;
+  if (await entry.chat.end()) return;
+  try {
+    await mm.call({ endChat: { sessionId: id } });
+  } catch (e) {
+    if (e.code === "NOT_FOUND") { entry.chat.finish(undefined, ""); return; }
+    entry.view.handle("notice", { text: kindError(e) });
+  }
+}
+
+function closeChat(id) {
+  const entry = chats.get(id);
+  if (!entry) return;
+  const ids = [...chats.keys()];
+  const at = ids.indexOf(id);
+  entry.chat.stop();
+  entry.tab.remove();
+  entry.panel.remove();
+  chats.delete(id);
+  renderChatsEmpty();
+  updateTitle();
+  if (selected === id) {
+    selected = "";
+    const rest = [...chats.keys()];
+    if (rest.length) selectChat(rest[Math.min(at, rest.length - 1)], true);
+    else $("#chats-title").focus();
+  }
+}
+
+// ---- start up ------------------------------------------------------------------------------
+
+async function main() {
+  armSound();
+  $("#signin-form").addEventListener("submit", onSignInSubmit);
+  $("#sign-out").addEventListener("click", signOut);
+  $("#available").addEventListener("click", toggleAvailable);
+  $("#break").addEventListener("click", toggleBreak);
+  $("#chats-title").tabIndex = -1;
+  setInterval(() => { for (const e of offers.values()) tickOffer(e); }, 1000);
+  setInterval(renderBreak, 15000);
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible" && selected) {
+      const c = chats.get(selected);
+      if (c) { c.unread = 0; renderBadge(c); }
+    }
+  });
+  try {
+    cfg = await loadConfig();
+  } catch {
+    show($("#page-error"), "Warmline can't be reached right now. Please check your connection and reload the page in a moment.");
+    return;
+  }
+  supported = await x25519Supported();
+  if (state.token && supported) {
+    setConn("Signing in…");
+    connect();
+  } else {
+    showSignIn(supported ? "" : "This browser can't encrypt chats, so you can't listen from it. Please use an up-to-date browser.");
+  }
+}
+
+main();

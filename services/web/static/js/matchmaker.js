@@ -1,0 +1,227 @@
+// A JSON WebSocket client for the matchmaker (docs/protocol.md): one connection, a fresh requestId
+// for every request, one promise per request settled by the reply with the same requestId,
+// handlers for pushes, and reconnecting with backoff. Signing in is the caller's `signIn`
+// callback, run on every (re)connection before anything else is sent. Close codes 4001 (another
+// tab took over) and 4003 (account revoked) are final. Nothing here logs frames: they hold tokens.
+
+const FINAL_CLOSE_CODES = new Set([4001, 4003]);
+const REQUEST_TIMEOUT_MS = 20000;
+
+export class ServiceError extends Error {
+  constructor(code, message) {
+    super(message || "Something went wrong. Please try again.");
+    this.code = code || "UNKNOWN";
+  }
+}
+
+export class Matchmaker {
+  // url: ws(s)://…/v1/ws. signIn(mm) -> Promise, run after each open; it should send the sign-in
+  // with mm.request(…, {alone: true}). onPush(msg), onStatus({state, code, reason}).
+  constructor(url, { signIn, onPush, onStatus } = {}) {
+    this.url = url;
+    this.signIn = signIn;
+    this.onPush = onPush || (() => {});
+    this.onStatus = onStatus || (() => {});
+    this.ws = null;
+    this.counter = 0;
+    this.prefix = Math.random().toString(36).slice(2, 8);
+    this.pending = new Map();
+    this.attempt = 0;
+    this.timer = null;
+    this.stopped = true;
+    this.ready = false;
+    this.readyWaiters = [];
+  }
+
+  // Opens the connection (and keeps it open) until close().
+  start() {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.open();
+  }
+
+  close() {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.ready = false;
+    if (this.ws) {
+      const ws = this.ws;
+      this.ws = null;
+      try { ws.close(1000); } catch { /* already closed */ }
+    }
+    this.failAll(new ServiceError("CLOSED", "The connection was closed."));
+  }
+
+  // Drops this connection on purpose and opens a new one at once (e.g. for a fresh relay ticket).
+  reconnectNow() {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    this.ready = false;
+    if (this.ws) {
+      const ws = this.ws;
+      this.ws = null;
+      try { ws.close(1000); } catch { /* already closed */ }
+    }
+    this.failAll(new ServiceError("DISCONNECTED", "The connection was lost; trying again."));
+    this.attempt = 0;
+    this.open();
+  }
+
+  // Resolves once signed in on the current connection (immediately if already).
+  whenReady() {
+    if (this.ready) return Promise.resolve();
+    if (this.stopped) return Promise.reject(new ServiceError("CLOSED", "Not connected to Warmline."));
+    return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
+  }
+
+  open() {
+    let ws;
+    try {
+      ws = new WebSocket(this.url);
+    } catch {
+      this.scheduleReconnect();
+      return;
+    }
+    this.ws = ws;
+    this.onStatus({ state: "connecting" });
+    ws.onopen = async () => {
+      if (this.ws !== ws) return;
+      try {
+        await this.signIn(this);
+        if (this.ws !== ws) return;
+        this.attempt = 0;
+        this.ready = true;
+        this.onStatus({ state: "ready" });
+        const waiters = this.readyWaiters.splice(0);
+        for (const w of waiters) w.resolve();
+      } catch (err) {
+        if (this.ws !== ws) return;
+        // A refused sign-in (bad token, …) is final: the caller decides what to show.
+        this.stopped = true;
+        this.ws = null;
+        try { ws.close(1000); } catch { /* ignore */ }
+        const waiters = this.readyWaiters.splice(0);
+        for (const w of waiters) w.reject(err);
+        this.onStatus({ state: "refused", error: err });
+      }
+    };
+    ws.onmessage = (ev) => {
+      if (this.ws !== ws) return;
+      try { this.receive(ev.data); } catch { /* a bad frame is dropped, never fatal */ }
+    };
+    ws.onclose = (ev) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      this.ready = false;
+      this.failAll(new ServiceError("DISCONNECTED", "The connection was lost; trying again."));
+      if (FINAL_CLOSE_CODES.has(ev.code)) {
+        this.stopped = true;
+        const waiters = this.readyWaiters.splice(0);
+        for (const w of waiters) w.reject(new ServiceError("CLOSED", "The connection was closed."));
+        this.onStatus({ state: "closed", code: ev.code, reason: ev.reason });
+        return;
+      }
+      if (this.stopped) return;
+      this.onStatus({ state: "reconnecting", code: ev.code });
+      this.scheduleReconnect();
+    };
+  }
+
+  scheduleReconnect() {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    const base = Math.min(15000, 500 * 2 ** Math.min(this.attempt, 5));
+    this.attempt += 1;
+    const delay = base / 2 + Math.random() * base / 2;
+    this.timer = setTimeout(() => { if (!this.stopped) this.open(); }, delay);
+  }
+
+  failAll(err) {
+    for (const p of this.pending.values()) { clearTimeout(p.timer); p.reject(err); }
+    this.pending.clear();
+  }
+
+  // Sends one request; resolves with the server message that answers it, rejects with a
+  // ServiceError for an error reply. opts.alone: the only request in flight (sign-in), so an
+  // error that comes back without a requestId (MALFORMED_FRAME) belongs to it.
+  request(body, opts = {}) {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) {
+      return Promise.reject(new ServiceError("DISCONNECTED", "Not connected right now; trying again."));
+    }
+    const requestId = `${this.prefix}-${++this.counter}`;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(requestId);
+        reject(new ServiceError("TIMEOUT", "Warmline did not answer in time. Please try again."));
+      }, opts.timeoutMs || REQUEST_TIMEOUT_MS);
+      this.pending.set(requestId, { resolve, reject, timer, alone: !!opts.alone });
+      try {
+        ws.send(JSON.stringify({ requestId, ...body }));
+      } catch {
+        clearTimeout(timer);
+        this.pending.delete(requestId);
+        reject(new ServiceError("DISCONNECTED", "Not connected right now; trying again."));
+      }
+    });
+  }
+
+  // request() with a few polite retries for RATE_LIMITED and UNAVAILABLE (new id each time).
+  async call(body, opts = {}) {
+    let wait = 300;
+    for (let i = 0; ; i++) {
+      try {
+        if (!opts.alone) await this.whenReady();
+        return await this.request(body, opts);
+      } catch (err) {
+        const retry = (err.code === "RATE_LIMITED" || err.code === "UNAVAILABLE" || err.code === "INTERNAL") && i < 4;
+        if (!retry) throw err;
+        await new Promise((r) => setTimeout(r, wait));
+        wait *= 2;
+      }
+    }
+  }
+
+  receive(data) {
+    if (typeof data !== "string") return;  // we speak JSON only
+    let msg;
+    try {
+      msg = JSON.parse(data);
+    } catch {
+      return;
+    }
+    if (!msg || typeof msg !== "object" || Array.isArray(msg)) return;
+    const id = typeof msg.requestId === "string" ? msg.requestId : "";
+    if (id) {
+      const p = this.pending.get(id);
+      if (!p) return;
+      this.pending.delete(id);
+      clearTimeout(p.timer);
+      if (msg.error) p.reject(new ServiceError(msg.error.code, msg.error.message));
+      else p.resolve(msg);
+      return;
+    }
+    if (msg.error) {
+      // An unparseable request is answered without its id; pin it on a lone request in flight.
+      const alone = [...this.pending.entries()].filter(([, p]) => p.alone);
+      const target = alone.length === 1 ? alone[0] : (this.pending.size === 1 ? [...this.pending.entries()][0] : null);
+      if (target) {
+        this.pending.delete(target[0]);
+        clearTimeout(target[1].timer);
+        target[1].reject(new ServiceError(msg.error.code, msg.error.message));
+      }
+      return;
+    }
+    try {
+      Promise.resolve(this.onPush(msg)).catch(() => {});
+    } catch {
+      // a bad push must never take the page down
+    }
+  }
+}
+
+// proto3 JSON: 64-bit numbers come as strings, defaults are omitted.
+export function num(v) {
+  const n = typeof v === "string" ? Number(v) : (typeof v === "number" ? v : 0);
+  return Number.isFinite(n) ? n : 0;
+}

@@ -1,0 +1,465 @@
+// The seeker's page: choose a topic and language (and say if this is a crisis), wait in line,
+// chat end to end encrypted, then rate, block or report. What a reload must keep (the resume
+// token, the current step, the chat's keys and messages) is in this tab's sessionStorage only.
+
+import { Matchmaker, num } from "./matchmaker.js";
+import { RelayChat, forgetChat, storedChatIds } from "./chat.js";
+import { x25519Supported } from "./e2e.js";
+import { $, h, loadConfig, kindError, show, crisisList, ChatView } from "./ui.js";
+
+const STORE = "wl.seeker";
+const REPORT_MAX_MESSAGES = 50;
+const REPORT_MAX_TEXT = 2000;
+const REPORT_MAX_REASON = 500;
+const FRAME_MAX = 65536;
+
+let cfg = null;
+let mm = null;
+let chat = null;
+let supported = false;
+let afterTranscript = [];
+let unseen = 0;
+const view = new ChatView({ them: "The listener", onEnd: endChat });
+
+function load() {
+  try { return JSON.parse(sessionStorage.getItem(STORE) || "{}") || {}; } catch { return {}; }
+}
+let state = load();
+function save(patch) {
+  state = { ...state, ...patch };
+  sessionStorage.setItem(STORE, JSON.stringify(state));
+}
+
+// ---- screens -------------------------------------------------------------------------------
+
+const screens = ["start", "waiting", "chat", "after"];
+let current = "";
+function showScreen(name, focus = true) {
+  for (const s of screens) $(`#${s}`).hidden = s !== name;
+  const changed = current !== name;
+  current = name;
+  if (!changed || !focus) return;
+  if (name === "chat") { view.input.focus(); return; }
+  const title = $(`#${name}-title`);
+  title.tabIndex = -1;
+  title.focus();
+}
+
+function setConn(text) { $("#conn-status").textContent = text || ""; }
+
+// ---- start ---------------------------------------------------------------------------------
+
+function fillChoices() {
+  const topic = $("#topic");
+  const language = $("#language");
+  topic.replaceChildren(...cfg.topics.map((t) => h("option", { value: t.id, text: t.name })));
+  language.replaceChildren(...cfg.languages.map((l) => h("option", { value: l.tag, text: l.name, lang: l.tag })));
+  if (state.topic && cfg.topics.some((t) => t.id === state.topic)) topic.value = state.topic;
+  if (state.language && cfg.languages.some((l) => l.tag === state.language)) language.value = state.language;
+  else {
+    const nav = (navigator.language || "").toLowerCase();
+    const guess = cfg.languages.find((l) => l.tag.toLowerCase() === nav) ||
+      cfg.languages.find((l) => nav.startsWith(l.tag.toLowerCase().split("-")[0]));
+    if (guess) language.value = guess.tag;
+  }
+  $("#crisis").checked = !!state.crisis;
+  renderCrisis();
+}
+
+function resourcesFor(tag) {
+  const l = cfg.languages.find((x) => x.tag === tag);
+  return l && Array.isArray(l.crisisResources) ? l.crisisResources : [];
+}
+
+function renderCrisis() {
+  const on = $("#crisis").checked;
+  const box = $("#crisis-box");
+  box.hidden = !on;
+  if (on) {
+    const res = resourcesFor($("#language").value);
+    $("#crisis-resources").replaceChildren(res.length ? crisisList(res)
+      : h("p", { text: "Please call your local emergency number now." }));
+  }
+}
+
+async function requestChat(ev) {
+  ev.preventDefault();
+  const err = $("#request-error");
+  show(err, "");
+  if (!supported) {
+    show(err, "This browser can't encrypt a chat, so we can't start one here. Please try an up-to-date browser.");
+    return;
+  }
+  const topic = $("#topic").value;
+  const language = $("#language").value;
+  const crisis = $("#crisis").checked;
+  if (!topic || !language) { show(err, "Please choose a topic and a language."); return; }
+  save({ topic, language, crisis });
+  const button = $("#talk");
+  button.disabled = true;
+  try {
+    connect();
+    await mm.whenReady();
+    const body = { topic, language };
+    if (crisis) body.crisis = true;
+    const reply = await mm.call({ requestChat: body });
+    if (current === "chat" || current === "after") return;
+    const q = reply.requestQueued || {};
+    save({ phase: "waiting" });
+    showWaiting(crisis ? (q.crisisResources && q.crisisResources.length ? q.crisisResources : resourcesFor(language)) : null);
+    renderQueue(num(q.position), num(q.estimatedWaitS));
+  } catch (e) {
+    show(err, kindError(e));
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// ---- waiting -------------------------------------------------------------------------------
+
+function showWaiting(resources) {
+  const box = $("#waiting-crisis");
+  if (resources) {
+    $("#waiting-crisis-resources").replaceChildren(crisisList(resources));
+    box.hidden = false;
+  } else if (!state.crisis) {
+    box.hidden = true;
+  }
+  show($("#waiting-error"), "");
+  showScreen("waiting");
+}
+
+function renderQueue(position, waitS) {
+  $("#queue-position").textContent = position > 0
+    ? `You are number ${position} in line.`
+    : "Asking for a listener…";
+  let wait;
+  if (!waitS) wait = "We can't estimate the wait right now, but someone will be with you as soon as they can.";
+  else if (waitS < 60) wait = "Estimated wait: less than a minute.";
+  else {
+    const m = Math.round(waitS / 60);
+    wait = `Estimated wait: about ${m} minute${m === 1 ? "" : "s"}.`;
+  }
+  $("#queue-wait").textContent = wait;
+}
+
+async function stopWaiting() {
+  const err = $("#waiting-error");
+  show(err, "");
+  try {
+    await mm.call({ cancelRequest: {} });
+    save({ phase: "idle" });
+    showScreen("start");
+  } catch (e) {
+    show(err, kindError(e));
+  }
+}
+
+// ---- the chat ------------------------------------------------------------------------------
+
+let opening = null;  // {sessionId, promise} while a chat's keys are being loaded or made
+
+async function startChat(started) {
+  if (!started || !started.sessionId) return;
+  if (opening && opening.sessionId === started.sessionId) {
+    await opening.promise;
+  }
+  if (chat && chat.sessionId === started.sessionId && !chat.ended) {
+    if (started.relayTicket) chat.setTicket(started.relayTicket, started.relayUrl);
+    return;
+  }
+  if (chat && !chat.ended) chat.stop();
+  // A different chat than the one stored means the stored one is over.
+  for (const id of storedChatIds()) if (id !== started.sessionId) forgetChat(id);
+  save({ phase: "chat", sessionId: started.sessionId, rated: false, reported: false });
+  let c = null;
+  const promise = RelayChat.open({ ...started, role: "SEEKER" }, (type, detail) => onChatEvent(c, type, detail));
+  opening = { sessionId: started.sessionId, promise };
+  try {
+    c = await promise;
+  } finally {
+    opening = null;
+  }
+  chat = c;
+  view.attach(c);
+  view.setActive(true);
+  $("#chat-view").replaceChildren(view.root);
+  showScreen("chat");
+  c.connect(true);
+}
+
+function chatFailed() {
+  show($("#page-error"), "This chat could not be opened in this browser. Please reload the page.");
+}
+
+function onChatEvent(c, type, detail) {
+  if (c !== chat) return;
+  view.handle(type, detail);
+  if (type === "needticket") {
+    // A seeker gets a fresh ticket by resuming on the matchmaker.
+    if (mm) mm.reconnectNow();
+  } else if (type === "ended") {
+    afterTranscript = c.transcript.slice();
+    showAfter(detail.text);
+  } else if (type === "message" && detail.entry.from === "them" && document.visibilityState !== "visible") {
+    unseen += 1;
+    document.title = `(${unseen}) Warmline`;
+  }
+}
+
+async function endChat() {
+  if (!chat || chat.ended) return;
+  const ok = await chat.end();
+  if (ok) return;
+  try {
+    await mm.call({ endChat: { sessionId: chat.sessionId } });
+  } catch (e) {
+    if (e.code === "NOT_FOUND") { chat.finish(undefined, ""); return; }
+    view.handle("notice", { text: kindError(e) });
+  }
+}
+
+// ---- after the chat ------------------------------------------------------------------------
+
+function showAfter(reason) {
+  save({ phase: "after" });
+  $("#after-reason").textContent = reason || "";
+  const form = $("#feedback-form");
+  form.reset();
+  for (const el of form.elements) el.disabled = !!state.rated;
+  show($("#feedback-error"), "");
+  show($("#feedback-done"), state.rated ? "Thank you for your feedback." : "");
+  buildReport();
+  showScreen("after");
+}
+
+function buildReport() {
+  const list = $("#report-messages");
+  list.replaceChildren();
+  afterTranscript.forEach((m, i) => {
+    const id = `report-msg-${i}`;
+    const who = h("span", { class: "who", id: `${id}-who`, text: m.from === "me" ? "You" : "The listener" });
+    list.append(h("li", { dataset: { from: m.from === "me" ? "me" : "them" } },
+      h("input", { type: "checkbox", id, value: String(i), "aria-describedby": `${id}-who` }),
+      h("label", { for: id, text: m.text }), who));
+  });
+  $("#report-empty").hidden = afterTranscript.length > 0;
+  $("#report-form").hidden = true;
+  $("#report-open").hidden = !!state.reported;
+  $("#report-open").setAttribute("aria-expanded", "false");
+  show($("#report-done"), state.reported ? "Thank you. Your report was sent." : "");
+  show($("#report-error"), "");
+}
+
+async function sendFeedback(ev) {
+  ev.preventDefault();
+  const err = $("#feedback-error");
+  show(err, "");
+  const picked = document.querySelector('input[name="stars"]:checked');
+  if (!picked) { show(err, "Please choose from 1 to 5 stars."); return; }
+  const comment = $("#comment").value.trim();
+  if ([...comment].length > 500) { show(err, "A comment can be at most 500 characters."); return; }
+  const body = { sessionId: state.sessionId, stars: Number(picked.value) };
+  if (comment) body.comment = comment;
+  if ($("#block").checked) body.blockListener = true;
+  const button = $("#send-feedback");
+  button.disabled = true;
+  try {
+    await mm.call({ rateChat: body });
+    save({ rated: true });
+    for (const el of $("#feedback-form").elements) el.disabled = true;
+    show($("#feedback-done"), body.blockListener
+      ? "Thank you for your feedback. You won't be matched with this listener again."
+      : "Thank you for your feedback.");
+  } catch (e) {
+    button.disabled = false;
+    if (e.code === "WRONG_STATE" && /already been rated/.test(e.message)) {
+      save({ rated: true });
+      show($("#feedback-done"), "Thank you. This chat has already been rated.");
+      return;
+    }
+    show(err, kindError(e));
+  }
+}
+
+function openReport() {
+  const form = $("#report-form");
+  form.hidden = false;
+  $("#report-open").setAttribute("aria-expanded", "true");
+  $("#report-open").hidden = true;
+  $("#report-title").tabIndex = -1;
+  $("#report-title").focus();
+}
+
+async function sendReport(ev) {
+  ev.preventDefault();
+  const err = $("#report-error");
+  show(err, "");
+  const reason = $("#report-reason").value.trim();
+  const picked = [...document.querySelectorAll("#report-messages input:checked")].map((i) => afterTranscript[Number(i.value)]).filter(Boolean);
+  if (!picked.length && !reason) { show(err, "Please tick the messages to include, or tell us what happened."); return; }
+  if ([...reason].length > REPORT_MAX_REASON) { show(err, `Please keep "What happened?" to ${REPORT_MAX_REASON} characters.`); return; }
+  if (picked.length > REPORT_MAX_MESSAGES) { show(err, `A report can include at most ${REPORT_MAX_MESSAGES} messages. Please untick some.`); return; }
+  if (picked.some((m) => [...m.text].length > REPORT_MAX_TEXT)) {
+    show(err, `A message over ${REPORT_MAX_TEXT} characters can't be included. Please untick it and describe it in your own words.`);
+    return;
+  }
+  const report = {
+    sessionId: state.sessionId,
+    reason,
+    messages: picked.map((m) => ({ from: m.from === "me" ? "SEEKER" : "LISTENER", seq: String(m.seq || 0), text: m.text, sentUnixMs: String(m.at || 0) })),
+  };
+  const size = new TextEncoder().encode(JSON.stringify({ requestId: "x".repeat(64), reportChat: report })).length;
+  if (size >= FRAME_MAX) { show(err, "The report is too long to send. Please untick some messages."); return; }
+  const button = $("#send-report");
+  button.disabled = true;
+  try {
+    await mm.call({ reportChat: report });
+    save({ reported: true });
+    $("#report-form").hidden = true;
+    show($("#report-done"), "Thank you. Your report was sent.");
+    $("#report-done").tabIndex = -1;
+    $("#report-done").focus();
+  } catch (e) {
+    button.disabled = false;
+    if (e.code === "MALFORMED_FRAME" || e.code === "TIMEOUT") {
+      show(err, "Reports can't be sent from here right now. Please try again later.");
+    } else if (e.code === "WRONG_STATE") {
+      save({ reported: true });
+      show(err, e.message);
+    } else {
+      show(err, kindError(e));
+    }
+  }
+}
+
+function startOver() {
+  afterTranscript = [];
+  save({ phase: "idle", sessionId: "", rated: false, reported: false });
+  showScreen("start");
+}
+
+// ---- the matchmaker ------------------------------------------------------------------------
+
+function connect() {
+  if (mm) { mm.start(); return; }
+  mm = new Matchmaker(cfg.matchmakerUrl, { signIn, onPush, onStatus });
+  mm.start();
+}
+
+async function signIn(m) {
+  let reply;
+  if (state.token) {
+    try {
+      reply = await m.request({ seekerHello: { resumeToken: state.token } }, { alone: true });
+    } catch (e) {
+      if (e.code !== "RESUME_FAILED") throw e;
+      save({ token: "" });
+      if (state.phase === "waiting" || state.phase === "chat") {
+        for (const id of storedChatIds()) forgetChat(id);
+        show($("#request-error"), "Your earlier conversation could not be found; it may have expired. You can start a new one.");
+        save({ phase: "idle" });
+        showScreen("start");
+      }
+    }
+  }
+  if (!reply) reply = await m.request({ seekerHello: {} }, { alone: true });
+  const w = reply.seekerWelcome;
+  if (!w) throw new Error("unexpected reply");
+  if (w.resumeToken) save({ token: w.resumeToken });
+  setTimeout(() => onWelcome(w), 0);
+}
+
+function onWelcome(w) {
+  const s = w.state || "IDLE";
+  if (s === "QUEUED" || s === "OFFERED") {
+    if (current !== "waiting") {
+      save({ phase: "waiting" });
+      showWaiting(state.crisis ? resourcesFor(w.language || state.language) : null);
+      renderQueue(s === "OFFERED" ? 1 : 0, 0);
+    }
+  } else if (s === "IN_CHAT" && w.chat) {
+    startChat(w.chat).catch(chatFailed);
+  } else if (s === "ENDED" && w.chat) {
+    if (chat && chat.sessionId === w.chat.sessionId && !chat.ended) {
+      chat.finish(undefined, "");
+    } else if (!chat && state.sessionId === w.chat.sessionId && (state.phase === "chat" || state.phase === "after")) {
+      forgetChat(w.chat.sessionId);
+      if (current !== "after") showAfter(state.phase === "chat" ? "The chat ended while you were away." : "");
+    } else if (current !== "after" && current !== "chat") {
+      showScreen("start");
+    }
+  } else {
+    // IDLE
+    if (state.phase === "waiting") {
+      save({ phase: "idle" });
+      show($("#request-error"), "You were away for a while, so your place in line was let go. You can ask again whenever you're ready.");
+      showScreen("start");
+    } else if (current !== "after" && current !== "start") {
+      showScreen("start");
+    }
+  }
+}
+
+function onPush(msg) {
+  if (msg.queueUpdate) {
+    if (current === "waiting") renderQueue(num(msg.queueUpdate.position), num(msg.queueUpdate.estimatedWaitS));
+  } else if (msg.chatStarted) {
+    startChat(msg.chatStarted).catch(chatFailed);
+  } else if (msg.chatEnded) {
+    if (chat && chat.sessionId === msg.chatEnded.sessionId) chat.finish(msg.chatEnded.endedBy, msg.chatEnded.reason);
+  }
+}
+
+function onStatus(s) {
+  if (s.state === "reconnecting" && (current === "waiting" || current === "chat")) {
+    setConn("Connection to Warmline lost. Reconnecting… You keep your place.");
+  } else if (s.state === "ready") {
+    setConn("");
+  } else if (s.state === "closed" && s.code === 4001) {
+    if (chat && !chat.ended) chat.stop();
+    setConn("");
+    show($("#page-error"), "This conversation was opened in another tab or window, so it has stopped here. You can close this tab.");
+    for (const s2 of screens) $(`#${s2}`).hidden = true;
+  } else if (s.state === "refused") {
+    show($("#page-error"), kindError(s.error));
+  }
+}
+
+// ---- start up ------------------------------------------------------------------------------
+
+async function main() {
+  $("#crisis").addEventListener("change", renderCrisis);
+  $("#language").addEventListener("change", renderCrisis);
+  $("#request-form").addEventListener("submit", requestChat);
+  $("#stop-waiting").addEventListener("click", stopWaiting);
+  $("#feedback-form").addEventListener("submit", sendFeedback);
+  $("#report-open").addEventListener("click", openReport);
+  $("#report-form").addEventListener("submit", sendReport);
+  $("#start-over").addEventListener("click", startOver);
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible") { unseen = 0; document.title = "Warmline"; }
+  });
+  window.addEventListener("online", () => { if (mm && !mm.ready && !mm.stopped) mm.reconnectNow(); });
+
+  try {
+    cfg = await loadConfig();
+  } catch {
+    show($("#page-error"), "Warmline can't be reached right now. Please check your connection and reload the page in a moment.");
+    return;
+  }
+  supported = await x25519Supported();
+  fillChoices();
+  if (!supported) {
+    show($("#request-error"), "This browser can't encrypt a chat, so we can't start one here. Please try an up-to-date browser.");
+  }
+  if (state.token && supported && (state.phase === "waiting" || state.phase === "chat" || state.phase === "after")) {
+    setConn("Reconnecting…");
+    connect();
+  } else {
+    if (state.phase === "after") save({ phase: "idle" });
+    showScreen("start", false);
+  }
+}
+
+main();

@@ -1,0 +1,708 @@
+// The supervisor dashboard: signs in to the matchmaker with a supervisor token, keeps the last hour
+// of StatsSnapshots (seeded from the sign-in reply's history, then one push a second) and draws the
+// shortage call-out, the "Queues right now" table and the charts. It only ever sees counts and
+// durations per topic × language; it never logs, prints or shows a token.
+
+import { LineChart, swatch, count_step, duration_step } from "./chart.js";
+
+const TOKEN_KEY = "warmline.supervisor.token";
+const HOUR_MS = 3_600_000;
+const MINUTE_MS = 60_000;
+const KEEP_MS = HOUR_MS + 2 * MINUTE_MS; // one spare minute as the baseline of the first per-minute step
+const BUCKET_MS = 10_000;                // gauges are drawn as the maximum of each 10 s
+const STALE_MS = 10_000;                 // no snapshot for this long on an open socket: reconnect
+const MAX_BACKOFF_MS = 30_000;
+
+// Fields of a QueueStats, in the order we keep them in a sample.
+const FIELDS = {
+  waiting: "seekersWaiting", longest: "longestWaitS", p50: "waitP50S", p90: "waitP90S",
+  available: "listenersAvailable", busy: "listenersBusy", away: "listenersAway", chats: "chatsActive",
+  accepted: "offersAccepted", declined: "offersDeclined", timed_out: "offersTimedOut",
+  abandoned: "requestsAbandoned",
+};
+const SHOWN = ["waiting", "longest", "p50", "p90", "available", "busy", "away", "chats"];
+
+const $ = (id) => document.getElementById(id);
+
+// ---------------------------------------------------------------------------------------------
+// Numbers and words
+
+// Proto3 JSON leaves out zeros and writes 64-bit numbers as strings.
+function num(v) {
+  if (v === undefined || v === null || v === "") return 0;
+  const n = Number(v);
+  return Number.isFinite(n) ? n : 0;
+}
+
+function row_values(q) {
+  const out = {};
+  for (const [k, f] of Object.entries(FIELDS)) out[k] = num(q?.[f]);
+  out.shortage = q?.shortage === true;
+  return out;
+}
+
+export function format_duration(s) {
+  s = Math.max(0, Math.floor(s));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) {
+    const m = Math.floor(s / 60);
+    const r = s % 60;
+    return r ? `${m} min ${r} s` : `${m} min`;
+  }
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  return m ? `${h} h ${m} min` : `${h} h`;
+}
+
+// Coarse, so that the alert region's text changes at most once a minute (each change is announced).
+function format_wait_coarse(s) {
+  if (s < 60) return "under a minute";
+  return format_duration(Math.floor(s / 60) * 60);
+}
+
+// Axis ticks for durations: short and whole.
+function format_duration_tick(s) {
+  if (s === 0) return "0";
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.round(s / 6) / 10} min`.replace(".0 ", " ");
+  return `${Math.round(s / 360) / 10} h`.replace(".0 ", " ");
+}
+
+function plural(n, one, many) {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The catalogue: names for topic ids and language tags, and the order of the pairs.
+
+const catalogue = { topics: new Map(), languages: new Map(), order: new Map() };
+
+function load_catalogue(c) {
+  const topics = Array.isArray(c?.topics) ? c.topics : [];
+  const languages = Array.isArray(c?.languages) ? c.languages : [];
+  for (const t of topics) catalogue.topics.set(t.id, t.name || t.id);
+  for (const l of languages) catalogue.languages.set(l.tag, l.name || l.tag);
+  topics.forEach((t, ti) => {
+    languages.forEach((l, li) => catalogue.order.set(pair_key(t.id, l.tag), ti * languages.length + li));
+  });
+}
+
+function pair_key(topic, language) {
+  return `${topic}|${language}`;
+}
+
+function pair_name(key) {
+  const [topic, language] = key.split("|");
+  return `${catalogue.topics.get(topic) ?? topic} · ${catalogue.languages.get(language) ?? language}`;
+}
+
+// A stable index per pair (catalogue order; pairs the catalogue lacks come after it).
+const extra_order = new Map();
+function pair_index(key) {
+  const known = catalogue.order.get(key);
+  if (known !== undefined) return known;
+  if (!extra_order.has(key)) extra_order.set(key, catalogue.order.size + extra_order.size);
+  return extra_order.get(key);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The last hour of samples: { t, total: values, waiting: Map(pair -> seekers waiting) }
+
+let samples = [];
+let latest = null; // the newest snapshot's rows, for the table and the call-out
+
+function to_sample(snap) {
+  const waiting = new Map();
+  for (const q of Array.isArray(snap.queues) ? snap.queues : []) {
+    const w = num(q.seekersWaiting);
+    if (w > 0) waiting.set(pair_key(q.topic, q.language), w);
+  }
+  return { t: num(snap.atUnixMs), total: row_values(snap.total), waiting };
+}
+
+function trim() {
+  if (!samples.length) return;
+  const cutoff = samples[samples.length - 1].t - KEEP_MS;
+  let i = 0;
+  while (i < samples.length && samples[i].t < cutoff) i++;
+  if (i) samples = samples.slice(i);
+}
+
+// History (every 20 s) fills in only where we have no samples of our own: before the oldest and
+// after the newest (the time we were disconnected).
+function seed(history) {
+  if (!Array.isArray(history) || !history.length) return;
+  const oldest = samples.length ? samples[0].t : Infinity;
+  const newest = samples.length ? samples[samples.length - 1].t : -Infinity;
+  const add = history.map(to_sample).filter((s) => s.t > 0 && (s.t < oldest || s.t > newest));
+  samples = samples.concat(add).sort((a, b) => a.t - b.t);
+}
+
+function append(snap) {
+  const s = to_sample(snap);
+  if (!s.t) return false;
+  if (samples.length && s.t <= samples[samples.length - 1].t) return false;
+  samples.push(s);
+  latest = {
+    t: s.t,
+    total: row_values(snap.total),
+    rows: (Array.isArray(snap.queues) ? snap.queues : []).map((q) => ({
+      key: pair_key(q.topic, q.language), ...row_values(q),
+    })).sort((a, b) => pair_index(a.key) - pair_index(b.key)),
+  };
+  trim();
+  return true;
+}
+
+// Gauges as [t, v] points, the maximum of each 10 s bucket so short peaks still show.
+function gauge_points(pick) {
+  const out = [];
+  let bucket = null;
+  for (const s of samples) {
+    const b = Math.floor(s.t / BUCKET_MS);
+    const v = pick(s);
+    if (bucket === b) {
+      const last = out[out.length - 1];
+      last[0] = s.t;
+      if (v > last[1]) last[1] = v;
+    } else {
+      out.push([s.t, v]);
+      bucket = b;
+    }
+  }
+  return out;
+}
+
+// The increase of a cumulative counter in each of the last 60 minutes (ending at `end`), as
+// [minute end, increase | null]; and the sum over the hour. A counter that went down (the
+// database was emptied) counts from its new value.
+function per_minute(field, end) {
+  const last = new Array(61).fill(null);  // index 0 is the minute before the hour: the baseline
+  const first = new Array(61).fill(null);
+  for (const s of samples) {
+    const i = 60 - Math.floor((end - s.t) / MINUTE_MS); // 60: the newest minute, 0: the baseline
+    if (i < 0 || i > 60) continue;
+    if (first[i] === null) first[i] = s.total[field];
+    last[i] = s.total[field];
+  }
+  const points = [];
+  let sum = 0;
+  let prev = last[0];
+  let latest_step = 0;
+  for (let i = 1; i <= 60; i++) {
+    const t = end - (60 - i) * MINUTE_MS;
+    if (last[i] === null) { points.push([t, null]); continue; }
+    const base = prev ?? first[i];
+    const inc = last[i] >= base ? last[i] - base : last[i];
+    points.push([t, inc]);
+    sum += inc;
+    prev = last[i];
+    if (i === 60) latest_step = inc;
+  }
+  return { points, sum, last_minute: latest_step };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rendering
+
+let charts = null;
+let dirty = false;
+
+function build_charts() {
+  const make = (id, options) => new LineChart($(id).querySelector(".chart-plot"), options);
+  charts = {
+    depth: make("chart-depth", { y_step: count_step }),
+    longest: make("chart-longest", { y_step: duration_step, y_format: format_duration_tick, y_min_max: 60 }),
+    percentiles: make("chart-percentiles", { y_step: duration_step, y_format: format_duration_tick, y_min_max: 60 }),
+    listeners: make("chart-listeners", { y_step: count_step }),
+    chats: make("chart-chats", { y_step: count_step }),
+    offers: make("chart-offers", { y_step: count_step }),
+    abandoned: make("chart-abandoned", { y_step: count_step }),
+  };
+}
+
+function set_text(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
+function render() {
+  if (!latest) return;
+  render_shortage();
+  render_table();
+  const when = new Date(latest.t);
+  const time = $("updated-at");
+  time.dateTime = when.toISOString();
+  set_text(time, when.toLocaleTimeString());
+  if (document.hidden) { dirty = true; return; }
+  render_charts();
+}
+
+// The call-out lists every pair with shortage: true. It lives in a role=alert region that stays in
+// the page (so screen readers hear what is added), and is emptied when there is no shortage.
+function render_shortage() {
+  const region = $("shortage");
+  const rows = latest.rows.filter((r) => r.shortage);
+  if (!rows.length) {
+    if (region.firstChild) region.replaceChildren();
+    region.classList.remove("active");
+    return;
+  }
+  let list = region.querySelector("ul");
+  if (!list) {
+    const heading = document.createElement("h2");
+    heading.id = "shortage-title";
+    heading.textContent = "Seekers waiting with no listener";
+    list = document.createElement("ul");
+    region.replaceChildren(heading, list);
+    region.classList.add("active");
+  }
+  const wanted = new Map(rows.map((r) => [r.key, r]));
+  for (const li of [...list.children]) {
+    if (!wanted.has(li.dataset.key)) li.remove();
+  }
+  const have = new Map([...list.children].map((li) => [li.dataset.key, li]));
+  rows.forEach((r, i) => {
+    let li = have.get(r.key);
+    if (!li) {
+      li = document.createElement("li");
+      li.dataset.key = r.key;
+      const name = document.createElement("strong");
+      name.className = "pair";
+      name.textContent = pair_name(r.key);
+      const detail = document.createElement("span");
+      detail.className = "detail";
+      li.append(name, detail);
+    }
+    if (list.children[i] !== li) list.insertBefore(li, list.children[i] ?? null);
+    set_text(li.querySelector(".detail"),
+      `: ${plural(r.waiting, "seeker", "seekers")} waiting, the longest for ${format_wait_coarse(r.longest)}`);
+  });
+}
+
+function is_empty_row(r) {
+  return SHOWN.every((k) => r[k] === 0);
+}
+
+function cell_texts(r) {
+  return [
+    String(r.waiting), format_duration(r.longest), format_duration(r.p50), format_duration(r.p90),
+    String(r.available), String(r.busy), String(r.away), String(r.chats),
+  ];
+}
+
+function fill_row(tr, name, r, badge_allowed = true) {
+  const texts = cell_texts(r);
+  if (!tr.firstChild) {
+    const th = document.createElement("th");
+    th.scope = "row";
+    const label = document.createElement("span");
+    label.className = "pair";
+    th.append(label);
+    tr.append(th);
+    for (let i = 0; i < texts.length; i++) tr.append(document.createElement("td"));
+  }
+  const th = tr.firstChild;
+  set_text(th.querySelector(".pair"), name);
+  let badge = th.querySelector(".badge");
+  const short = r.shortage && badge_allowed;
+  if (short && !badge) {
+    badge = document.createElement("span");
+    badge.className = "badge";
+    badge.textContent = "No listener";
+    th.append(" ", badge);
+  } else if (!short && badge) {
+    badge.previousSibling?.remove();
+    badge.remove();
+  }
+  tr.classList.toggle("short", short);
+  texts.forEach((text, i) => set_text(tr.children[i + 1], text));
+}
+
+function render_table() {
+  const body = $("queues-body");
+  const rows = latest.rows.filter((r) => !is_empty_row(r));
+  const have = new Map([...body.querySelectorAll("tr[data-key]")].map((tr) => [tr.dataset.key, tr]));
+  const wanted = new Set(rows.map((r) => r.key));
+  for (const [key, tr] of have) if (!wanted.has(key)) tr.remove();
+  const empty = body.querySelector("tr.empty");
+  if (!rows.length) {
+    if (!empty) {
+      const tr = document.createElement("tr");
+      tr.className = "empty";
+      const td = document.createElement("td");
+      td.colSpan = 9;
+      td.textContent = "No one is waiting, and no listener is signed up for any queue right now.";
+      tr.append(td);
+      body.append(tr);
+    }
+  } else if (empty) {
+    empty.remove();
+  }
+  rows.forEach((r, i) => {
+    let tr = have.get(r.key);
+    if (!tr) {
+      tr = document.createElement("tr");
+      tr.dataset.key = r.key;
+    }
+    fill_row(tr, pair_name(r.key), r);
+    if (body.children[i] !== tr) body.insertBefore(tr, body.children[i] ?? null);
+  });
+  fill_row($("queues-total"), "All queues", latest.total, false);
+}
+
+function legend(id, items) {
+  const ul = $(id).querySelector(".legend");
+  const wanted = items.map((it) => `${it.index}|${it.text}`).join("\n");
+  if (ul.dataset.items === wanted) return;
+  ul.dataset.items = wanted;
+  ul.replaceChildren(...items.map((it) => {
+    const li = document.createElement("li");
+    li.append(swatch(it.index, { area: it.area }), document.createTextNode(it.text));
+    return li;
+  }));
+}
+
+function render_charts() {
+  dirty = false;
+  if (!charts || !latest || !samples.length) return;
+  const end = latest.t;
+  const start = end - HOUR_MS;
+  const in_window = samples.filter((s) => s.t >= start);
+  const covered_min = Math.max(1, Math.round((end - in_window[0].t) / MINUTE_MS));
+  const span = covered_min >= 59 ? "the last hour" : `the last ${plural(covered_min, "minute", "minutes")}`;
+  const t = latest.total;
+
+  // Queue depth: one line per pair that had someone waiting at some point in the hour.
+  const pairs = new Set();
+  for (const s of in_window) for (const k of s.waiting.keys()) pairs.add(k);
+  const keys = [...pairs].sort((a, b) => pair_index(a) - pair_index(b));
+  const now_waiting = latest.rows.filter((r) => r.waiting > 0);
+  charts.depth.update({
+    start, end,
+    series: keys.map((k) => ({ index: pair_index(k), points: gauge_points((s) => s.waiting.get(k) ?? 0) })),
+    label: `Seekers waiting per topic and language over ${span}. Now: ` +
+      (now_waiting.length
+        ? now_waiting.map((r) => `${pair_name(r.key)} ${r.waiting}`).join(", ") + "."
+        : "no one is waiting.") +
+      (keys.length ? ` Peak: ${Math.max(...in_window.map((s) => s.total.waiting))} waiting in all.` : ""),
+  });
+  legend("chart-depth", keys.length
+    ? keys.map((k) => ({ index: pair_index(k), text: `${pair_name(k)}: ${(latest.rows.find((r) => r.key === k)?.waiting) ?? 0} now` }))
+    : []);
+  set_text($("chart-depth").querySelector(".chart-empty"), keys.length ? "" : `No one has waited in ${span}.`);
+
+  const peak_longest = Math.max(...in_window.map((s) => s.total.longest));
+  charts.longest.update({
+    start, end,
+    series: [{ index: 3, area: true, points: gauge_points((s) => s.total.longest) }],
+    label: `Longest current wait over ${span}. Now: ${t.waiting ? format_duration(t.longest) : "no one is waiting"}. ` +
+      `Highest: ${format_duration(peak_longest)}.`,
+  });
+
+  charts.percentiles.update({
+    start, end,
+    series: [
+      { index: 0, points: gauge_points((s) => s.total.p50) },
+      { index: 12, points: gauge_points((s) => s.total.p90) },
+    ],
+    label: `Wait before a chat starts, median and 90th percentile of the previous 15 minutes, over ${span}. ` +
+      `Now: median ${format_duration(t.p50)}, 90th percentile ${format_duration(t.p90)}.`,
+  });
+  legend("chart-percentiles", [
+    { index: 0, text: `Median (p50): ${format_duration(t.p50)}` },
+    { index: 12, text: `90th percentile (p90): ${format_duration(t.p90)}` },
+  ]);
+
+  charts.listeners.update({
+    start, end,
+    series: [
+      { index: 2, points: gauge_points((s) => s.total.available) },
+      { index: 9, points: gauge_points((s) => s.total.busy) },
+      { index: 23, points: gauge_points((s) => s.total.away) },
+    ],
+    label: `Listeners over ${span}. Now: ${t.available} available, ${t.busy} busy, ${t.away} away.`,
+  });
+  legend("chart-listeners", [
+    { index: 2, text: `Available: ${t.available}` },
+    { index: 9, text: `Busy (full): ${t.busy}` },
+    { index: 23, text: `Away: ${t.away}` },
+  ]);
+
+  charts.chats.update({
+    start, end,
+    series: [{ index: 5, area: true, points: gauge_points((s) => s.total.chats) }],
+    label: `Chats active over ${span}. Now: ${t.chats}. Highest: ${Math.max(...in_window.map((s) => s.total.chats))}.`,
+  });
+
+  const acc = per_minute("accepted", end);
+  const dec = per_minute("declined", end);
+  const tim = per_minute("timed_out", end);
+  charts.offers.update({
+    start, end, gap_ms: 90_000,
+    series: [
+      { index: 2, points: acc.points },
+      { index: 9, points: dec.points },
+      { index: 19, points: tim.points },
+    ],
+    label: `Offers per minute (the increase of the running totals in each minute) over ${span}. ` +
+      `Last minute: ${acc.last_minute} accepted, ${dec.last_minute} declined, ${tim.last_minute} timed out. ` +
+      `In all over ${span}: ${acc.sum} accepted, ${dec.sum} declined, ${tim.sum} timed out.`,
+  });
+  legend("chart-offers", [
+    { index: 2, text: `Accepted: ${acc.sum}` },
+    { index: 9, text: `Declined: ${dec.sum}` },
+    { index: 19, text: `Timed out: ${tim.sum}` },
+  ]);
+  set_text($("chart-offers").querySelector(".chart-note"),
+    `Per minute; the legend gives the increase over ${span}.`);
+
+  const ab = per_minute("abandoned", end);
+  charts.abandoned.update({
+    start, end, gap_ms: 90_000,
+    series: [{ index: 1, area: true, points: ab.points }],
+    label: `Requests abandoned per minute (seekers who did not come back in time) over ${span}. ` +
+      `Last minute: ${ab.last_minute}. In all over ${span}: ${ab.sum}.`,
+  });
+  set_text($("chart-abandoned").querySelector(".chart-note"),
+    `Per minute; ${plural(ab.sum, "request", "requests")} abandoned over ${span}.`);
+}
+
+function clear_data() {
+  samples = [];
+  latest = null;
+  $("shortage").replaceChildren();
+  $("shortage").classList.remove("active");
+  $("queues-body").replaceChildren();
+  for (const td of $("queues-total").querySelectorAll("td")) td.textContent = "";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Views and status
+
+function show_signin(message = "") {
+  $("dashboard").hidden = true;
+  $("signin").hidden = false;
+  $("sign-out").hidden = true;
+  $("signin-button").disabled = false;
+  set_text($("signin-error"), message);
+  set_status("");
+}
+
+function show_dashboard() {
+  $("signin").hidden = true;
+  $("dashboard").hidden = false;
+  $("sign-out").hidden = false;
+}
+
+function set_status(text, state = "") {
+  const el = $("conn");
+  set_text(el, text);
+  el.dataset.state = state;
+  document.body.classList.toggle("stale", state === "retrying");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The connection
+
+let config = null;
+let token = "";
+let socket = null;
+let next_id = 0;
+let sign_in_id = "";
+let signed_in = false;
+let attempt = 0;
+let retry_timer = 0;
+let last_message_at = 0;
+let focus_on_sign_in = false;
+
+function connect() {
+  clearTimeout(retry_timer);
+  retry_timer = 0;
+  if (!token) return;
+  let ws;
+  try {
+    ws = new WebSocket(config.matchmakerUrl);
+  } catch {
+    schedule_retry();
+    return;
+  }
+  socket = ws;
+  signed_in = false;
+  ws.addEventListener("open", () => {
+    if (socket !== ws) return;
+    sign_in_id = `s${++next_id}`;
+    ws.send(JSON.stringify({ requestId: sign_in_id, supervisorSignIn: { token } }));
+  });
+  ws.addEventListener("message", (ev) => {
+    if (socket !== ws || typeof ev.data !== "string") return;
+    let msg;
+    try { msg = JSON.parse(ev.data); } catch { return; }
+    on_message(ws, msg);
+  });
+  ws.addEventListener("close", (ev) => {
+    if (socket !== ws) return;
+    socket = null;
+    on_close(ev.code);
+  });
+}
+
+function on_message(ws, msg) {
+  last_message_at = Date.now();
+  if (msg.requestId && msg.requestId === sign_in_id) {
+    if (msg.error) return on_sign_in_error(ws, msg.error);
+    if (msg.stats) return on_signed_in(msg.stats);
+    return;
+  }
+  if (!msg.requestId && msg.stats && signed_in) {
+    if (append(msg.stats)) render();
+  }
+}
+
+function on_sign_in_error(ws, error) {
+  if (error.code === "UNAUTHENTICATED") {
+    stop(ws);
+    sessionStorage.removeItem(TOKEN_KEY);
+    token = "";
+    clear_data();
+    show_signin("That supervisor token was not accepted. Check that you copied all of it, " +
+      "or ask an admin for a new one.");
+    $("token").focus();
+    return;
+  }
+  // UNAVAILABLE, INTERNAL, RATE_LIMITED and the like: the server could not check the token now.
+  drop(ws);
+  schedule_retry(error.message || "");
+}
+
+function on_signed_in(stats) {
+  signed_in = true;
+  attempt = 0;
+  sessionStorage.setItem(TOKEN_KEY, token);
+  $("token").value = "";
+  seed(stats.history);
+  append(stats);
+  show_dashboard();
+  set_status("Live", "live");
+  render();
+  if (focus_on_sign_in) {
+    focus_on_sign_in = false;
+    $("now-title").focus();
+  }
+}
+
+function on_close(code) {
+  signed_in = false;
+  if (code === 4003) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    token = "";
+    clear_data();
+    show_signin("This supervisor account has been revoked, so the dashboard has stopped. " +
+      "Ask an admin if you need access again.");
+    $("token").focus();
+    return;
+  }
+  schedule_retry();
+}
+
+// Leave a socket without waiting for its close event.
+function drop(ws) {
+  if (socket === ws) socket = null;
+  signed_in = false;
+  try { ws.close(1000); } catch { /* already closing */ }
+}
+
+function stop(ws) {
+  clearTimeout(retry_timer);
+  retry_timer = 0;
+  if (ws) drop(ws);
+}
+
+function schedule_retry(reason = "") {
+  if (!token) return;
+  clearTimeout(retry_timer);
+  const base = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** attempt);
+  const delay = Math.round(base * (0.75 + Math.random() * 0.5));
+  attempt = Math.min(attempt + 1, 10);
+  const seconds = Math.max(1, Math.round(delay / 1000));
+  const why = reason ? `${reason} ` : "";
+  if ($("dashboard").hidden) {
+    // Still on the sign-in form: say so there.
+    set_text($("signin-error"), `${why}Can't reach Warmline right now; trying again in ${plural(seconds, "second", "seconds")}.`);
+  }
+  set_status(`${why}Connection lost. Reconnecting in ${plural(seconds, "second", "seconds")}…`, "retrying");
+  retry_timer = setTimeout(() => {
+    set_status("Reconnecting…", "retrying");
+    connect();
+  }, delay);
+}
+
+// A socket that is open but silent for longer than a few snapshot intervals is presumed dead.
+setInterval(() => {
+  if (socket && signed_in && Date.now() - last_message_at > STALE_MS) {
+    drop(socket);
+    schedule_retry();
+  }
+}, 1000);
+
+window.addEventListener("online", () => {
+  if (token && !socket) { attempt = 0; connect(); }
+});
+
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden && dirty) render_charts();
+});
+
+// ---------------------------------------------------------------------------------------------
+// Start
+
+function on_submit(ev) {
+  ev.preventDefault();
+  const value = $("token").value.trim();
+  if (!value) {
+    set_text($("signin-error"), "Enter your supervisor token to sign in.");
+    $("token").focus();
+    return;
+  }
+  if (socket) drop(socket);
+  token = value;
+  attempt = 0;
+  focus_on_sign_in = true;
+  set_text($("signin-error"), "");
+  set_status("Signing in…", "connecting");
+  connect();
+}
+
+function on_sign_out() {
+  const ws = socket;
+  token = "";
+  sessionStorage.removeItem(TOKEN_KEY);
+  stop(ws);
+  clear_data();
+  show_signin("You have signed out.");
+  $("token").focus();
+}
+
+async function main() {
+  $("signin-form").addEventListener("submit", on_submit);
+  $("sign-out").addEventListener("click", on_sign_out);
+  $("signin-button").disabled = true;
+  build_charts();
+  try {
+    const res = await fetch("/config.json", { cache: "no-store" });
+    if (!res.ok) throw new Error(String(res.status));
+    config = await res.json();
+  } catch {
+    set_text($("signin-error"), "The dashboard could not load its settings. Reload the page to try again.");
+    return;
+  }
+  load_catalogue(config.catalogue);
+  $("signin-button").disabled = false;
+  const saved = sessionStorage.getItem(TOKEN_KEY);
+  if (saved) {
+    token = saved;
+    set_status("Signing in again…", "connecting");
+    connect();
+  }
+}
+
+main();

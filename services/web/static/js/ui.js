@@ -1,0 +1,315 @@
+// Small pieces both the seeker and the listener page use: building elements without innerHTML,
+// reading /config.json, kind sentences for errors, and ChatView, the on-screen side of one chat
+// (conversation log, typing line, composer, safety code, ending with a confirmation).
+
+import { describeEnd } from "./chat.js";
+
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === false || v === null || v === undefined) continue;
+    if (k === "class") el.className = v;
+    else if (k === "text") el.textContent = v;
+    else if (k === "dataset") Object.assign(el.dataset, v);
+    else if (k === "hidden") el.hidden = !!v;
+    else el.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+export const $ = (sel, root = document) => root.querySelector(sel);
+
+let uid = 0;
+export const nextId = (prefix) => `${prefix}-${++uid}`;
+
+export async function loadConfig() {
+  const r = await fetch("/config.json", { cache: "no-store", credentials: "same-origin" });
+  if (!r.ok) throw new Error("config");
+  const cfg = await r.json();
+  const cat = cfg.catalogue || {};
+  return {
+    matchmakerUrl: cfg.matchmakerUrl,
+    topics: Array.isArray(cat.topics) ? cat.topics : [],
+    languages: Array.isArray(cat.languages) ? cat.languages : [],
+  };
+}
+
+export function topicName(cfg, id) {
+  const t = cfg.topics.find((x) => x.id === id);
+  return t ? t.name : id;
+}
+
+export function languageName(cfg, tag) {
+  const l = cfg.languages.find((x) => x.tag === tag);
+  return l ? l.name : tag;
+}
+
+// The server's messages are written for people; our own failures get our own sentences.
+export function kindError(err) {
+  if (!err) return "Something went wrong. Please try again.";
+  const own = {
+    DISCONNECTED: "The connection to Warmline dropped. We're reconnecting; please try again in a moment.",
+    CLOSED: "This page is no longer connected to Warmline. Please reload it.",
+    TIMEOUT: "Warmline did not answer in time. Please try again.",
+  };
+  if (own[err.code]) return own[err.code];
+  if (err.code === "MALFORMED_FRAME") return "Warmline did not understand this page's request. Please reload the page.";
+  if (err.code && err.message) return err.message;
+  return "Something went wrong. Please try again.";
+}
+
+export function show(el, message) {
+  el.textContent = message || "";
+  el.hidden = !message;
+}
+
+// The list of crisis resources of one language, as elements.
+export function crisisList(resources) {
+  const list = h("ul", { class: "resources" });
+  for (const r of resources || []) {
+    const item = h("li", {}, h("strong", { text: r.name || "" }));
+    if (r.phone) {
+      item.append(" ", h("a", { href: `tel:${String(r.phone).replace(/[^0-9+]/g, "")}`, text: r.phone }));
+    }
+    if (r.text) item.append(h("span", { class: "resource-text", text: r.text }));
+    if (r.url && /^https?:\/\//.test(r.url)) {
+      item.append(h("a", { href: r.url, rel: "noopener noreferrer", target: "_blank", text: r.url.replace(/^https?:\/\//, "") }));
+    }
+    list.append(item);
+  }
+  return list;
+}
+
+const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+
+// One chat on screen. The owner forwards the RelayChat's events to handle(); `them` is how the
+// other person is called ("The listener", "The person").
+export class ChatView {
+  constructor({ them, onEnd, onSeen }) {
+    this.them = them;
+    this.onEnd = onEnd;
+    this.onSeen = onSeen || (() => {});
+    this.chat = null;
+    this.items = new Map();
+    this.typingTimer = null;
+    this.myTypingUntil = 0;
+    this.myTypingStop = null;
+    this.active = false;
+    const msgId = nextId("message");
+    const codeId = nextId("safety");
+    this.status = h("p", { class: "chat-status", role: "status" });
+    this.log = h("ol", { class: "log", role: "log", "aria-label": "Conversation", "aria-live": "polite", tabindex: "0" });
+    this.typing = h("p", { class: "typing", role: "status", "aria-live": "polite" });
+    this.notice = h("p", { class: "notice", role: "alert", hidden: true });
+    this.codeButton = h("button", { type: "button", class: "secondary", "aria-expanded": "false", "aria-controls": codeId, text: "Show safety code" });
+    this.codeValue = h("code", { "data-testid": "safety-code", class: "safety-code" });
+    this.codeBox = h("div", { id: codeId, class: "safety-box", hidden: true },
+      h("p", {}, "Your safety code: ", this.codeValue),
+      h("p", { class: "hint", text: "Ask the other person to read theirs out. If both codes are the same, nobody in between can read this chat." }));
+    this.input = h("textarea", { id: msgId, rows: "2", autocomplete: "off", maxlength: "4000" });
+    this.sendButton = h("button", { type: "submit", text: "Send" });
+    this.composer = h("form", { class: "composer" },
+      h("label", { for: msgId, text: "Message" }),
+      h("div", { class: "composer-row" }, this.input, this.sendButton),
+      h("p", { class: "hint", text: "Enter sends, Shift+Enter starts a new line." }));
+    this.endButton = h("button", { type: "button", class: "danger", text: "End chat" });
+    this.confirmYes = h("button", { type: "button", class: "danger", text: "Yes, end the chat" });
+    this.confirmNo = h("button", { type: "button", class: "secondary", text: "Keep talking" });
+    this.confirm = h("div", { class: "confirm", role: "group", "aria-label": "End this chat?", hidden: true },
+      h("p", { text: "Do you want to end this chat? You can't come back to it afterwards." }),
+      h("div", { class: "row" }, this.confirmYes, this.confirmNo));
+    this.tools = h("div", { class: "chat-tools row" }, this.codeButton, this.endButton);
+    this.root = h("div", { class: "chat" }, this.status, this.log, this.typing, this.notice, this.composer,
+      this.tools, this.codeBox, this.confirm);
+
+    this.composer.addEventListener("submit", (ev) => { ev.preventDefault(); this.submit(); });
+    this.input.addEventListener("keydown", (ev) => {
+      if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) { ev.preventDefault(); this.submit(); }
+    });
+    this.input.addEventListener("input", () => this.typed());
+    this.codeButton.addEventListener("click", () => {
+      const open = this.codeBox.hidden;
+      this.codeBox.hidden = !open;
+      this.codeButton.setAttribute("aria-expanded", String(open));
+      this.codeButton.textContent = open ? "Hide safety code" : "Show safety code";
+      this.renderCode();
+    });
+    this.endButton.addEventListener("click", () => {
+      this.confirm.hidden = false;
+      this.confirmYes.focus();
+    });
+    this.confirmNo.addEventListener("click", () => { this.confirm.hidden = true; this.endButton.focus(); });
+    this.confirmYes.addEventListener("click", async () => {
+      this.confirmYes.disabled = true;
+      try { await this.onEnd(); } finally { this.confirmYes.disabled = false; }
+    });
+    document.addEventListener("visibilitychange", () => this.seen());
+  }
+
+  attach(chat) {
+    this.chat = chat;
+    this.log.replaceChildren();
+    this.items.clear();
+    for (const entry of chat.transcript) this.addEntry(entry);
+    this.renderCode();
+    this.setStatus(chat.keys ? "" : `Waiting for ${this.them.toLowerCase()} to join…`);
+  }
+
+  setActive(active) {
+    this.active = active;
+    if (active) this.seen();
+  }
+
+  seen() {
+    if (this.active && document.visibilityState === "visible" && this.chat && !this.chat.ended) {
+      this.chat.markRead();
+      this.onSeen();
+    }
+  }
+
+  setStatus(text) { this.status.textContent = text || ""; }
+
+  renderCode() {
+    const code = this.chat && this.chat.safety;
+    this.codeValue.textContent = code || "";
+    const hint = this.codeBox.querySelector(".hint");
+    if (!code && hint) hint.textContent = `The safety code appears once ${this.them.toLowerCase()} has joined.`;
+    else if (hint) hint.textContent = "Ask the other person to read theirs out. If both codes are the same, nobody in between can read this chat.";
+  }
+
+  addEntry(entry) {
+    const mine = entry.from === "me";
+    const meta = h("span", { class: "msg-meta" });
+    const li = h("li", { class: "msg", dataset: { from: mine ? "me" : "them" } },
+      h("span", { class: "visually-hidden", text: mine ? "You: " : `${this.them}: ` }),
+      h("p", { class: "msg-text", text: entry.text }),
+      meta);
+    this.items.set(entry.id, { li, meta, entry });
+    this.renderMeta(entry);
+    const nearBottom = this.log.scrollHeight - this.log.scrollTop - this.log.clientHeight < 80;
+    this.log.append(li);
+    if (nearBottom || mine) this.log.scrollTop = this.log.scrollHeight;
+  }
+
+  renderMeta(entry) {
+    const item = this.items.get(entry.id);
+    if (!item) return;
+    let state = "";
+    if (entry.from === "me") {
+      if (entry.seq && this.chat && entry.seq <= this.chat.peerRead) state = "Read";
+      else if (entry.state === "sent") state = "Sent";
+      else state = "Sending…";
+    }
+    const when = entry.at ? timeFmt.format(new Date(entry.at)) : "";
+    item.meta.textContent = [when, state].filter(Boolean).join(" · ");
+  }
+
+  handle(type, detail) {
+    switch (type) {
+      case "message":
+        this.addEntry(detail.entry);
+        if (detail.entry.from === "them") { this.showTyping(false); this.seen(); }
+        break;
+      case "update": this.renderMeta(detail.entry); break;
+      case "read":
+        for (const { entry } of this.items.values()) if (entry.from === "me") this.renderMeta(entry);
+        break;
+      case "peer":
+        this.renderCode();
+        this.setStatus("");
+        break;
+      case "typing": this.showTyping(detail.typing); break;
+      case "status":
+        if (detail.state === "reconnecting") this.setStatus("Connection lost. Reconnecting… Your messages are kept and will be sent.");
+        else if (detail.state === "waiting-peer") this.setStatus(`Waiting for ${this.them.toLowerCase()} to join…`);
+        else if (detail.state === "connected") this.setStatus("");
+        break;
+      case "notice": show(this.notice, detail.text); break;
+      case "replaced":
+        this.setStatus("This chat was opened in another tab or window, so it has stopped here.");
+        this.disable();
+        break;
+      case "ended":
+        this.showTyping(false);
+        this.setStatus(detail.text || describeEnd(this.chat.role, detail.endedBy, detail.reason));
+        this.disable();
+        break;
+      default: break;
+    }
+  }
+
+  disable() {
+    this.input.disabled = true;
+    this.sendButton.disabled = true;
+    this.endButton.hidden = true;
+    this.confirm.hidden = true;
+  }
+
+  showTyping(on) {
+    clearTimeout(this.typingTimer);
+    this.typing.textContent = on ? `${this.them} is typing…` : "";
+    if (on) this.typingTimer = setTimeout(() => { this.typing.textContent = ""; }, 8000);
+  }
+
+  typed() {
+    if (!this.chat || this.chat.ended) return;
+    const now = Date.now();
+    if (now > this.myTypingUntil) { this.chat.setTyping(true); this.myTypingUntil = now + 3000; }
+    clearTimeout(this.myTypingStop);
+    this.myTypingStop = setTimeout(() => { this.chat.setTyping(false); this.myTypingUntil = 0; }, 4000);
+  }
+
+  submit() {
+    const text = this.input.value;
+    if (!this.chat || this.chat.ended || !text.trim()) return;
+    try {
+      this.chat.send(text.replace(/\s+$/, ""));
+    } catch (err) {
+      show(this.notice, err instanceof RangeError
+        ? "That message is too long to send in one go. Please split it into shorter ones."
+        : "This chat has ended, so the message was not sent.");
+      return;
+    }
+    show(this.notice, "");
+    this.input.value = "";
+    clearTimeout(this.myTypingStop);
+    if (this.myTypingUntil) { this.chat.setTyping(false); this.myTypingUntil = 0; }
+    this.input.focus();
+  }
+}
+
+// A short, soft two-note chime made with an oscillator (no audio file). Browsers allow sound only
+// after the person has interacted with the page, so call armSound() early.
+let audioCtx = null;
+let interacted = false;
+export function armSound() {
+  const mark = () => { interacted = true; };
+  window.addEventListener("pointerdown", mark, { once: true, capture: true });
+  window.addEventListener("keydown", mark, { once: true, capture: true });
+}
+
+export function chime() {
+  if (!interacted) return;
+  try {
+    audioCtx = audioCtx || new AudioContext();
+    const t = audioCtx.currentTime;
+    for (const [i, freq] of [[0, 660], [1, 880]]) {
+      const osc = audioCtx.createOscillator();
+      const gain = audioCtx.createGain();
+      osc.type = "sine";
+      osc.frequency.value = freq;
+      gain.gain.setValueAtTime(0.0001, t + i * 0.18);
+      gain.gain.exponentialRampToValueAtTime(0.15, t + i * 0.18 + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, t + i * 0.18 + 0.25);
+      osc.connect(gain).connect(audioCtx.destination);
+      osc.start(t + i * 0.18);
+      osc.stop(t + i * 0.18 + 0.3);
+    }
+  } catch {
+    // no sound is fine
+  }
+}

@@ -1,0 +1,134 @@
+// The seeker's whole path with the keyboard alone: Tab to move, arrow keys inside a select, Space
+// and Enter to act. Choosing a topic and language, asking, waiting (Stop waiting is reachable),
+// typing and sending with Enter once matched, the safety code, ending with a confirmation and
+// rating. Focus is always somewhere sensible and visibly outlined.
+import { describe, it, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { startStack, until } from "../harness.mjs";
+
+const T = 15000;
+
+// What has focus: its accessible-ish name (label, aria-label or text) and whether it shows an outline.
+async function focused(page) {
+  return page.evaluate(() => {
+    const el = document.activeElement;
+    if (!el || el === document.body) return { name: "", tag: "body", outlined: false };
+    const label = (el.labels && el.labels[0] && el.labels[0].textContent) || el.getAttribute("aria-label") ||
+                  (el.getAttribute("aria-labelledby") && document.getElementById(el.getAttribute("aria-labelledby"))?.textContent) ||
+                  el.textContent || "";
+    const style = getComputedStyle(el);
+    return { name: label.trim(), tag: el.tagName.toLowerCase(), role: el.getAttribute("role") || "",
+             outlined: style.outlineStyle !== "none" && parseFloat(style.outlineWidth) >= 2 };
+  });
+}
+
+// Presses Tab until the focused element's name is `name` (at most `max` presses).
+async function tabTo(page, name, max = 8) {
+  const seen = [];
+  for (let i = 0; i < max; i++) {
+    await page.keyboard.press("Tab");
+    const f = await focused(page);
+    seen.push(f.name);
+    if (f.name === name) return f;
+  }
+  throw new Error(`Tab never reached "${name}"; it went through ${JSON.stringify(seen)}`);
+}
+
+describe("the seeker with only a keyboard", () => {
+  let stack;
+  let listener;
+  before(async () => {
+    stack = await startStack();
+    listener = await stack.createListener({ name: "Lu", topics: ["grief"], languages: ["es"] });
+  }, { timeout: 60000 });
+  after(async () => { await stack?.stop(); }, { timeout: 30000 });
+
+  it("chooses, asks, chats, ends and rates without a mouse", { timeout: 90000 }, async () => {
+    const page = await stack.open("/");
+    await page.getByRole("button", { name: "Talk to someone" }).waitFor({ timeout: T });
+
+    // the first Tab shows the skip link, then the form in reading order
+    await page.keyboard.press("Tab");
+    assert.equal((await focused(page)).name, "Skip to the main content");
+    let f = await tabTo(page, "Topic", 2);
+    assert.ok(f.outlined, "focus is visible on the topic");
+    const topics = stack.catalogue.topics.map((t) => t.id);
+    for (let i = 0; i < topics.indexOf("grief"); i++) await page.keyboard.press("ArrowDown");
+    assert.equal(await page.getByLabel("Topic").inputValue(), "grief");
+    f = await tabTo(page, "Language", 1);
+    const langs = stack.catalogue.languages.map((l) => l.tag);
+    const at = langs.indexOf(await page.getByLabel("Language").inputValue());
+    const want = langs.indexOf("es");
+    for (let i = at; i < want; i++) await page.keyboard.press("ArrowDown");
+    for (let i = at; i > want; i--) await page.keyboard.press("ArrowUp");
+    assert.equal(await page.getByLabel("Language").inputValue(), "es");
+    f = await tabTo(page, "I am in crisis now", 1);
+    assert.ok(f.outlined, "focus is visible on the checkbox");
+    f = await tabTo(page, "Talk to someone", 2);
+    assert.ok(f.outlined, "focus is visible on the button");
+    await page.keyboard.press("Enter");
+
+    // waiting: focus lands on the waiting screen and Stop waiting is reachable
+    await page.getByRole("status").filter({ hasText: "You are number 1 in line" }).waitFor({ timeout: T });
+    assert.equal((await focused(page)).name, "Finding someone for you", "focus moves to the waiting screen");
+    f = await tabTo(page, "Stop waiting", 3);
+    assert.ok(f.outlined);
+
+    // a listener accepts
+    const desk = await stack.open("/listener.html");
+    await desk.getByLabel("Listener token").fill(listener.token);
+    await desk.getByRole("button", { name: "Sign in" }).click();
+    await desk.getByRole("switch", { name: "Available" }).click();
+    await desk.getByRole("region", { name: "New chat request" }).getByRole("button", { name: "Accept" }).click();
+
+    // matched: focus is in the message box; type and send with Enter
+    await page.getByRole("textbox", { name: "Message" }).waitFor({ timeout: T });
+    await until(async () => (await focused(page)).name === "Message", T, "focus in the message box");
+    await page.keyboard.type("Hola. Perdí a mi padre hace un mes.");
+    await page.keyboard.press("Enter");
+    await desk.locator('.msg[data-from="them"]').filter({ hasText: "Hola. Perdí a mi padre hace un mes." }).waitFor({ timeout: T });
+    assert.equal(await page.getByRole("textbox", { name: "Message" }).inputValue(), "", "the box is cleared");
+    // Shift+Enter makes a new line instead of sending
+    await page.keyboard.type("una");
+    await page.keyboard.press("Shift+Enter");
+    await page.keyboard.type("dos");
+    assert.equal(await page.getByRole("textbox", { name: "Message" }).inputValue(), "una\ndos");
+    await page.keyboard.press("Enter");
+    await desk.locator('.msg[data-from="them"] .msg-text').filter({ hasText: "dos" }).waitFor({ timeout: T });
+    assert.equal(await desk.locator('.msg[data-from="them"] .msg-text').last().textContent(), "una\ndos");
+
+    // the reply arrives in the log, focus stays put
+    const reply = desk.getByRole("tabpanel").getByRole("textbox", { name: "Message" });
+    await reply.fill("Lo siento mucho. Estoy aquí.");
+    await reply.press("Enter");
+    await page.locator('.msg[data-from="them"]').filter({ hasText: "Lo siento mucho. Estoy aquí." }).waitFor({ timeout: T });
+    assert.equal((await focused(page)).name, "Message");
+
+    // the safety code with Space
+    await tabTo(page, "Show safety code", 3);
+    await page.keyboard.press("Space");
+    await until(async () => /^\d{5}( \d{5}){5}$/.test((await page.getByTestId("safety-code").innerText()).trim()), T, "the safety code");
+
+    // end with Enter, confirm with Enter
+    await tabTo(page, "End chat", 3);
+    await page.keyboard.press("Enter");
+    assert.equal((await focused(page)).name, "Yes, end the chat", "the confirmation takes focus");
+    await page.keyboard.press("Enter");
+    await page.getByRole("heading", { name: "The chat has ended" }).waitFor({ timeout: T });
+    assert.equal((await focused(page)).name, "The chat has ended", "focus moves to the ended screen");
+
+    // rate with Space, send with Enter
+    f = await tabTo(page, "1 star", 2);
+    assert.equal(f.role || "radio", "radio");
+    await page.keyboard.press("ArrowRight");
+    await page.keyboard.press("ArrowRight");
+    await page.keyboard.press("ArrowRight");
+    assert.equal((await focused(page)).name, "4 stars");
+    await page.keyboard.press("Space");
+    assert.equal(await page.getByRole("radio", { name: "4 stars" }).isChecked(), true);
+    await tabTo(page, "Send feedback", 4);
+    await page.keyboard.press("Enter");
+    await page.getByText(/Thank you for your feedback/).waitFor({ timeout: T });
+    assert.deepEqual(stack.pageErrors, []);
+  });
+});
