@@ -107,12 +107,16 @@ export async function startStack(opts = {}) {
   const children = [];
   const redisPort = await freePort();
   const redisUrl = `redis://127.0.0.1:${redisPort}`;
+  // The web app's port comes first: the matchmaker and relays accept browser WebSockets only
+  // from its origin, as scripts/up sets them up.
+  const webPort = await freePort();
   const env = {
     ...process.env,
     WARMLINE_REDIS_URL: redisUrl,
     WARMLINE_CATALOGUE: CATALOGUE,
     WARMLINE_TICKET_SECRET: randomBytes(32).toString("base64url"),
     WARMLINE_LOG_LEVEL: process.env.WARMLINE_LOG_LEVEL || "warn",
+    WARMLINE_ALLOWED_ORIGINS: `http://127.0.0.1:${webPort}`,
   };
   const stack = { dir, children, redisUrl, redisPort, env, _browser: null };
   try {
@@ -130,7 +134,7 @@ export async function startStack(opts = {}) {
                                              ["--listen", "127.0.0.1:0", "--relay-url", stack.relayUrls[0],
                                               ...(opts.matchmakerFlags || [])], env, dir);
     const web = await startService(children, "web", bin.web,
-                                   ["--listen", "127.0.0.1:0", "--matchmaker-url", stack.matchmakerUrl,
+                                   ["--listen", `127.0.0.1:${webPort}`, "--matchmaker-url", stack.matchmakerUrl,
                                     "--connect-src", stack.relayUrls.join(","), "--catalogue", CATALOGUE], env, dir);
     stack.webUrl = web;
   } catch (e) {

@@ -1,9 +1,28 @@
 // Every page, before anyone signs in: nothing is loaded from another host, the CSP holds (no
 // violations), every control has a name a screen reader can read, and the page fits a 360 px
-// phone in light and in dark.
+// phone in light and in dark. And the matchmaker and the relay refuse WebSockets opened by a
+// page of any other origin.
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
+import http from "node:http";
 import { startStack } from "../harness.mjs";
+
+// The status of a WebSocket upgrade of `url` sent with this Origin header.
+function upgradeStatus(url, origin) {
+  const u = new URL(url.replace(/^ws/, "http"));
+  return new Promise((resolve, reject) => {
+    const req = http.request({
+      host: u.hostname, port: u.port, path: u.pathname + u.search, timeout: 5000,
+      headers: { Connection: "Upgrade", Upgrade: "websocket", "Sec-WebSocket-Version": "13",
+                 "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", Origin: origin },
+    });
+    req.on("upgrade", (res, socket) => { socket.destroy(); resolve(res.statusCode); });
+    req.on("response", (res) => { res.resume(); resolve(res.statusCode); });
+    req.on("timeout", () => req.destroy(new Error("no answer")));
+    req.on("error", reject);
+    req.end();
+  });
+}
 
 const PAGES = [
   { path: "/", name: "seeker" },
@@ -15,6 +34,16 @@ describe("every page", () => {
   let stack;
   before(async () => { stack = await startStack(); }, { timeout: 60000 });
   after(async () => { await stack?.stop(); }, { timeout: 30000 });
+
+  it("the matchmaker and the relay take browser WebSockets only from the web app's origin", { timeout: 20000 },
+     async () => {
+    const own = new URL(stack.webUrl).origin;
+    assert.equal(await upgradeStatus(stack.matchmakerUrl, own), 101);
+    assert.equal(await upgradeStatus(stack.matchmakerUrl, "http://evil.example"), 403);
+    // the relay checks the Origin before the ticket, so a forged page learns nothing
+    assert.equal(await upgradeStatus(stack.relayUrls[0] + "?ticket=v1.x", "http://evil.example"), 403);
+    assert.equal(await upgradeStatus(stack.relayUrls[0] + "?ticket=v1.x", own), 401);
+  });
 
   for (const { path, name } of PAGES) {
     it(`${path} loads only from its own origin, under a CSP it does not violate`, { timeout: 30000 }, async () => {
