@@ -7,18 +7,22 @@ PACKAGES=(build-essential cmake ninja-build ccache pkg-config libboost1.81-all-d
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
+# apt_install PACKAGE...: install them from Debian (nothing when none are given).
+apt_install() {
+  [ $# -gt 0 ] || return 0
+  say "installing missing packages: $*"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
 ensure_packages() {
   local missing=()
   for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
-  if [ ${#missing[@]} -gt 0 ]; then
-    say "installing missing packages: ${missing[*]}"
-    local sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  fi
+  apt_install ${missing[@]+"${missing[@]}"}
 }
 
 # The web tests' browser and runtime: Debian's Chromium, Node.js and npm (the machine may have
@@ -28,13 +32,7 @@ ensure_web_test_tools() {
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   command -v node >/dev/null || missing+=(nodejs)
   command -v npm >/dev/null || missing+=(npm)
-  if [ ${#missing[@]} -gt 0 ]; then
-    say "installing missing packages: ${missing[*]}"
-    local sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  fi
+  apt_install ${missing[@]+"${missing[@]}"}
   local want have
   want=$(node -p 'require(process.argv[1]).devDependencies["playwright-core"]' "$ROOT/tests/web/package.json")
   have=$(node -p 'require(process.argv[1]).version' "$ROOT/tests/web/node_modules/playwright-core/package.json" \
