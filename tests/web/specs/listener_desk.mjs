@@ -129,6 +129,8 @@ describe("the listener's desk", () => {
     await desk.getByRole("tabpanel").getByRole("button", { name: "Yes, end the chat" }).click();
     await c.getByRole("heading", { name: "The chat has ended" }).waitFor({ timeout: T });
     await until(async () => /ended/.test(await tabs.nth(0).innerText()), T, "the tab to say the chat ended");
+    await until(() => desk.evaluate(() => document.activeElement?.textContent === "Close this tab"), T,
+                "focus to move to Close this tab, not fall to the page's start");
     await desk.getByRole("tabpanel").getByRole("button", { name: "Close this tab" }).click();
     await until(async () => (await tabs.count()) === 1, T, "one tab left");
     assert.equal(await tabs.nth(0).getAttribute("aria-selected"), "true");

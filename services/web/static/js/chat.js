@@ -10,6 +10,8 @@ import * as e2e from "./e2e.js";
 
 const STORE_PREFIX = "wl.chat.";
 const MAX_HELD = 1000;
+// The reason finish() gets when the chat turned out to be over but nobody said why.
+export const UNKNOWN_END = "unknown";
 
 export function storedChatIds() {
   const ids = [];
@@ -41,6 +43,8 @@ export function describeEnd(role, endedBy, reason) {
   if (endedBy === role) return "You ended the chat.";
   if (endedBy === "SEEKER" || endedBy === "LISTENER") return `${other} ended the chat.`;
   if (reason === "idle") return "The chat ended because nobody had written for a while.";
+  // We learned only that it is over (e.g. it ended while this page was away), not who ended it.
+  if (reason === UNKNOWN_END) return "This chat has ended.";
   return "Warmline ended the chat.";
 }
 
@@ -111,7 +115,26 @@ export class RelayChat {
 
   save() {
     if (this.ended) return;
-    try { sessionStorage.setItem(this.storeKey, JSON.stringify(this.s)); } catch { /* full: keep going in memory */ }
+    if (this.write(this.s)) return;
+    // Out of room (about 5 MB per tab, shared by every chat of the tab). The keys, the counters
+    // and the messages not yet stored by the relay must survive a reload, or a reload would lose
+    // them or number a new message with a seq already used; older transcript lines need not. Keep
+    // as many of the newest lines as fit.
+    const all = this.s.transcript;
+    const unsent = (e) => e.from === "me" && e.state !== "sent";
+    let n = all.length;
+    while (n > 0) {
+      n = Math.floor(n / 2);
+      if (this.write({ ...this.s, transcript: all.filter((e, i) => i >= all.length - n || unsent(e)) })) break;
+    }
+    if (!this.storageWarned) {
+      this.storageWarned = true;
+      this.emit("notice", { text: "This browser tab is out of room, so if you reload the page, older messages of this chat may not come back. Nothing has been lost from the chat itself." });
+    }
+  }
+
+  write(s) {
+    try { sessionStorage.setItem(this.storeKey, JSON.stringify(s)); return true; } catch { return false; }
   }
 
   get transcript() { return this.s.transcript; }
@@ -172,7 +195,9 @@ export class RelayChat {
         return;
       }
       this.emit("status", { state: "reconnecting" });
-      if (ev.code === 4401) { this.askForTicket(); return; }
+      // 1000 is how the relay closes after the chat ended; without the "ended" before it, let the
+      // matchmaker say whether the chat is over (the ticket request does) instead of retrying.
+      if (ev.code === 4401 || ev.code === 1000) { this.askForTicket(); return; }
       if (!opened) {
         // A refused upgrade looks the same as a network failure to a browser. Twice in a row, a
         // fresh ticket from the matchmaker settles it (it also says whether the chat ended).
@@ -204,16 +229,14 @@ export class RelayChat {
     this.timer = setTimeout(() => this.connect(), base / 2 + Math.random() * base / 2);
   }
 
-  // Drops the relay connection (e.g. the network went away); reconnects on its own.
-  drop() {
-    if (this.ws) { try { this.ws.close(4000); } catch { /* ignore */ } }
-  }
-
-  // Stops without ending the chat (page going away, tab replaced).
+  // Stops without ending the chat (page going away, tab replaced, signing out).
   stop() {
     this.stopped = true;
     clearTimeout(this.timer);
     if (this.ws) { const ws = this.ws; this.ws = null; try { ws.close(1000); } catch { /* ignore */ } }
+    this.connected = false;
+    for (const p of this.pending.values()) p.reject(new Error("stopped"));
+    this.pending.clear();
   }
 
   request(body, ws = this.ws) {
@@ -231,7 +254,7 @@ export class RelayChat {
       reply = await this.request({ hello: { publicKey: this.s.pub, receivedThrough: String(this.s.delivered) } }, ws);
     } catch (err) {
       if (this.ws !== ws) return;
-      if (err.code === "NOT_FOUND") { this.finish(undefined, ""); return; }
+      if (err.code === "NOT_FOUND") { this.finish(undefined, UNKNOWN_END); return; }
       if (err.code === "WRONG_STATE") {
         this.stopped = true;
         this.emit("notice", { text: "This chat was opened somewhere else with different keys, so it cannot continue here." });
@@ -243,11 +266,17 @@ export class RelayChat {
     }
     if (this.ws !== ws || !reply.welcome) return;
     const w = reply.welcome;
-    this.attempt = 0;
+    // After a send the relay refused (rate limit, too far ahead of the other side) the welcome
+    // proves nothing: keep backing off until a message is stored again.
+    if (!this.sendTrouble) this.attempt = 0;
     if (w.maxCiphertextBytes) this.maxCiphertext = w.maxCiphertextBytes;
-    this.acknowledgeThrough(num(w.sentThrough));
+    const sentThrough = num(w.sentThrough);
+    this.acknowledgeThrough(sentThrough);
     // Keys, sealing and sending all run on one chain so that nothing is numbered twice.
     this.chain = this.chain.then(async () => {
+      // The relay holds a seq this tab has no record of sealing (its storage was full, or a copy
+      // of this tab sent it): never seal another text under that nonce.
+      if (sentThrough >= this.s.nextSeq) { this.s.nextSeq = sentThrough + 1; this.save(); }
       if (typeof w.peerPublicKey === "string" && w.peerPublicKey) {
         let raw = null;
         try { raw = e2e.fromBase64(w.peerPublicKey); } catch { raw = null; }
@@ -256,24 +285,11 @@ export class RelayChat {
       if (this.ws !== ws) return;
       this.connected = true;
       this.receivedSent = 0;
+      // Without the other side's key, wait for its peerKey push: it may simply not have joined yet.
       this.emit("status", { state: this.keys ? "connected" : "waiting-peer" });
-      if (!this.keys) this.watchForPeer(ws);
       await this.flush();
       this.sendReceipts();
     }).catch(() => {});
-  }
-
-  // The other side's key normally comes as a peerKey push when it says hello. Should that push
-  // go missing, a fresh hello gets the key in the welcome: reconnect now and then until it comes.
-  watchForPeer(ws) {
-    clearTimeout(this.peerTimer);
-    const delay = Math.min(30000, 1500 * 2 ** Math.min(this.peerChecks || 0, 5));
-    this.peerChecks = (this.peerChecks || 0) + 1;
-    this.peerTimer = setTimeout(() => {
-      if (this.ws === ws && this.connected && !this.keys && !this.ended && !this.stopped) {
-        try { ws.close(4000); } catch { /* ignore */ }
-      }
-    }, delay);
   }
 
   receive(data) {
@@ -432,7 +448,7 @@ export class RelayChat {
       if (this.inFlight.get(u.seq) === ws) continue;
       this.inFlight.set(u.seq, ws);
       this.request({ send: { seq: String(u.seq), ciphertext: u.ct } }, ws).then(
-        (reply) => this.acknowledgeThrough(num(reply.ack && reply.ack.seq)),
+        (reply) => { this.sendTrouble = false; this.acknowledgeThrough(num(reply.ack && reply.ack.seq)); },
         (err) => this.sendFailed(ws, err));
     }
   }
@@ -453,7 +469,8 @@ export class RelayChat {
   sendFailed(ws, err) {
     for (const [seq, w] of this.inFlight) if (w === ws) this.inFlight.delete(seq);
     if (!err || !err.code || this.ws !== ws) return;  // disconnected: the hello resends
-    if (err.code === "NOT_FOUND") { this.finish(undefined, ""); return; }
+    if (err.code === "NOT_FOUND") { this.finish(undefined, UNKNOWN_END); return; }
+    this.sendTrouble = true;
     if (err.code === "MESSAGE_TOO_LARGE") {
       this.emit("notice", { text: "A message was too long to send. Please split it into shorter ones." });
     }
@@ -471,7 +488,8 @@ export class RelayChat {
       await this.request({ end: {} });
       return true;
     } catch (err) {
-      if (err.code === "NOT_FOUND") { this.finish(undefined, ""); return true; }
+      if (this.ended) return true;  // the "ended" push came before the reply
+      if (err.code === "NOT_FOUND") { this.finish(undefined, UNKNOWN_END); return true; }
       return false;
     }
   }
@@ -485,10 +503,18 @@ export class RelayChat {
     clearTimeout(this.timer);
     if (this.ws) { const ws = this.ws; this.ws = null; try { ws.close(1000); } catch { /* ignore */ } }
     this.connected = false;
-    sessionStorage.removeItem(this.storeKey);
+    try { sessionStorage.removeItem(this.storeKey); } catch { /* nothing stored */ }
+    // Forget the keys (a key stolen later must not open this chat); the transcript stays in memory
+    // for the owner (a seeker may still report it) until the owner lets it go.
+    this.s.pkcs8 = "";
+    this.s.unacked = [];
     this.privateKey = null;
     this.keys = null;
     this.receiver = null;
+    this.held.clear();
+    this.early = [];
+    for (const p of this.pending.values()) p.reject(new Error("ended"));
+    this.pending.clear();
     this.emit("ended", { endedBy: this.endedBy, reason: this.endReason, text: describeEnd(this.role, this.endedBy, this.endReason) });
   }
 }

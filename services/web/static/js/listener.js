@@ -3,9 +3,9 @@
 // their deadline, and hold several end-to-end encrypted chats at once, each in its own tab.
 
 import { Matchmaker, num } from "./matchmaker.js";
-import { RelayChat, forgetChat, storedChatIds } from "./chat.js";
+import { RelayChat, UNKNOWN_END, forgetChat, storedChatIds } from "./chat.js";
 import { x25519Supported } from "./e2e.js";
-import { $, h, loadConfig, kindError, show, ChatView, topicName, languageName, nextId, armSound, chime } from "./ui.js";
+import { $, h, loadConfig, kindError, show, readTabState, writeTabState, ChatView, topicName, languageName, nextId, armSound, chime } from "./ui.js";
 
 const STORE = "wl.listener";
 const BASE_TITLE = "Warmline";
@@ -22,13 +22,10 @@ const chats = new Map();   // sessionId -> {chat, view, tab, panel, badge, unrea
 let selected = "";
 let chatNumber = 0;
 
-function load() {
-  try { return JSON.parse(sessionStorage.getItem(STORE) || "{}") || {}; } catch { return {}; }
-}
-let state = load();
+let state = readTabState(STORE);
 function save(patch) {
   state = { ...state, ...patch };
-  sessionStorage.setItem(STORE, JSON.stringify(state));
+  writeTabState(STORE, state);
 }
 
 const setConn = (t) => { $("#conn-status").textContent = t || ""; };
@@ -158,9 +155,10 @@ async function signOut() {
 }
 
 function stopEverything() {
-  for (const { chat } of chats.values()) if (chat) chat.stop();
+  for (const { chat, view } of chats.values()) { if (chat) chat.stop(); view.destroy(); }
   chats.clear();
-  for (const id of offers.keys()) removeOffer(id);
+  if (ticketFetch) { ticketFetch.close(); ticketFetch = null; }
+  for (const id of [...offers.keys()]) removeOffer(id);
   $("#tablist").replaceChildren();
   $("#panels").replaceChildren();
   selected = "";
@@ -245,7 +243,7 @@ async function applyWelcome(w) {
   for (const id of [...offers.keys()]) if (!openOffers.has(id)) removeOffer(id);
   for (const o of w.openOffers || []) if (!offers.has(o.offerId)) addOffer(o, false);
   const open = new Set((w.openChats || []).map((c) => c.sessionId));
-  for (const [id, c] of chats) if (!open.has(id) && c.chat && !c.chat.ended) c.chat.finish(undefined, "");
+  for (const [id, c] of chats) if (!open.has(id) && c.chat && !c.chat.ended) c.chat.finish(undefined, UNKNOWN_END);
   for (const id of storedChatIds()) if (!open.has(id)) forgetChat(id);
   for (const cs of w.openChats || []) await openChat(cs, false);
   if (state.wantAvailable && !state.breakSince && profile && profile.status !== "AVAILABLE") await setAvailable(true);
@@ -406,6 +404,7 @@ async function openChat(cs, focus) {
     chat = await RelayChat.open({ ...cs, role: "LISTENER" }, (type, detail) => onChatEvent(cs.sessionId, type, detail));
   } catch {
     chats.delete(cs.sessionId);
+    view.destroy();
     deskError("This chat could not be opened in this browser.");
     return;
   }
@@ -481,7 +480,15 @@ function onChatEvent(id, type, detail) {
     entry.tab.querySelector(".tab-label").textContent = `${entry.label} (ended)`;
     entry.closeButton.hidden = false;
     if (selected !== id) announce(`${entry.label} has ended.`);
+    else if (focusWasLost(entry.panel)) entry.closeButton.focus();
   }
+}
+
+// Ending a chat disables its message box and hides its confirmation: focus on either falls to the
+// page's start, where a keyboard or screen-reader user would be lost.
+function focusWasLost(panel) {
+  const a = document.activeElement;
+  return !a || a === document.body || (panel.contains(a) && (a.disabled || !!a.closest("[hidden]")));
 }
 
 // Relay tickets come only with a sign-in: sign in once more on a second, short-lived connection
@@ -496,7 +503,7 @@ function freshTickets() {
         if (!c.chat || c.chat.ended) continue;
         const cs = open.get(id);
         if (cs) c.chat.setTicket(cs.relayTicket, cs.relayUrl);
-        else c.chat.finish(undefined, "");
+        else c.chat.finish(undefined, UNKNOWN_END);
       }
     },
     onStatus: (s) => {
@@ -517,7 +524,7 @@ async function endChat(id) {
   try {
     await mm.call({ endChat: { sessionId: id } });
   } catch (e) {
-    if (e.code === "NOT_FOUND") { entry.chat.finish(undefined, ""); return; }
+    if (e.code === "NOT_FOUND") { entry.chat.finish(undefined, UNKNOWN_END); return; }
     entry.view.handle("notice", { text: kindError(e) });
   }
 }
@@ -528,6 +535,7 @@ function closeChat(id) {
   const ids = [...chats.keys()];
   const at = ids.indexOf(id);
   entry.chat.stop();
+  entry.view.destroy();
   entry.tab.remove();
   entry.panel.remove();
   chats.delete(id);

@@ -6,6 +6,7 @@
 
 const FINAL_CLOSE_CODES = new Set([4001, 4003]);
 const REQUEST_TIMEOUT_MS = 20000;
+const TRANSIENT = new Set(["UNAVAILABLE", "INTERNAL", "RATE_LIMITED", "TIMEOUT", "DISCONNECTED"]);
 
 export class ServiceError extends Error {
   constructor(code, message) {
@@ -96,7 +97,12 @@ export class Matchmaker {
         for (const w of waiters) w.resolve();
       } catch (err) {
         if (this.ws !== ws) return;
-        // A refused sign-in (bad token, …) is final: the caller decides what to show.
+        // A sign-in that could not be checked right now (a database hiccup, a lost or slow
+        // connection) is tried again like any drop; only a refusal (bad token, …) is final.
+        if (TRANSIENT.has(err.code)) {
+          try { ws.close(4000); } catch { /* the close handler reconnects either way */ }
+          return;
+        }
         this.stopped = true;
         this.ws = null;
         try { ws.close(1000); } catch { /* ignore */ }

@@ -3,9 +3,9 @@
 // token, the current step, the chat's keys and messages) is in this tab's sessionStorage only.
 
 import { Matchmaker, num } from "./matchmaker.js";
-import { RelayChat, forgetChat, storedChatIds } from "./chat.js";
+import { RelayChat, UNKNOWN_END, forgetChat, storedChatIds } from "./chat.js";
 import { x25519Supported } from "./e2e.js";
-import { $, h, loadConfig, kindError, show, crisisList, ChatView } from "./ui.js";
+import { $, h, loadConfig, kindError, show, readTabState, writeTabState, crisisList, ChatView } from "./ui.js";
 
 const STORE = "wl.seeker";
 const REPORT_MAX_MESSAGES = 50;
@@ -21,13 +21,10 @@ let afterTranscript = [];
 let unseen = 0;
 const view = new ChatView({ them: "The listener", onEnd: endChat });
 
-function load() {
-  try { return JSON.parse(sessionStorage.getItem(STORE) || "{}") || {}; } catch { return {}; }
-}
-let state = load();
+let state = readTabState(STORE);
 function save(patch) {
   state = { ...state, ...patch };
-  sessionStorage.setItem(STORE, JSON.stringify(state));
+  writeTabState(STORE, state);
 }
 
 // ---- screens -------------------------------------------------------------------------------
@@ -145,13 +142,17 @@ function renderQueue(position, waitS) {
 
 async function stopWaiting() {
   const err = $("#waiting-error");
+  const button = $("#stop-waiting");
   show(err, "");
+  button.disabled = true;  // a second press would only be told there is nothing to cancel
   try {
     await mm.call({ cancelRequest: {} });
     save({ phase: "idle" });
     showScreen("start");
   } catch (e) {
     show(err, kindError(e));
+  } finally {
+    button.disabled = false;
   }
 }
 
@@ -164,8 +165,10 @@ async function startChat(started) {
   if (opening && opening.sessionId === started.sessionId) {
     await opening.promise;
   }
-  if (chat && chat.sessionId === started.sessionId && !chat.ended) {
-    if (started.relayTicket) chat.setTicket(started.relayTicket, started.relayUrl);
+  if (chat && chat.sessionId === started.sessionId) {
+    // The same chat again (a resume, a resync): only its fresh ticket is new. An ended chat is
+    // never reopened: that would make new keys for it.
+    if (started.relayTicket && !chat.ended) chat.setTicket(started.relayTicket, started.relayUrl);
     return;
   }
   if (chat && !chat.ended) chat.stop();
@@ -214,7 +217,7 @@ async function endChat() {
   try {
     await mm.call({ endChat: { sessionId: chat.sessionId } });
   } catch (e) {
-    if (e.code === "NOT_FOUND") { chat.finish(undefined, ""); return; }
+    if (e.code === "NOT_FOUND") { chat.finish(undefined, UNKNOWN_END); return; }
     view.handle("notice", { text: kindError(e) });
   }
 }
@@ -334,7 +337,11 @@ async function sendReport(ev) {
 }
 
 function startOver() {
+  // The last chat's words stay on this page only as long as the person may still report them.
   afterTranscript = [];
+  $("#report-messages").replaceChildren();
+  $("#report-reason").value = "";
+  if (chat && chat.ended) { chat.transcript.length = 0; view.log.replaceChildren(); }
   save({ phase: "idle", sessionId: "", rated: false, reported: false });
   showScreen("start");
 }
@@ -382,7 +389,7 @@ function onWelcome(w) {
     startChat(w.chat).catch(chatFailed);
   } else if (s === "ENDED" && w.chat) {
     if (chat && chat.sessionId === w.chat.sessionId && !chat.ended) {
-      chat.finish(undefined, "");
+      chat.finish(undefined, UNKNOWN_END);
     } else if (!chat && state.sessionId === w.chat.sessionId && (state.phase === "chat" || state.phase === "after")) {
       forgetChat(w.chat.sessionId);
       if (current !== "after") showAfter(state.phase === "chat" ? "The chat ended while you were away." : "");

@@ -62,6 +62,16 @@ export function kindError(err) {
   return "Something went wrong. Please try again.";
 }
 
+// A page's own small state in this tab's sessionStorage (never localStorage: it must go with the
+// tab). A full storage must not stop the page: the state then lives on in memory.
+export function readTabState(key) {
+  try { return JSON.parse(sessionStorage.getItem(key) || "{}") || {}; } catch { return {}; }
+}
+
+export function writeTabState(key, state) {
+  try { sessionStorage.setItem(key, JSON.stringify(state)); } catch { /* kept in memory */ }
+}
+
 export function show(el, message) {
   el.textContent = message || "";
   el.hidden = !message;
@@ -147,7 +157,20 @@ export class ChatView {
       this.confirmYes.disabled = true;
       try { await this.onEnd(); } finally { this.confirmYes.disabled = false; }
     });
-    document.addEventListener("visibilitychange", () => this.seen());
+    this.onVisible = () => this.seen();
+    document.addEventListener("visibilitychange", this.onVisible);
+  }
+
+  // The view is going away for good (its tab closed, signing out): let go of the page-wide
+  // listener and the timers, and of the messages on screen.
+  destroy() {
+    document.removeEventListener("visibilitychange", this.onVisible);
+    clearTimeout(this.typingTimer);
+    clearTimeout(this.myTypingStop);
+    this.log.replaceChildren();
+    this.items.clear();
+    this.codeValue.textContent = "";
+    this.chat = null;
   }
 
   attach(chat) {
@@ -226,7 +249,7 @@ export class ChatView {
       case "status":
         if (detail.state === "reconnecting") this.setStatus("Connection lost. Reconnecting… Your messages are kept and will be sent.");
         else if (detail.state === "waiting-peer") this.setStatus(`Waiting for ${this.them.toLowerCase()} to join…`);
-        else if (detail.state === "connected") this.setStatus("");
+        else if (detail.state === "connected") { this.setStatus(""); this.seen(); }
         break;
       case "notice": show(this.notice, detail.text); break;
       case "replaced":
@@ -235,6 +258,7 @@ export class ChatView {
         break;
       case "ended":
         this.showTyping(false);
+        clearTimeout(this.myTypingStop);
         this.setStatus(detail.text || describeEnd(this.chat.role, detail.endedBy, detail.reason));
         this.disable();
         break;
@@ -260,7 +284,7 @@ export class ChatView {
     const now = Date.now();
     if (now > this.myTypingUntil) { this.chat.setTyping(true); this.myTypingUntil = now + 3000; }
     clearTimeout(this.myTypingStop);
-    this.myTypingStop = setTimeout(() => { this.chat.setTyping(false); this.myTypingUntil = 0; }, 4000);
+    this.myTypingStop = setTimeout(() => { if (this.chat) this.chat.setTyping(false); this.myTypingUntil = 0; }, 4000);
   }
 
   submit() {
