@@ -25,11 +25,14 @@ ensure_packages() {
   apt_install ${missing[@]+"${missing[@]}"}
 }
 
-# The web tests' browser and runtime: Debian's Chromium, Node.js and npm (the machine may have
+# The web tests' browser and runtime: Debian's Chromium (and an emoji font), Node.js and npm (the machine may have
 # its own node already), then playwright-core from the npm registry, pinned by the lock file.
 ensure_web_test_tools() {
   local missing=()
   [ -x /usr/bin/chromium ] || missing+=(chromium)
+  # so that an emoji in a chat renders in the screenshots instead of an empty box
+  dpkg-query -W -f='${Status}' fonts-noto-color-emoji 2>/dev/null | grep -q "install ok installed" ||
+    missing+=(fonts-noto-color-emoji)
   command -v node >/dev/null || missing+=(nodejs)
   command -v npm >/dev/null || missing+=(npm)
   apt_install ${missing[@]+"${missing[@]}"}
