@@ -2,9 +2,10 @@
 // the shortage call-out for its topic · language only; a trained listener going available clears
 // the call-out live; the sign-in is audited; no seeker or listener id, name or handle ever reaches
 // the page. Then the sign-in's edges: a wrong token, a reload, signing out and a revocation (4003).
-import { describe, it, before, after } from "node:test";
+import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { startStack, until } from "../harness.mjs";
+import { until } from "../harness.mjs";
+import { withStack, signInSupervisor as signIn } from "../flows.mjs";
 
 const SHORTAGE = "Seekers waiting with no listener";
 const PAIR = "Anxiety and stress · English";
@@ -13,23 +14,17 @@ async function auditLength(stack) {
   return Number(await stack.redis("XLEN", "wl:audit"));
 }
 
-async function signIn(page, token) {
-  await page.getByLabel("Supervisor token").fill(token);
-  await page.getByRole("button", { name: "Sign in" }).click();
-}
-
 // The text of each cell of a table row, the row header first.
 async function rowTexts(row) {
   return row.locator("th, td").allInnerTexts();
 }
 
 describe("supervisor dashboard", () => {
-  let stack;
-  before(async () => { stack = await startStack(); }, { timeout: 60000 });
-  after(async () => { await stack?.stop(); }, { timeout: 30000 });
+  const suite = withStack();
 
   it("shows a waiting seeker and the shortage, and clears it when a trained listener goes available",
      { timeout: 90000 }, async () => {
+    const { stack } = suite;
     const supervisor = await stack.createSupervisor({ name: "Robin Vale" });
     const listener = await stack.createListener({ name: "Quillon Marsh", handle: "quillon-m",
                                                   topics: ["anxiety"], languages: ["en"], maxChats: 2 });
@@ -103,6 +98,7 @@ describe("supervisor dashboard", () => {
 
   it("keeps a wrong token on the form, signs in again after a reload, signs out, and stops on revocation",
      { timeout: 90000 }, async () => {
+    const { stack } = suite;
     const supervisor = await stack.createSupervisor({ name: "Ash Lindqvist" });
     const page = await stack.open("/supervisor.html", { viewport: { width: 360, height: 740 }, colorScheme: "dark" });
     const table = page.getByRole("table", { name: "Queues right now" });

@@ -2,24 +2,22 @@
 // real Chromium against every value of tests/vectors/e2e_v1.json: keys imported as PKCS#8 the
 // way docs/e2e.md says, the shared secret, both direction keys, every nonce, associated data and
 // ciphertext byte for byte, opening each message, the receiver's rules and the safety code.
-import { describe, it, before, after } from "node:test";
+import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { startStack, ROOT } from "../harness.mjs";
+import { ROOT } from "../harness.mjs";
+import { withStack } from "../flows.mjs";
 
 describe("the browser's E2E suite against the published vectors", () => {
-  let stack;
-  let page;
-  let vectors;
-  before(async () => {
-    vectors = JSON.parse(await readFile(path.join(ROOT, "tests/vectors/e2e_v1.json"), "utf8"));
-    stack = await startStack();
-    page = await stack.open("/");
-  }, { timeout: 60000 });
-  after(async () => { await stack?.stop(); }, { timeout: 30000 });
+  // one page that imports /js/e2e.js as the app serves it
+  const suite = withStack({}, async (stack) => ({
+    vectors: JSON.parse(await readFile(path.join(ROOT, "tests/vectors/e2e_v1.json"), "utf8")),
+    page: await stack.open("/"),
+  }));
 
   it("derives the shared secret, direction keys and safety code of the vectors", { timeout: 30000 }, async () => {
+    const { page, vectors } = suite;
     const got = await page.evaluate(async (v) => {
       const e2e = await import("/js/e2e.js");
       const seekerPriv = await e2e.importPrivateKey(e2e.pkcs8FromRawPrivate(e2e.fromHex(v.seeker_private_key)), true);
@@ -57,6 +55,7 @@ describe("the browser's E2E suite against the published vectors", () => {
   });
 
   it("seals every message of the vectors byte for byte, from both sides' chat keys, and opens it", { timeout: 30000 }, async () => {
+    const { page, vectors } = suite;
     const results = await page.evaluate(async (v) => {
       const e2e = await import("/js/e2e.js");
       const seekerPriv = await e2e.importPrivateKey(e2e.pkcs8FromRawPrivate(e2e.fromHex(v.seeker_private_key)));
@@ -102,6 +101,7 @@ describe("the browser's E2E suite against the published vectors", () => {
   });
 
   it("the receiver shows each message once and in order, and refuses forgeries and low-order keys", { timeout: 30000 }, async () => {
+    const { page, vectors } = suite;
     const r = await page.evaluate(async (v) => {
       const e2e = await import("/js/e2e.js");
       const seekerPriv = await e2e.importPrivateKey(e2e.pkcs8FromRawPrivate(e2e.fromHex(v.seeker_private_key)));

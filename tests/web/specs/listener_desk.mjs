@@ -2,86 +2,69 @@
 // explained kindly and turns Available off, declining works, the break switch, two chats at once
 // in WAI-ARIA tabs (arrow keys, unread counts, the title badge), ending and closing a chat, a
 // reload that signs in again and keeps the chat, and signing out that forgets everything.
-import { describe, it, before, after } from "node:test";
+import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { startStack, until } from "../harness.mjs";
+import { until } from "../harness.mjs";
+import { T, withStack, waitingSeeker, signInListener, availableSwitch, goAvailable, isOn, offerOn, acceptOffer,
+         messageBox, say, waitForMessage, endChat } from "../flows.mjs";
 
-const T = 15000;
-
-async function newSeeker(stack) {
-  const page = await stack.open("/");
-  await page.getByLabel("Topic").selectOption("work");
-  await page.getByLabel("Language").selectOption("en");
-  await page.getByRole("button", { name: "Talk to someone" }).click();
-  await page.getByRole("status").filter({ hasText: /You are number \d+ in line/ }).waitFor({ timeout: T });
-  return page;
-}
-
-async function checked(locator) { return (await locator.getAttribute("aria-checked")) === "true"; }
+const newSeeker = (stack) => waitingSeeker(stack, { topic: "work", language: "en" });
 
 describe("the listener's desk", () => {
-  let stack;
-  let listener;
-  before(async () => {
-    stack = await startStack({ matchmakerFlags: ["--offer-timeout-ms=4000"] });
-    listener = await stack.createListener({ name: "Jo Park", topics: ["work"], languages: ["en"], maxChats: 2 });
-  }, { timeout: 60000 });
-  after(async () => { await stack?.stop(); }, { timeout: 30000 });
+  const suite = withStack({ matchmakerFlags: ["--offer-timeout-ms=4000"] }, async (stack) => ({
+    listener: await stack.createListener({ name: "Jo Park", topics: ["work"], languages: ["en"], maxChats: 2 }),
+  }));
 
   it("handles missed and declined offers, breaks, several chats in tabs, reloads and signing out", { timeout: 150000 }, async () => {
+    const { stack, listener } = suite;
     const desk = await stack.open("/listener.html");
-    await desk.getByLabel("Listener token").fill("wll_not-a-real-token");
-    await desk.getByRole("button", { name: "Sign in" }).click();
+    await signInListener(desk, "wll_not-a-real-token");
     await desk.getByRole("alert").filter({ hasText: "That listener token is not valid" }).waitFor({ timeout: T });
 
-    await desk.getByLabel("Listener token").fill(listener.token);
-    await desk.getByRole("button", { name: "Sign in" }).click();
-    await desk.getByRole("heading", { name: "Jo Park" }).waitFor({ timeout: T });
+    await signInListener(desk, listener.token, "Jo Park");
     await desk.getByText("Chats today: 0").waitFor({ timeout: T });
-    const available = desk.getByRole("switch", { name: "Available" });
+    const available = availableSwitch(desk);
     const onBreak = desk.getByRole("switch", { name: "On a break" });
-    await available.click();
-    await until(() => checked(available), T, "Available on");
+    await goAvailable(desk);
 
     // a missed offer: gone after the deadline, a kind reason, Available off
     const a = await newSeeker(stack);
-    const offer = desk.getByRole("region", { name: "New chat request" });
+    const offer = offerOn(desk);
     await offer.waitFor({ timeout: T });
     assert.equal(await desk.title(), "(1) Warmline");
     await offer.waitFor({ state: "detached", timeout: T });
     await desk.getByRole("status").filter({ hasText: "You missed an offer, so we set you to away." }).waitFor({ timeout: T });
-    await until(async () => !(await checked(available)), T, "Available to turn off");
+    await until(async () => !(await isOn(available)), T, "Available to turn off");
     assert.equal(await desk.title(), "Warmline");
     await a.getByRole("button", { name: "Stop waiting" }).click();
     await a.getByRole("button", { name: "Talk to someone" }).waitFor({ timeout: T });
 
     // declining
-    await available.click();
-    await until(() => checked(available), T, "Available on again");
+    await goAvailable(desk);
     const b = await newSeeker(stack);
     await offer.getByRole("button", { name: "Decline" }).click();
     await offer.waitFor({ state: "detached", timeout: T });
-    assert.ok(await checked(available), "declining keeps the listener available");
+    assert.ok(await isOn(available), "declining keeps the listener available");
     await b.getByRole("button", { name: "Stop waiting" }).click();
     await b.getByRole("button", { name: "Talk to someone" }).waitFor({ timeout: T });
 
     // a break: away while it lasts, shows how long, available again after
     await onBreak.click();
-    await until(async () => (await checked(onBreak)) && !(await checked(available)), T, "the break to start");
+    await until(async () => (await isOn(onBreak)) && !(await isOn(available)), T, "the break to start");
     await desk.getByText("On a break for less than a minute.").waitFor({ timeout: T });
     assert.equal(await stack.redis("HGET", `wl:listener:${listener.id}`, "status"), "away");
     await onBreak.click();
-    await until(async () => !(await checked(onBreak)) && (await checked(available)), T, "the break to end");
+    await until(async () => !(await isOn(onBreak)) && (await isOn(available)), T, "the break to end");
     await desk.getByText("Welcome back.").waitFor({ timeout: T });
     assert.equal(await stack.redis("HGET", `wl:listener:${listener.id}`, "status"), "available");
 
     // two chats at once, one tab each
     const c = await newSeeker(stack);
-    await offer.getByRole("button", { name: "Accept" }).click();
-    await c.getByRole("textbox", { name: "Message" }).waitFor({ timeout: T });
+    await acceptOffer(desk);
+    await messageBox(c).waitFor({ timeout: T });
     const d = await newSeeker(stack);
-    await offer.getByRole("button", { name: "Accept" }).click();
-    await d.getByRole("textbox", { name: "Message" }).waitFor({ timeout: T });
+    await acceptOffer(desk);
+    await messageBox(d).waitFor({ timeout: T });
     const tablist = desk.getByRole("tablist", { name: "Chats" });
     const tabs = tablist.getByRole("tab");
     await until(async () => (await tabs.count()) === 2, T, "two tabs");
@@ -103,21 +86,15 @@ describe("the listener's desk", () => {
     assert.equal(await tabs.nth(0).getAttribute("tabindex"), "-1", "only the selected tab is in the Tab order");
 
     // messages to the chat not shown count as unread, on the tab and in the title
-    const cBox = c.getByRole("textbox", { name: "Message" });
-    await cBox.fill("first from C");
-    await cBox.press("Enter");
-    await cBox.fill("second from C");
-    await cBox.press("Enter");
+    await say(c, "first from C");
+    await say(c, "second from C");
     await tablist.getByRole("tab", { name: /^Chat 1: Work and study\W+2 unread$/ }).waitFor({ timeout: T });
     assert.equal(await desk.title(), "(2) Warmline");
-    const dBox = d.getByRole("textbox", { name: "Message" });
-    await dBox.fill("hello from D");
-    await dBox.press("Enter");
-    await desk.getByRole("tabpanel").locator('.msg[data-from="them"]').filter({ hasText: "hello from D" }).waitFor({ timeout: T });
+    await say(d, "hello from D");
+    await waitForMessage(desk.getByRole("tabpanel"), "hello from D", "them");
     assert.doesNotMatch(await tabs.nth(1).innerText(), /unread/, "the chat on screen has nothing unread");
-    await desk.getByRole("tabpanel").getByRole("textbox", { name: "Message" }).fill("reply to D");
-    await desk.getByRole("tabpanel").getByRole("textbox", { name: "Message" }).press("Enter");
-    await d.locator('.msg[data-from="them"]').filter({ hasText: "reply to D" }).waitFor({ timeout: T });
+    await say(desk, "reply to D");
+    await waitForMessage(d, "reply to D", "them");
     await tabs.nth(0).click();
     await until(async () => !/unread/.test(await tabs.nth(0).innerText()), T, "the unread count to clear");
     assert.equal(await desk.title(), "Warmline");
@@ -125,8 +102,7 @@ describe("the listener's desk", () => {
     assert.equal(await c.locator('.msg[data-from="them"]').count(), 0, "C never sees D's chat");
 
     // end the first chat, then close its tab
-    await desk.getByRole("tabpanel").getByRole("button", { name: "End chat" }).click();
-    await desk.getByRole("tabpanel").getByRole("button", { name: "Yes, end the chat" }).click();
+    await endChat(desk);
     await c.getByRole("heading", { name: "The chat has ended" }).waitFor({ timeout: T });
     await until(async () => /ended/.test(await tabs.nth(0).innerText()), T, "the tab to say the chat ended");
     await until(() => desk.evaluate(() => document.activeElement?.textContent === "Close this tab"), T,
@@ -139,11 +115,10 @@ describe("the listener's desk", () => {
     await desk.reload();
     await desk.getByRole("heading", { name: "Jo Park" }).waitFor({ timeout: T });
     await until(async () => (await tabs.count()) === 1, T, "the open chat after the reload");
-    await until(() => checked(available), T, "Available again after the reload");
+    await until(() => isOn(available), T, "Available again after the reload");
     assert.deepEqual(await desk.getByRole("tabpanel").locator(".msg .msg-text").allTextContents(), ["hello from D", "reply to D"]);
-    await dBox.fill("after your reload");
-    await dBox.press("Enter");
-    await desk.getByRole("tabpanel").locator('.msg[data-from="them"]').filter({ hasText: "after your reload" }).waitFor({ timeout: T });
+    await say(d, "after your reload");
+    await waitForMessage(desk.getByRole("tabpanel"), "after your reload", "them");
 
     // signing out with a chat open asks first, then forgets the token and the chat keys
     await desk.getByRole("button", { name: "Sign out" }).click();

@@ -2,10 +2,10 @@
 // violations), every control has a name a screen reader can read, and the page fits a 360 px
 // phone in light and in dark. And the matchmaker and the relay refuse WebSockets opened by a
 // page of any other origin.
-import { describe, it, before, after } from "node:test";
+import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
-import { startStack } from "../harness.mjs";
+import { withStack } from "../flows.mjs";
 
 // The status of a WebSocket upgrade of `url` sent with this Origin header.
 function upgradeStatus(url, origin) {
@@ -31,12 +31,11 @@ const PAGES = [
 ];
 
 describe("every page", () => {
-  let stack;
-  before(async () => { stack = await startStack(); }, { timeout: 60000 });
-  after(async () => { await stack?.stop(); }, { timeout: 30000 });
+  const suite = withStack();
 
   it("the matchmaker and the relay take browser WebSockets only from the web app's origin", { timeout: 20000 },
      async () => {
+    const { stack } = suite;
     const own = new URL(stack.webUrl).origin;
     assert.equal(await upgradeStatus(stack.matchmakerUrl, own), 101);
     assert.equal(await upgradeStatus(stack.matchmakerUrl, "http://evil.example"), 403);
@@ -47,6 +46,7 @@ describe("every page", () => {
 
   for (const { path, name } of PAGES) {
     it(`${path} loads only from its own origin, under a CSP it does not violate`, { timeout: 30000 }, async () => {
+      const { stack } = suite;
       const browser = await stack.browser();
       const context = await browser.newContext();
       const page = await context.newPage();
@@ -71,6 +71,7 @@ describe("every page", () => {
     });
 
     it(`${path} names every control, has a language and a title`, { timeout: 30000 }, async () => {
+      const { stack } = suite;
       const page = await stack.open(path);
       await page.waitForLoadState("networkidle");
       const report = await page.evaluate(() => {
@@ -94,6 +95,7 @@ describe("every page", () => {
     });
 
     it(`${path} fits a 360 px phone, in light and in dark`, { timeout: 30000 }, async () => {
+      const { stack } = suite;
       const backgrounds = {};
       for (const colorScheme of ["light", "dark"]) {
         const page = await stack.open(path, { viewport: { width: 360, height: 740 }, colorScheme });

@@ -1,35 +1,26 @@
 // "I am in crisis now": the language's crisis resources show the moment the box is ticked, before
 // anything is asked of the matchmaker, and follow the chosen language; the request goes ahead of
 // a seeker who was already waiting, and is the one offered first.
-import { describe, it, before, after } from "node:test";
+import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { startStack, until } from "../harness.mjs";
-
-const T = 15000;
+import { until } from "../harness.mjs";
+import { T, withStack, blankPage, visit, waitingSeeker, waitInLine, availableListener, offerOn, acceptAndChat } from "../flows.mjs";
 
 describe("a seeker in crisis", () => {
-  let stack;
-  let listener;
-  before(async () => {
-    stack = await startStack();
-    listener = await stack.createListener({ name: "Ana", topics: ["anxiety"], languages: ["en", "de"], maxChats: 1 });
-  }, { timeout: 60000 });
-  after(async () => { await stack?.stop(); }, { timeout: 30000 });
+  const suite = withStack({}, async (stack) => ({
+    listener: await stack.createListener({ name: "Ana", topics: ["anxiety"], languages: ["en", "de"], maxChats: 1 }),
+  }));
 
   it("sees crisis resources at once and is served before a seeker already waiting", { timeout: 90000 }, async () => {
+    const { stack, listener } = suite;
     // a seeker without a crisis is waiting first
-    const calm = await stack.open("/");
-    await calm.getByLabel("Topic").selectOption("anxiety");
-    await calm.getByLabel("Language").selectOption("en");
-    await calm.getByRole("button", { name: "Talk to someone" }).click();
-    await calm.getByRole("status").filter({ hasText: "You are number 1 in line" }).waitFor({ timeout: T });
+    const calm = await waitingSeeker(stack, { topic: "anxiety", language: "en" });
+    await waitInLine(calm, 1);
 
-    const browser = await stack.browser();
-    const context = await browser.newContext();
-    const crisis = await context.newPage();
+    const crisis = await blankPage(stack);
     const sockets = [];
     crisis.on("websocket", (ws) => sockets.push(ws.url()));
-    await crisis.goto(stack.webUrl);
+    await visit(stack, crisis);
     await crisis.getByLabel("Topic").selectOption("anxiety");
     await crisis.getByLabel("Language").selectOption("en");
     const region = crisis.getByRole("region", { name: "If you are in danger right now" });
@@ -54,28 +45,24 @@ describe("a seeker in crisis", () => {
 
     // the crisis request goes to the front of the line
     await crisis.getByRole("button", { name: "Talk to someone" }).click();
-    await crisis.getByRole("status").filter({ hasText: "You are number 1 in line" }).waitFor({ timeout: T });
+    await waitInLine(crisis, 1);
     const waitingRegion = crisis.getByRole("region", { name: "If you are in danger right now" }).filter({ visible: true });
     await waitingRegion.getByText(en[0].name, { exact: true }).waitFor({ timeout: T });
-    await calm.getByRole("status").filter({ hasText: "You are number 2 in line" }).waitFor({ timeout: T });
+    await waitInLine(calm, 2);
 
     // the first offer is the crisis request
-    const desk = await stack.open("/listener.html");
-    await desk.getByLabel("Listener token").fill(listener.token);
-    await desk.getByRole("button", { name: "Sign in" }).click();
-    await desk.getByRole("switch", { name: "Available" }).click();
-    const offer = desk.getByRole("region", { name: "New chat request" });
+    const desk = await availableListener(stack, listener);
+    const offer = offerOn(desk);
     await offer.waitFor({ timeout: T });
     assert.equal(await offer.count(), 1, "one chat at a time: one offer");
     assert.match(await offer.innerText(), /in crisis/);
-    await offer.getByRole("button", { name: "Accept" }).click();
-    await crisis.getByRole("textbox", { name: "Message" }).waitFor({ timeout: T });
+    await acceptAndChat(crisis, desk);
     // the calm seeker is now first and still waiting
-    await calm.getByRole("status").filter({ hasText: "You are number 1 in line" }).waitFor({ timeout: T });
+    await waitInLine(calm, 1);
     assert.equal(await calm.getByRole("textbox", { name: "Message" }).count(), 0);
     assert.equal(await stack.redis("ZCARD", "wl:q:anxiety:en"), "1");
     await until(async () => (await desk.getByRole("tab").count()) === 1, T, "the listener's chat tab");
     assert.deepEqual(stack.pageErrors, []);
-    await context.close();
+    await crisis.context().close();
   });
 });

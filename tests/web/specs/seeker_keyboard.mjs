@@ -2,11 +2,10 @@
 // and Enter to act. Choosing a topic and language, asking, waiting (Stop waiting is reachable),
 // typing and sending with Enter once matched, the safety code, ending with a confirmation and
 // rating. Focus is always somewhere sensible and visibly outlined.
-import { describe, it, before, after } from "node:test";
+import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { startStack, until } from "../harness.mjs";
-
-const T = 15000;
+import { until } from "../harness.mjs";
+import { T, withStack, waitInLine, availableListener, acceptAndChat, say, waitForMessage } from "../flows.mjs";
 
 // What has focus: its accessible-ish name (label, aria-label or text) and whether it shows an outline.
 async function focused(page) {
@@ -35,15 +34,12 @@ async function tabTo(page, name, max = 8) {
 }
 
 describe("the seeker with only a keyboard", () => {
-  let stack;
-  let listener;
-  before(async () => {
-    stack = await startStack();
-    listener = await stack.createListener({ name: "Lu", topics: ["grief"], languages: ["es"] });
-  }, { timeout: 60000 });
-  after(async () => { await stack?.stop(); }, { timeout: 30000 });
+  const suite = withStack({}, async (stack) => ({
+    listener: await stack.createListener({ name: "Lu", topics: ["grief"], languages: ["es"] }),
+  }));
 
   it("chooses, asks, chats, ends and rates without a mouse", { timeout: 90000 }, async () => {
+    const { stack, listener } = suite;
     const page = await stack.open("/");
     await page.getByRole("button", { name: "Talk to someone" }).waitFor({ timeout: T });
 
@@ -69,24 +65,20 @@ describe("the seeker with only a keyboard", () => {
     await page.keyboard.press("Enter");
 
     // waiting: focus lands on the waiting screen and Stop waiting is reachable
-    await page.getByRole("status").filter({ hasText: "You are number 1 in line" }).waitFor({ timeout: T });
+    await waitInLine(page, 1);
     assert.equal((await focused(page)).name, "Finding someone for you", "focus moves to the waiting screen");
     f = await tabTo(page, "Stop waiting", 3);
     assert.ok(f.outlined);
 
     // a listener accepts
-    const desk = await stack.open("/listener.html");
-    await desk.getByLabel("Listener token").fill(listener.token);
-    await desk.getByRole("button", { name: "Sign in" }).click();
-    await desk.getByRole("switch", { name: "Available" }).click();
-    await desk.getByRole("region", { name: "New chat request" }).getByRole("button", { name: "Accept" }).click();
+    const desk = await availableListener(stack, listener);
+    await acceptAndChat(page, desk);
 
     // matched: focus is in the message box; type and send with Enter
-    await page.getByRole("textbox", { name: "Message" }).waitFor({ timeout: T });
     await until(async () => (await focused(page)).name === "Message", T, "focus in the message box");
     await page.keyboard.type("Hola. Perdí a mi padre hace un mes.");
     await page.keyboard.press("Enter");
-    await desk.locator('.msg[data-from="them"]').filter({ hasText: "Hola. Perdí a mi padre hace un mes." }).waitFor({ timeout: T });
+    await waitForMessage(desk, "Hola. Perdí a mi padre hace un mes.", "them");
     assert.equal(await page.getByRole("textbox", { name: "Message" }).inputValue(), "", "the box is cleared");
     // Shift+Enter makes a new line instead of sending
     await page.keyboard.type("una");
@@ -98,10 +90,8 @@ describe("the seeker with only a keyboard", () => {
     assert.equal(await desk.locator('.msg[data-from="them"] .msg-text').last().textContent(), "una\ndos");
 
     // the reply arrives in the log, focus stays put
-    const reply = desk.getByRole("tabpanel").getByRole("textbox", { name: "Message" });
-    await reply.fill("Lo siento mucho. Estoy aquí.");
-    await reply.press("Enter");
-    await page.locator('.msg[data-from="them"]').filter({ hasText: "Lo siento mucho. Estoy aquí." }).waitFor({ timeout: T });
+    await say(desk, "Lo siento mucho. Estoy aquí.");
+    await waitForMessage(page, "Lo siento mucho. Estoy aquí.", "them");
     assert.equal((await focused(page)).name, "Message");
 
     // the safety code with Space

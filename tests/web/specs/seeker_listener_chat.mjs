@@ -2,38 +2,19 @@
 // matchmaker and chat both ways through the real relay, end to end encrypted: every message
 // appears exactly once, in order, on the right side, as text (never as markup); typing and read
 // receipts pass; both safety codes are equal; ending, rating and blocking work.
-import { describe, it, before, after } from "node:test";
+import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { startStack, until } from "../harness.mjs";
-
-const T = 15000;
-
-// [data-from, text] of every message in the visible conversation log of `page`
-async function transcript(page) {
-  return page.locator('[role="log"][aria-label="Conversation"]:visible .msg').evaluateAll((els) =>
-    els.map((el) => [el.dataset.from, el.querySelector(".msg-text").textContent]));
-}
-
-async function expectTranscript(page, expected, what) {
-  let last;
-  await until(async () => {
-    last = await transcript(page);
-    return JSON.stringify(last) === JSON.stringify(expected);
-  }, T, `${what}: ${JSON.stringify(expected)}`).catch((e) => {
-    assert.deepEqual(last, expected, `${what} (${e.message})`);
-  });
-}
+import { until } from "../harness.mjs";
+import { T, withStack, signInListener, availableSwitch, goAvailable, askForChat, waitInLine, offerOn, acceptAndChat,
+         say, expectTranscript, safetyCode, endChat } from "../flows.mjs";
 
 describe("a seeker and a listener in two browsers", () => {
-  let stack;
-  let listener;
-  before(async () => {
-    stack = await startStack();
-    listener = await stack.createListener({ name: "Sam Rivera", topics: ["anxiety", "general"], languages: ["en"], maxChats: 2 });
-  }, { timeout: 60000 });
-  after(async () => { await stack?.stop(); }, { timeout: 30000 });
+  const suite = withStack({}, async (stack) => ({
+    listener: await stack.createListener({ name: "Sam Rivera", topics: ["anxiety", "general"], languages: ["en"], maxChats: 2 }),
+  }));
 
   it("are matched, chat both ways end to end encrypted, compare safety codes, end, rate and block", { timeout: 120000 }, async () => {
+    const { stack, listener } = suite;
     const seeker = await stack.open("/");
     await seeker.getByRole("button", { name: "Talk to someone" }).waitFor({ timeout: T });
     // the topics and languages come from the catalogue
@@ -47,25 +28,20 @@ describe("a seeker and a listener in two browsers", () => {
 
     // the listener signs in
     const desk = await stack.open("/listener.html");
-    await desk.getByLabel("Listener token").fill(listener.token);
-    await desk.getByRole("button", { name: "Sign in" }).click();
-    await desk.getByRole("heading", { name: "Sam Rivera" }).waitFor({ timeout: T });
+    await signInListener(desk, listener.token, "Sam Rivera");
     await desk.getByText("Chats today: 0").waitFor({ timeout: T });
-    const available = desk.getByRole("switch", { name: "Available" });
-    assert.equal(await available.getAttribute("aria-checked"), "false", "a listener signs in away");
+    assert.equal(await availableSwitch(desk).getAttribute("aria-checked"), "false", "a listener signs in away");
 
     // the seeker asks and waits: first in line
-    await seeker.getByRole("button", { name: "Talk to someone" }).click();
-    const status = seeker.getByRole("status").filter({ hasText: "in line" });
-    await status.filter({ hasText: "You are number 1 in line" }).waitFor({ timeout: T });
+    await askForChat(seeker);
+    await waitInLine(seeker, 1);
     assert.equal(await stack.redis("ZCARD", "wl:q:anxiety:en"), "1", "the seeker is queued");
     await seeker.getByRole("button", { name: "Stop waiting" }).waitFor({ timeout: T });
     await stack.screenshot(seeker, "seeker-waiting");
 
     // the listener goes available and gets the offer, with a live countdown and a title badge
-    await available.click();
-    await until(async () => (await available.getAttribute("aria-checked")) === "true", T, "Available to switch on");
-    const offer = desk.getByRole("region", { name: "New chat request" });
+    await goAvailable(desk);
+    const offer = offerOn(desk);
     await offer.waitFor({ timeout: T });
     assert.match(await offer.innerText(), /Anxiety and stress/);
     assert.match(await offer.innerText(), /English/);
@@ -78,24 +54,22 @@ describe("a seeker and a listener in two browsers", () => {
     }, 5000, "the countdown to tick");
     assert.equal(await desk.title(), "(1) Warmline");
     await stack.screenshot(desk, "listener-offer");
-    await offer.getByRole("button", { name: "Accept" }).click();
 
     // both are in the chat
+    await acceptAndChat(seeker, desk);
     const tab = desk.getByRole("tablist", { name: "Chats" }).getByRole("tab");
     await tab.first().waitFor({ timeout: T });
     assert.equal(await tab.count(), 1);
     assert.equal(await tab.first().getAttribute("aria-selected"), "true");
     await desk.getByText("Chats today: 1").waitFor({ timeout: T });
     assert.equal(await desk.title(), "Warmline", "the badge goes once the offer is answered");
-    const seekerBox = seeker.getByRole("textbox", { name: "Message" });
-    await seekerBox.waitFor({ timeout: T });
     const deskBox = desk.getByRole("tabpanel").getByRole("textbox", { name: "Message" });
 
     const s1 = "I can't sleep again and I don't know why.";
-    await seekerBox.fill(s1);
-    await seekerBox.press("Enter");
+    await say(seeker, s1);
     await expectTranscript(desk, [["them", s1]], "the listener gets the seeker's first message");
 
+    // the Send buttons send too
     const l1 = "I'm here. What's keeping you up tonight?";
     await deskBox.fill(l1);
     await desk.getByRole("tabpanel").getByRole("button", { name: "Send" }).click();
@@ -103,7 +77,7 @@ describe("a seeker and a listener in two browsers", () => {
 
     // text with markup, quotes and non-ASCII shows as text
     const s2 = 'Grüße 🙂 <b>not bold</b> & "quotes"\nand a second line';
-    await seekerBox.fill(s2);
+    await seeker.getByRole("textbox", { name: "Message" }).fill(s2);
     await seeker.getByRole("button", { name: "Send" }).click();
     const l2 = "Thank you for telling me.";
     await expectTranscript(desk, [["them", s1], ["me", l1], ["them", s2]], "the listener gets the second message");
@@ -112,8 +86,7 @@ describe("a seeker and a listener in two browsers", () => {
     // typing passes through the relay
     await deskBox.pressSequentially("Thank");
     await seeker.getByRole("status").filter({ hasText: "is typing" }).waitFor({ timeout: T });
-    await deskBox.fill(l2);
-    await deskBox.press("Enter");
+    await say(desk, l2);
     await expectTranscript(seeker, [["me", s1], ["them", l1], ["me", s2], ["them", l2]], "the seeker's view");
     await expectTranscript(desk, [["them", s1], ["me", l1], ["them", s2], ["me", l2]], "the listener's view");
 
@@ -124,12 +97,8 @@ describe("a seeker and a listener in two browsers", () => {
     }, T, "the seeker's messages to be marked read");
 
     // safety codes: six groups of five digits, equal on both screens
-    await seeker.getByRole("button", { name: "Show safety code" }).click();
-    await desk.getByRole("tabpanel").getByRole("button", { name: "Show safety code" }).click();
-    const seekerCode = (await seeker.getByTestId("safety-code").innerText()).trim();
-    const deskCode = (await desk.getByRole("tabpanel").getByTestId("safety-code").innerText()).trim();
-    assert.match(seekerCode, /^\d{5}( \d{5}){5}$/);
-    assert.equal(seekerCode, deskCode, "both sides show the same safety code");
+    const seekerCode = await safetyCode(seeker);
+    assert.equal(seekerCode, await safetyCode(desk), "both sides show the same safety code");
     await stack.screenshot(seeker, "seeker-chat");
     await stack.screenshot(desk, "listener-chat");
 
@@ -143,8 +112,7 @@ describe("a seeker and a listener in two browsers", () => {
     assert.ok(sessionId);
 
     // the seeker ends the chat (with a confirmation)
-    await seeker.getByRole("button", { name: "End chat" }).click();
-    await seeker.getByRole("button", { name: "Yes, end the chat" }).click();
+    await endChat(seeker);
     await seeker.getByRole("heading", { name: "The chat has ended" }).waitFor({ timeout: T });
     await seeker.locator("#after-reason").filter({ hasText: "You ended the chat." }).waitFor({ timeout: T });
     await desk.getByRole("tabpanel").getByText("The other person ended the chat.").waitFor({ timeout: T });

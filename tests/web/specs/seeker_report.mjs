@@ -1,11 +1,10 @@
 // Message text leaves the two browsers only in a report, and only the messages the seeker ticked:
 // every frame both pages send to the matchmaker and the relay is recorded, and no plaintext shows
 // up in any of them except the ticked messages inside the one reportChat frame.
-import { describe, it, before, after } from "node:test";
+import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { startStack, until } from "../harness.mjs";
-
-const T = 15000;
+import { until } from "../harness.mjs";
+import { T, withStack, blankPage, visit, availableListener, askForChat, acceptOffer, say, waitForMessage, endChat } from "../flows.mjs";
 
 function record(page, frames) {
   page.on("websocket", (ws) => {
@@ -14,29 +13,21 @@ function record(page, frames) {
 }
 
 describe("reporting a chat", () => {
-  let stack;
-  let listener;
-  before(async () => {
-    stack = await startStack();
-    listener = await stack.createListener({ name: "Max", topics: ["relationships"], languages: ["en"] });
-  }, { timeout: 60000 });
-  after(async () => { await stack?.stop(); }, { timeout: 30000 });
+  const suite = withStack({}, async (stack) => ({
+    listener: await stack.createListener({ name: "Max", topics: ["relationships"], languages: ["en"] }),
+  }));
 
   it("sends only the ticked messages, and no plaintext ever goes anywhere else", { timeout: 90000 }, async () => {
+    const { stack, listener } = suite;
     const frames = [];
-    const browser = await stack.browser();
-    const seeker = await (await browser.newContext()).newPage();
-    const desk = await (await browser.newContext()).newPage();
+    const seeker = await blankPage(stack);
+    const desk = await blankPage(stack);
     record(seeker, frames);
     record(desk, frames);
-    await desk.goto(new URL("/listener.html", stack.webUrl).href);
-    await desk.getByLabel("Listener token").fill(listener.token);
-    await desk.getByRole("button", { name: "Sign in" }).click();
-    await desk.getByRole("switch", { name: "Available" }).click();
-    await seeker.goto(stack.webUrl);
-    await seeker.getByLabel("Topic").selectOption("relationships");
-    await seeker.getByRole("button", { name: "Talk to someone" }).click();
-    await desk.getByRole("region", { name: "New chat request" }).getByRole("button", { name: "Accept" }).click();
+    await availableListener(stack, listener, { page: desk });
+    await visit(stack, seeker);
+    await askForChat(seeker, { topic: "relationships" });
+    await acceptOffer(desk);
 
     const texts = {
       s1: "My partner keeps reading my phone.",
@@ -44,18 +35,16 @@ describe("reporting a chat", () => {
       s2: "Trapped, honestly.",
       l2: "You are not alone in this. ",
     };
-    const sBox = seeker.getByRole("textbox", { name: "Message" });
-    const lBox = desk.getByRole("tabpanel").getByRole("textbox", { name: "Message" });
-    await sBox.fill(texts.s1); await sBox.press("Enter");
-    await desk.locator(".msg").filter({ hasText: texts.s1 }).waitFor({ timeout: T });
-    await lBox.fill(texts.l1); await lBox.press("Enter");
-    await seeker.locator(".msg").filter({ hasText: texts.l1 }).waitFor({ timeout: T });
-    await sBox.fill(texts.s2); await sBox.press("Enter");
-    await desk.locator(".msg").filter({ hasText: texts.s2 }).waitFor({ timeout: T });
-    await lBox.fill(texts.l2); await lBox.press("Enter");
-    await seeker.locator(".msg").filter({ hasText: texts.l2.trim() }).waitFor({ timeout: T });
-    await seeker.getByRole("button", { name: "End chat" }).click();
-    await seeker.getByRole("button", { name: "Yes, end the chat" }).click();
+    // each message reaches the other side before the next is written, so the seqs are known
+    await say(seeker, texts.s1);
+    await waitForMessage(desk, texts.s1, "them");
+    await say(desk, texts.l1);
+    await waitForMessage(seeker, texts.l1, "them");
+    await say(seeker, texts.s2);
+    await waitForMessage(desk, texts.s2, "them");
+    await say(desk, texts.l2);
+    await waitForMessage(seeker, texts.l2.trim(), "them");
+    await endChat(seeker);
     await seeker.getByRole("heading", { name: "The chat has ended" }).waitFor({ timeout: T });
 
     // during the whole chat, no frame carried any plaintext

@@ -7,8 +7,10 @@
 // Nothing here logs; keys, tickets and texts must never reach the console.
 
 import * as e2e from "./e2e.js";
+import { follow, backoffDelay } from "./reconnect.js";
 
 const STORE_PREFIX = "wl.chat.";
+const RELAY_BACKOFF = { firstMs: 400, maxMs: 15000 };
 const MAX_HELD = 1000;
 // The reason finish() gets when the chat turned out to be over but nobody said why.
 export const UNKNOWN_END = "unknown";
@@ -172,40 +174,40 @@ export class RelayChat {
     this.ws = ws;
     let opened = false;
     this.emit("status", { state: "connecting" });
-    ws.onopen = () => {
-      if (this.ws !== ws) return;
-      opened = true;
-      this.failedBeforeOpen = 0;
-      this.hello(ws);
-    };
-    ws.onmessage = (ev) => {
-      if (this.ws !== ws) return;
-      try { this.receive(ev.data); } catch { /* a bad frame is dropped, never fatal */ }
-    };
-    ws.onclose = (ev) => {
-      if (this.ws !== ws) return;
-      this.ws = null;
-      this.connected = false;
-      for (const p of this.pending.values()) p.reject(new Error("disconnected"));
-      this.pending.clear();
-      if (this.ended || this.stopped) return;
-      if (ev.code === 4001) {
-        this.stopped = true;
-        this.emit("replaced");
-        return;
-      }
-      this.emit("status", { state: "reconnecting" });
-      // 1000 is how the relay closes after the chat ended; without the "ended" before it, let the
-      // matchmaker say whether the chat is over (the ticket request does) instead of retrying.
-      if (ev.code === 4401 || ev.code === 1000) { this.askForTicket(); return; }
-      if (!opened) {
-        // A refused upgrade looks the same as a network failure to a browser. Twice in a row, a
-        // fresh ticket from the matchmaker settles it (it also says whether the chat ended).
-        this.failedBeforeOpen += 1;
-        if (this.failedBeforeOpen >= 2) { this.askForTicket(); return; }
-      }
-      this.scheduleReconnect();
-    };
+    follow(ws, (s) => this.ws === s, {
+      open: () => {
+        opened = true;
+        this.failedBeforeOpen = 0;
+        this.hello(ws);
+      },
+      message: (data) => this.receive(data),
+      close: (ev) => this.closed(ev, opened),
+    });
+  }
+
+  // The current socket closed (`opened`: after it had opened).
+  closed(ev, opened) {
+    this.ws = null;
+    this.connected = false;
+    for (const p of this.pending.values()) p.reject(new Error("disconnected"));
+    this.pending.clear();
+    if (this.ended || this.stopped) return;
+    if (ev.code === 4001) {
+      this.stopped = true;
+      this.emit("replaced");
+      return;
+    }
+    this.emit("status", { state: "reconnecting" });
+    // 1000 is how the relay closes after the chat ended; without the "ended" before it, let the
+    // matchmaker say whether the chat is over (the ticket request does) instead of retrying.
+    if (ev.code === 4401 || ev.code === 1000) { this.askForTicket(); return; }
+    if (!opened) {
+      // A refused upgrade looks the same as a network failure to a browser. Twice in a row, a
+      // fresh ticket from the matchmaker settles it (it also says whether the chat ended).
+      this.failedBeforeOpen += 1;
+      if (this.failedBeforeOpen >= 2) { this.askForTicket(); return; }
+    }
+    this.scheduleReconnect();
   }
 
   askForTicket() {
@@ -224,9 +226,7 @@ export class RelayChat {
   scheduleReconnect() {
     if (this.ended || this.stopped) return;
     clearTimeout(this.timer);
-    const base = Math.min(15000, 400 * 2 ** Math.min(this.attempt, 5));
-    this.attempt += 1;
-    this.timer = setTimeout(() => this.connect(), base / 2 + Math.random() * base / 2);
+    this.timer = setTimeout(() => this.connect(), backoffDelay(this.attempt++, RELAY_BACKOFF));
   }
 
   // Stops without ending the chat (page going away, tab replaced, signing out).

@@ -5,7 +5,7 @@
 import { Matchmaker, num } from "./matchmaker.js";
 import { RelayChat, UNKNOWN_END, forgetChat, storedChatIds } from "./chat.js";
 import { x25519Supported } from "./e2e.js";
-import { $, h, loadConfig, kindError, show, readTabState, writeTabState, ChatView, topicName, languageName, nextId, armSound, chime } from "./ui.js";
+import { $, h, loadConfigOrExplain, kindError, show, readTabState, writeTabState, ChatView, topicName, languageName, nextId, armSound, chime } from "./ui.js";
 
 const STORE = "wl.listener";
 const BASE_TITLE = "Warmline";
@@ -566,12 +566,8 @@ async function main() {
       if (c) { c.unread = 0; renderBadge(c); }
     }
   });
-  try {
-    cfg = await loadConfig();
-  } catch {
-    show($("#page-error"), "Warmline can't be reached right now. Please check your connection and reload the page in a moment.");
-    return;
-  }
+  cfg = await loadConfigOrExplain();
+  if (!cfg) return;
   supported = await x25519Supported();
   if (state.token && supported) {
     setConn("Signing in…");

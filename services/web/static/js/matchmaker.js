@@ -2,7 +2,10 @@
 // for every request, one promise per request settled by the reply with the same requestId,
 // handlers for pushes, and reconnecting with backoff. Signing in is the caller's `signIn`
 // callback, run on every (re)connection before anything else is sent. Close codes 4001 (another
-// tab took over) and 4003 (account revoked) are final. Nothing here logs frames: they hold tokens.
+// tab took over) and 4003 (account revoked) are final, and so is a refused sign-in. The seeker,
+// listener and supervisor pages all use it. Nothing here logs frames: they hold tokens.
+
+import { follow, backoffDelay } from "./reconnect.js";
 
 const FINAL_CLOSE_CODES = new Set([4001, 4003]);
 const REQUEST_TIMEOUT_MS = 20000;
@@ -15,14 +18,22 @@ export class ServiceError extends Error {
   }
 }
 
+function disconnected() {
+  return new ServiceError("DISCONNECTED", "The connection was lost; trying again.");
+}
+
 export class Matchmaker {
   // url: ws(s)://…/v1/ws. signIn(mm) -> Promise, run after each open; it should send the sign-in
-  // with mm.request(…, {alone: true}). onPush(msg), onStatus({state, code, reason}).
-  constructor(url, { signIn, onPush, onStatus } = {}) {
+  // with mm.request(…, {alone: true}). onPush(msg). onStatus({state, …}), state one of:
+  // "connecting"; "ready" (signed in); "reconnecting" {code (of the close, if it closed), error (the
+  // sign-in's, if it could not be checked), delayMs (until the next try)}; "refused" {error} and
+  // "closed" {code, reason}, both final. backoff: {firstMs, maxMs} (reconnect.js).
+  constructor(url, { signIn, onPush, onStatus, backoff } = {}) {
     this.url = url;
     this.signIn = signIn;
     this.onPush = onPush || (() => {});
     this.onStatus = onStatus || (() => {});
+    this.backoff = backoff;
     this.ws = null;
     this.counter = 0;
     this.prefix = Math.random().toString(36).slice(2, 8);
@@ -44,12 +55,7 @@ export class Matchmaker {
   close() {
     this.stopped = true;
     clearTimeout(this.timer);
-    this.ready = false;
-    if (this.ws) {
-      const ws = this.ws;
-      this.ws = null;
-      try { ws.close(1000); } catch { /* already closed */ }
-    }
+    this.letGo(1000);
     this.failAll(new ServiceError("CLOSED", "The connection was closed."));
   }
 
@@ -57,15 +63,29 @@ export class Matchmaker {
   reconnectNow() {
     if (this.stopped) return;
     clearTimeout(this.timer);
-    this.ready = false;
-    if (this.ws) {
-      const ws = this.ws;
-      this.ws = null;
-      try { ws.close(1000); } catch { /* already closed */ }
-    }
-    this.failAll(new ServiceError("DISCONNECTED", "The connection was lost; trying again."));
+    this.letGo(1000);
+    this.failAll(disconnected());
     this.attempt = 0;
     this.open();
+  }
+
+  // Gives up on a connection that seems dead though it never closed (e.g. a feed that went
+  // silent): drops it and reconnects after a backoff, as after any drop.
+  drop() {
+    if (this.stopped || !this.ws) return;
+    this.letGo(4000);
+    this.failAll(disconnected());
+    this.scheduleReconnect({});
+  }
+
+  // Forgets the current socket without waiting for its close event (its handlers ignore it then).
+  letGo(code) {
+    this.ready = false;
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) {
+      try { ws.close(code); } catch { /* already closed */ }
+    }
   }
 
   // Resolves once signed in on the current connection (immediately if already).
@@ -85,61 +105,62 @@ export class Matchmaker {
     }
     this.ws = ws;
     this.onStatus({ state: "connecting" });
-    ws.onopen = async () => {
-      if (this.ws !== ws) return;
-      try {
-        await this.signIn(this);
-        if (this.ws !== ws) return;
-        this.attempt = 0;
-        this.ready = true;
-        this.onStatus({ state: "ready" });
-        const waiters = this.readyWaiters.splice(0);
-        for (const w of waiters) w.resolve();
-      } catch (err) {
-        if (this.ws !== ws) return;
-        // A sign-in that could not be checked right now (a database hiccup, a lost or slow
-        // connection) is tried again like any drop; only a refusal (bad token, …) is final.
-        if (TRANSIENT.has(err.code)) {
-          try { ws.close(4000); } catch { /* the close handler reconnects either way */ }
-          return;
-        }
-        this.stopped = true;
-        this.ws = null;
-        try { ws.close(1000); } catch { /* ignore */ }
-        const waiters = this.readyWaiters.splice(0);
-        for (const w of waiters) w.reject(err);
-        this.onStatus({ state: "refused", error: err });
-      }
-    };
-    ws.onmessage = (ev) => {
-      if (this.ws !== ws) return;
-      try { this.receive(ev.data); } catch { /* a bad frame is dropped, never fatal */ }
-    };
-    ws.onclose = (ev) => {
-      if (this.ws !== ws) return;
-      this.ws = null;
-      this.ready = false;
-      this.failAll(new ServiceError("DISCONNECTED", "The connection was lost; trying again."));
-      if (FINAL_CLOSE_CODES.has(ev.code)) {
-        this.stopped = true;
-        const waiters = this.readyWaiters.splice(0);
-        for (const w of waiters) w.reject(new ServiceError("CLOSED", "The connection was closed."));
-        this.onStatus({ state: "closed", code: ev.code, reason: ev.reason });
-        return;
-      }
-      if (this.stopped) return;
-      this.onStatus({ state: "reconnecting", code: ev.code });
-      this.scheduleReconnect();
-    };
+    follow(ws, (s) => this.ws === s, {
+      open: () => this.afterOpen(ws),
+      message: (data) => this.receive(data),
+      close: (ev) => this.closed(ev),
+    });
   }
 
-  scheduleReconnect() {
+  // Runs the caller's sign-in on the socket that just opened; then the connection is ready.
+  async afterOpen(ws) {
+    try {
+      await this.signIn(this);
+      if (this.ws !== ws) return;
+      this.attempt = 0;
+      this.ready = true;
+      this.onStatus({ state: "ready" });
+      const waiters = this.readyWaiters.splice(0);
+      for (const w of waiters) w.resolve();
+    } catch (err) {
+      if (this.ws !== ws) return;
+      // A sign-in that could not be checked right now (a database hiccup, a lost or slow
+      // connection) is tried again like any drop; only a refusal (bad token, …) is final.
+      if (TRANSIENT.has(err.code)) {
+        this.letGo(4000);
+        this.failAll(disconnected());
+        this.scheduleReconnect({ error: err });
+        return;
+      }
+      this.stopped = true;
+      this.letGo(1000);
+      const waiters = this.readyWaiters.splice(0);
+      for (const w of waiters) w.reject(err);
+      this.onStatus({ state: "refused", error: err });
+    }
+  }
+
+  // The current socket closed.
+  closed(ev) {
+    this.ws = null;
+    this.ready = false;
+    this.failAll(disconnected());
+    if (FINAL_CLOSE_CODES.has(ev.code)) {
+      this.stopped = true;
+      const waiters = this.readyWaiters.splice(0);
+      for (const w of waiters) w.reject(new ServiceError("CLOSED", "The connection was closed."));
+      this.onStatus({ state: "closed", code: ev.code, reason: ev.reason });
+      return;
+    }
+    this.scheduleReconnect({ code: ev.code });
+  }
+
+  scheduleReconnect(detail = {}) {
     if (this.stopped) return;
     clearTimeout(this.timer);
-    const base = Math.min(15000, 500 * 2 ** Math.min(this.attempt, 5));
-    this.attempt += 1;
-    const delay = base / 2 + Math.random() * base / 2;
-    this.timer = setTimeout(() => { if (!this.stopped) this.open(); }, delay);
+    const delayMs = backoffDelay(this.attempt++, this.backoff);
+    this.onStatus({ state: "reconnecting", ...detail, delayMs });
+    this.timer = setTimeout(() => { if (!this.stopped) this.open(); }, delayMs);
   }
 
   failAll(err) {

@@ -5,7 +5,7 @@
 import { Matchmaker, num } from "./matchmaker.js";
 import { RelayChat, UNKNOWN_END, forgetChat, storedChatIds } from "./chat.js";
 import { x25519Supported } from "./e2e.js";
-import { $, h, loadConfig, kindError, show, readTabState, writeTabState, crisisList, ChatView } from "./ui.js";
+import { $, h, loadConfigOrExplain, kindError, show, readTabState, writeTabState, crisisList, ChatView } from "./ui.js";
 
 const STORE = "wl.seeker";
 const REPORT_MAX_MESSAGES = 50;
@@ -449,12 +449,8 @@ async function main() {
   });
   window.addEventListener("online", () => { if (mm && !mm.ready && !mm.stopped) mm.reconnectNow(); });
 
-  try {
-    cfg = await loadConfig();
-  } catch {
-    show($("#page-error"), "Warmline can't be reached right now. Please check your connection and reload the page in a moment.");
-    return;
-  }
+  cfg = await loadConfigOrExplain();
+  if (!cfg) return;
   supported = await x25519Supported();
   fillChoices();
   if (!supported) {

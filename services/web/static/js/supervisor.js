@@ -1,9 +1,11 @@
-// The supervisor dashboard: signs in to the matchmaker with a supervisor token, keeps the last hour
-// of StatsSnapshots (seeded from the sign-in reply's history, then one push a second) and draws the
-// shortage call-out, the "Queues right now" table and the charts. It only ever sees counts and
-// durations per topic × language; it never logs, prints or shows a token.
+// The supervisor dashboard: signs in to the matchmaker with a supervisor token (through
+// matchmaker.js, on every connection), keeps the last hour of StatsSnapshots (seeded from the
+// sign-in reply's history, then one push a second) and draws the shortage call-out, the "Queues
+// right now" table and the charts. It only ever sees counts and durations per topic × language;
+// it never logs, prints or shows a token.
 
 import { LineChart, swatch, count_step, duration_step } from "./chart.js";
+import { Matchmaker, ServiceError, num } from "./matchmaker.js";
 
 const TOKEN_KEY = "warmline.supervisor.token";
 const HOUR_MS = 3_600_000;
@@ -11,7 +13,7 @@ const MINUTE_MS = 60_000;
 const KEEP_MS = HOUR_MS + 2 * MINUTE_MS; // one spare minute as the baseline of the first per-minute step
 const BUCKET_MS = 10_000;                // gauges are drawn as the maximum of each 10 s
 const STALE_MS = 10_000;                 // no snapshot for this long on an open socket: reconnect
-const MAX_BACKOFF_MS = 30_000;
+const BACKOFF = { firstMs: 1_000, maxMs: 30_000 };  // reconnect delays (reconnect.js)
 
 // Fields of a QueueStats, in the order we keep them in a sample.
 const FIELDS = {
@@ -26,13 +28,6 @@ const $ = (id) => document.getElementById(id);
 
 // ---------------------------------------------------------------------------------------------
 // Numbers and words
-
-// Proto3 JSON leaves out zeros and writes 64-bit numbers as strings.
-function num(v) {
-  if (v === undefined || v === null || v === "") return 0;
-  const n = Number(v);
-  return Number.isFinite(n) ? n : 0;
-}
 
 function row_values(q) {
   const out = {};
@@ -506,77 +501,57 @@ function set_status(text, state = "") {
 
 let config = null;
 let token = "";
-let socket = null;
-let next_id = 0;
-let sign_in_id = "";
-let signed_in = false;
-let attempt = 0;
-let retry_timer = 0;
+let mm = null;
 let last_message_at = 0;
 let focus_on_sign_in = false;
 
+// A connection that signs in with `token` each time it opens, until it is refused, revoked (4003)
+// or signed out; in between it reconnects with backoff.
 function connect() {
-  clearTimeout(retry_timer);
-  retry_timer = 0;
+  if (mm) mm.close();
   if (!token) return;
-  let ws;
-  try {
-    ws = new WebSocket(config.matchmakerUrl);
-  } catch {
-    schedule_retry();
-    return;
-  }
-  socket = ws;
-  signed_in = false;
-  ws.addEventListener("open", () => {
-    if (socket !== ws) return;
-    sign_in_id = `s${++next_id}`;
-    ws.send(JSON.stringify({ requestId: sign_in_id, supervisorSignIn: { token } }));
-  });
-  ws.addEventListener("message", (ev) => {
-    if (socket !== ws || typeof ev.data !== "string") return;
-    let msg;
-    try { msg = JSON.parse(ev.data); } catch { return; }
-    on_message(ws, msg);
-  });
-  ws.addEventListener("close", (ev) => {
-    if (socket !== ws) return;
-    socket = null;
-    on_close(ev.code);
-  });
+  mm = new Matchmaker(config.matchmakerUrl, { signIn: sign_in, onPush: on_push, onStatus: on_status, backoff: BACKOFF });
+  mm.start();
 }
 
-function on_message(ws, msg) {
+async function sign_in(m) {
+  const reply = await m.request({ supervisorSignIn: { token } }, { alone: true });
+  if (!reply.stats) throw new ServiceError("INTERNAL", "Warmline answered the sign-in with something unexpected.");
+  on_signed_in(reply.stats);
+}
+
+function on_push(msg) {
   last_message_at = Date.now();
-  if (msg.requestId && msg.requestId === sign_in_id) {
-    if (msg.error) return on_sign_in_error(ws, msg.error);
-    if (msg.stats) return on_signed_in(msg.stats);
-    return;
-  }
-  if (!msg.requestId && msg.stats && signed_in) {
-    if (append(msg.stats)) render();
-  }
+  if (msg.stats && append(msg.stats)) render();
 }
 
-function on_sign_in_error(ws, error) {
-  if (error.code === "UNAUTHENTICATED") {
-    stop(ws);
-    sessionStorage.removeItem(TOKEN_KEY);
-    token = "";
-    clear_data();
-    show_signin("That supervisor token was not accepted. Check that you copied all of it, " +
-      "or ask an admin for a new one.");
-    $("token").focus();
-    return;
+function on_status(s) {
+  if (s.state === "connecting") {
+    if ($("conn").dataset.state === "retrying") set_status("Reconnecting…", "retrying");
+  } else if (s.state === "reconnecting") {
+    const seconds = plural(Math.max(1, Math.round(s.delayMs / 1000)), "second", "seconds");
+    // a sign-in that could not be checked says why (the server's sentence)
+    const why = s.error?.message ? `${s.error.message} ` : "";
+    if ($("dashboard").hidden) {
+      // Still on the sign-in form: say so there.
+      set_text($("signin-error"), `${why}Can't reach Warmline right now; trying again in ${seconds}.`);
+    }
+    set_status(`${why}Connection lost. Reconnecting in ${seconds}…`, "retrying");
+  } else if (s.state === "refused") {
+    const refused = s.error?.code === "UNAUTHENTICATED";
+    signed_out(refused
+      ? "That supervisor token was not accepted. Check that you copied all of it, or ask an admin for a new one."
+      : `${s.error?.message || "Warmline did not accept the sign-in."} Please try signing in again.`, refused);
+  } else if (s.state === "closed") {
+    // 4003: the account was revoked. Another final close code is not ours to retry either.
+    signed_out(s.code === 4003
+      ? "This supervisor account has been revoked, so the dashboard has stopped. Ask an admin if you need access again."
+      : "The dashboard was disconnected. Reload the page to sign in again.", s.code === 4003);
   }
-  // UNAVAILABLE, INTERNAL, RATE_LIMITED and the like: the server could not check the token now.
-  drop(ws);
-  schedule_retry(error.message || "");
 }
 
 function on_signed_in(stats) {
-  signed_in = true;
-  attempt = 0;
+  last_message_at = Date.now();
   sessionStorage.setItem(TOKEN_KEY, token);
   $("token").value = "";
   seed(stats.history);
@@ -590,62 +565,26 @@ function on_signed_in(stats) {
   }
 }
 
-function on_close(code) {
-  signed_in = false;
-  if (code === 4003) {
-    sessionStorage.removeItem(TOKEN_KEY);
+// Back to the sign-in form with `message`: the feed stops and its numbers go. `forget` also drops
+// the token from this tab (refused, revoked or signed out), so a reload does not sign in again.
+function signed_out(message, forget) {
+  if (mm) { mm.close(); mm = null; }
+  if (forget) {
     token = "";
-    clear_data();
-    show_signin("This supervisor account has been revoked, so the dashboard has stopped. " +
-      "Ask an admin if you need access again.");
-    $("token").focus();
-    return;
+    sessionStorage.removeItem(TOKEN_KEY);
   }
-  schedule_retry();
+  clear_data();
+  show_signin(message);
+  $("token").focus();
 }
 
-// Leave a socket without waiting for its close event.
-function drop(ws) {
-  if (socket === ws) socket = null;
-  signed_in = false;
-  try { ws.close(1000); } catch { /* already closing */ }
-}
-
-function stop(ws) {
-  clearTimeout(retry_timer);
-  retry_timer = 0;
-  if (ws) drop(ws);
-}
-
-function schedule_retry(reason = "") {
-  if (!token) return;
-  clearTimeout(retry_timer);
-  const base = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** attempt);
-  const delay = Math.round(base * (0.75 + Math.random() * 0.5));
-  attempt = Math.min(attempt + 1, 10);
-  const seconds = Math.max(1, Math.round(delay / 1000));
-  const why = reason ? `${reason} ` : "";
-  if ($("dashboard").hidden) {
-    // Still on the sign-in form: say so there.
-    set_text($("signin-error"), `${why}Can't reach Warmline right now; trying again in ${plural(seconds, "second", "seconds")}.`);
-  }
-  set_status(`${why}Connection lost. Reconnecting in ${plural(seconds, "second", "seconds")}…`, "retrying");
-  retry_timer = setTimeout(() => {
-    set_status("Reconnecting…", "retrying");
-    connect();
-  }, delay);
-}
-
-// A socket that is open but silent for longer than a few snapshot intervals is presumed dead.
+// A feed that is open but silent for longer than a few snapshot intervals is presumed dead.
 setInterval(() => {
-  if (socket && signed_in && Date.now() - last_message_at > STALE_MS) {
-    drop(socket);
-    schedule_retry();
-  }
+  if (mm && mm.ready && Date.now() - last_message_at > STALE_MS) mm.drop();
 }, 1000);
 
 window.addEventListener("online", () => {
-  if (token && !socket) { attempt = 0; connect(); }
+  if (mm && !mm.ready && !mm.stopped) mm.reconnectNow();
 });
 
 document.addEventListener("visibilitychange", () => {
@@ -663,9 +602,7 @@ function on_submit(ev) {
     $("token").focus();
     return;
   }
-  if (socket) drop(socket);
   token = value;
-  attempt = 0;
   focus_on_sign_in = true;
   set_text($("signin-error"), "");
   set_status("Signing in…", "connecting");
@@ -673,13 +610,7 @@ function on_submit(ev) {
 }
 
 function on_sign_out() {
-  const ws = socket;
-  token = "";
-  sessionStorage.removeItem(TOKEN_KEY);
-  stop(ws);
-  clear_data();
-  show_signin("You have signed out.");
-  $("token").focus();
+  signed_out("You have signed out.", true);
 }
 
 async function main() {

@@ -38,6 +38,16 @@ export async function loadConfig() {
   };
 }
 
+// /config.json, or null once the page has said it cannot start without it.
+export async function loadConfigOrExplain() {
+  try {
+    return await loadConfig();
+  } catch {
+    show($("#page-error"), "Warmline can't be reached right now. Please check your connection and reload the page in a moment.");
+    return null;
+  }
+}
+
 export function topicName(cfg, id) {
   const t = cfg.topics.find((x) => x.id === id);
   return t ? t.name : id;
