@@ -64,6 +64,13 @@ build() {
   cmake --build "$ROOT/$1" -j "$(nproc)"
 }
 
+# build_tests DIR [cmake args...]: configure once, then build only the test binaries (and the
+# services they start); the load generator and the benchmarks are left out.
+build_tests() {
+  configure "$@"
+  cmake --build "$ROOT/$1" -j "$(nproc)" --target common_tests matchmaker_tests relay_tests web_tests
+}
+
 # A free loopback TCP port at or above $1.
 free_port() {
   local p="$1"
