@@ -291,39 +291,33 @@ std::string safety_code(const key32& public_a, const key32& public_b) {
     return code;
 }
 
-sender::sender(key32 key, std::string session_id, direction d, std::uint64_t next_seq)
-    : key_(key), session_id_(std::move(session_id)), direction_(d), next_seq_(next_seq) {
-    wipe(key);
-    if (next_seq_ == 0) {
-        wipe(key_);
-        throw error("e2e: sequence numbers start at 1");
-    }
-}
+secret_key::~secret_key() { wipe(key_); }
 
-sender::~sender() { wipe(key_); }
-
-sender::sender(sender&& other) noexcept
-    : key_(other.key_), session_id_(std::move(other.session_id_)), direction_(other.direction_),
-      next_seq_(other.next_seq_) {
+secret_key::secret_key(secret_key&& other) noexcept : key_(other.key_), held_(other.held_) {
     wipe(other.key_);
-    other.next_seq_ = 0;
+    other.held_ = false;
 }
 
-sender& sender::operator=(sender&& other) noexcept {
+secret_key& secret_key::operator=(secret_key&& other) noexcept {
     if (this != &other) {
         key_ = other.key_;
-        session_id_ = std::move(other.session_id_);
-        direction_ = other.direction_;
-        next_seq_ = other.next_seq_;
+        held_ = other.held_;
         wipe(other.key_);
-        other.next_seq_ = 0;
+        other.held_ = false;
     }
     return *this;
 }
 
+sender::sender(key32 key, std::string session_id, direction d, std::uint64_t next_seq)
+    : key_(key), session_id_(std::move(session_id)), direction_(d), next_seq_(next_seq) {
+    wipe(key);
+    if (next_seq_ == 0) throw error("e2e: sequence numbers start at 1");  // key_ is wiped as it unwinds
+}
+
 sender::sealed sender::seal(std::string_view plaintext) {
+    if (key_.empty()) throw error("e2e: seal() on a moved-from sender");
     if (next_seq_ == 0) throw error("e2e: this sender has no sequence numbers left");
-    sealed out{next_seq_, e2e::seal(key_, session_id_, direction_, next_seq_, plaintext)};
+    sealed out{next_seq_, e2e::seal(key_.get(), session_id_, direction_, next_seq_, plaintext)};
     ++next_seq_;  // wraps to 0 after the last one, which marks the sender exhausted
     return out;
 }
@@ -333,34 +327,12 @@ receiver::receiver(key32 key, std::string session_id, direction d, std::uint64_t
     wipe(key);
 }
 
-receiver::~receiver() { wipe(key_); }
-
-receiver::receiver(receiver&& other) noexcept
-    : key_(other.key_), session_id_(std::move(other.session_id_)), direction_(other.direction_),
-      delivered_(other.delivered_), moved_from_(other.moved_from_) {
-    wipe(other.key_);
-    other.moved_from_ = true;
-}
-
-receiver& receiver::operator=(receiver&& other) noexcept {
-    if (this != &other) {
-        key_ = other.key_;
-        session_id_ = std::move(other.session_id_);
-        direction_ = other.direction_;
-        delivered_ = other.delivered_;
-        moved_from_ = other.moved_from_;
-        wipe(other.key_);
-        other.moved_from_ = true;
-    }
-    return *this;
-}
-
 receiver::result receiver::accept(std::uint64_t seq, const bytes& ciphertext) {
-    if (moved_from_) throw error("e2e: accept() on a moved-from receiver");
+    if (key_.empty()) throw error("e2e: accept() on a moved-from receiver");
     if (seq <= delivered_) return {status::duplicate, {}};
     // seq > delivered_ here, so the difference cannot wrap.
     if (seq - delivered_ > 1) return {status::out_of_order, {}};
-    auto plaintext = e2e::open(key_, session_id_, direction_, seq, ciphertext);
+    auto plaintext = e2e::open(key_.get(), session_id_, direction_, seq, ciphertext);
     if (!plaintext) return {status::forged, {}};
     delivered_ = seq;
     return {status::delivered, std::move(*plaintext)};

@@ -82,17 +82,31 @@ std::optional<std::string> open(const key32& key, std::string_view session_id, d
 // between the two people replaced a public key.
 std::string safety_code(const key32& public_a, const key32& public_b);
 
+// A direction key held by one owner: wiped when it goes away, and moving it leaves the source
+// empty (and wiped), so a moved-from sender or receiver can never use it again.
+class secret_key {
+public:
+    explicit secret_key(const key32& k) : key_(k), held_(true) {}
+    ~secret_key();
+    secret_key(secret_key&& other) noexcept;
+    secret_key& operator=(secret_key&& other) noexcept;
+    secret_key(const secret_key&) = delete;
+    secret_key& operator=(const secret_key&) = delete;
+
+    const key32& get() const { return key_; }
+    bool empty() const { return !held_; }
+
+private:
+    key32 key_;
+    bool held_;
+};
+
 // The outgoing half of a chat for one side: owns the direction key and the next sequence number,
 // so that no (key, nonce) pair is ever used twice. Move-only; a moved-from sender refuses to seal.
 class sender {
 public:
     // Throws e2e::error if next_seq is 0: sequence numbers start at 1.
     sender(key32 key, std::string session_id, direction d, std::uint64_t next_seq = 1);
-    ~sender();
-    sender(sender&& other) noexcept;
-    sender& operator=(sender&& other) noexcept;
-    sender(const sender&) = delete;
-    sender& operator=(const sender&) = delete;
 
     struct sealed {
         std::uint64_t seq;
@@ -101,10 +115,10 @@ public:
     // Seals under next_seq() and advances it. Throws e2e::error when the sequence is exhausted.
     sealed seal(std::string_view plaintext);
     // 0 once exhausted (or moved from).
-    std::uint64_t next_seq() const { return next_seq_; }
+    std::uint64_t next_seq() const { return key_.empty() ? 0 : next_seq_; }
 
 private:
-    key32 key_;
+    secret_key key_;
     std::string session_id_;
     direction direction_;
     std::uint64_t next_seq_;
@@ -116,11 +130,6 @@ private:
 class receiver {
 public:
     receiver(key32 key, std::string session_id, direction d, std::uint64_t delivered = 0);
-    ~receiver();
-    receiver(receiver&& other) noexcept;
-    receiver& operator=(receiver&& other) noexcept;
-    receiver(const receiver&) = delete;
-    receiver& operator=(const receiver&) = delete;
 
     enum class status { delivered, duplicate, out_of_order, forged };
     struct result {
@@ -134,11 +143,10 @@ public:
     std::uint64_t delivered() const { return delivered_; }
 
 private:
-    key32 key_;
+    secret_key key_;
     std::string session_id_;
     direction direction_;
     std::uint64_t delivered_;
-    bool moved_from_ = false;
 };
 
 const char* to_string(receiver::status s);

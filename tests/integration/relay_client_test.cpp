@@ -60,6 +60,11 @@ bool pump_until(std::initializer_list<side*> sides, const std::function<bool()>&
     return true;
 }
 
+// Both sides have each other's key and can seal and open.
+bool both_secure(side& seeker, side& listener) {
+    return pump_until({&seeker, &listener}, [&] { return seeker.chat.secure() && listener.chat.secure(); });
+}
+
 std::vector<std::string> lines(const std::string& who, int from, int to) {
     std::vector<std::string> out;
     for (int i = from; i <= to; ++i) out.push_back(who + " line " + std::to_string(i) + ": ça va? 🌱");
@@ -96,7 +101,7 @@ TEST_CASE("client chat: two people on two relays hear exactly each other's lines
     CHECK(f.mm.server.cmd({"EXISTS", "wl:log:" + session + ":s"}) == "0");
 
     side listener(v1::LISTENER, session, relay_url(b), relay_fixture::ticket_for(session, ticket::role::listener));
-    REQUIRE(pump_until({&seeker, &listener}, [&] { return seeker.chat.secure() && listener.chat.secure(); }));
+    REQUIRE(both_secure(seeker, listener));
     REQUIRE(seeker.chat.safety_code());
     CHECK(seeker.chat.safety_code() == listener.chat.safety_code());
     CHECK(std::regex_match(*seeker.chat.safety_code(), std::regex("[0-9]{5}( [0-9]{5}){5}")));
@@ -136,7 +141,7 @@ TEST_CASE("client chat: dropped connections resume without losing or repeating a
     auto session = f.open_chat();
     side seeker(v1::SEEKER, session, relay_url(a), relay_fixture::ticket_for(session, ticket::role::seeker));
     side listener(v1::LISTENER, session, relay_url(b), relay_fixture::ticket_for(session, ticket::role::listener));
-    REQUIRE(pump_until({&seeker, &listener}, [&] { return seeker.chat.secure() && listener.chat.secure(); }));
+    REQUIRE(both_secure(seeker, listener));
     const auto code = seeker.chat.safety_code();
 
     std::vector<std::string> said_by_seeker, said_by_listener;
@@ -210,7 +215,7 @@ TEST_CASE("client chat: an expired ticket stops the resume until a fresh one com
     const auto expires = wall_ms() + ttl_ms;
     side seeker(v1::SEEKER, session, relay_url(a), relay_fixture::ticket_for(session, ticket::role::seeker, ttl_ms));
     side listener(v1::LISTENER, session, relay_url(a), relay_fixture::ticket_for(session, ticket::role::listener));
-    REQUIRE(pump_until({&seeker, &listener}, [&] { return seeker.chat.secure() && listener.chat.secure(); }));
+    REQUIRE(both_secure(seeker, listener));
 
     // an open connection outlives its ticket; only a new one needs a valid ticket
     REQUIRE(pump_until({&seeker, &listener}, [&] { return wall_ms() > expires + 100; }));
@@ -239,7 +244,7 @@ TEST_CASE("client chat: either side ends the chat and both are told kindly" * do
     auto session = f.open_chat();
     side seeker(v1::SEEKER, session, relay_url(a), relay_fixture::ticket_for(session, ticket::role::seeker));
     side listener(v1::LISTENER, session, relay_url(b), relay_fixture::ticket_for(session, ticket::role::listener));
-    REQUIRE(pump_until({&seeker, &listener}, [&] { return seeker.chat.secure() && listener.chat.secure(); }));
+    REQUIRE(both_secure(seeker, listener));
     REQUIRE(seeker.chat.say("thank you"));
     REQUIRE(pump_until({&seeker, &listener}, [&] { return listener.chat.heard().size() == 1; }));
 
@@ -269,7 +274,7 @@ TEST_CASE("client chat: over wss, with the relay's certificate checked" * doctes
     side seeker(v1::SEEKER, session, relay_url(secure, "wss"),
                 relay_fixture::ticket_for(session, ticket::role::seeker), o);
     side listener(v1::LISTENER, session, relay_url(plain), relay_fixture::ticket_for(session, ticket::role::listener));
-    REQUIRE(pump_until({&seeker, &listener}, [&] { return seeker.chat.secure() && listener.chat.secure(); }));
+    REQUIRE(both_secure(seeker, listener));
     REQUIRE(seeker.chat.say("over tls"));
     REQUIRE(listener.chat.say("over plain"));
     REQUIRE(pump_until({&seeker, &listener}, [&] {
