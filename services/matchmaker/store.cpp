@@ -164,11 +164,9 @@ asio::awaitable<outcome<ended_result>> store::end_session(std::string session_id
     co_return out;
 }
 
-asio::awaitable<std::vector<std::string>> store::idle_sessions(std::int64_t since_unix_ms, int limit) {
-    auto v = co_await run("idle_sessions", argv(std::to_string(since_unix_ms), std::to_string(limit)));
-    std::vector<std::string> out;
-    for (std::size_t i = 1; i < v.elements.size(); ++i) out.push_back(v.elements[i].str);
-    co_return out;
+asio::awaitable<int> store::end_idle(std::int64_t since_unix_ms, int limit) {
+    auto v = co_await run("end_idle", argv(std::to_string(since_unix_ms), std::to_string(limit)));
+    co_return static_cast<int>(int_at(v, 1));
 }
 
 asio::awaitable<void> store::connection_lost(std::string role, std::string id, std::string node) {

@@ -141,8 +141,9 @@ public:
     // For the relay: end a chat by session id alone (the relay ticket proved the side);
     // by: "seeker", "listener" or "idle".
     boost::asio::awaitable<outcome<ended_result>> end_session(std::string session_id, std::string by);
-    // Sessions nobody wrote in since `since_unix_ms`, oldest first.
-    boost::asio::awaitable<std::vector<std::string>> idle_sessions(std::int64_t since_unix_ms, int limit);
+    // End up to `limit` chats nobody wrote in since `since_unix_ms`, oldest first, in one step;
+    // returns how many this call ended.
+    boost::asio::awaitable<int> end_idle(std::int64_t since_unix_ms, int limit);
 
     // Admin edits of a listener ('' / 0: unchanged); revoke also deletes its token.
     boost::asio::awaitable<outcome<bool>> admin_update(std::string listener_id, std::string name,

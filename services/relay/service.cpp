@@ -354,6 +354,7 @@ void service::deliver(const participant_ptr& p, std::uint64_t seq, std::int64_t 
 }
 
 asio::awaitable<void> service::catch_up(participant_ptr p) {
+    if (!p->welcomed) co_return;  // the welcome starts its own catch-up; nothing goes out before it
     if (p->filling) {
         p->refill = true;
         co_return;
@@ -382,20 +383,17 @@ void service::on_node_event(std::string_view payload) {
     auto head = fields(payload, 3);  // kind | session | role | rest
     if (head.size() < 3 || head[2].empty()) return;
     std::string kind(head[0]);
-    auto p = current(std::string(head[1]), head[2][0]);
     if (kind == "kick") {
-        // this process may hold the connection being replaced even when it is no longer current
-        auto rest = fields(payload, 4);
-        std::vector<std::shared_ptr<net::connection>> doomed;
-        {
-            std::lock_guard lock(mutex_);
-            for (auto& [_, q] : by_conn_)
-                if (q->conn_id == rest.back())
-                    if (auto c = q->conn.lock()) doomed.push_back(c);
-        }
-        for (auto& c : doomed) c->close(4001, "resumed on another connection");
+        // this process may hold the connection being replaced even when it is no longer current;
+        // a conn_id is "<node>:<connection id>", and kicks come only to that node
+        const std::string_view conn_id = fields(payload, 4).back();
+        const auto colon = conn_id.rfind(':');
+        if (colon == std::string_view::npos) return;
+        if (auto q = by_connection(to_u64(conn_id.substr(colon + 1))); q && q->conn_id == conn_id)
+            if (auto c = q->conn.lock()) c->close(4001, "resumed on another connection");
         return;
     }
+    auto p = current(std::string(head[1]), head[2][0]);
     if (!p) return;
     if (!p->welcomed) {
         // hello is still running: nothing goes out before the welcome. Its key goes into the
@@ -442,10 +440,8 @@ asio::awaitable<void> service::idle_loop() {
         if (stopped_) break;
         try {
             auto since = store_.now_ms() - settings_.idle_limit.count();
-            for (const auto& session : co_await chats_.idle_sessions(since, 100)) {
-                co_await chats_.end_session(session, "idle");
-                metrics_.counter("warmline_relay_idle_ended_total", "Chats ended because nobody wrote").fetch_add(1);
-            }
+            if (int n = co_await chats_.end_idle(since, 100); n > 0)
+                metrics_.counter("warmline_relay_idle_ended_total", "Chats ended because nobody wrote").fetch_add(n);
         } catch (const std::exception& e) {
             spdlog::warn("relay: idle sweep failed: {}", e.what());
         }
