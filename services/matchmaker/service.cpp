@@ -343,6 +343,9 @@ asio::awaitable<void> service::history_loop() {
 }
 
 asio::awaitable<bool> service::sample_history() {
+    // every process offers a sample each step; only the first is kept, so the others look first
+    // rather than run the stats script for nothing (stats_history.lua still settles a race)
+    if (!co_await store_.stats_history_due(store_.now_ms(), settings_.stats_history_step.count())) co_return false;
     v1::StatsSnapshot sample = co_await snapshot();
     // the history is for trends: rows with nothing in them would only make every sign-in larger
     auto* rows = sample.mutable_queues();
@@ -837,7 +840,7 @@ asio::awaitable<ServerMessage> service::seeker_hello(peer_ptr p, const v1::Seeke
         p->state.id = h.seeker_id;
         p->state.waiting = h.state == "queued" || h.state == "offered";
         p->state.queue = h.topic + ":" + h.language;
-        p->state.named_listener = true;  // not known here: recomputed every tick, as a named request is
+        p->state.named_listener = h.named_listener;  // a named request's position is recomputed every tick
         p->state.queue_version = -1;
     }
     if (old) old->close(4001, "resumed on a newer connection");

@@ -33,7 +33,8 @@ bool refused(const redis::value& v, refusal& r) {
 namespace {
 
 hello_result to_hello(const redis::value& v) {
-    return hello_result{str_at(v, 1), str_at(v, 2), str_at(v, 3), str_at(v, 4), str_at(v, 5), str_at(v, 6) == "1"};
+    return hello_result{str_at(v, 1), str_at(v, 2), str_at(v, 3), str_at(v, 4),
+                        str_at(v, 5), str_at(v, 6) == "1", !str_at(v, 7).empty()};
 }
 
 }  // namespace
@@ -251,6 +252,12 @@ asio::awaitable<stats_result> store::stats(const std::vector<std::string>& topic
         rows.push_back(std::move(q));
     }
     co_return out;
+}
+
+asio::awaitable<bool> store::stats_history_due(std::int64_t at_ms, std::int64_t step_ms) {
+    auto v = co_await redis_->command(argv("ZREVRANGE", "wl:stats:history", "0", "0", "WITHSCORES"));
+    if (v.elements.size() < 2) co_return true;
+    co_return v.elements[1].as_int() / step_ms < at_ms / step_ms;
 }
 
 asio::awaitable<bool> store::stats_history_add(std::int64_t at_ms, std::string sample, std::int64_t step_ms,

@@ -50,6 +50,7 @@ struct hello_result {
     std::string topic;
     std::string language;
     bool resumed = false;
+    bool named_listener = false;  // the open request asked for a listener by handle
 };
 
 struct queued_result {
@@ -164,6 +165,9 @@ public:
     // Offer one sample (a binary StatsSnapshot taken at at_ms) to the stats history; kept only if
     // no process stored one in the same step (floor(at_ms / step_ms)). Samples older than keep_ms
     // are dropped. True when this one was stored.
+    // Whether the step of `at_ms` has no sample yet: one cheap read, so that the processes that
+    // lose the race skip computing a snapshot only to have it refused.
+    boost::asio::awaitable<bool> stats_history_due(std::int64_t at_ms, std::int64_t step_ms);
     boost::asio::awaitable<bool> stats_history_add(std::int64_t at_ms, std::string sample, std::int64_t step_ms,
                                                    std::int64_t keep_ms);
     // The stored samples taken at or after since_ms, oldest first.

@@ -5,6 +5,8 @@
 
 #include "common/ticket.hpp"
 
+#include <algorithm>
+
 using namespace warmline;
 using namespace warmline::test;
 using M = v1::ServerMessage;
@@ -254,6 +256,17 @@ TEST_CASE("matchmaker ws: requests sent without waiting each get their own reply
     auto request = seeker.send(R"("requestChat":{"topic":"grief","language":"de"})");
     CHECK(seeker.reply(hello).has_seeker_welcome());
     CHECK(seeker.reply(request).has_request_queued());
+    // Concurrently, not one at a time: with Redis writes paused, requests that need a script
+    // wait, and a ping sent after them is answered first. (One at a time, it would come last.)
+    f.server.cmd({"CLIENT", "PAUSE", "400", "WRITE"});
+    std::vector<std::string> slow;
+    for (int i = 0; i < 3; ++i) slow.push_back(seeker.send(R"("rateChat":{"sessionId":"c-none","stars":5})"));
+    auto ping = seeker.send(R"("ping":{})");
+    auto first = seeker.until([&](const M& m) {
+        return m.request_id() == ping || std::find(slow.begin(), slow.end(), m.request_id()) != slow.end();
+    });
+    CHECK(first.request_id() == ping);
+    for (const auto& id : slow) CHECK(seeker.reply(id).error().code() == v1::NOT_FOUND);
     // more requests in flight than the connection's slots: none lost, each answered once
     std::vector<std::string> ids;
     for (int i = 0; i < 40; ++i) ids.push_back(seeker.send(R"("ping":{})"));
