@@ -44,7 +44,9 @@ private:
 // "2027-01-15 21:30:05 UTC"
 std::string utc_time(std::int64_t unix_ms);
 // Untrusted text made safe for a terminal: control characters (newlines and escapes included)
-// are written as \n, \t or \xNN, so a report cannot move the cursor or recolour the screen.
+// are written as \n, \t or \xNN, C1 controls and bidirectional overrides as \u{XXXX}, and bytes
+// that are not UTF-8 as \xNN, so a report can neither move the cursor, recolour the screen nor
+// show its text in another order than it was written.
 std::string printable(const std::string& text);
 // The whole report as text for a person to read.
 std::string render(const report& r);
