@@ -340,6 +340,7 @@ public:
             {
                 std::lock_guard lock(waiters_mu_);
                 waiters_.push_back(t);
+                has_waiters_.store(true);
             }
             if (waiting() < n || ended_.load()) break;  // it moved while we registered
             co_await t->async_wait(asio::as_tuple(asio::use_awaitable));
@@ -489,10 +490,15 @@ private:
     // Publish the queue's length to queue_below() waiters (any thread) and wake them.
     void note_queue_length() {
         queued_.store(queue_.size() + (in_flight_ ? 1 : 0));
+        // Almost every write has nobody waiting (only a relay catch-up waits): no lock then. A
+        // waiter that registers after this load reads queued_ again before it sleeps (seq_cst on
+        // both sides), so it never misses the new length.
+        if (!has_waiters_.load()) return;
         std::vector<std::shared_ptr<asio::steady_timer>> wake;
         {
             std::lock_guard lock(waiters_mu_);
             wake.swap(waiters_);
+            has_waiters_.store(false);
         }
         for (auto& t : wake) asio::post(t->get_executor(), [t] { t->cancel(); });
     }
@@ -539,6 +545,7 @@ private:
     std::atomic<bool> ended_{false};
     std::mutex waiters_mu_;
     std::vector<std::shared_ptr<asio::steady_timer>> waiters_;
+    std::atomic<bool> has_waiters_{false};  // waiters_ is not empty (read without the lock)
 };
 
 // Owns the session while it runs (a free function: GCC 12 mishandles lambda coroutines whose
