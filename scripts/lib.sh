@@ -71,6 +71,14 @@ build_tests() {
   cmake --build "$ROOT/$1" -j "$(nproc)" --target common_tests matchmaker_tests relay_tests web_tests
 }
 
+# wait_ready OUTFILE NAME HINT: wait (up to 10 s) for a service's READY line in OUTFILE; exit
+# with "the NAME did not start; HINT" if it does not come.
+wait_ready() {
+  for _ in $(seq 100); do grep -q READY "$1" 2>/dev/null && return 0; sleep 0.1; done
+  echo "the $2 did not start; $3" >&2
+  exit 1
+}
+
 # A free loopback TCP port at or above $1.
 free_port() {
   local p="$1"

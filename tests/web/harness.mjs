@@ -59,7 +59,7 @@ function run(file, args, env) {
 
 // A child whose stdout lines are collected; `waitFor` polls them for a pattern.
 class Child {
-  constructor(name, file, args, env, logDir) {
+  constructor(name, file, args, env) {
     this.name = name;
     this.out = "";
     this.exited = null;
@@ -71,7 +71,6 @@ class Child {
     this.proc.stderr.on("data", (d) => { this.stderr += d; });
     this.proc.on("exit", (code, signal) => { this.exited = { code, signal }; });
     this.proc.stdin.on("error", () => {});
-    this.logDir = logDir;
   }
   output() { return this.out; }
   send(line) { this.proc.stdin.write(line + "\n"); }
@@ -93,8 +92,8 @@ class Child {
   }
 }
 
-async function startService(children, name, file, args, env, logDir) {
-  const c = new Child(name, file, args, env, logDir);
+async function startService(children, name, file, args, env) {
+  const c = new Child(name, file, args, env);
   children.push(c);
   const m = await c.waitFor(/READY (\S+)/, 15000);
   return m[1];
@@ -123,19 +122,19 @@ export async function startStack(opts = {}) {
     await mkdir(path.join(dir, "redis"));
     const redis = new Child("redis-server", bin.redis,
                             ["--port", String(redisPort), "--bind", "127.0.0.1", "--dir", path.join(dir, "redis"),
-                             "--appendonly", "yes", "--save", "", "--daemonize", "no"], env, dir);
+                             "--appendonly", "yes", "--save", "", "--daemonize", "no"], env);
     children.push(redis);
     await redis.waitFor(/Ready to accept connections/, 10000);
 
     stack.relayUrls = [];
     for (let i = 0; i < (opts.relays || 1); i++)
-      stack.relayUrls.push(await startService(children, `relay${i}`, bin.relay, ["--listen", "127.0.0.1:0"], env, dir));
+      stack.relayUrls.push(await startService(children, `relay${i}`, bin.relay, ["--listen", "127.0.0.1:0"], env));
     stack.matchmakerUrl = await startService(children, "matchmaker", bin.matchmaker,
                                              ["--listen", "127.0.0.1:0", "--relay-url", stack.relayUrls[0],
-                                              ...(opts.matchmakerFlags || [])], env, dir);
+                                              ...(opts.matchmakerFlags || [])], env);
     const web = await startService(children, "web", bin.web,
                                    ["--listen", `127.0.0.1:${webPort}`, "--matchmaker-url", stack.matchmakerUrl,
-                                    "--connect-src", stack.relayUrls.join(","), "--catalogue", CATALOGUE], env, dir);
+                                    "--connect-src", stack.relayUrls.join(","), "--catalogue", CATALOGUE], env);
     stack.webUrl = web;
   } catch (e) {
     await Promise.all(children.map((c) => c.stop("SIGKILL")));
@@ -191,7 +190,7 @@ export async function startStack(opts = {}) {
     return file;
   };
   stack.client = (args) => {
-    const c = new Child("warmline-client", bin.client, ["--url", stack.matchmakerUrl, ...args], env, dir);
+    const c = new Child("warmline-client", bin.client, ["--url", stack.matchmakerUrl, ...args], env);
     children.push(c);
     return c;
   };
