@@ -70,15 +70,22 @@ local function touch_seeker(sid)
   if h then redis.call('EXPIRE', 'wl:resume:' .. h, TTL) end
 end
 
--- The topics and languages a listener takes right now: the narrowed lists, or all they are
--- trained for.
+-- The one rule for what a listener takes right now, from their hash's fields: the narrowed lists
+-- (atopics, alangs), or all they are trained for (topics, langs); comma lists.
+local function active_csv(topics, langs, atopics, alangs)
+  return (atopics and atopics ~= '') and atopics or (topics or ''), (alangs and alangs ~= '') and alangs or (langs or '')
+end
+
+-- The one rule for whether a listener can be offered another chat.
+local function has_room(status, chats, offers, max, revoked)
+  return status == 'available' and revoked ~= '1' and num(chats) + num(offers) < num(max)
+end
+
+-- The topics and languages a listener takes right now, and those they are trained for (lists).
 local function listener_scope(lid)
   local f = redis.call('HMGET', listener_key(lid), 'topics', 'langs', 'atopics', 'alangs')
-  local topics, langs = split(f[1]), split(f[2])
-  local at, al = split(f[3]), split(f[4])
-  if #at > 0 then topics = at end
-  if #al > 0 then langs = al end
-  return topics, langs, split(f[1]), split(f[2])
+  local topics, langs = active_csv(f[1], f[2], f[3], f[4])
+  return split(topics), split(langs), split(f[1]), split(f[2])
 end
 
 -- Chats a listener accepted since midnight of their own clock (utc_offset minutes east of UTC,
@@ -92,7 +99,7 @@ end
 
 local function listener_has_room(lid)
   local f = redis.call('HMGET', listener_key(lid), 'status', 'chats', 'offers', 'max', 'revoked')
-  return f[1] == 'available' and f[5] ~= '1' and num(f[2]) + num(f[3]) < num(f[4])
+  return has_room(f[1], f[2], f[3], f[4], f[5])
 end
 
 local function index_pairs(topics, langs, lid, score)
@@ -112,9 +119,8 @@ end
 local function refresh_listener(lid)
   local f = redis.call('HMGET', listener_key(lid), 'topics', 'langs', 'atopics', 'alangs', 'status', 'chats',
     'offers', 'max', 'revoked', 'idle_since', 'ix')
-  local topics = (f[3] and f[3] ~= '') and f[3] or (f[1] or '')
-  local langs = (f[4] and f[4] ~= '') and f[4] or (f[2] or '')
-  local room = f[5] == 'available' and f[9] ~= '1' and num(f[6]) + num(f[7]) < num(f[8])
+  local topics, langs = active_csv(f[1], f[2], f[3], f[4])
+  local room = has_room(f[5], f[6], f[7], f[8], f[9])
   local want = room and (fmt(num(f[10])) .. '|' .. topics .. '|' .. langs) or ''
   local have = f[11]
   if have == want then return end
