@@ -346,6 +346,7 @@ local function finish_chat(session, by)
   refresh_listener(lid)
   publish('ended', session, sid, lid, by)
   -- the relay's share of the chat goes with it: its processes are told, its log is deleted
+  -- (channel and message as the relay's to_node() writes them: services/relay/lua/lib.lua)
   local r = redis.call('HMGET', 'wl:relay:' .. session, 'node_s', 'node_l')
   for i, role in ipairs({ 's', 'l' }) do
     if r[i] and r[i] ~= '' then

@@ -15,6 +15,12 @@ local ENDED = 'This chat has ended.'
 local function err(code, msg) return { 'err', code, msg } end
 local function log_key(role) return 'wl:log:' .. SESSION .. ':' .. role end
 
+-- Move a key's expiry only when it has fallen a little (up to a minute) behind: every EXPIRE is
+-- an AOF write. The same rule as the matchmaker's extend() (services/matchmaker/lua/lib.lua).
+local function extend(key, ttl)
+  if redis.call('TTL', key) <= ttl - math.min(60, math.floor(ttl / 10)) then redis.call('EXPIRE', key, ttl) end
+end
+
 -- Tell the relay process `node` (if any) something; binary data goes last.
 local function to_node(node, ...)
   if node and node ~= '' then redis.call('PUBLISH', 'wl:relaynode:' .. node, table.concat({ ... }, '|')) end

@@ -14,7 +14,7 @@ end
 redis.call('XADD', log_key(ROLE), 'MAXLEN', '~', ARGV[7], '0-' .. seq, 'c', ARGV[6], 't', ARGV[1])
 -- writes go to the AOF: the log's expiry and the chat's last activity (for the idle sweep,
 -- minutes) are only moved when they fell a little (at most a minute), resp. a second, behind
-if redis.call('TTL', log_key(ROLE)) <= TTL - math.min(60, math.floor(TTL / 10)) then redis.call('EXPIRE', log_key(ROLE), TTL) end
+extend(log_key(ROLE), TTL)
 redis.call('HSET', RKEY, 'sent_' .. ROLE, seq)
 local active = tonumber(redis.call('ZSCORE', 'wl:relay:active', SESSION))
 if not active or NOW - active >= 1000 then redis.call('ZADD', 'wl:relay:active', NOW, SESSION) end
