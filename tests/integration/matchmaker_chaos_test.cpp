@@ -31,10 +31,6 @@ std::unique_ptr<child_process> start_matchmaker(const std::string& redis_url, co
     return std::make_unique<child_process>(argv, log);
 }
 
-std::uint16_t port_of(child_process& p) {
-    std::string url = p.wait_for("READY ws://127.0.0.1:", std::chrono::seconds(10));
-    return static_cast<std::uint16_t>(std::stoi(url.substr(0, url.find('/'))));
-}
 
 struct actor {
     bool seeker = true;
@@ -59,7 +55,7 @@ TEST_CASE("matchmaker chaos: invariants hold across two processes and a SIGKILL"
     std::string log = f.server.dir() + "/matchmakers.log";
     std::unique_ptr<child_process> procs[2] = {start_matchmaker(f.server.url(), log),
                                                start_matchmaker(f.server.url(), log)};
-    std::uint16_t ports[2] = {port_of(*procs[0]), port_of(*procs[1])};
+    std::uint16_t ports[2] = {procs[0]->ready_port(), procs[1]->ready_port()};
 
     const std::vector<std::string> topics{"anxiety", "grief"}, langs{"en", "es"};
     std::vector<actor> actors(24);
@@ -123,7 +119,7 @@ TEST_CASE("matchmaker chaos: invariants hold across two processes and a SIGKILL"
             procs[victim]->signal(SIGKILL);
             procs[victim]->wait(std::chrono::seconds(5));
             procs[victim] = start_matchmaker(f.server.url(), log);
-            ports[victim] = port_of(*procs[victim]);
+            ports[victim] = procs[victim]->ready_port();
         }
         for (int k = 0; k < 4; ++k) {
             actor& a = actors[rng() % actors.size()];

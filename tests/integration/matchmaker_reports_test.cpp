@@ -250,8 +250,7 @@ TEST_CASE("matchmaker: a report's plaintext never reaches the matchmaker's log" 
                       "--redis-url=" + f.server.url(), "--catalogue=" WARMLINE_SOURCE_DIR "/deploy/catalogue.json",
                       "--ticket-secret=report-secret-report-secret-report-secret", "--log-level=debug"},
                      log);
-    std::string url = mm.wait_for("READY ws://127.0.0.1:", std::chrono::seconds(10));
-    auto port = static_cast<std::uint16_t>(std::stoi(url.substr(0, url.find('/'))));
+    auto port = mm.ready_port();
     const std::string secret_text = "plaintext-canary-7f3a", secret_reason = "reason-canary-91c2";
     {
         auto chat = start_chat(f, port);

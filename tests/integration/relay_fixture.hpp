@@ -24,10 +24,7 @@ namespace warmline::test {
 
 inline const std::string relay_secret = "relay-test-secret-relay-test-secret!";
 
-inline std::int64_t wall_ms() {
-    using namespace std::chrono;
-    return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
+inline std::int64_t wall_ms() { return matchmaker::system_now_ms(); }  // the processes' clock
 
 // One relay process; its log goes to `log` (the canary test reads it).
 struct relay_process {
@@ -40,9 +37,7 @@ struct relay_process {
                                       "--log-level=info"};
         for (auto& e : extra) argv.push_back(std::move(e));
         proc = std::make_unique<child_process>(argv, log);
-        std::string url = proc->wait_for("READY ", std::chrono::seconds(10));
-        auto colon = url.rfind(':');
-        port = static_cast<std::uint16_t>(std::stoi(url.substr(colon + 1, url.find('/', colon) - colon - 1)));
+        port = proc->ready_port();
     }
 };
 

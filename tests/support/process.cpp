@@ -92,4 +92,10 @@ int child_process::wait(std::chrono::milliseconds limit) {
     }
 }
 
+std::uint16_t child_process::ready_port(std::chrono::milliseconds limit) {
+    const std::string url = wait_for("READY ", limit);
+    const auto colon = url.rfind(':');
+    return static_cast<std::uint16_t>(std::stoi(url.substr(colon + 1, url.find('/', colon) - colon - 1)));
+}
+
 }  // namespace warmline::test

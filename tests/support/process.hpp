@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,6 +27,8 @@ public:
     // running after `limit`.
     int wait(std::chrono::milliseconds limit);
     int pid() const { return pid_; }
+    // For a Warmline service: the port in its "READY <scheme>://<host>:<port>/..." line.
+    std::uint16_t ready_port(std::chrono::milliseconds limit = std::chrono::seconds(10));
 
 private:
     int pid_ = -1;
