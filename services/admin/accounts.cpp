@@ -1,6 +1,8 @@
 // Account records in Redis for services/admin/accounts.hpp.
 #include "services/admin/accounts.hpp"
 
+#include "warmline/v1/events.pb.h"
+
 #include "common/argv.hpp"
 #include "common/crypto.hpp"
 
@@ -116,10 +118,12 @@ asio::awaitable<void> accounts::revoke(std::string id) {
         co_return;
     }
     auto fields = co_await store_.hash("wl:supervisor:" + id);
+    v1::MatchEvent revoked;  // every matchmaker closes this supervisor's dashboards
+    revoked.mutable_supervisor_revoked()->set_supervisor_id(id);
     co_await store_.redis().pipeline(commands(
         argv("DEL", "wl:token:" + fields["token"]),
         argv("HSET", "wl:supervisor:" + id, "revoked", "1", "token", ""),
-        argv("PUBLISH", "wl:events", "supervisor|" + id + "|revoked")
+        argv("PUBLISH", "wl:events", revoked.SerializeAsString())
     ));
 }
 

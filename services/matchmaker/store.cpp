@@ -10,46 +10,22 @@
 namespace warmline::matchmaker {
 namespace asio = boost::asio;
 
-std::int64_t system_now_ms() {
-    using namespace std::chrono;
-    return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
-
-std::string str_at(const redis::value& v, std::size_t i) {
-    return i < v.elements.size() ? v.elements[i].as_string() : std::string();
-}
-std::int64_t int_at(const redis::value& v, std::size_t i) {
-    return i < v.elements.size() ? v.elements[i].as_int() : 0;
-}
-
-bool refused(const redis::value& v, refusal& r) {
-    if (v.type != redis::value::kind::array || v.elements.empty())
-        throw std::runtime_error("a Lua script returned an unexpected reply");
-    if (v.elements[0].as_string() == "ok") return false;
-    r = refusal{str_at(v, 1), str_at(v, 2)};
-    return true;
-}
-
 namespace {
 
 hello_result to_hello(const redis::value& v) {
-    return hello_result{str_at(v, 1), str_at(v, 2), str_at(v, 3), str_at(v, 4),
-                        str_at(v, 5), str_at(v, 6) == "1", !str_at(v, 7).empty()};
+    return hello_result{str_at(v, 1), str_at(v, 2),          str_at(v, 3),        str_at(v, 4),
+                        str_at(v, 5), str_at(v, 6) == "1", !str_at(v, 7).empty(), str_at(v, 8) == "0"};
 }
 
 }  // namespace
 
 store::store(std::shared_ptr<redis::client> redis, store_settings s, clock_fn now)
-    : redis_(std::move(redis)), settings_(s), now_(std::move(now)) {
-    const auto& sources = lua_sources();
-    const std::string& prelude = sources.at("lib");
-    for (const auto& [name, body] : sources)
-        if (name != "lib") scripts_.emplace(name, redis::script(prelude + "\n" + body));
-}
+    : redis_(std::move(redis)), settings_(s), now_(std::move(now)), scripts_(lua_sources()) {}
 
 asio::awaitable<redis::value> store::run(std::string name, std::vector<std::string> args) {
-    auto full = warmline::argv(std::to_string(now_()), std::to_string(settings_.offer_timeout_ms),
-                               std::to_string(settings_.state_ttl_s), std::to_string(settings_.grace_ms),
+    // the layout of services/matchmaker/lua/lib.lua: now, TTL, offer timeout, grace, id salt
+    auto full = warmline::argv(std::to_string(now_()), std::to_string(settings_.state_ttl_s),
+                               std::to_string(settings_.offer_timeout_ms), std::to_string(settings_.grace_ms),
                                crypto::random_id().substr(0, 12) + "-");
     for (auto& a : args) full.push_back(std::move(a));
     std::vector<std::string> no_keys;
@@ -143,7 +119,7 @@ asio::awaitable<outcome<bool>> store::set_preferences(std::string listener_id, s
 asio::awaitable<outcome<chat_result>> store::accept_offer(std::string listener_id, std::string offer_id) {
     auto v = co_await run("accept_offer", argv(std::move(listener_id), std::move(offer_id)));
     outcome<chat_result> out;
-    if (!refused(v, out.error)) out.value = chat_result{str_at(v, 1), str_at(v, 2), str_at(v, 3), str_at(v, 4)};
+    if (!refused(v, out.error)) out.value = chat_result{str_at(v, 1), str_at(v, 2), str_at(v, 3), str_at(v, 4), str_at(v, 5) == "0"};
     co_return out;
 }
 
@@ -156,18 +132,6 @@ asio::awaitable<outcome<ended_result>> store::end_chat(std::string role, std::st
     outcome<ended_result> out;
     if (!refused(v, out.error)) out.value = ended_result{str_at(v, 1), str_at(v, 2)};
     co_return out;
-}
-
-asio::awaitable<outcome<ended_result>> store::end_session(std::string session_id, std::string by) {
-    auto v = co_await run("end_session", argv(std::move(session_id), std::move(by)));
-    outcome<ended_result> out;
-    if (!refused(v, out.error)) out.value = ended_result{str_at(v, 1), str_at(v, 2)};
-    co_return out;
-}
-
-asio::awaitable<int> store::end_idle(std::int64_t since_unix_ms, int limit) {
-    auto v = co_await run("end_idle", argv(std::to_string(since_unix_ms), std::to_string(limit)));
-    co_return static_cast<int>(int_at(v, 1));
 }
 
 asio::awaitable<void> store::connection_lost(std::string role, std::string id, std::string node) {
@@ -287,6 +251,11 @@ asio::awaitable<std::vector<std::string>> store::members(std::string key) {
     std::vector<std::string> out;
     for (const auto& e : v.elements) out.push_back(e.as_string());
     co_return out;
+}
+
+asio::awaitable<void> store::audit(std::string event, std::string supervisor_id) {
+    co_await redis_->command(argv("XADD", "wl:audit", "MAXLEN", "~", "100000", "*", "event", std::move(event),
+                                  "supervisor", std::move(supervisor_id), "at", std::to_string(now_())));
 }
 
 asio::awaitable<std::string> store::token_owner(std::string token_hash) {

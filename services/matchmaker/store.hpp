@@ -5,7 +5,10 @@
 // Threading: a store is safe from any thread; its awaitables complete on the caller's executor.
 #pragma once
 
+#include "common/clock.hpp"
+#include "common/lua_scripts.hpp"
 #include "common/redis.hpp"
+#include "common/script_reply.hpp"
 
 #include <boost/asio/awaitable.hpp>
 
@@ -30,19 +33,6 @@ struct store_settings {
     std::int64_t report_ttl_s = 90 * 24 * 3600;  // wl:report:<session> and the wl:reports index
 };
 
-// A script's refusal: code is a warmline.v1.ErrorCode name, message is for the person.
-struct refusal {
-    std::string code;
-    std::string message;
-};
-
-template <class T>
-struct outcome {
-    std::optional<T> value;
-    refusal error;
-    explicit operator bool() const { return value.has_value(); }
-};
-
 struct hello_result {
     std::string seeker_id;
     std::string state;  // idle | queued | offered | chat | ended
@@ -51,6 +41,7 @@ struct hello_result {
     std::string language;
     bool resumed = false;
     bool named_listener = false;  // the open request asked for a listener by handle
+    bool crisis = false;          // the request (and so its chat) is in the crisis tier
 };
 
 struct queued_result {
@@ -64,6 +55,7 @@ struct chat_result {
     std::string seeker_id;
     std::string topic;
     std::string language;
+    bool crisis = false;
 };
 
 struct ended_result {
@@ -95,15 +87,6 @@ struct listener_record {
     std::map<std::string, std::string> fields;  // empty: no such listener
     std::uint32_t chats_today = 0;              // accepted since midnight of their clock
 };
-
-using clock_fn = std::function<std::int64_t()>;  // unix milliseconds
-
-// Reading a script's reply, {'ok', ...} or {'err', code, message} (the relay's scripts too).
-std::string str_at(const redis::value& v, std::size_t i);  // element i as a string, '' if absent
-std::int64_t int_at(const redis::value& v, std::size_t i);
-// True (and `r` filled) for {'err', code, message}; throws on a reply of another shape.
-bool refused(const redis::value& v, refusal& r);
-std::int64_t system_now_ms();
 
 class store {
 public:
@@ -139,12 +122,6 @@ public:
     // role: "seeker" or "listener".
     boost::asio::awaitable<outcome<ended_result>> end_chat(std::string role, std::string id, std::string session_id);
     boost::asio::awaitable<void> connection_lost(std::string role, std::string id, std::string node);
-    // For the relay: end a chat by session id alone (the relay ticket proved the side);
-    // by: "seeker", "listener" or "idle".
-    boost::asio::awaitable<outcome<ended_result>> end_session(std::string session_id, std::string by);
-    // End up to `limit` chats nobody wrote in since `since_unix_ms`, oldest first, in one step;
-    // returns how many this call ended.
-    boost::asio::awaitable<int> end_idle(std::int64_t since_unix_ms, int limit);
 
     // Admin edits of a listener ('' / 0: unchanged); revoke also deletes its token.
     boost::asio::awaitable<outcome<bool>> admin_update(std::string listener_id, std::string name,
@@ -176,6 +153,8 @@ public:
     // Plain reads for replies (not part of any invariant).
     boost::asio::awaitable<std::map<std::string, std::string>> hash(std::string key);
     boost::asio::awaitable<std::vector<std::string>> members(std::string key);
+    // Append to the audit stream (wl:audit): who did what, when; never what they saw.
+    boost::asio::awaitable<void> audit(std::string event, std::string supervisor_id);
     // Who a bearer token belongs to: "listener:<id>", "supervisor:<id>" or empty.
     boost::asio::awaitable<std::string> token_owner(std::string token_hash);
     boost::asio::awaitable<std::string> listener_by_handle(std::string handle);
@@ -191,7 +170,7 @@ private:
     std::shared_ptr<redis::client> redis_;
     store_settings settings_;
     clock_fn now_;
-    std::map<std::string, redis::script> scripts_;
+    script_set scripts_;
 };
 
 }  // namespace warmline::matchmaker

@@ -4,6 +4,7 @@
 
 #include "common/crypto.hpp"
 #include "common/log.hpp"
+#include "common/replies.hpp"
 #include "common/ticket.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -20,24 +21,6 @@ using v1::RelayServerMessage;
 
 namespace {
 
-RelayServerMessage error_reply(v1::ErrorCode code, std::string message) {
-    RelayServerMessage m;
-    m.mutable_error()->set_code(code);
-    m.mutable_error()->set_message(std::move(message));
-    return m;
-}
-
-RelayServerMessage refusal_reply(const refusal& r) {
-    v1::ErrorCode code = v1::INTERNAL;
-    v1::ErrorCode_Parse(r.code, &code);
-    return error_reply(code, r.message);
-}
-
-RelayServerMessage ok_reply() {
-    RelayServerMessage m;
-    m.mutable_ok();
-    return m;
-}
 
 net::http_response refuse(unsigned status, const char* code, const std::string& message) {
     net::http_response res;
@@ -49,39 +32,15 @@ net::http_response refuse(unsigned status, const char* code, const std::string& 
 v1::Role role_of(char r) { return r == 's' ? v1::SEEKER : v1::LISTENER; }
 char peer_of(char r) { return r == 's' ? 'l' : 's'; }
 
-// "a|b|c|rest": the first n fields split at '|', the rest (which may hold any byte) kept whole.
-std::vector<std::string_view> fields(std::string_view s, std::size_t n) {
-    std::vector<std::string_view> out;
-    while (out.size() + 1 < n) {
-        auto bar = s.find('|');
-        if (bar == std::string_view::npos) break;
-        out.push_back(s.substr(0, bar));
-        s.remove_prefix(bar + 1);
-    }
-    out.push_back(s);
-    return out;
-}
-
-std::uint64_t to_u64(std::string_view s) {
-    std::uint64_t v = 0;
-    for (char c : s) {
-        if (c < '0' || c > '9') return 0;
-        v = v * 10 + static_cast<std::uint64_t>(c - '0');
-    }
-    return v;
-}
-
 }  // namespace
 
 service::service(asio::io_context& ioc, relay_settings s, std::shared_ptr<redis::client> redis,
-                 std::shared_ptr<redis::subscriber> events, matchmaker::clock_fn now)
+                 std::shared_ptr<redis::subscriber> events, clock_fn now)
     : ioc_(ioc),
       settings_(std::move(s)),
       redis_(redis),
       events_(std::move(events)),
       store_(redis, settings_.store, now),
-      // the matchmaker's records of a chat expire as the relay's do
-      chats_(redis, matchmaker::store_settings{.state_ttl_s = settings_.store.state_ttl_s}, now),
       node_("r" + crypto::random_id().substr(0, 12)),
       messages_total_(metrics_.counter("warmline_relay_messages_total", "Messages stored and forwarded")),
       ciphertext_bytes_total_(
@@ -210,7 +169,7 @@ asio::awaitable<void> service::on_message(std::shared_ptr<net::connection> c, st
     std::string why;
     if (!codec::decode(data, fmt, m, why)) {
         metrics_.counter("warmline_relay_bad_frames_total", "Frames that could not be parsed").fetch_add(1);
-        c->send(codec::encode(error_reply(v1::MALFORMED_FRAME, why), fmt), binary);
+        c->send(codec::encode(error_reply<RelayServerMessage>(v1::MALFORMED_FRAME, why), fmt), binary);
         if (++p->bad_frames >= settings_.max_bad_frames) c->close(1008, "too many malformed frames");
         co_return;
     }
@@ -218,21 +177,21 @@ asio::awaitable<void> service::on_message(std::shared_ptr<net::connection> c, st
     RelayServerMessage reply;
     bool caught_up_needed = false;
     if (!p->bucket.take(store_.now_ms(), settings_.rate_burst, settings_.rate_per_second)) {
-        reply = error_reply(v1::RATE_LIMITED, "You're sending very fast; please slow down for a moment.");
+        reply = error_reply<RelayServerMessage>(v1::RATE_LIMITED, "You're sending very fast; please slow down for a moment.");
     } else if (m.request_id().empty() || m.request_id().size() > 64) {
-        reply = error_reply(v1::INVALID_ARGUMENT, "Every request needs a request_id of 1 to 64 characters.");
+        reply = error_reply<RelayServerMessage>(v1::INVALID_ARGUMENT, "Every request needs a request_id of 1 to 64 characters.");
     } else if (!p->greeted && m.body_case() != RelayClientMessage::kHello &&
                m.body_case() != RelayClientMessage::kPing) {
-        reply = error_reply(v1::UNAUTHENTICATED, "Start with hello, giving your public key for this chat.");
+        reply = error_reply<RelayServerMessage>(v1::UNAUTHENTICATED, "Start with hello, giving your public key for this chat.");
     } else {
         try {
             reply = co_await handle(p, m);
             caught_up_needed = m.body_case() == RelayClientMessage::kHello && reply.has_welcome();
         } catch (const redis::unavailable&) {
-            reply = error_reply(v1::UNAVAILABLE, "The relay can't reach its database for a moment. Please try again shortly.");
+            reply = error_reply<RelayServerMessage>(v1::UNAVAILABLE, "The relay can't reach its database for a moment. Please try again shortly.");
         } catch (const std::exception& e) {
             spdlog::error("relay: request failed: {}", e.what());
-            reply = error_reply(v1::INTERNAL, "Something went wrong on our side. Please try again.");
+            reply = error_reply<RelayServerMessage>(v1::INTERNAL, "Something went wrong on our side. Please try again.");
         }
     }
     reply.set_request_id(m.request_id());
@@ -257,31 +216,31 @@ asio::awaitable<RelayServerMessage> service::handle(participant_ptr p, const Rel
     case B::kSend: co_return co_await send_message(p, m.send());
     case B::kReceived: {
         auto r = co_await store_.received(p->session, p->role, m.received().through());
-        co_return r ? ok_reply() : refusal_reply(r.error);
+        co_return r ? ok_reply<RelayServerMessage>() : refusal_reply<RelayServerMessage>(r.error);
     }
     case B::kTyping: {
         auto r = co_await store_.signal(p->session, p->role, "typing", m.typing().typing() ? "1" : "0");
-        co_return r ? ok_reply() : refusal_reply(r.error);
+        co_return r ? ok_reply<RelayServerMessage>() : refusal_reply<RelayServerMessage>(r.error);
     }
     case B::kRead: {
         auto r = co_await store_.signal(p->session, p->role, "read", std::to_string(m.read().through()));
-        co_return r ? ok_reply() : refusal_reply(r.error);
+        co_return r ? ok_reply<RelayServerMessage>() : refusal_reply<RelayServerMessage>(r.error);
     }
     case B::kEnd: {
         p->ending = true;  // the ChatEnded push may overtake the reply: close only after it
-        auto r = co_await chats_.end_session(p->session, p->role == 's' ? "seeker" : "listener");
+        auto r = co_await store_.end(p->session, p->role);
         if (!r) p->ending = false;
-        co_return r ? ok_reply() : refusal_reply(r.error);
+        co_return r ? ok_reply<RelayServerMessage>() : refusal_reply<RelayServerMessage>(r.error);
     }
-    default: co_return error_reply(v1::INVALID_ARGUMENT, "The message has no request in it (e.g. \"send\": {...}).");
+    default: co_return error_reply<RelayServerMessage>(v1::INVALID_ARGUMENT, "The message has no request in it (e.g. \"send\": {...}).");
     }
 }
 
 asio::awaitable<RelayServerMessage> service::hello(participant_ptr p, const v1::RelayHello& m) {
     if (m.public_key().size() != 32)
-        co_return error_reply(v1::INVALID_ARGUMENT, "public_key must be the 32 bytes of an X25519 public key.");
+        co_return error_reply<RelayServerMessage>(v1::INVALID_ARGUMENT, "public_key must be the 32 bytes of an X25519 public key.");
     auto r = co_await store_.hello(p->session, p->role, node_, p->conn_id, m.public_key());
-    if (!r) co_return refusal_reply(r.error);
+    if (!r) co_return refusal_reply<RelayServerMessage>(r.error);
     participant_ptr older;
     {
         std::lock_guard lock(mutex_);
@@ -313,14 +272,14 @@ asio::awaitable<RelayServerMessage> service::hello(participant_ptr p, const v1::
 }
 
 asio::awaitable<RelayServerMessage> service::send_message(participant_ptr p, const v1::Send& m) {
-    if (m.seq() == 0) co_return error_reply(v1::INVALID_ARGUMENT, "seq starts at 1.");
-    if (m.ciphertext().empty()) co_return error_reply(v1::INVALID_ARGUMENT, "The message is empty.");
+    if (m.seq() == 0) co_return error_reply<RelayServerMessage>(v1::INVALID_ARGUMENT, "seq starts at 1.");
+    if (m.ciphertext().empty()) co_return error_reply<RelayServerMessage>(v1::INVALID_ARGUMENT, "The message is empty.");
     if (m.ciphertext().size() > settings_.max_ciphertext)
-        co_return error_reply(v1::MESSAGE_TOO_LARGE, "A message can be at most " +
+        co_return error_reply<RelayServerMessage>(v1::MESSAGE_TOO_LARGE, "A message can be at most " +
                                                          std::to_string(settings_.max_ciphertext) +
                                                          " bytes once encrypted; split it up.");
     auto r = co_await store_.send(p->session, p->role, m.seq(), m.ciphertext());
-    if (!r) co_return refusal_reply(r.error);
+    if (!r) co_return refusal_reply<RelayServerMessage>(r.error);
     if (*r.value) {
         messages_total_.fetch_add(1, std::memory_order_relaxed);
         ciphertext_bytes_total_.fetch_add(m.ciphertext().size(), std::memory_order_relaxed);
@@ -380,55 +339,60 @@ asio::awaitable<void> service::catch_up(participant_ptr p) {
 }
 
 void service::on_node_event(std::string_view payload) {
-    auto head = fields(payload, 3);  // kind | session | role | rest
-    if (head.size() < 3 || head[2].empty()) return;
-    std::string kind(head[0]);
-    if (kind == "kick") {
+    v1::RelayEvent e;
+    if (!e.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
+        spdlog::error("relay: an event on the node channel could not be parsed");
+        return;
+    }
+    on_node_event(e);
+}
+
+void service::on_node_event(const v1::RelayEvent& e) {
+    using K = v1::RelayEvent::KindCase;
+    if (e.kind_case() == K::kKick) {
         // this process may hold the connection being replaced even when it is no longer current;
         // a conn_id is "<node>:<connection id>", and kicks come only to that node
-        const std::string_view conn_id = fields(payload, 4).back();
+        const std::string& conn_id = e.kick();
         const auto colon = conn_id.rfind(':');
-        if (colon == std::string_view::npos) return;
-        if (auto q = by_connection(to_u64(conn_id.substr(colon + 1))); q && q->conn_id == conn_id)
+        if (colon == std::string::npos) return;
+        std::uint64_t id = 0;
+        try {
+            id = std::stoull(conn_id.substr(colon + 1));
+        } catch (const std::exception&) {
+            return;
+        }
+        if (auto q = by_connection(id); q && q->conn_id == conn_id)
             if (auto c = q->conn.lock()) c->close(4001, "resumed on another connection");
         return;
     }
-    auto p = current(std::string(head[1]), head[2][0]);
+    auto p = current(e.session_id(), e.to() == v1::SEEKER ? 's' : 'l');
     if (!p) return;
     if (!p->welcomed) {
         // hello is still running: nothing goes out before the welcome. Its key goes into the
         // welcome; a message comes with the catch-up after it; typing and read are moments.
-        if (kind == "key") p->early_peer_key = std::string(fields(payload, 4).back());
-        if (kind != "ended") return;
+        if (e.kind_case() == K::kPeerKey) p->early_peer_key = e.peer_key();
+        if (e.kind_case() != K::kEnded) return;
     }
-    if (kind == "msg") {
-        auto f = fields(payload, 6);  // msg | session | role | seq | stored ms | ciphertext
-        if (f.size() < 6) return;
-        deliver(p, to_u64(f[3]), static_cast<std::int64_t>(to_u64(f[4])), std::string(f[5]));
-    } else if (kind == "key") {
-        auto f = fields(payload, 4);
-        RelayServerMessage m;
-        m.mutable_peer_key()->set_public_key(std::string(f.back()));
-        push(p, m);
-    } else if (kind == "typing") {
-        RelayServerMessage m;
-        m.mutable_peer_typing()->set_typing(fields(payload, 4).back() == "1");
-        push(p, m);
-    } else if (kind == "read") {
-        RelayServerMessage m;
-        m.mutable_peer_read()->set_through(to_u64(fields(payload, 4).back()));
-        push(p, m);
-    } else if (kind == "ended") {
-        auto by = fields(payload, 4).back();
-        RelayServerMessage m;
-        auto* e = m.mutable_ended();
-        e->set_session_id(p->session);
-        e->set_ended_by(by == "seeker" ? v1::SEEKER : by == "listener" ? v1::LISTENER : v1::ROLE_UNSPECIFIED);
-        if (by == "idle" || by == "expired") e->set_reason(std::string(by));
+    RelayServerMessage m;
+    switch (e.kind_case()) {
+    case K::kDeliver: {
+        const auto& d = e.deliver();
+        deliver(p, d.seq(), d.sent_unix_ms(), d.ciphertext());
+        return;
+    }
+    case K::kPeerKey: m.mutable_peer_key()->set_public_key(e.peer_key()); break;
+    case K::kTyping: m.mutable_peer_typing()->set_typing(e.typing()); break;
+    case K::kRead: m.mutable_peer_read()->set_through(e.read()); break;
+    case K::kPresence: *m.mutable_peer_presence() = e.presence(); break;
+    case K::kEnded:
+        *m.mutable_ended() = e.ended();
         push(p, m);
         if (!p->ending)
             if (auto c = p->conn.lock()) c->close(1000, "chat ended");
+        return;
+    default: return;
     }
+    push(p, m);
 }
 
 asio::awaitable<void> service::idle_loop() {
@@ -440,7 +404,7 @@ asio::awaitable<void> service::idle_loop() {
         if (stopped_) break;
         try {
             auto since = store_.now_ms() - settings_.idle_limit.count();
-            if (int n = co_await chats_.end_idle(since, 100); n > 0)
+            if (int n = co_await store_.end_idle(since, 100); n > 0)
                 metrics_.counter("warmline_relay_idle_ended_total", "Chats ended because nobody wrote").fetch_add(n);
         } catch (const std::exception& e) {
             spdlog::warn("relay: idle sweep failed: {}", e.what());

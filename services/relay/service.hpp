@@ -7,13 +7,14 @@
 // Threading: one I/O thread (as the matchmaker); participant state assumes it.
 #pragma once
 
+#include "common/clock.hpp"
 #include "common/codec.hpp"
 #include "common/metrics.hpp"
 #include "common/net.hpp"
 #include "common/rate_limit.hpp"
 #include "common/redis.hpp"
-#include "services/matchmaker/store.hpp"
 #include "services/relay/store.hpp"
+#include "warmline/v1/events.pb.h"
 #include "warmline/v1/relay.pb.h"
 
 #include <boost/asio/awaitable.hpp>
@@ -48,7 +49,7 @@ struct relay_settings {
 class service : public net::handler, public std::enable_shared_from_this<service> {
 public:
     service(boost::asio::io_context& ioc, relay_settings s, std::shared_ptr<redis::client> redis,
-            std::shared_ptr<redis::subscriber> events, matchmaker::clock_fn now = matchmaker::system_now_ms);
+            std::shared_ptr<redis::subscriber> events, clock_fn now = system_now_ms);
 
     // Subscribe to this process's node channel and start the idle sweep. Call once.
     void start();
@@ -90,6 +91,7 @@ private:
     boost::asio::awaitable<void> catch_up(participant_ptr p);
     void deliver(const participant_ptr& p, std::uint64_t seq, std::int64_t stored_ms, std::string ciphertext);
     void on_node_event(std::string_view payload);
+    void on_node_event(const v1::RelayEvent& e);
     boost::asio::awaitable<void> idle_loop();
     void push(const participant_ptr& p, const v1::RelayServerMessage& m);
     participant_ptr current(const std::string& session, char role);
@@ -100,7 +102,6 @@ private:
     std::shared_ptr<redis::client> redis_;
     std::shared_ptr<redis::subscriber> events_;
     store store_;
-    matchmaker::store chats_;  // the matchmaker's scripts: ending a chat frees the listener
     std::string node_;
     metrics::registry metrics_;
     // looked up once: send_message runs for every message

@@ -8,16 +8,9 @@
 
 namespace warmline::relay {
 namespace asio = boost::asio;
-using matchmaker::refused;
-using matchmaker::str_at;
 
-store::store(std::shared_ptr<redis::client> redis, store_settings s, matchmaker::clock_fn now)
-    : redis_(std::move(redis)), settings_(s), now_(std::move(now)) {
-    const auto& sources = lua_sources();
-    const std::string& prelude = sources.at("lib");
-    for (const auto& [name, body] : sources)
-        if (name != "lib") scripts_.emplace(name, redis::script(prelude + "\n" + body));
-}
+store::store(std::shared_ptr<redis::client> redis, store_settings s, clock_fn now)
+    : redis_(std::move(redis)), settings_(s), now_(std::move(now)), scripts_(lua_sources()) {}
 
 asio::awaitable<redis::value> store::run(std::string name, std::string session, char role,
                                          std::vector<std::string> args) {
@@ -34,7 +27,7 @@ asio::awaitable<outcome<hello_result>> store::hello(std::string session, char ro
                           argv(std::move(node), std::move(conn_id), std::move(public_key)));
     outcome<hello_result> out;
     if (!refused(v, out.error))
-        out.value = hello_result{static_cast<std::uint64_t>(matchmaker::int_at(v, 1)), str_at(v, 2)};
+        out.value = hello_result{static_cast<std::uint64_t>(int_at(v, 1)), str_at(v, 2)};
     co_return out;
 }
 
@@ -64,6 +57,18 @@ asio::awaitable<outcome<bool>> store::signal(std::string session, char role, std
 
 asio::awaitable<void> store::gone(std::string session, char role, std::string conn_id) {
     co_await run("gone", std::move(session), role, argv(std::move(conn_id)));
+}
+
+asio::awaitable<outcome<bool>> store::end(std::string session, char role) {
+    auto v = co_await run("end", std::move(session), role, argv());
+    outcome<bool> out;
+    if (!refused(v, out.error)) out.value = true;
+    co_return out;
+}
+
+asio::awaitable<int> store::end_idle(std::int64_t since_unix_ms, int limit) {
+    auto v = co_await run("end_idle", "", 's', argv(std::to_string(since_unix_ms), std::to_string(limit)));
+    co_return static_cast<int>(int_at(v, 1));
 }
 
 asio::awaitable<std::vector<log_entry>> store::log_after(std::string session, char from, std::uint64_t after,

@@ -3,21 +3,19 @@
 // so a relay process can die at any instant and another finds a consistent chat.
 #pragma once
 
+#include "common/clock.hpp"
+#include "common/lua_scripts.hpp"
 #include "common/redis.hpp"
-#include "services/matchmaker/store.hpp"
+#include "common/script_reply.hpp"
 
 #include <boost/asio/awaitable.hpp>
 
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 namespace warmline::relay {
-
-using matchmaker::outcome;
-using matchmaker::refusal;
 
 struct store_settings {
     std::int64_t state_ttl_s = 24 * 3600;  // relay keys of a chat; the chat's end deletes them sooner
@@ -38,7 +36,7 @@ struct log_entry {
 
 class store {
 public:
-    store(std::shared_ptr<redis::client> redis, store_settings s, matchmaker::clock_fn now);
+    store(std::shared_ptr<redis::client> redis, store_settings s, clock_fn now);
 
     // role: 's' or 'l'.
     boost::asio::awaitable<outcome<hello_result>> hello(std::string session, char role, std::string node,
@@ -50,6 +48,11 @@ public:
     boost::asio::awaitable<outcome<bool>> signal(std::string session, char role, std::string kind,
                                                  std::string value);
     boost::asio::awaitable<void> gone(std::string session, char role, std::string conn_id);
+    // One side ends its chat (its relay ticket proved which), as the matchmaker's EndChat does.
+    boost::asio::awaitable<outcome<bool>> end(std::string session, char role);
+    // End up to `limit` chats nobody wrote in since `since_unix_ms`, oldest first, in one step;
+    // returns how many this call ended.
+    boost::asio::awaitable<int> end_idle(std::int64_t since_unix_ms, int limit);
     // Up to `count` messages `from` sent after seq `after`, in order.
     boost::asio::awaitable<std::vector<log_entry>> log_after(std::string session, char from, std::uint64_t after,
                                                              std::size_t count);
@@ -66,8 +69,8 @@ private:
 
     std::shared_ptr<redis::client> redis_;
     store_settings settings_;
-    matchmaker::clock_fn now_;
-    std::map<std::string, redis::script> scripts_;
+    clock_fn now_;
+    script_set scripts_;
 };
 
 }  // namespace warmline::relay

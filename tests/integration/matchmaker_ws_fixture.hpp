@@ -30,7 +30,7 @@ struct running_matchmaker {
 
     // `now`: the service's clock (tests that need time to pass move a clock of their own).
     running_matchmaker(const std::string& redis_url, matchmaker::service_settings s, net::server_options so = {},
-                       matchmaker::clock_fn now = matchmaker::system_now_ms) {
+                       warmline::clock_fn now = warmline::system_now_ms) {
         redis::client_options o;
         o.where = redis::endpoint::parse(redis_url);
         redis = redis::client::create(ioc.get_executor(), o);
@@ -71,7 +71,7 @@ struct running_matchmaker {
 // A clock tests move by hand, readable from the service's thread.
 struct manual_clock {
     std::shared_ptr<std::atomic<std::int64_t>> ms = std::make_shared<std::atomic<std::int64_t>>(1'800'000'000'000);
-    matchmaker::clock_fn fn() const {
+    warmline::clock_fn fn() const {
         return [ms = ms] { return ms->load(); };
     }
     void set(std::int64_t v) { ms->store(v); }

@@ -51,10 +51,10 @@ TEST_CASE("matchmaker ws: a seeker and a listener are matched, chat, end and rat
     CHECK(seeker_started.chat_started().session_id() == started.chat_started().session_id());
     ticket::claims c;
     REQUIRE(ticket::verify(fast_settings().ticket_secret, seeker_started.chat_started().relay_ticket(),
-                           matchmaker::system_now_ms(), c) == ticket::verdict::ok);
+                           warmline::system_now_ms(), c) == ticket::verdict::ok);
     CHECK(c.who == ticket::role::seeker);
     REQUIRE(ticket::verify(fast_settings().ticket_secret, started.chat_started().relay_ticket(),
-                           matchmaker::system_now_ms(), c) == ticket::verdict::ok);
+                           warmline::system_now_ms(), c) == ticket::verdict::ok);
     CHECK(c.who == ticket::role::listener);
 
     std::string session = started.chat_started().session_id();

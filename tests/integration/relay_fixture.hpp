@@ -24,7 +24,7 @@ namespace warmline::test {
 
 inline const std::string relay_secret = "relay-test-secret-relay-test-secret!";
 
-inline std::int64_t wall_ms() { return matchmaker::system_now_ms(); }  // the processes' clock
+inline std::int64_t wall_ms() { return warmline::system_now_ms(); }  // the processes' clock
 
 // One relay process; its log goes to `log` (the canary test reads it).
 struct relay_process {

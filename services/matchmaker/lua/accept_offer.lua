@@ -1,45 +1,46 @@
 -- A listener accepts an offer. ARGV[6] = listener id, [7] offer id.
--- Creates the chat session. Returns {'ok', session id, seeker id, topic, language}.
+-- Creates the chat session. Returns {'ok', session id, seeker id, topic, language, tier}.
 local lid, oid = ARGV[6], ARGV[7]
-local o = redis.call('HMGET', 'wl:offer:' .. oid, 'seeker', 'listener', 'deadline', 'topic', 'lang', 'enq_ms')
+local o = redis.call('HMGET', K.offer(oid), 'seeker', 'listener', 'deadline', 'topic', 'lang', 'enq_ms', 'tier')
 if not o[1] or o[2] ~= lid then
   return err('NOT_FOUND', 'That offer is no longer open.')
 end
 local sid = o[1]
 if num(o[3]) <= NOW then
   close_offer(oid, 'timed_out', true)
-  redis.call('HSET', listener_key(lid), 'status', 'away')
+  redis.call('HSET', K.listener(lid), 'status', 'away')
   refresh_listener(lid)
   match_seeker(sid)
-  publish('listener', lid, 'offer_timeout')
+  tell_listener(lid, 'offer_missed')
   return err('WRONG_STATE', 'That offer expired before it was accepted.')
 end
 local session = new_id('c')
-redis.call('DEL', 'wl:offer:' .. oid)
-redis.call('ZREM', 'wl:offers:due', oid)
-redis.call('SREM', listener_key(lid) .. ':offers', oid)
+redis.call('DEL', K.offer(oid))
+redis.call('ZREM', K.offers_due, oid)
+redis.call('SREM', K.listener_offers(lid), oid)
 -- the open offer becomes a chat: the listener's load (and so the indexes) does not change
-local n = redis.call('HMGET', listener_key(lid), 'offers', 'chats', 'chats_total')
-redis.call('HSET', listener_key(lid), 'offers', math.max(0, num(n[1]) - 1), 'chats', num(n[2]) + 1,
+local n = redis.call('HMGET', K.listener(lid), 'offers', 'chats', 'chats_total')
+redis.call('HSET', K.listener(lid), 'offers', math.max(0, num(n[1]) - 1), 'chats', num(n[2]) + 1,
   'chats_total', num(n[3]) + 1)
-redis.call('SADD', listener_key(lid) .. ':chats', session)
+redis.call('SADD', K.listener_chats(lid), session)
 -- when the listener accepted each chat, for "chats today" in any time zone: two days are enough
 -- for every offset from -14 h to +14 h
-local accepts = listener_key(lid) .. ':accepts'
+local accepts = K.listener_accepts(lid)
 redis.call('ZADD', accepts, NOW, session)
 redis.call('ZREMRANGEBYSCORE', accepts, '-inf', '(' .. fmt(NOW - ACCEPTS_KEEP_S * 1000))
 redis.call('EXPIRE', accepts, ACCEPTS_KEEP_S)
-redis.call('HSET', 'wl:session:' .. session, 'seeker', sid, 'listener', lid, 'topic', o[4], 'lang', o[5],
-  'started', NOW, 'state', 'active')
-redis.call('EXPIRE', 'wl:session:' .. session, TTL)
-redis.call('ZADD', 'wl:sessions', NOW, session)
-redis.call('ZREM', waiting_key(o[4], o[5]), sid)
-redis.call('HSET', seeker_key(sid), 'state', 'chat', 'session', session, 'offer', '')
-redis.call('DEL', 'wl:seeker:' .. sid .. ':declined')
+redis.call('HSET', K.session(session), 'seeker', sid, 'listener', lid, 'topic', o[4], 'lang', o[5],
+  'started', NOW, 'state', 'active', 'tier', o[7] or '1')
+redis.call('EXPIRE', K.session(session), TTL)
+redis.call('ZADD', K.sessions, NOW, session)
+redis.call('ZREM', K.waiting(o[4], o[5]), sid)
+redis.call('HSET', K.seeker(sid), 'state', 'chat', 'session', session, 'offer', '')
+redis.call('DEL', K.declined(sid))
 touch_seeker(sid)
-redis.call('HINCRBY', stats_key(o[4], o[5]), 'accepted', 1)
+redis.call('HINCRBY', K.stats(o[4], o[5]), 'accepted', 1)
 record_wait(o[4], o[5], NOW - num(o[6]), oid)
 refresh_listener(lid)
 -- one event for both sides: the seeker's ChatStarted and the listener's OfferClosed(accepted)
-publish('chat', sid, lid, session, o[4], o[5], oid)
-return { 'ok', session, sid, o[4], o[5] }
+match_event(4, PB.bytes(1, sid) .. PB.bytes(2, lid) .. PB.bytes(3, session) .. PB.bytes(4, o[4]) ..
+  PB.bytes(5, o[5]) .. PB.bytes(6, oid) .. PB.bool(7, o[7] == '0'))
+return { 'ok', session, sid, o[4], o[5], o[7] or '1' }

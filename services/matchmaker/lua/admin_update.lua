@@ -2,7 +2,7 @@
 -- [8] trained topics csv ('' unchanged), [9] trained languages csv ('' unchanged),
 -- [10] max-chats cap (0 unchanged), [11] '1' to revoke. Keeps the availability indexes true.
 local lid = ARGV[6]
-local key = listener_key(lid)
+local key = K.listener(lid)
 if redis.call('EXISTS', key) == 0 then return err('NOT_FOUND', 'There is no listener ' .. lid .. '.') end
 -- (refresh_listener below leaves the pairs recorded in `ix`, so old lists need no care here)
 if ARGV[7] ~= '' then redis.call('HSET', key, 'name', ARGV[7]) end
@@ -17,11 +17,11 @@ if cap > 0 then
 end
 if ARGV[11] == '1' then
   local h = redis.call('HGET', key, 'token')
-  if h then redis.call('DEL', 'wl:token:' .. h) end
+  if h then redis.call('DEL', K.token(h)) end
   local handle = redis.call('HGET', key, 'handle')
-  if handle then redis.call('DEL', 'wl:handle:' .. handle) end
+  if handle then redis.call('DEL', K.handle(handle)) end
   redis.call('HSET', key, 'revoked', '1', 'status', 'away')
-  publish('listener', lid, 'revoked')
+  tell_listener(lid, 'revoked')
 end
 refresh_listener(lid)
 match_listener(lid)

@@ -1,6 +1,6 @@
 -- A seeker withdraws its request (queued or being offered). ARGV[6] = seeker id.
 local sid = ARGV[6]
-local s = redis.call('HMGET', seeker_key(sid), 'state', 'offer')
+local s = redis.call('HMGET', K.seeker(sid), 'state', 'offer')
 if s[1] == 'offered' then
   local _, lid = close_offer(s[2], 'withdrawn', false)
   if lid then match_listener(lid) end
@@ -8,10 +8,10 @@ elseif s[1] ~= 'queued' then
   return err('WRONG_STATE', 'There is no open request to cancel.')
 end
 unqueue(sid)
-redis.call('HSET', seeker_key(sid), 'state', 'idle', 'offer', '')
-redis.call('DEL', 'wl:seeker:' .. sid .. ':declined')
-local t = redis.call('HMGET', seeker_key(sid), 'topic', 'lang')
-redis.call('HINCRBY', stats_key(t[1], t[2]), 'cancelled', 1)
-redis.call('ZREM', waiting_key(t[1], t[2]), sid)
+redis.call('HSET', K.seeker(sid), 'state', 'idle', 'offer', '')
+redis.call('DEL', K.declined(sid))
+local t = redis.call('HMGET', K.seeker(sid), 'topic', 'lang')
+redis.call('HINCRBY', K.stats(t[1], t[2]), 'cancelled', 1)
+redis.call('ZREM', K.waiting(t[1], t[2]), sid)
 touch_seeker(sid)
 return { 'ok' }

@@ -1,7 +1,7 @@
 -- Either side ends a chat. ARGV[6] = role ('seeker' | 'listener'), [7] that side's id,
 -- [8] session id. Frees the listener's slot and matches at once.
 local role, who, session = ARGV[6], ARGV[7], ARGV[8]
-local c = redis.call('HMGET', 'wl:session:' .. session, 'seeker', 'listener', 'state')
+local c = redis.call('HMGET', K.session(session), 'seeker', 'listener', 'state')
 if not c[1] or c[3] ~= 'active' then return err('NOT_FOUND', 'That chat is not open.') end
 if (role == 'seeker' and c[1] ~= who) or (role == 'listener' and c[2] ~= who) then
   return err('PERMISSION_DENIED', 'That chat is not yours to end.')

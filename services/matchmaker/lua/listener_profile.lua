@@ -1,4 +1,4 @@
 -- What a ListenerProfile is made from, read in one step. ARGV[6] = listener id.
 -- Returns {'ok', chats today, {field, value, field, value, ...} of wl:listener:<lid>}.
 local lid = ARGV[6]
-return { 'ok', chats_today(lid), redis.call('HGETALL', listener_key(lid)) }
+return { 'ok', chats_today(lid), redis.call('HGETALL', K.listener(lid)) }

@@ -4,25 +4,25 @@
 -- Returns {'ok', state, position, estimate_s}.
 local sid, topic, lang, tier = ARGV[6], ARGV[7], ARGV[8], tonumber(ARGV[9])
 local pref, pref_window, widen_after = ARGV[10], tonumber(ARGV[11]), tonumber(ARGV[12])
-local state = redis.call('HGET', seeker_key(sid), 'state')
+local state = redis.call('HGET', K.seeker(sid), 'state')
 if not state then return err('RESUME_FAILED', 'This connection has expired; please reconnect.') end
 if state == 'queued' or state == 'offered' then
   return err('WRONG_STATE', 'You are already waiting for a listener.')
 end
 if state == 'chat' then return err('WRONG_STATE', 'You are already in a chat; end it first.') end
-local seq = redis.call('INCR', 'wl:seq') % 1000
+local seq = redis.call('INCR', K.seq) % 1000
 local score = TIER_BASE[tier] + NOW * 1000 + seq
 -- naming a listener one has blocked names nobody
-if pref ~= '' and redis.call('SISMEMBER', 'wl:seeker:' .. sid .. ':blocked', pref) == 1 then pref = '' end
+if pref ~= '' and redis.call('SISMEMBER', K.blocked(sid), pref) == 1 then pref = '' end
 local pref_until = 0
 if pref ~= '' then pref_until = NOW + pref_window end
 local widen_at = 0
 if widen_after > 0 then widen_at = NOW + widen_after end
-redis.call('DEL', 'wl:seeker:' .. sid .. ':declined')
-redis.call('HSET', seeker_key(sid), 'state', 'queued', 'topic', topic, 'lang', lang, 'tier', tier, 'score', fmt(score),
+redis.call('DEL', K.declined(sid))
+redis.call('HSET', K.seeker(sid), 'state', 'queued', 'topic', topic, 'lang', lang, 'tier', tier, 'score', fmt(score),
   'enq_ms', NOW, 'pref', pref, 'pref_until', pref_until, 'widen_at', widen_at, 'session', '', 'offer', '')
-redis.call('ZADD', waiting_key(topic, lang), NOW, sid)
-extend(waiting_key(topic, lang), TTL)
+redis.call('ZADD', K.waiting(topic, lang), NOW, sid)
+extend(K.waiting(topic, lang), TTL)
 -- Every state change ends by matching, so no listener with room has an older seeker it could
 -- take: a free listener now goes to this seeker, and only one who finds none is queued.
 local lid = find_listener_for(sid)

@@ -1,12 +1,12 @@
 -- A listener toggles available/away. ARGV[6] = listener id, ARGV[7] = '1' available, '0' away.
 local lid, available = ARGV[6], ARGV[7] == '1'
-local status = redis.call('HGET', listener_key(lid), 'status')
+local status = redis.call('HGET', K.listener(lid), 'status')
 if not status then return err('UNAUTHENTICATED', 'This listener account no longer exists.') end
 if available then
-  if status ~= 'available' then redis.call('HSET', listener_key(lid), 'idle_since', NOW) end
-  redis.call('HSET', listener_key(lid), 'status', 'available')
+  if status ~= 'available' then redis.call('HSET', K.listener(lid), 'idle_since', NOW) end
+  redis.call('HSET', K.listener(lid), 'status', 'available')
 else
-  redis.call('HSET', listener_key(lid), 'status', 'away')
+  redis.call('HSET', K.listener(lid), 'status', 'away')
 end
 refresh_listener(lid)
 if available then match_listener(lid) end

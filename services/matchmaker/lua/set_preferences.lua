@@ -1,7 +1,7 @@
 -- A listener narrows what it takes now. ARGV[6] = listener id, [7] topics csv ('' = all trained),
 -- [8] languages csv ('' = all trained), [9] max chats (0 = unchanged).
 local lid = ARGV[6]
-local f = redis.call('HMGET', listener_key(lid), 'topics', 'langs', 'cap')
+local f = redis.call('HMGET', K.listener(lid), 'topics', 'langs', 'cap')
 if not f[1] then return err('UNAUTHENTICATED', 'This listener account no longer exists.') end
 local function subset(wanted, trained, what)
   local ok = {}
@@ -17,8 +17,8 @@ local max = tonumber(ARGV[9])
 if max > num(f[3]) then
   return err('PERMISSION_DENIED', 'You can take at most ' .. f[3] .. ' chats at once; an admin can raise that.')
 end
-redis.call('HSET', listener_key(lid), 'atopics', ARGV[7], 'alangs', ARGV[8])
-if max > 0 then redis.call('HSET', listener_key(lid), 'max', max) end
+redis.call('HSET', K.listener(lid), 'atopics', ARGV[7], 'alangs', ARGV[8])
+if max > 0 then redis.call('HSET', K.listener(lid), 'max', max) end
 refresh_listener(lid)
 match_listener(lid)
 return { 'ok' }

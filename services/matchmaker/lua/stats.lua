@@ -15,29 +15,29 @@ end
 for _, t in ipairs(topics) do
   for _, l in ipairs(langs) do
     -- every open request, queued or being offered, including those waiting for a named listener
-    local w = waiting_key(t, l)
+    local w = K.waiting(t, l)
     local waiting = redis.call('ZCARD', w)
     local longest = 0
     local oldest = redis.call('ZRANGE', w, 0, 0, 'WITHSCORES')
     if oldest[2] then longest = NOW - tonumber(oldest[2]) end
     local waits = {}
-    for _, m in ipairs(redis.call('ZRANGEBYSCORE', 'wl:waits:' .. t .. ':' .. l, NOW - WAIT_WINDOW_MS, '+inf')) do
+    for _, m in ipairs(redis.call('ZRANGEBYSCORE', K.waits(t, l), NOW - WAIT_WINDOW_MS, '+inf')) do
       local v = tonumber(string.match(m, '^(%d+)'))
       waits[#waits + 1] = v
       all_waits[#all_waits + 1] = v
     end
     table.sort(waits)
     local function pct(p) return percentile(waits, p) end
-    local st = redis.call('HMGET', stats_key(t, l), 'accepted', 'declined', 'timed_out', 'abandoned')
+    local st = redis.call('HMGET', K.stats(t, l), 'accepted', 'declined', 'timed_out', 'abandoned')
     local row = { t, l, waiting, longest, pct(0.5), pct(0.9), 0, 0, 0, 0, num(st[1]), num(st[2]), num(st[3]), num(st[4]) }
     rows[#rows + 1] = row
     index[t .. ':' .. l] = row
   end
 end
 -- listeners: each counted in every pair they take now (or are trained for, when away)
-for _, lid in ipairs(redis.call('SMEMBERS', 'wl:listeners')) do
-  if redis.call('HGET', listener_key(lid), 'revoked') ~= '1' then
-    local f = redis.call('HMGET', listener_key(lid), 'status', 'chats', 'offers', 'max')
+for _, lid in ipairs(redis.call('SMEMBERS', K.listeners)) do
+  if redis.call('HGET', K.listener(lid), 'revoked') ~= '1' then
+    local f = redis.call('HMGET', K.listener(lid), 'status', 'chats', 'offers', 'max')
     local active, a_langs, trained_topics, trained_langs = listener_scope(lid)
     local column
     if f[1] ~= 'available' then
@@ -57,8 +57,8 @@ for _, lid in ipairs(redis.call('SMEMBERS', 'wl:listeners')) do
     end
   end
 end
-for _, session in ipairs(redis.call('ZRANGE', 'wl:sessions', 0, -1)) do
-  local c = redis.call('HMGET', 'wl:session:' .. session, 'topic', 'lang')
+for _, session in ipairs(redis.call('ZRANGE', K.sessions, 0, -1)) do
+  local c = redis.call('HMGET', K.session(session), 'topic', 'lang')
   if c[1] then
     local row = index[c[1] .. ':' .. c[2]]
     if row then row[10] = row[10] + 1 end

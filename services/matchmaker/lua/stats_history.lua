@@ -4,7 +4,7 @@
 -- [9] how much history to keep (ms). Returns {'ok', 1} when stored, {'ok', 0} when this step
 -- already has its sample.
 local at, step, keep = tonumber(ARGV[6]), tonumber(ARGV[8]), tonumber(ARGV[9])
-local key = 'wl:stats:history'
+local key = K.stats_history
 local last = redis.call('ZREVRANGE', key, 0, 0, 'WITHSCORES')
 if last[2] and math.floor(tonumber(last[2]) / step) >= math.floor(at / step) then return { 'ok', 0 } end
 redis.call('ZADD', key, fmt(at), ARGV[7])

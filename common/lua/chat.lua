@@ -1,0 +1,139 @@
+-- The second prelude of every Warmline script (after base.lua): the state both services change.
+-- It owns the end of a chat (finish_chat: the one place a chat ends, whoever ends it: either
+-- side through the matchmaker or the relay, the relay's idle and presence sweeps, the
+-- matchmaker's expiry sweep) and what ending needs: a listener's availability indexes and the
+-- queues a seeker waits in. The matching rules themselves are the matchmaker's
+-- (services/matchmaker/lua/lib.lua); a script that cannot match (the relay's) leaves the freed
+-- listener in wl:due:match for the matchmakers' sweep.
+
+-- Every change that can move a position or an estimate in a topic x language queue (someone
+-- joins or leaves it, an offer there is accepted) bumps its version, so the processes recompute
+-- positions only for seekers whose queue changed.
+local function bump(topic, lang) redis.call('INCR', K.queue_version(topic, lang)) end
+
+local touched = {}
+local function touch_seeker(sid)
+  if touched[sid] then return end
+  touched[sid] = true
+  if not stale(K.seeker(sid), TTL) then return end
+  redis.call('EXPIRE', K.seeker(sid), TTL)
+  -- blocks last as long as the anonymous identity that made them
+  redis.call('EXPIRE', K.blocked(sid), TTL)
+  local h = redis.call('HGET', K.seeker(sid), 'resume')
+  if h then redis.call('EXPIRE', K.resume(h), TTL) end
+end
+
+-- The one rule for what a listener takes right now, from their hash's fields: the narrowed lists
+-- (atopics, alangs), or all they are trained for (topics, langs); comma lists.
+local function active_csv(topics, langs, atopics, alangs)
+  return (atopics and atopics ~= '') and atopics or (topics or ''), (alangs and alangs ~= '') and alangs or (langs or '')
+end
+
+-- The one rule for whether a listener can be offered another chat.
+local function has_room(status, chats, offers, max, revoked)
+  return status == 'available' and revoked ~= '1' and num(chats) + num(offers) < num(max)
+end
+
+local function index_pairs(topics, langs, lid, score)
+  for _, l in ipairs(split(langs)) do
+    for _, t in ipairs(split(topics)) do
+      if score then redis.call('ZADD', K.avail(t, l), score, lid) else redis.call('ZREM', K.avail(t, l), lid) end
+    end
+    if score then redis.call('ZADD', K.avail_lang(l), score, lid) else redis.call('ZREM', K.avail_lang(l), lid) end
+  end
+end
+
+-- Keep the availability indexes true to the listener's hash: present in wl:avail:<t>:<l> for
+-- every pair they take now and in wl:availlang:<l> (scored by idle_since, oldest first) exactly
+-- while they have room. The hash field `ix` records what is indexed ('' for nothing, else
+-- 'score|topics|languages'), so a refresh that changes nothing costs one read, one that only
+-- moves the score is a ZADD per pair, and only a change of scope removes anything.
+local function refresh_listener(lid)
+  local f = redis.call('HMGET', K.listener(lid), 'topics', 'langs', 'atopics', 'alangs', 'status', 'chats',
+    'offers', 'max', 'revoked', 'idle_since', 'ix')
+  local topics, langs = active_csv(f[1], f[2], f[3], f[4])
+  local room = has_room(f[5], f[6], f[7], f[8], f[9])
+  local want = room and (fmt(num(f[10])) .. '|' .. topics .. '|' .. langs) or ''
+  local have = f[11]
+  if have == want then return end
+  if not have then
+    -- indexed before `ix` existed: leave every pair they are trained for
+    index_pairs(f[1], f[2], lid, nil)
+  elseif have ~= '' then
+    local _, _, had_topics, had_langs = string.find(have, '^[^|]*|([^|]*)|(.*)$')
+    if not room or had_topics ~= topics or had_langs ~= langs then index_pairs(had_topics, had_langs, lid, nil) end
+  end
+  if room then index_pairs(topics, langs, lid, num(f[10])) end
+  redis.call('HSET', K.listener(lid), 'ix', want)
+end
+
+local function unqueue(sid)
+  local s = redis.call('HMGET', K.seeker(sid), 'topic', 'lang', 'pref')
+  if s[1] then
+    redis.call('ZREM', K.queue(s[1], s[2]), sid)
+    bump(s[1], s[2])
+  end
+  if s[2] then redis.call('ZREM', K.queue_any(s[2]), sid) end
+  if s[3] and s[3] ~= '' then redis.call('ZREM', K.queue_pref(s[3]), sid) end
+  redis.call('ZREM', K.due_widen, sid)
+  redis.call('ZREM', K.due_pref, sid)
+end
+
+-- Put a seeker in its queues at its own score (its original place after a decline/timeout).
+local function enqueue(sid)
+  local s = redis.call('HMGET', K.seeker(sid), 'topic', 'lang', 'score', 'pref', 'pref_until', 'widen_at')
+  local topic, lang, score = s[1], s[2], s[3]
+  redis.call('HSET', K.seeker(sid), 'state', 'queued', 'offer', '')
+  bump(topic, lang)
+  if s[4] and s[4] ~= '' and num(s[5]) > NOW then
+    redis.call('ZADD', K.queue_pref(s[4]), score, sid)
+    redis.call('ZADD', K.due_pref, s[5], sid)
+    return
+  end
+  redis.call('ZADD', K.queue(topic, lang), score, sid)
+  local widen_at = num(s[6])
+  if widen_at > 0 then
+    if widen_at <= NOW then
+      redis.call('ZADD', K.queue_any(lang), score, sid)
+    else
+      redis.call('ZADD', K.due_widen, widen_at, sid)
+    end
+  end
+  match_event(3, PB.bytes(1, sid))
+end
+
+-- What happens once a chat has ended and freed a listener's slot. A script that can match
+-- (the matchmaker's prelude sets this) matches at once; the default leaves the listener to the
+-- matchmakers' sweep (wl:due:match), which every matchmaker process runs every few hundred ms.
+local after_chat_end = function(_, lid)
+  redis.call('ZADD', K.due_match, NOW, 'l:' .. lid)
+end
+
+-- End an open chat: free the listener's slot, tell both sides (through the matchmakers and the
+-- relay processes that hold them), delete the relay's log and record, then match the listener
+-- again. by: seeker | listener | idle | expired. Returns the seeker and listener ids, or nil
+-- when the chat is not open.
+local function finish_chat(session, by)
+  local c = redis.call('HMGET', K.session(session), 'seeker', 'listener', 'state')
+  if not c[1] or c[3] ~= 'active' then return nil, nil end
+  local sid, lid = c[1], c[2]
+  redis.call('HSET', K.session(session), 'state', 'ended', 'ended', NOW, 'ended_by', by)
+  redis.call('ZREM', K.sessions, session)
+  redis.call('SREM', K.listener_chats(lid), session)
+  if redis.call('HINCRBY', K.listener(lid), 'chats', -1) < 0 then redis.call('HSET', K.listener(lid), 'chats', 0) end
+  if redis.call('HGET', K.seeker(sid), 'session') == session then
+    redis.call('HSET', K.seeker(sid), 'state', 'ended')
+    touch_seeker(sid)
+  end
+  refresh_listener(lid)
+  local ended = chat_ended_pb(session, by)
+  match_event(5, PB.bytes(1, sid) .. PB.bytes(2, lid) .. PB.msg(3, ended))
+  -- the relay's share of the chat goes with it: its processes are told, its log is deleted
+  local r = redis.call('HMGET', K.relay(session), 'node_s', 'node_l')
+  relay_event(r[1], session, 's', PB.msg(14, ended))
+  relay_event(r[2], session, 'l', PB.msg(14, ended))
+  redis.call('DEL', K.relay(session), K.log(session, 's'), K.log(session, 'l'))
+  redis.call('ZREM', K.relay_active, session)
+  after_chat_end(sid, lid)
+  return sid, lid
+end

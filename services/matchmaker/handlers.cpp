@@ -1,0 +1,222 @@
+// The request handlers of services/matchmaker/handlers.hpp.
+#include "services/matchmaker/handlers.hpp"
+
+#include "common/codec.hpp"
+#include "common/crypto.hpp"
+#include "common/replies.hpp"
+#include "services/matchmaker/messages.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace warmline::matchmaker {
+
+namespace asio = boost::asio;
+using v1::ClientMessage;
+using v1::ServerMessage;
+using reply = ServerMessage;
+
+request_handlers::request_handlers(const service_settings& s, const catalogue& cat, store& st,
+                                   peer_registry& peers, metrics::registry& metrics, std::string node)
+    : settings_(s), catalogue_(cat), store_(st), peers_(peers), metrics_(metrics), node_(std::move(node)) {}
+
+asio::awaitable<ServerMessage> request_handlers::handle(peer_ptr p, const ClientMessage& m) {
+    using B = ClientMessage::BodyCase;
+    auto& st = p->state;
+    switch (m.body_case()) {
+    case B::kPing: {
+        ServerMessage r;
+        r.mutable_pong();
+        co_return r;
+    }
+    case B::kSeekerHello: co_return co_await seeker_hello(p, m.seeker_hello());
+    case B::kListenerSignIn: co_return co_await listener_sign_in(p, m.listener_sign_in());
+    case B::kSupervisorSignIn: co_return co_await supervisor_sign_in(p, m.supervisor_sign_in());
+    case B::kRequestChat: co_return co_await request_chat(p, m.request_chat());
+    case B::kCancelRequest: {
+        auto r = co_await store_.cancel_request(st.id);
+        if (!r) co_return refusal_reply<reply>(r.error);
+        st.waiting = false;
+        co_return ok_reply<reply>();
+    }
+    case B::kRateChat: co_return co_await rate_chat(p, m.rate_chat());
+    case B::kReportChat: co_return co_await report_chat(p, m.report_chat());
+    case B::kSetAvailability: {
+        auto r = co_await store_.set_availability(st.id, m.set_availability().available());
+        if (!r) co_return refusal_reply<reply>(r.error);
+        co_return co_await status_reply(st.id);
+    }
+    case B::kSetPreferences: co_return co_await set_preferences(p, m.set_preferences());
+    case B::kAcceptOffer: {
+        auto r = co_await store_.accept_offer(st.id, m.accept_offer().offer_id());
+        if (!r) co_return refusal_reply<reply>(r.error);
+        ServerMessage out;
+        *out.mutable_chat_started() = chat_started(settings_, store_.now_ms(), r.value->session_id, v1::LISTENER,
+                                                   r.value->topic, r.value->language, r.value->crisis);
+        co_return out;
+    }
+    case B::kDeclineOffer: {
+        auto r = co_await store_.decline_offer(st.id, m.decline_offer().offer_id());
+        co_return r ? ok_reply<reply>() : refusal_reply<reply>(r.error);
+    }
+    case B::kEndChat: {
+        std::string role = st.who == client_state::role::seeker ? "seeker" : "listener";
+        auto r = co_await store_.end_chat(role, st.id, m.end_chat().session_id());
+        co_return r ? ok_reply<reply>() : refusal_reply<reply>(r.error);
+    }
+    default:
+        co_return error_reply<reply>(v1::INVALID_ARGUMENT,
+                                     "The message has no request in it (e.g. \"seekerHello\": {}).");
+    }
+}
+
+asio::awaitable<ServerMessage> request_handlers::status_reply(std::string lid) {
+    ServerMessage out;
+    *out.mutable_status_changed()->mutable_profile() = co_await read_profile(store_, lid);
+    co_return out;
+}
+
+asio::awaitable<ServerMessage> request_handlers::seeker_hello(peer_ptr p, const v1::SeekerHello& m) {
+    std::string token;
+    outcome<hello_result> r;
+    if (m.resume_token().empty()) {
+        token = "wlr_" + crypto::random_token();
+        r = co_await store_.seeker_new(crypto::random_id(), crypto::sha256_hex(token), node_);
+    } else {
+        token = m.resume_token();
+        r = co_await store_.seeker_resume(crypto::sha256_hex(token), node_);
+    }
+    if (!r) co_return refusal_reply<reply>(r.error);
+    const auto& h = *r.value;
+    auto old = peers_.bind_seeker(p, h.seeker_id);
+    p->state.waiting = h.state == "queued" || h.state == "offered";
+    p->state.queue = h.topic + ":" + h.language;
+    p->state.named_listener = h.named_listener;  // a named request's position is recomputed every tick
+    p->state.queue_version = -1;
+    if (old) old->close(4001, "resumed on a newer connection");
+    ServerMessage out;
+    auto* w = out.mutable_seeker_welcome();
+    w->set_seeker_id(h.seeker_id);
+    w->set_resume_token(token);
+    w->set_resumed(h.resumed);
+    w->set_topic(h.topic);
+    w->set_language(h.language);
+    v1::SeekerState state = v1::IDLE;
+    if (h.state == "queued") state = v1::QUEUED;
+    else if (h.state == "offered") state = v1::OFFERED;
+    else if (h.state == "chat") state = v1::IN_CHAT;
+    else if (h.state == "ended") state = v1::ENDED;
+    w->set_state(state);
+    if (state == v1::IN_CHAT || state == v1::ENDED) {
+        *w->mutable_chat() =
+            chat_started(settings_, store_.now_ms(), h.session_id, v1::SEEKER, h.topic, h.language, h.crisis);
+        p->state.announced_session = h.session_id;
+        if (state == v1::ENDED) w->mutable_chat()->clear_relay_ticket();
+    }
+    co_return out;
+}
+
+asio::awaitable<ServerMessage> request_handlers::request_chat(peer_ptr p, const v1::RequestChat& m) {
+    const v1::Topic* topic = catalogue_.topic(m.topic());
+    if (!topic)
+        co_return error_reply<reply>(v1::UNKNOWN_TOPIC, "There is no topic '" + m.topic() +
+                                                            "'. GET /v1/catalogue lists the topics we offer.");
+    const v1::Language* lang = catalogue_.language(m.language());
+    if (!lang)
+        co_return error_reply<reply>(v1::UNKNOWN_LANGUAGE, "There is no language '" + m.language() +
+                                                               "'. GET /v1/catalogue lists the languages we offer.");
+    std::string preferred;
+    if (!m.preferred_listener().empty()) {
+        preferred = co_await store_.listener_by_handle(m.preferred_listener());
+        if (preferred.empty())
+            co_return error_reply<reply>(v1::NOT_FOUND, "There is no listener called '" + m.preferred_listener() + "'.");
+    }
+    auto r = co_await store_.request_chat(p->state.id, m.topic(), m.language(), m.crisis() ? 0 : 1, preferred,
+                                          static_cast<std::int64_t>(topic->widen_after_s()) * 1000);
+    if (!r) co_return refusal_reply<reply>(r.error);
+    p->state.waiting = true;
+    p->state.queue = m.topic() + ":" + m.language();
+    p->state.named_listener = !preferred.empty();
+    p->state.queue_version = -1;
+    ServerMessage out;
+    auto* q = out.mutable_request_queued();
+    q->set_position(r.value->position);
+    q->set_estimated_wait_s(r.value->estimate_s);
+    if (m.crisis()) *q->mutable_crisis_resources() = lang->crisis_resources();
+    p->state.last_update.set_position(r.value->position);
+    p->state.last_update.set_estimated_wait_s(r.value->estimate_s);
+    metrics_.counter("warmline_requests_total", "Chat requests", m.crisis() ? "tier=\"crisis\"" : "tier=\"normal\"")
+        .fetch_add(1);
+    co_return out;
+}
+
+asio::awaitable<ServerMessage> request_handlers::rate_chat(peer_ptr p, const v1::RateChat& rc) {
+    if (rc.stars() < 1 || rc.stars() > 5) co_return error_reply<reply>(v1::INVALID_ARGUMENT, "Stars go from 1 to 5.");
+    if (code_points(rc.comment()) > 500)
+        co_return error_reply<reply>(v1::INVALID_ARGUMENT, "A comment can be at most 500 characters.");
+    auto r = co_await store_.rate_chat(p->state.id, rc.session_id(), static_cast<int>(rc.stars()), rc.comment(),
+                                       rc.block_listener());
+    co_return r ? ok_reply<reply>() : refusal_reply<reply>(r.error);
+}
+
+asio::awaitable<ServerMessage> request_handlers::report_chat(peer_ptr p, const v1::ReportChat& rc) {
+    if (auto why = report_problem(rc); !why.empty()) co_return error_reply<reply>(v1::INVALID_ARGUMENT, why);
+    v1::ReportChat messages;
+    *messages.mutable_messages() = rc.messages();
+    // the plaintext the seeker chose to send: stored for the safety team, never logged
+    auto r = co_await store_.report_chat(p->state.id, rc.session_id(), rc.reason(), codec::to_json(messages),
+                                         rc.messages_size());
+    if (!r) co_return refusal_reply<reply>(r.error);
+    metrics_.counter("warmline_reports_total", "Chats reported by seekers").fetch_add(1);
+    co_return ok_reply<reply>();
+}
+
+asio::awaitable<ServerMessage> request_handlers::set_preferences(peer_ptr p, const v1::SetPreferences& sp) {
+    for (const auto& t : sp.topics())
+        if (!catalogue_.topic(t)) co_return error_reply<reply>(v1::UNKNOWN_TOPIC, "There is no topic '" + t + "'.");
+    for (const auto& l : sp.languages())
+        if (!catalogue_.language(l))
+            co_return error_reply<reply>(v1::UNKNOWN_LANGUAGE, "There is no language '" + l + "'.");
+    if (sp.max_chats() > 20) co_return error_reply<reply>(v1::INVALID_ARGUMENT, "max_chats goes from 1 to 20.");
+    std::string topics, langs;
+    for (const auto& t : sp.topics()) topics += (topics.empty() ? "" : ",") + t;
+    for (const auto& l : sp.languages()) langs += (langs.empty() ? "" : ",") + l;
+    auto r = co_await store_.set_preferences(p->state.id, topics, langs, static_cast<int>(sp.max_chats()));
+    if (!r) co_return refusal_reply<reply>(r.error);
+    co_return co_await status_reply(p->state.id);
+}
+
+asio::awaitable<ServerMessage> request_handlers::listener_sign_in(peer_ptr p, const v1::ListenerSignIn& m) {
+    if (m.utc_offset_min() < -840 || m.utc_offset_min() > 840)
+        co_return error_reply<reply>(v1::INVALID_ARGUMENT,
+                                     "utc_offset_min is your clock's offset from UTC in minutes, from -840 to 840 "
+                                     "(in a browser: -new Date().getTimezoneOffset()).");
+    auto r = co_await store_.listener_sign_in(crypto::sha256_hex(m.token()), node_, m.utc_offset_min());
+    if (!r) co_return refusal_reply<reply>(r.error);
+    peers_.bind_listener(p, *r.value);
+    co_return co_await read_listener_welcome(store_, settings_, *r.value);
+}
+
+asio::awaitable<ServerMessage> request_handlers::supervisor_sign_in(peer_ptr p, const v1::SupervisorSignIn& m) {
+    std::string owner = co_await store_.token_owner(crypto::sha256_hex(m.token()));
+    if (owner.rfind("supervisor:", 0) != 0)
+        co_return error_reply<reply>(v1::UNAUTHENTICATED,
+                                     "That supervisor token is not valid. Ask an admin for a new one.");
+    std::string id = owner.substr(11);
+    // every supervisor sign-in is audited: who and when, never what they saw
+    co_await store_.audit("supervisor_sign_in", id);
+    peers_.bind_supervisor(p, id);
+    ServerMessage out;
+    auto* stats = out.mutable_stats();
+    *stats = co_await read_snapshot(store_, catalogue_);
+    // the last hour for the charts, so a reloaded dashboard or a restarted process loses nothing
+    for (const auto& blob :
+         co_await store_.stats_history(stats->at_unix_ms() - settings_.stats_history_window.count() + 1)) {
+        if (!stats->add_history()->ParseFromString(blob)) {
+            stats->mutable_history()->RemoveLast();
+            spdlog::warn("skipped a stats history sample that could not be parsed");
+        }
+    }
+    co_return out;
+}
+
+}  // namespace warmline::matchmaker

@@ -1,0 +1,183 @@
+// Replies and pushes built from the store's reads, for services/matchmaker/messages.hpp.
+#include "services/matchmaker/messages.hpp"
+
+#include "common/ticket.hpp"
+
+#include <algorithm>
+
+namespace warmline::matchmaker {
+
+namespace {
+
+std::vector<std::string> csv(const std::string& s) {
+    std::vector<std::string> out;
+    std::size_t start = 0;
+    while (start <= s.size()) {
+        auto end = s.find(',', start);
+        if (end == std::string::npos) end = s.size();
+        if (end > start) out.push_back(s.substr(start, end - start));
+        start = end + 1;
+    }
+    return out;
+}
+
+std::int64_t to_int(const std::string& s) {
+    try {
+        return s.empty() ? 0 : std::stoll(s);
+    } catch (...) {
+        return 0;
+    }
+}
+
+const std::string& field(const std::map<std::string, std::string>& m, const std::string& k) {
+    static const std::string empty;
+    auto it = m.find(k);
+    return it == m.end() ? empty : it->second;
+}
+
+std::uint32_t seconds(std::int64_t ms) { return static_cast<std::uint32_t>(std::max<std::int64_t>(0, ms) / 1000); }
+
+}  // namespace
+
+v1::ChatStarted chat_started(const service_settings& s, std::int64_t now_ms, const std::string& session,
+                             v1::Role role, const std::string& topic, const std::string& language, bool crisis) {
+    v1::ChatStarted c;
+    c.set_session_id(session);
+    c.set_role(role);
+    c.set_relay_url(s.relay_url);
+    c.set_relay_ticket(ticket::sign(s.ticket_secret,
+                                    ticket::claims{session, role == v1::SEEKER ? ticket::role::seeker : ticket::role::listener,
+                                                   now_ms + s.ticket_ttl.count()}));
+    c.set_topic(topic);
+    c.set_language(language);
+    c.set_crisis(crisis);
+    return c;
+}
+
+v1::Offer offer_from(const std::map<std::string, std::string>& o, const std::string& oid, std::int64_t now_ms) {
+    v1::Offer offer;
+    offer.set_offer_id(oid);
+    offer.set_topic(field(o, "topic"));
+    offer.set_language(field(o, "lang"));
+    offer.set_crisis(field(o, "tier") == "0");
+    offer.set_deadline_unix_ms(to_int(field(o, "deadline")));
+    const std::string& enq = field(o, "enq_ms");
+    offer.set_waited_s(seconds(now_ms - (enq.empty() ? now_ms : to_int(enq))));
+    offer.set_preferred(field(o, "preferred") == "1");
+    return offer;
+}
+
+v1::ListenerProfile profile_from(const std::string& lid, const listener_record& record) {
+    const auto& l = record.fields;
+    v1::ListenerProfile pr;
+    pr.set_listener_id(lid);
+    pr.set_name(field(l, "name"));
+    pr.set_handle(field(l, "handle"));
+    for (auto& t : csv(field(l, "topics"))) pr.add_trained_topics(t);
+    for (auto& x : csv(field(l, "langs"))) pr.add_trained_languages(x);
+    pr.set_max_chats_cap(static_cast<std::uint32_t>(to_int(field(l, "cap"))));
+    for (auto& t : csv(field(l, "atopics").empty() ? field(l, "topics") : field(l, "atopics"))) pr.add_topics(t);
+    for (auto& x : csv(field(l, "alangs").empty() ? field(l, "langs") : field(l, "alangs"))) pr.add_languages(x);
+    pr.set_max_chats(static_cast<std::uint32_t>(to_int(field(l, "max"))));
+    pr.set_status(field(l, "status") == "available" ? v1::AVAILABLE : v1::AWAY);
+    pr.set_chats(static_cast<std::uint32_t>(to_int(field(l, "chats"))));
+    pr.set_offers(static_cast<std::uint32_t>(to_int(field(l, "offers"))));
+    pr.set_chats_today(record.chats_today);
+    return pr;
+}
+
+v1::StatsSnapshot snapshot_from(const stats_result& result, std::int64_t now_ms) {
+    v1::StatsSnapshot snap;
+    snap.set_at_unix_ms(now_ms);
+    v1::QueueStats total;
+    total.set_topic("*");
+    total.set_language("*");
+    for (const auto& r : result.rows) {
+        auto* q = snap.add_queues();
+        q->set_topic(r.topic);
+        q->set_language(r.language);
+        q->set_seekers_waiting(r.waiting);
+        q->set_longest_wait_s(seconds(r.longest_wait_ms));
+        q->set_wait_p50_s(seconds(r.wait_p50_ms));
+        q->set_wait_p90_s(seconds(r.wait_p90_ms));
+        q->set_listeners_available(r.available);
+        q->set_listeners_busy(r.busy);
+        q->set_listeners_away(r.away);
+        q->set_chats_active(r.chats);
+        q->set_offers_accepted(r.accepted);
+        q->set_offers_declined(r.declined);
+        q->set_offers_timed_out(r.timed_out);
+        q->set_requests_abandoned(r.abandoned);
+        q->set_shortage(r.waiting > 0 && r.available == 0 && r.busy == 0);
+        total.set_seekers_waiting(total.seekers_waiting() + r.waiting);
+        total.set_longest_wait_s(std::max(total.longest_wait_s(), q->longest_wait_s()));
+        total.set_chats_active(total.chats_active() + r.chats);
+        total.set_offers_accepted(total.offers_accepted() + r.accepted);
+        total.set_offers_declined(total.offers_declined() + r.declined);
+        total.set_offers_timed_out(total.offers_timed_out() + r.timed_out);
+        total.set_requests_abandoned(total.requests_abandoned() + r.abandoned);
+        total.set_shortage(total.shortage() || q->shortage());
+    }
+    // listeners are counted once each in the total, not once per pair they cover
+    total.set_listeners_available(result.available);
+    total.set_listeners_busy(result.busy);
+    total.set_listeners_away(result.away);
+    total.set_wait_p50_s(seconds(result.wait_p50_ms));
+    total.set_wait_p90_s(seconds(result.wait_p90_ms));
+    *snap.mutable_total() = total;
+    return snap;
+}
+
+std::size_t code_points(const std::string& s) {
+    std::size_t n = 0;
+    for (unsigned char ch : s) n += (ch & 0xC0) != 0x80;
+    return n;
+}
+
+std::string report_problem(const v1::ReportChat& r) {
+    constexpr int max_messages = 50;
+    if (code_points(r.reason()) > 500) return "The reason can be at most 500 characters.";
+    if (r.messages_size() > max_messages) return "A report can include at most 50 messages.";
+    for (const auto& m : r.messages()) {
+        if (m.from() != v1::SEEKER && m.from() != v1::LISTENER)
+            return "Each reported message needs to say who sent it (SEEKER or LISTENER).";
+        if (code_points(m.text()) > 2000) return "Each reported message can be at most 2,000 characters.";
+    }
+    return {};
+}
+
+bool all_zero(const v1::QueueStats& q) {
+    v1::QueueStats numbers = q;
+    numbers.clear_topic();
+    numbers.clear_language();
+    return numbers.ByteSizeLong() == 0;
+}
+
+boost::asio::awaitable<v1::ListenerProfile> read_profile(store& st, std::string lid) {
+    co_return profile_from(lid, co_await st.listener_profile(lid));
+}
+
+boost::asio::awaitable<v1::ServerMessage> read_listener_welcome(store& st, const service_settings& s,
+                                                                 std::string lid) {
+    v1::ServerMessage out;
+    auto* w = out.mutable_listener_welcome();
+    *w->mutable_profile() = co_await read_profile(st, lid);
+    for (auto& oid : co_await st.members("wl:listener:" + lid + ":offers")) {
+        auto o = co_await st.hash("wl:offer:" + oid);
+        if (!o.empty()) *w->add_open_offers() = offer_from(o, oid, st.now_ms());
+    }
+    for (auto& session : co_await st.members("wl:listener:" + lid + ":chats")) {
+        auto c = co_await st.hash("wl:session:" + session);
+        if (c["state"] == "active")
+            *w->add_open_chats() =
+                chat_started(s, st.now_ms(), session, v1::LISTENER, c["topic"], c["lang"], c["tier"] == "0");
+    }
+    co_return out;
+}
+
+boost::asio::awaitable<v1::StatsSnapshot> read_snapshot(store& st, const catalogue& cat) {
+    auto result = co_await st.stats(cat.topic_ids(), cat.language_tags());
+    co_return snapshot_from(result, st.now_ms());
+}
+
+}  // namespace warmline::matchmaker

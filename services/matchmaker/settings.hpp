@@ -1,0 +1,36 @@
+// A matchmaker process's settings (from main.cpp's flags; tests set them directly).
+#pragma once
+
+#include "services/matchmaker/store.hpp"
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+
+namespace warmline::matchmaker {
+
+struct service_settings {
+    store_settings store;
+    std::string ticket_secret;
+    std::string relay_url = "ws://127.0.0.1:8091/v1/relay";
+    std::chrono::milliseconds ticket_ttl{5 * 60 * 1000};
+    std::chrono::milliseconds sweep_interval{250};
+    std::chrono::milliseconds position_interval{1000};
+    std::chrono::milliseconds stats_interval{1000};
+    // The supervisors' stats history: one sample per step (taken by one process of all those
+    // running, whether or not anyone watches; every process checks once per stats_interval),
+    // kept for the window.
+    std::chrono::milliseconds stats_history_step{20000};
+    std::chrono::milliseconds stats_history_window{3600 * 1000};
+    std::size_t max_request_ids = 4096;  // remembered per connection to refuse reuse
+    int max_bad_frames = 20;             // then the connection is closed with 1008
+    // Requests of one signed-in connection answered at once (replies carry the request id and
+    // may come back out of order); beyond it the connection's frames wait. Sign-in is serial.
+    std::size_t requests_in_flight = 32;
+    // a waiting seeker's position is recomputed when its queue changes, and at least this often
+    std::chrono::milliseconds position_refresh{30000};
+    double rate_burst = 20;              // requests a connection may send at once
+    double rate_per_second = 10;         // and sustained
+};
+
+}  // namespace warmline::matchmaker
