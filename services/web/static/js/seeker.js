@@ -341,7 +341,7 @@ function startOver() {
   afterTranscript = [];
   $("#report-messages").replaceChildren();
   $("#report-reason").value = "";
-  if (chat && chat.ended) { chat.transcript.length = 0; view.log.replaceChildren(); }
+  if (chat && chat.ended) { chat.transcript.length = 0; view.clearMessages(); }
   save({ phase: "idle", sessionId: "", rated: false, reported: false });
   showScreen("start");
 }
