@@ -26,7 +26,7 @@ ensure_packages() {
 }
 
 # The web tests' browser and runtime: Debian's Chromium (and an emoji font), Node.js and npm (the machine may have
-# its own node already), then playwright-core from the npm registry, pinned by the lock file.
+# its own node already), then playwright-core and axe-core from the npm registry, pinned by the lock file.
 ensure_web_test_tools() {
   local missing=()
   [ -x /usr/bin/chromium ] || missing+=(chromium)
@@ -36,12 +36,16 @@ ensure_web_test_tools() {
   command -v node >/dev/null || missing+=(nodejs)
   command -v npm >/dev/null || missing+=(npm)
   apt_install ${missing[@]+"${missing[@]}"}
-  local want have
-  want=$(node -p 'require(process.argv[1]).devDependencies["playwright-core"]' "$ROOT/tests/web/package.json")
-  have=$(node -p 'require(process.argv[1]).version' "$ROOT/tests/web/node_modules/playwright-core/package.json" \
-         2>/dev/null || true)
-  if [ "$want" != "$have" ]; then
-    say "installing playwright-core (tests/web)"
+  # the packages whose installed version is not the one package.json pins (all of them on a fresh clone)
+  local stale
+  stale=$(node -e '
+    const dir = process.argv[1];
+    const version = (name) => { try { return require(`${dir}/node_modules/${name}/package.json`).version; } catch { return ""; } };
+    const pinned = Object.entries(require(`${dir}/package.json`).devDependencies);
+    console.log(pinned.filter(([name, v]) => version(name) !== v).map(([name]) => name).join(" "));
+  ' "$ROOT/tests/web")
+  if [ -n "$stale" ]; then
+    say "installing $stale (tests/web)"
     (cd "$ROOT/tests/web" && npm ci --no-audit --no-fund --loglevel=error)
   fi
 }

@@ -5,6 +5,8 @@
 // (Not under specs/: run.mjs runs every file there.)
 import { before, after } from "node:test";
 import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { startStack, until } from "./harness.mjs";
 
 export const T = 15000;
@@ -220,4 +222,23 @@ export async function safetyCode(page) {
 export async function signInSupervisor(page, token) {
   await page.getByLabel("Supervisor token").fill(token);
   await page.getByRole("button", { name: "Sign in" }).click();
+}
+
+// ---- accessibility -----------------------------------------------------------------------------
+
+// axe-core (pinned in package.json) checks the page as it is now against the rules of WCAG 2.1 A
+// and AA. It is evaluated through the browser's debugging protocol, so the page's CSP (no inline
+// scripts) does not stop it, and the page itself never loads it.
+const AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"];
+let axeSource = null;
+
+// The violations axe-core finds on `page`, as "rule (impact): selector" lines, so that a failure
+// says what to fix and where; [] when there are none.
+export async function axeViolations(page) {
+  axeSource ??= await readFile(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+  if (!(await page.evaluate(() => typeof window.axe === "object"))) await page.evaluate(axeSource);
+  return page.evaluate(async (tags) => {
+    const { violations } = await window.axe.run(document, { runOnly: { type: "tag", values: tags } });
+    return violations.flatMap((v) => v.nodes.map((n) => `${v.id} (${v.impact}): ${n.target.join(" ")}`));
+  }, AXE_TAGS);
 }

@@ -1,11 +1,13 @@
 // Every page, before anyone signs in: nothing is loaded from another host, the CSP holds (no
-// violations), every control has a name a screen reader can read, and the page fits a 360 px
-// phone in light and in dark. And the matchmaker and the relay refuse WebSockets opened by a
-// page of any other origin.
+// violations), every control has a name a screen reader can read, axe-core finds nothing against
+// WCAG 2.1 A and AA, and the page fits a 360 px phone in light and in dark. The seeker's and the
+// listener's page pass axe-core with a chat open too, the conversation a list inside its live log.
+// And the matchmaker and the relay refuse WebSockets opened by a page of any other origin.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
-import { withStack } from "../flows.mjs";
+import { T, withStack, waitingSeeker, availableListener, acceptAndChat, say, waitForMessage,
+         axeViolations } from "../flows.mjs";
 
 // The status of a WebSocket upgrade of `url` sent with this Origin header.
 function upgradeStatus(url, origin) {
@@ -31,7 +33,9 @@ const PAGES = [
 ];
 
 describe("every page", () => {
-  const suite = withStack();
+  const suite = withStack({}, async (stack) => ({
+    listener: await stack.createListener({ name: "Noor", topics: ["general"], languages: ["en"] }),
+  }));
 
   it("the matchmaker and the relay take browser WebSockets only from the web app's origin", { timeout: 20000 },
      async () => {
@@ -70,7 +74,7 @@ describe("every page", () => {
       await context.close();
     });
 
-    it(`${path} names every control, has a language and a title`, { timeout: 30000 }, async () => {
+    it(`${path} names every control, has a language and a title, and passes axe-core`, { timeout: 30000 }, async () => {
       const { stack } = suite;
       const page = await stack.open(path);
       await page.waitForLoadState("networkidle");
@@ -91,6 +95,7 @@ describe("every page", () => {
       assert.ok(report.title.includes("Warmline"), "the title names Warmline");
       assert.ok(report.viewport, "a viewport meta for phones");
       assert.ok(report.main, "a <main> landmark");
+      assert.deepEqual(await axeViolations(page), [], "what axe-core finds");
       await page.context().close();
     });
 
@@ -114,4 +119,25 @@ describe("every page", () => {
       assert.notEqual(backgrounds.light, backgrounds.dark, "dark mode changes the page");
     });
   }
+
+  it("the seeker's and the listener's page pass axe-core with a chat open", { timeout: 60000 }, async () => {
+    const { stack, listener } = suite;
+    const seeker = await waitingSeeker(stack, { topic: "general", language: "en" });
+    const desk = await availableListener(stack, listener, { name: "Noor" });
+    await acceptAndChat(seeker, desk);
+    await say(seeker, "Is anyone there?");
+    await waitForMessage(desk, "Is anyone there?", "them");
+    await say(desk, "Yes, I'm here. Take your time.");
+    await waitForMessage(seeker, "Yes, I'm here. Take your time.", "them");
+    for (const [who, page] of [["seeker", seeker], ["listener", desk]]) {
+      // the messages stay a list (role=log on the list itself would hide that), inside the live log
+      const log = page.getByRole("log", { name: "Conversation" }).filter({ visible: true });
+      assert.equal(await log.getByRole("list").getByRole("listitem").count(), 2, `${who}: two messages in a list`);
+      assert.equal(await log.getAttribute("aria-live"), "polite", `${who}: the log is a polite live region`);
+      assert.deepEqual(await axeViolations(page), [], `${who}: what axe-core finds with a chat open`);
+    }
+    assert.deepEqual(stack.pageErrors, []);
+    await seeker.context().close();
+    await desk.context().close();
+  });
 });

@@ -119,6 +119,9 @@ describe("the seeker with only a keyboard", () => {
     await tabTo(page, "Send feedback", 4);
     await page.keyboard.press("Enter");
     await page.getByText(/Thank you for your feedback/).waitFor({ timeout: T });
+    // the button is disabled now: the thanks takes its focus, so it is read out and Tab goes on from there
+    assert.equal((await focused(page)).name, "Thank you for your feedback.", "focus moves to the thanks");
+    await tabTo(page, "Report a problem", 1);
     assert.deepEqual(stack.pageErrors, []);
   });
 });

@@ -254,6 +254,15 @@ function buildReport() {
   show($("#report-error"), "");
 }
 
+// The focused Send button is disabled once the feedback is in, which would drop focus to the
+// page's start: the thanks takes it instead, so it is read out.
+function feedbackDone(text) {
+  const done = $("#feedback-done");
+  show(done, text);
+  done.tabIndex = -1;
+  done.focus();
+}
+
 async function sendFeedback(ev) {
   ev.preventDefault();
   const err = $("#feedback-error");
@@ -271,14 +280,14 @@ async function sendFeedback(ev) {
     await mm.call({ rateChat: body });
     save({ rated: true });
     for (const el of $("#feedback-form").elements) el.disabled = true;
-    show($("#feedback-done"), body.blockListener
+    feedbackDone(body.blockListener
       ? "Thank you for your feedback. You won't be matched with this listener again."
       : "Thank you for your feedback.");
   } catch (e) {
     button.disabled = false;
     if (e.code === "WRONG_STATE" && /already been rated/.test(e.message)) {
       save({ rated: true });
-      show($("#feedback-done"), "Thank you. This chat has already been rated.");
+      feedbackDone("Thank you. This chat has already been rated.");
       return;
     }
     show(err, kindError(e));
@@ -341,7 +350,7 @@ function startOver() {
   afterTranscript = [];
   $("#report-messages").replaceChildren();
   $("#report-reason").value = "";
-  if (chat && chat.ended) { chat.transcript.length = 0; view.log.replaceChildren(); }
+  if (chat && chat.ended) { chat.transcript.length = 0; view.clearMessages(); }
   save({ phase: "idle", sessionId: "", rated: false, reported: false });
   showScreen("start");
 }

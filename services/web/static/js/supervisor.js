@@ -14,6 +14,7 @@ const KEEP_MS = HOUR_MS + 2 * MINUTE_MS; // one spare minute as the baseline of 
 const BUCKET_MS = 10_000;                // gauges are drawn as the maximum of each 10 s
 const STALE_MS = 10_000;                 // no snapshot for this long on an open socket: reconnect
 const BACKOFF = { firstMs: 1_000, maxMs: 30_000 };  // reconnect delays (reconnect.js)
+const WAIT_WINDOW_MS = 15 * MINUTE_MS;   // what wait_p50_s and wait_p90_s cover (docs/protocol.md)
 
 // Fields of a QueueStats, in the order we keep them in a sample.
 const FIELDS = {
@@ -47,6 +48,18 @@ export function format_duration(s) {
   const h = Math.floor(s / 3600);
   const m = Math.floor((s % 3600) / 60);
   return m ? `${h} h ${m} min` : `${h} h`;
+}
+
+// What a duration cell or legend shows when there is no such duration: a dash to the eye, and words
+// to a screen reader (which would otherwise say nothing, or "dash").
+function no_data() {
+  const dash = document.createElement("span");
+  dash.setAttribute("aria-hidden", "true");
+  dash.textContent = "—";
+  const words = document.createElement("span");
+  words.className = "visually-hidden";
+  words.textContent = "no data";
+  return [dash, words];
 }
 
 // Coarse, so that the alert region's text changes at most once a minute (each change is announced).
@@ -101,18 +114,41 @@ function pair_index(key) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The last hour of samples: { t, total: values, waiting: Map(pair -> seekers waiting) }
+// The last hour of samples: { t, total: values, waiting: Map(pair -> seekers waiting),
+// accepted: Map(pair -> offers accepted, the running total) }
 
 let samples = [];
 let latest = null; // the newest snapshot's rows, for the table and the call-out
 
 function to_sample(snap) {
   const waiting = new Map();
+  const accepted = new Map();
   for (const q of Array.isArray(snap.queues) ? snap.queues : []) {
+    const key = pair_key(q.topic, q.language);
     const w = num(q.seekersWaiting);
-    if (w > 0) waiting.set(pair_key(q.topic, q.language), w);
+    if (w > 0) waiting.set(key, w);
+    const a = num(q.offersAccepted);
+    if (a > 0) accepted.set(key, a);
   }
-  return { t: num(snap.atUnixMs), total: row_values(snap.total), waiting };
+  return { t: num(snap.atUnixMs), total: row_values(snap.total), waiting, accepted };
+}
+
+// The sample the wait percentiles at `t` start from: the newest taken before their 15 minutes, or
+// the oldest we have when the hour does not reach back that far.
+function window_base(t) {
+  let base = samples[0];
+  for (const s of samples) {
+    if (s.t > t - WAIT_WINDOW_MS) break;
+    base = s;
+  }
+  return base;
+}
+
+// Whether the wait percentiles of values `v` are real: only when an offer was accepted in their
+// 15 minutes (the running total moved since `accepted_before`). Zero is then a real "under a
+// second"; proto3 JSON leaves both out either way.
+function has_waits(v, accepted_before) {
+  return v.p50 > 0 || v.p90 > 0 || (v.accepted > 0 && v.accepted !== accepted_before);
 }
 
 function trim() {
@@ -138,18 +174,22 @@ function append(snap) {
   if (!s.t) return false;
   if (samples.length && s.t <= samples[samples.length - 1].t) return false;
   samples.push(s);
+  const base = window_base(s.t);
   latest = {
     t: s.t,
-    total: row_values(snap.total),
-    rows: (Array.isArray(snap.queues) ? snap.queues : []).map((q) => ({
-      key: pair_key(q.topic, q.language), ...row_values(q),
-    })).sort((a, b) => pair_index(a.key) - pair_index(b.key)),
+    total: { ...s.total, waits: has_waits(s.total, base.total.accepted) },
+    rows: (Array.isArray(snap.queues) ? snap.queues : []).map((q) => {
+      const key = pair_key(q.topic, q.language);
+      const r = row_values(q);
+      return { key, ...r, waits: has_waits(r, base.accepted.get(key) ?? 0) };
+    }).sort((a, b) => pair_index(a.key) - pair_index(b.key)),
   };
   trim();
   return true;
 }
 
-// Gauges as [t, v] points, the maximum of each 10 s bucket so short peaks still show.
+// Gauges as [t, v] points, the maximum of each 10 s bucket so short peaks still show. `pick` may
+// give null for "no value" (a break in the line), which a bucket keeps only if it has nothing else.
 function gauge_points(pick) {
   const out = [];
   let bucket = null;
@@ -159,7 +199,7 @@ function gauge_points(pick) {
     if (bucket === b) {
       const last = out[out.length - 1];
       last[0] = s.t;
-      if (v > last[1]) last[1] = v;
+      if (v !== null && (last[1] === null || v > last[1])) last[1] = v;
     } else {
       out.push([s.t, v]);
       bucket = b;
@@ -278,11 +318,20 @@ function is_empty_row(r) {
   return SHOWN.every((k) => r[k] === 0);
 }
 
+// The cells' texts; null for a duration there is none of (shown as no_data()): no longest wait
+// with nobody waiting, no wait percentiles without a chat that started in their 15 minutes.
+// Counts are always numbers, 0 included.
 function cell_texts(r) {
+  const duration = (known, s) => (known ? format_duration(s) : null);
   return [
-    String(r.waiting), format_duration(r.longest), format_duration(r.p50), format_duration(r.p90),
+    String(r.waiting), duration(r.waiting > 0, r.longest), duration(r.waits, r.p50), duration(r.waits, r.p90),
     String(r.available), String(r.busy), String(r.away), String(r.chats),
   ];
+}
+
+function set_cell(node, text) {
+  if (text !== null) set_text(node, text);
+  else if (!node.querySelector(".visually-hidden")) node.replaceChildren(...no_data());
 }
 
 function fill_row(tr, name, r, badge_allowed = true) {
@@ -310,7 +359,7 @@ function fill_row(tr, name, r, badge_allowed = true) {
     badge.remove();
   }
   tr.classList.toggle("short", short);
-  texts.forEach((text, i) => set_text(tr.children[i + 1], text));
+  texts.forEach((text, i) => set_cell(tr.children[i + 1], text));
 }
 
 function render_table() {
@@ -345,16 +394,29 @@ function render_table() {
   fill_row($("queues-total"), "All queues", latest.total, false);
 }
 
+// items: { index, text, area, no_data } (no_data: the text is followed by no_data())
 function legend(id, items) {
   const ul = $(id).querySelector(".legend");
-  const wanted = items.map((it) => `${it.index}|${it.text}`).join("\n");
+  const wanted = items.map((it) => `${it.index}|${it.text}|${it.no_data ? 1 : 0}`).join("\n");
   if (ul.dataset.items === wanted) return;
   ul.dataset.items = wanted;
   ul.replaceChildren(...items.map((it) => {
     const li = document.createElement("li");
     li.append(swatch(it.index, { area: it.area }), document.createTextNode(it.text));
+    if (it.no_data) li.append(...no_data());
     return li;
   }));
+}
+
+// The samples whose total has wait percentiles (has_waits), each judged against its own 15 minutes.
+function samples_with_waits() {
+  const out = new Set();
+  let j = 0;
+  for (const s of samples) {
+    while (samples[j + 1] && samples[j + 1].t <= s.t - WAIT_WINDOW_MS) j++;
+    if (has_waits(s.total, samples[j].total.accepted)) out.add(s);
+  }
+  return out;
 }
 
 function render_charts() {
@@ -386,26 +448,33 @@ function render_charts() {
     : []);
   set_text($("chart-depth").querySelector(".chart-empty"), keys.length ? "" : `No one has waited in ${span}.`);
 
-  const peak_longest = Math.max(...in_window.map((s) => s.total.longest));
+  const waited = in_window.filter((s) => s.total.waiting > 0);
   charts.longest.update({
     start, end,
     series: [{ index: 3, area: true, points: gauge_points((s) => s.total.longest) }],
     label: `Longest current wait over ${span}. Now: ${t.waiting ? format_duration(t.longest) : "no one is waiting"}. ` +
-      `Highest: ${format_duration(peak_longest)}.`,
+      (waited.length
+        ? `Highest: ${format_duration(Math.max(...waited.map((s) => s.total.longest)))}.`
+        : `No one waited in ${span}.`),
   });
 
+  // No chat started in a sample's 15 minutes: no point, so the lines break instead of lying at 0.
+  const with_waits = samples_with_waits();
+  const wait_at = (field) => (s) => (with_waits.has(s) ? s.total[field] : null);
   charts.percentiles.update({
     start, end,
     series: [
-      { index: 0, points: gauge_points((s) => s.total.p50) },
-      { index: 12, points: gauge_points((s) => s.total.p90) },
+      { index: 0, points: gauge_points(wait_at("p50")) },
+      { index: 12, points: gauge_points(wait_at("p90")) },
     ],
     label: `Wait before a chat starts, median and 90th percentile of the previous 15 minutes, over ${span}. ` +
-      `Now: median ${format_duration(t.p50)}, 90th percentile ${format_duration(t.p90)}.`,
+      (t.waits
+        ? `Now: median ${format_duration(t.p50)}, 90th percentile ${format_duration(t.p90)}.`
+        : "Now: no chat has started in the last 15 minutes."),
   });
   legend("chart-percentiles", [
-    { index: 0, text: `Median (p50): ${format_duration(t.p50)}` },
-    { index: 12, text: `90th percentile (p90): ${format_duration(t.p90)}` },
+    { index: 0, text: `Median (p50): ${t.waits ? format_duration(t.p50) : ""}`, no_data: !t.waits },
+    { index: 12, text: `90th percentile (p90): ${t.waits ? format_duration(t.p90) : ""}`, no_data: !t.waits },
   ]);
 
   charts.listeners.update({

@@ -122,7 +122,10 @@ export class ChatView {
     const msgId = nextId("message");
     const codeId = nextId("safety");
     this.status = h("p", { class: "chat-status", role: "status" });
-    this.log = h("ol", { class: "log", role: "log", "aria-label": "Conversation", "aria-live": "polite", tabindex: "0" });
+    // The live region wraps the list: role=log on the <ol> itself would take away its list
+    // semantics, so a screen reader could no longer say "list, 5 items".
+    this.list = h("ol", { class: "log-messages" });
+    this.log = h("div", { class: "log", role: "log", "aria-label": "Conversation", "aria-live": "polite", tabindex: "0" }, this.list);
     this.typing = h("p", { class: "typing", role: "status", "aria-live": "polite" });
     this.notice = h("p", { class: "notice", role: "alert", hidden: true });
     this.codeButton = h("button", { type: "button", class: "secondary", "aria-expanded": "false", "aria-controls": codeId, text: "Show safety code" });
@@ -177,19 +180,23 @@ export class ChatView {
     document.removeEventListener("visibilitychange", this.onVisible);
     clearTimeout(this.typingTimer);
     clearTimeout(this.myTypingStop);
-    this.log.replaceChildren();
-    this.items.clear();
+    this.clearMessages();
     this.codeValue.textContent = "";
     this.chat = null;
   }
 
   attach(chat) {
     this.chat = chat;
-    this.log.replaceChildren();
-    this.items.clear();
+    this.clearMessages();
     for (const entry of chat.transcript) this.addEntry(entry);
     this.renderCode();
     this.setStatus(chat.keys ? "" : `Waiting for ${this.them.toLowerCase()} to join…`);
+  }
+
+  // Takes the messages off the screen (the chat's transcript is the owner's to keep or wipe).
+  clearMessages() {
+    this.list.replaceChildren();
+    this.items.clear();
   }
 
   setActive(active) {
@@ -224,7 +231,7 @@ export class ChatView {
     this.items.set(entry.id, { li, meta, entry });
     this.renderMeta(entry);
     const nearBottom = this.log.scrollHeight - this.log.scrollTop - this.log.clientHeight < 80;
-    this.log.append(li);
+    this.list.append(li);
     if (nearBottom || mine) this.log.scrollTop = this.log.scrollHeight;
   }
 
