@@ -24,12 +24,16 @@
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <charconv>
+#include <deque>
 #include <exception>
 #include <map>
 #include <mutex>
@@ -279,6 +283,7 @@ struct batch {
     std::vector<value> replies;
     std::size_t expected = 0;
     std::size_t received = 0;
+    std::uint64_t seq = 0;  // the order it was sent in on its link (see link::answered)
     bool lost = false;
 
     void finish() {
@@ -292,7 +297,10 @@ struct batch {
     }
 };
 
-void on_batch_reply(redisAsyncContext*, void* reply, void* privdata) noexcept {
+struct link;
+void batch_answered(redisAsyncContext* ac, std::uint64_t seq) noexcept;
+
+void on_batch_reply(redisAsyncContext* ac, void* reply, void* privdata) noexcept {
     auto* b = static_cast<batch*>(privdata);
     if (reply == nullptr) {
         b->lost = true;
@@ -305,6 +313,7 @@ void on_batch_reply(redisAsyncContext*, void* reply, void* privdata) noexcept {
     }
     if (++b->received == b->expected) {
         std::unique_ptr<batch> owned(b);
+        batch_answered(ac, owned->seq);
         owned->finish();
     }
 }
@@ -321,7 +330,15 @@ struct link {
     std::weak_ptr<connection> owner;
     int handshake_left = 0;
     bool ready = false;
+    // Redis answers in order, so "every batch up to `answered` has its replies" is all the
+    // command deadlines need to know.
+    std::uint64_t sent = 0;
+    std::uint64_t answered = 0;
 };
+
+void batch_answered(redisAsyncContext* ac, std::uint64_t seq) noexcept {
+    if (auto* l = static_cast<link*>(ac->data)) l->answered = seq;
+}
 
 // Breaks the one reference cycle Asio cannot: a pending command's coroutine frame holds the
 // client, which holds the hiredis context, which holds the command's callback. stop() breaks it
@@ -420,11 +437,29 @@ struct connection : std::enable_shared_from_this<connection> {
 
     const asio::strand<asio::any_io_executor>& strand() const { return strand_; }
 
+    void set_state_handler(std::function<void(bool)> f) {
+        asio::post(strand_, [self = shared_from_this(), f = std::move(f)]() mutable {
+            self->state_handler_ = std::move(f);
+        });
+    }
+
 protected:
     // ---- strand only, for the derived classes
     virtual void on_ready() {}
     virtual void on_lost() {}
     virtual bool satisfied() const { return ready_; }
+
+    // Tell the owner the connection came up or went down (once per change).
+    void report_state(bool up) {
+        if (up == reported_up_) return;
+        reported_up_ = up;
+        if (!state_handler_) return;
+        try {
+            state_handler_(up);
+        } catch (const std::exception& e) {
+            spdlog::error("redis {}: state handler threw: {}", role_, e.what());
+        }
+    }
 
     redisAsyncContext* ready_context() const { return ready_ && link_ ? link_->ac : nullptr; }
 
@@ -447,6 +482,15 @@ protected:
         auto waiting = std::move(waiters_);
         waiters_.clear();
         for (auto& w : waiting) finish_waiter(*w, nullptr);
+    }
+
+    // Free our context (from a handler of our own, never from inside hiredis). hiredis runs
+    // every pending callback with a null reply, which fails those commands with `unavailable`.
+    void close_link(const std::string& reason) {
+        auto l = link_;
+        if (!l) return;
+        if (redisAsyncContext* ac = std::exchange(l->ac, nullptr)) redisAsyncFree(ac);
+        link_lost(l.get(), reason);
     }
 
     asio::strand<asio::any_io_executor> strand_;
@@ -563,6 +607,8 @@ private:
         std::vector<std::vector<std::string>> handshake;
         if (!opts_.where.password.empty()) handshake.push_back({"AUTH", opts_.where.password});
         if (opts_.where.db != 0) handshake.push_back({"SELECT", std::to_string(opts_.where.db)});
+        if (!opts_.name.empty())
+            handshake.push_back({"CLIENT", "SETNAME", opts_.name + (std::string_view(role_) == "client" ? ":cmd" : ":events")});
         handshake.push_back({"PING"});
         for (const auto& cmd : handshake) {
             std::vector<const char*> argv;
@@ -579,15 +625,6 @@ private:
             }
             ++l->handshake_left;
         }
-    }
-
-    // Free our context (from a handler of our own, never from inside hiredis). hiredis runs
-    // every pending callback with a null reply, which fails those commands with `unavailable`.
-    void close_link(const std::string& reason) {
-        auto l = link_;
-        if (!l) return;
-        if (redisAsyncContext* ac = std::exchange(l->ac, nullptr)) redisAsyncFree(ac);
-        link_lost(l.get(), reason);
     }
 
     void link_ready(link* l) {
@@ -676,6 +713,7 @@ private:
             if (status == REDIS_OK) {
                 // Notice a silently dead peer (cable pulled, VM frozen) without a command in flight.
                 redisEnableKeepAlive(const_cast<redisContext*>(&ac->c));
+                tune_socket(ac->c.fd, self->opts_.command_timeout);
                 return;
             }
             // hiredis frees the context as soon as this returns.
@@ -721,6 +759,21 @@ private:
         }
     }
 
+    // Seconds, not TCP's minutes: keepalive probes after 2 s idle, every second, 3 of them; and
+    // data Redis has not acknowledged within the command timeout ends the connection.
+    static void tune_socket(int fd, std::chrono::milliseconds timeout) {
+        int idle = 2, interval = 1, count = 3;
+        ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+        ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+        ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
+        if (timeout.count() > 0) {
+            unsigned user_timeout = static_cast<unsigned>(timeout.count());
+            ::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof user_timeout);
+        }
+    }
+
+    std::function<void(bool)> state_handler_;
+    bool reported_up_ = false;
     asio::steady_timer connect_timer_;
     asio::steady_timer retry_timer_;
     asio::ip::tcp::resolver resolver_;
@@ -753,7 +806,46 @@ void shutdown_service::shutdown() {
 
 struct client::impl : detail::connection {
     impl(asio::any_io_executor ex, client_options opts)
-        : connection(std::move(ex), std::move(opts), "client") {}
+        : connection(std::move(ex), std::move(opts), "client"), deadline_timer_(strand_) {}
+
+    void on_ready() override {
+        deadlines_.clear();
+        report_state(true);
+    }
+
+    void on_lost() override {
+        deadlines_.clear();
+        ++deadline_gen_;
+        deadline_timer_.cancel();
+        report_state(false);
+    }
+
+    // ---- command deadlines: one timer for the oldest batch still waiting for its replies
+    // (Redis answers in order, so a batch is late only if every older one is answered).
+    void watch(std::uint64_t seq) {
+        deadlines_.emplace_back(seq, std::chrono::steady_clock::now() + opts_.command_timeout);
+        if (deadlines_.size() == 1) arm(deadlines_.front().second);
+    }
+
+    void arm(std::chrono::steady_clock::time_point at) {
+        deadline_timer_.expires_at(at);
+        deadline_timer_.async_wait([self = std::static_pointer_cast<impl>(shared_from_this()),
+                                    gen = ++deadline_gen_](boost::system::error_code ec) {
+            if (!ec && gen == self->deadline_gen_) self->check_deadlines();
+        });
+    }
+
+    void check_deadlines() {
+        if (!link_) return;
+        while (!deadlines_.empty() && deadlines_.front().first <= link_->answered) deadlines_.pop_front();
+        if (deadlines_.empty()) return;
+        if (deadlines_.front().second <= std::chrono::steady_clock::now()) {
+            // Stalled or gone: fail what waits and start over on a new connection.
+            close_link("no reply from Redis within " + std::to_string(opts_.command_timeout.count()) + " ms");
+            return;
+        }
+        arm(deadlines_.front().second);
+    }
 
     // Run the commands back to back (hiredis appends them to one output buffer, so they leave
     // in as few writes as the socket allows) and return every reply in order.
@@ -805,8 +897,14 @@ struct client::impl : detail::connection {
             b->finish();
             return;
         }
+        b->seq = ++link_->sent;
+        if (opts_.command_timeout.count() > 0) watch(b->seq);
         b.release();  // owned by hiredis's callbacks now; the last one deletes it
     }
+
+    asio::steady_timer deadline_timer_;
+    std::uint64_t deadline_gen_ = 0;  // a timer handler of an older arming does nothing
+    std::deque<std::pair<std::uint64_t, std::chrono::steady_clock::time_point>> deadlines_;
 };
 
 std::shared_ptr<client> client::create(asio::any_io_executor ex, client_options opts) {
@@ -822,6 +920,7 @@ client::client(std::shared_ptr<impl> p) : impl_(std::move(p)) {}
 client::~client() { impl_->stop(); }
 
 void client::start() { impl_->start(); }
+void client::on_state_change(std::function<void(bool up)> f) { impl_->set_state_handler(std::move(f)); }
 void client::stop() { impl_->stop(); }
 bool client::connected() const { return impl_->connected(); }
 std::string client::last_error() const { return impl_->last_error(); }
@@ -909,7 +1008,7 @@ asio::awaitable<value> client::eval(const script& s, std::vector<std::string> ke
 
 struct subscriber::impl : detail::connection {
     impl(asio::any_io_executor ex, client_options opts)
-        : connection(std::move(ex), std::move(opts), "subscriber") {}
+        : connection(std::move(ex), std::move(opts), "subscriber"), probe_timer_(strand_) {}
 
     struct channel_state {
         handler on_message;
@@ -939,11 +1038,63 @@ struct subscriber::impl : detail::connection {
         resubscribe_pending_ = was_ready_before_;
         was_ready_before_ = true;
         for (const auto& [name, state] : channels_) send_subscribe(name);
+        if (opts_.command_timeout.count() > 0) {
+            redisAsyncContext* ac = ready_context();
+            const char* argv[] = {"PSUBSCRIBE", probe_.data()};
+            const std::size_t lens[] = {10, probe_.size()};
+            if (redisAsyncCommandArgv(ac, &impl::on_pubsub_reply, nullptr, 2, argv, lens) != REDIS_OK)
+                close_link_later(link_.get(), "cannot queue PSUBSCRIBE");
+        }
         check_all_confirmed();
     }
 
     void on_lost() override {
         for (auto& [name, state] : channels_) state.confirmed = false;
+        ++probe_gen_;
+        probe_timer_.cancel();
+        awaiting_pong_ = false;
+        report_state(false);
+    }
+
+    // ---- liveness: a subscribed connection has nothing in flight, so a stalled Redis would go
+    // unnoticed. Every half command timeout it sends PING <probe>; in subscribed mode Redis
+    // answers ["pong", <probe>]. hiredis 0.14 routes that reply by its first letter: a 'p'
+    // reads as a pattern message, so it looks <probe> up among the pattern subscriptions. The
+    // connection therefore PSUBSCRIBEs the probe's name (a pattern no channel of ours matches),
+    // and the pong reaches on_pubsub_reply. The PING is appended to the output buffer directly
+    // (redisAppendFormattedCommand) rather than through redisAsyncCommand: in subscribed mode
+    // hiredis would park the command's callback in a list that array replies never drain, one
+    // entry per PING until the connection closes.
+    void probe_later() {
+        if (opts_.command_timeout.count() <= 0) return;
+        probe_timer_.expires_after(std::max(std::chrono::milliseconds(50), opts_.command_timeout / 2));
+        probe_timer_.async_wait([self = std::static_pointer_cast<impl>(shared_from_this()),
+                                 gen = ++probe_gen_](boost::system::error_code ec) {
+            if (!ec && gen == self->probe_gen_) self->probe();
+        });
+    }
+
+    void probe() {
+        redisAsyncContext* ac = ready_context();
+        if (ac == nullptr || channels_.empty()) return;
+        const auto now = std::chrono::steady_clock::now();
+        if (awaiting_pong_) {
+            if (now - ping_sent_ >= opts_.command_timeout) {
+                close_link("no answer to PING within " + std::to_string(opts_.command_timeout.count()) + " ms");
+                return;
+            }
+        } else {
+            const std::string cmd =
+                "*2\r\n$4\r\nPING\r\n$" + std::to_string(probe_.size()) + "\r\n" + probe_ + "\r\n";
+            if (redisAppendFormattedCommand(&ac->c, cmd.data(), cmd.size()) != REDIS_OK) {
+                close_link("cannot queue PING");
+                return;
+            }
+            if (ac->ev.addWrite) ac->ev.addWrite(ac->ev.data);
+            awaiting_pong_ = true;
+            ping_sent_ = now;
+        }
+        probe_later();
     }
 
     void send_subscribe(const std::string& channel) {
@@ -958,6 +1109,8 @@ struct subscriber::impl : detail::connection {
     void check_all_confirmed() {
         if (!satisfied()) return;
         notify_waiters();
+        report_state(true);
+        if (!awaiting_pong_) probe_later();
         if (std::exchange(resubscribe_pending_, false) && on_resubscribed_) {
             try {
                 on_resubscribed_();
@@ -976,15 +1129,19 @@ struct subscriber::impl : detail::connection {
         if (!owner) return;
         auto* self = static_cast<impl*>(owner.get());
         auto* r = static_cast<redisReply*>(reply);
-        if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 || r->element[0]->type != REDIS_REPLY_STRING ||
+        if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 || r->element[0]->type != REDIS_REPLY_STRING ||
             r->element[1]->type != REDIS_REPLY_STRING)
             return;
         const std::string_view kind(r->element[0]->str, r->element[0]->len);
         const std::string_view channel(r->element[1]->str, r->element[1]->len);
+        if (channel == self->probe_) {
+            if (kind == "pong") self->awaiting_pong_ = false;
+            return;
+        }
         const auto it = self->channels_.find(channel);
         if (it == self->channels_.end()) return;
         try {
-            if (kind == "message" && r->element[2]->type == REDIS_REPLY_STRING) {
+            if (kind == "message" && r->elements >= 3 && r->element[2]->type == REDIS_REPLY_STRING) {
                 // Called in place: subscribe() and stop() only post, and ~subscriber hands the
                 // impl to the strand, so nothing the handler does can change channels_ under us.
                 if (const auto& h = it->second.on_message)
@@ -1005,6 +1162,12 @@ struct subscriber::impl : detail::connection {
     std::function<void()> on_resubscribed_;
     bool was_ready_before_ = false;
     bool resubscribe_pending_ = false;
+    // the probe's name: a pattern that matches no channel anyone publishes to
+    const std::string probe_ = "__warmline_probe:" + crypto::random_id().substr(0, 16);
+    asio::steady_timer probe_timer_;
+    std::uint64_t probe_gen_ = 0;
+    bool awaiting_pong_ = false;
+    std::chrono::steady_clock::time_point ping_sent_;
 };
 
 std::shared_ptr<subscriber> subscriber::create(asio::any_io_executor ex, client_options opts) {
@@ -1020,6 +1183,7 @@ void subscriber::subscribe(std::string channel, handler h) {
     impl_->subscribe(std::move(channel), std::move(h));
 }
 void subscriber::on_resubscribed(std::function<void()> f) { impl_->set_on_resubscribed(std::move(f)); }
+void subscriber::on_state_change(std::function<void(bool up)> f) { impl_->set_state_handler(std::move(f)); }
 void subscriber::start() { impl_->start(); }
 void subscriber::stop() { impl_->stop(); }
 bool subscriber::connected() const { return impl_->connected(); }

@@ -63,6 +63,14 @@ struct client_options {
     std::chrono::milliseconds connect_timeout{2000};
     std::chrono::milliseconds backoff_initial{50};
     std::chrono::milliseconds backoff_max{2000};
+    // A command with no reply within this time fails with `unavailable`, and the connection is
+    // closed and opened again: Redis is stalled (SIGSTOP, a long fork) or gone. The same bound
+    // is the socket's TCP_USER_TIMEOUT, and a subscriber PINGs at half of it, so a dead Redis is
+    // noticed in seconds, not after TCP's minutes of retransmission. 0: no deadline.
+    std::chrono::milliseconds command_timeout{3000};
+    // Sent as CLIENT SETNAME (with ":cmd" or ":events" appended) so that CLIENT LIST shows who
+    // each connection is; no spaces. Empty: no name.
+    std::string name;
 };
 
 // A Lua script: source plus its SHA1, computed locally so the first call is already an EVALSHA.
@@ -92,6 +100,10 @@ public:
     std::string last_error() const;
     // Completes when connected; throws `unavailable` after `timeout`.
     boost::asio::awaitable<void> wait_connected(std::chrono::milliseconds timeout);
+    // Called on the client's strand whenever the connection comes up (true; the first time
+    // included) or goes down (false). A new connection is a new session: whatever the owner
+    // keeps in Redis on its behalf (a lease, a registration) may have lapsed meanwhile.
+    void on_state_change(std::function<void(bool up)> f);
 
     // Run one command. An error reply throws reply_error; a lost connection throws unavailable.
     boost::asio::awaitable<value> command(std::vector<std::string> args);
@@ -121,6 +133,9 @@ public:
     // Handlers run on the subscriber's strand. Call before or after start().
     void subscribe(std::string channel, handler h);
     void on_resubscribed(std::function<void()> f);
+    // As client::on_state_change: up once every channel is subscribed, down when the
+    // connection is lost (or stops answering its PINGs).
+    void on_state_change(std::function<void(bool up)> f);
     void start();
     void stop();
     bool connected() const;

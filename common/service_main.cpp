@@ -8,6 +8,9 @@
 #include <spdlog/spdlog.h>
 
 #include <iostream>
+#include <stdexcept>
+
+#include <unistd.h>
 #include <memory>
 
 namespace warmline::net {
@@ -24,6 +27,25 @@ void add_server_flags(config::options& opts, const std::string& listen, const st
     opts.add("tls-key", "", "PEM private key");
     opts.add("log-format", "plain", "plain or json");
     opts.add("log-level", "info", "trace, debug, info, warn, error or off");
+}
+
+void add_redis_flags(config::options& opts) {
+    opts.add("redis-url", "redis://127.0.0.1:6379", "where Redis is: redis://[:password@]host:port[/db]");
+    opts.add("redis-timeout-ms", "3000",
+             "a Redis command with no reply this long fails and its connection is reopened (Redis is stalled or "
+             "gone); also the socket's TCP_USER_TIMEOUT");
+}
+
+redis::client_options redis_options_from(const config::options& opts, const std::string& program) {
+    redis::client_options ro;
+    try {
+        ro.where = redis::endpoint::parse(opts.str("redis-url"));
+    } catch (const std::invalid_argument& e) {
+        throw config::config_error(std::string("--redis-url: ") + e.what());
+    }
+    ro.command_timeout = opts.millis("redis-timeout-ms", 100, 600000);
+    ro.name = program + "-" + std::to_string(::getpid());
+    return ro;
 }
 
 bool parse_and_log(config::options& opts, int argc, char** argv, const std::string& program) {

@@ -19,6 +19,10 @@ namespace warmline::net {
 
 // Declare the shared flags; `listen` and `read_message_max` are the service's own defaults.
 void add_server_flags(config::options& opts, const std::string& listen, const std::string& read_message_max);
+// --redis-url and --redis-timeout-ms, for every program that talks to Redis.
+void add_redis_flags(config::options& opts);
+// Read them back: connections named "<program>-<pid>" (CLIENT LIST); throws config::config_error.
+redis::client_options redis_options_from(const config::options& opts, const std::string& program);
 // Parse flags and WARMLINE_* variables; on --help print the help and return false; otherwise
 // start logging as `program` (--log-format, --log-level) and return true.
 bool parse_and_log(config::options& opts, int argc, char** argv, const std::string& program);

@@ -9,6 +9,7 @@
 #include "common/config.hpp"
 #include "common/log.hpp"
 #include "common/redis.hpp"
+#include "common/service_main.hpp"
 #include "services/admin/accounts.hpp"
 #include "services/admin/reports.hpp"
 
@@ -32,7 +33,7 @@ constexpr const char* usage = R"(Usage:
   warmline-admin token ID        (issue a new token; the old one stops working)
   warmline-admin reports list [--limit N]   (chats seekers reported, newest first; default 50)
   warmline-admin reports show SESSION       (one report, with the messages the seeker included)
-Common options: --redis-url URL (WARMLINE_REDIS_URL), --catalogue FILE (WARMLINE_CATALOGUE)
+Common options: --redis-url URL (WARMLINE_REDIS_URL), --redis-timeout-ms MS, --catalogue FILE (WARMLINE_CATALOGUE)
 )";
 
 }  // namespace
@@ -50,7 +51,7 @@ int main(int argc, char** argv) {
         }
     }
     config::options opts("warmline-admin", "Manage listener and supervisor accounts.");
-    opts.add("redis-url", "redis://127.0.0.1:6379", "where Redis is");
+    net::add_redis_flags(opts);
     opts.add("catalogue", "deploy/catalogue.json", "the topics and languages file");
     opts.add("name", "", "display name");
     opts.add("handle", "", "public handle seekers can ask for (listeners)");
@@ -65,8 +66,7 @@ int main(int argc, char** argv) {
         }
         log::init("admin", "plain", "warn");
         auto cat = catalogue::load_file(opts.str("catalogue"));
-        redis::client_options ro;
-        ro.where = redis::endpoint::parse(opts.str("redis-url"));
+        redis::client_options ro = net::redis_options_from(opts, "warmline-admin");
         asio::io_context ioc;
         auto redis = redis::client::create(ioc.get_executor(), ro);
         redis->start();

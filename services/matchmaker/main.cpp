@@ -17,7 +17,7 @@ using namespace warmline;
 int main(int argc, char** argv) {
     config::options opts("matchmaker", "Queues seekers and pairs them with listeners by topic and language.");
     net::add_server_flags(opts, "127.0.0.1:8090", "65536");
-    opts.add("redis-url", "redis://127.0.0.1:6379", "where Redis is: redis://[:password@]host:port[/db]");
+    net::add_redis_flags(opts);
     opts.add("catalogue", "deploy/catalogue.json", "the topics and languages file");
     opts.add("ticket-secret", "", "shared secret (32+ characters) for signing relay tickets");
     opts.add("relay-url", "ws://127.0.0.1:8091/v1/relay", "the relay address handed to both sides of a chat");
@@ -60,8 +60,7 @@ int main(int argc, char** argv) {
 
         net::server_options so = net::server_options_from(opts);
 
-        redis::client_options ro;
-        ro.where = redis::endpoint::parse(opts.str("redis-url"));
+        redis::client_options ro = net::redis_options_from(opts, "matchmaker");
         auto cat = catalogue::load_file(opts.str("catalogue"));
 
         net::serve("matchmaker", so, ro, "/v1/ws", [&](asio::io_context& ioc, auto redis, auto events) {

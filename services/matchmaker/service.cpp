@@ -40,7 +40,14 @@ service::service(asio::io_context& ioc, service_settings s, catalogue cat, std::
       store_(redis_, settings_.store, std::move(now)),
       handlers_(settings_, catalogue_, store_, peers_, metrics_, node_),
       fanout_(ioc_, settings_, store_, peers_, metrics_, node_),
-      tickers_(ioc_, settings_, catalogue_, store_, peers_, node_) {
+      recovery_(std::make_shared<recovery>(
+          ioc_, redis_, events_, [this] { return recover(); },
+          [this](bool degraded) {
+              ServerMessage m;
+              m.mutable_service()->set_degraded(degraded);
+              peers_.to_all(m);
+          })),
+      tickers_(ioc_, settings_, catalogue_, store_, peers_, node_, [r = recovery_.get()] { return r->settled(); }) {
     metrics_.gauge("warmline_matchmaker_connections", "Open WebSocket connections on this process",
                    [this] { return static_cast<double>(peers_.size()); });
     metrics_.gauge("warmline_matchmaker_redis_up", "1 while the Redis connection is up",
@@ -53,18 +60,16 @@ void service::start() {
     events_->subscribe("wl:events", [weak](std::string_view, std::string_view payload) {
         if (auto self = weak.lock()) self->fanout_.on_event(payload);
     });
-    events_->on_resubscribed([weak] {
-        auto self = weak.lock();
-        if (!self) return;
-        asio::co_spawn(self->ioc_, [self]() -> asio::awaitable<void> {
-            try {
-                co_await self->fanout_.resync();
-            } catch (const std::exception& e) {
-                spdlog::warn("resync after reconnect failed: {}", e.what());
-            }
-        }, asio::detached);
-    });
+    recovery_->watch();
     tickers_.start();
+}
+
+asio::awaitable<void> service::recover() {
+    // its lease and exactly the connections it holds, before its sweep acts again
+    std::vector<std::string> seekers;
+    for (auto& [sid, _] : peers_.seekers()) seekers.push_back(sid);
+    co_await store_.node_sync(node_, std::move(seekers), peers_.listeners());
+    co_await fanout_.resync();
 }
 
 void service::stop() {
@@ -85,11 +90,13 @@ asio::awaitable<net::http_response> service::on_http(net::http_request req) {
     if (req.path == "/healthz") {
         res.body = R"({"status":"ok"})";
     } else if (req.path == "/readyz") {
-        bool ready = redis_->connected() && events_->connected();
+        // not ready while Redis is unreachable, nor until the recovery after it has finished
+        bool ready = redis_->connected() && events_->connected() && recovery_->settled();
         res.status = ready ? 200 : 503;
         res.body = ready ? R"({"status":"ready"})"
                          : R"({"status":"not ready","redis":")" + std::string(redis_->connected() ? "up" : "down") +
-                               R"(","events":")" + (events_->connected() ? "up" : "down") + R"(","error":")" +
+                               R"(","events":")" + (events_->connected() ? "up" : "down") + R"(","recovered":)" +
+                               (recovery_->settled() ? "true" : "false") + R"(,"error":")" +
                                log::json_escape(redis_->last_error()) + "\"}";
     } else if (req.path == "/metrics") {
         res.content_type = "text/plain; version=0.0.4";
@@ -135,14 +142,12 @@ void service::on_open(std::shared_ptr<net::connection> c) { peers_.opened(c); }
 void service::on_close(std::shared_ptr<net::connection> c) {
     auto gone = peers_.closed(c->id());
     if (!gone || stopping_) return;
-    // a listener with another tab open here is still here
-    if (gone->who == client_state::role::listener && gone->remaining > 0) return;
     std::string role = gone->who == client_state::role::seeker ? "seeker" : "listener";
-    asio::co_spawn(ioc_, [self = shared_from_this(), role, id = gone->id]() -> asio::awaitable<void> {
+    asio::co_spawn(ioc_, [self = shared_from_this(), role, gone = *gone]() -> asio::awaitable<void> {
         try {
-            co_await self->store_.connection_lost(role, id, self->node_);
+            co_await self->store_.connection_lost(role, gone.id, self->node_, gone.remaining);
         } catch (const std::exception& e) {
-            // the node lease expires the connection if this write is lost
+            // the recovery after the outage (node_sync) or the lease settles it
             spdlog::warn("could not record a closed {} connection: {}", role, e.what());
         }
     }, asio::detached);

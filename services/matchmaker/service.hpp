@@ -9,6 +9,7 @@
 #include "common/clock.hpp"
 #include "common/metrics.hpp"
 #include "common/net.hpp"
+#include "common/recovery.hpp"
 #include "common/redis.hpp"
 #include "services/matchmaker/client_state.hpp"
 #include "services/matchmaker/events.hpp"
@@ -48,6 +49,8 @@ public:
     void on_close(std::shared_ptr<net::connection> c) override;
 
 private:
+    // After an outage: confirm this process's clients to Redis, then push them what changed.
+    boost::asio::awaitable<void> recover();
     boost::asio::awaitable<void> answer(peer_ptr p, v1::ClientMessage m, bool concurrent);
     void reply_to(const peer_ptr& p, const std::string& request_id, v1::ServerMessage reply);
 
@@ -62,6 +65,7 @@ private:
     peer_registry peers_;
     request_handlers handlers_;
     event_fanout fanout_;
+    std::shared_ptr<recovery> recovery_;
     tickers tickers_;
     std::atomic<bool> stopping_{false};
 };

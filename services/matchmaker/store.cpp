@@ -134,8 +134,20 @@ asio::awaitable<outcome<ended_result>> store::end_chat(std::string role, std::st
     co_return out;
 }
 
-asio::awaitable<void> store::connection_lost(std::string role, std::string id, std::string node) {
-    co_await run("connection_lost", argv(std::move(role), std::move(id), std::move(node)));
+asio::awaitable<void> store::connection_lost(std::string role, std::string id, std::string node,
+                                             std::size_t remaining) {
+    co_await run("connection_lost", argv(std::move(role), std::move(id), std::move(node), std::to_string(remaining)));
+}
+
+asio::awaitable<void> store::node_sync(std::string node, std::vector<std::string> seekers,
+                                       std::vector<std::pair<std::string, std::size_t>> listeners) {
+    auto args = argv(std::move(node), std::to_string(settings_.node_lease_ms), std::to_string(seekers.size()));
+    for (auto& s : seekers) args.push_back(std::move(s));
+    for (auto& [lid, count] : listeners) {
+        args.push_back(lid);
+        args.push_back(std::to_string(count));
+    }
+    co_await run("node_sync", std::move(args));
 }
 
 asio::awaitable<outcome<bool>> store::admin_update(std::string listener_id, std::string name,
@@ -146,7 +158,7 @@ asio::awaitable<outcome<bool>> store::admin_update(std::string listener_id, std:
 }
 
 asio::awaitable<std::int64_t> store::sweep() {
-    auto v = co_await run("sweep", argv(std::to_string(settings_.sweep_limit)));
+    auto v = co_await run("sweep", argv(std::to_string(settings_.sweep_limit), std::to_string(settings_.node_lease_ms)));
     co_return int_at(v, 1);
 }
 
@@ -156,7 +168,7 @@ asio::awaitable<void> store::sweep_all() {
 }
 
 asio::awaitable<void> store::heartbeat(std::string node) {
-    co_await redis_->command(argv("ZADD", "wl:nodes", std::to_string(now_() + settings_.node_lease_ms), std::move(node)));
+    co_await run("heartbeat", argv(std::move(node), std::to_string(settings_.node_lease_ms)));
 }
 
 asio::awaitable<std::vector<std::int64_t>> store::queue_versions(const std::vector<std::string>& queues) {

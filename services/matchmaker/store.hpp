@@ -28,7 +28,7 @@ struct store_settings {
     std::int64_t state_ttl_s = 24 * 3600;  // seekers, offers, sessions: refreshed on every change
     std::int64_t grace_ms = 60000;         // a dropped seeker keeps its place this long
     std::int64_t preferred_window_ms = 120000;
-    std::int64_t node_lease_ms = 5000;     // a process silent this long is presumed dead
+    std::int64_t node_lease_ms = 5000;     // a process silent this long (on Redis's clock) is presumed dead
     int sweep_limit = 200;
     std::int64_t report_ttl_s = 90 * 24 * 3600;  // wl:report:<session> and the wl:reports index
 };
@@ -121,7 +121,14 @@ public:
     boost::asio::awaitable<outcome<bool>> decline_offer(std::string listener_id, std::string offer_id);
     // role: "seeker" or "listener".
     boost::asio::awaitable<outcome<ended_result>> end_chat(std::string role, std::string id, std::string session_id);
-    boost::asio::awaitable<void> connection_lost(std::string role, std::string id, std::string node);
+    // A connection of this process closed. role: "seeker" or "listener"; remaining: how many
+    // connections of that listener this process still holds.
+    boost::asio::awaitable<void> connection_lost(std::string role, std::string id, std::string node,
+                                                 std::size_t remaining = 0);
+    // After an outage: renew this process's lease and make its registry in Redis exactly these
+    // live connections (seekers; listeners with their connection counts). See node_sync.lua.
+    boost::asio::awaitable<void> node_sync(std::string node, std::vector<std::string> seekers,
+                                           std::vector<std::pair<std::string, std::size_t>> listeners);
 
     // Admin edits of a listener ('' / 0: unchanged); revoke also deletes its token.
     boost::asio::awaitable<outcome<bool>> admin_update(std::string listener_id, std::string name,

@@ -17,8 +17,14 @@ namespace asio = boost::asio;
 using v1::ServerMessage;
 
 tickers::tickers(asio::io_context& ioc, const service_settings& s, const catalogue& cat, store& st,
-                 peer_registry& peers, std::string node)
-    : ioc_(ioc), settings_(s), catalogue_(cat), store_(st), peers_(peers), node_(std::move(node)) {}
+                 peer_registry& peers, std::string node, std::function<bool()> settled)
+    : ioc_(ioc),
+      settings_(s),
+      catalogue_(cat),
+      store_(st),
+      peers_(peers),
+      node_(std::move(node)),
+      settled_(std::move(settled)) {}
 
 void tickers::start() {
     auto spawn = [&](asio::awaitable<void> (tickers::*loop)()) {
@@ -74,6 +80,7 @@ asio::awaitable<void> tickers::heartbeat_loop() {
 asio::awaitable<void> tickers::sweep_loop() {
     auto t = timer();
     while (co_await tick(*t, settings_.sweep_interval)) {
+        if (!settled_()) continue;
         try {
             co_await store_.sweep_all();
         } catch (const redis::unavailable&) {

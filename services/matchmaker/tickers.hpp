@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,8 +26,10 @@ namespace warmline::matchmaker {
 
 class tickers {
 public:
+    // settled(): false while this process is recovering from an outage (recovery.hpp): the sweep
+    // waits, because it would judge other processes and seekers on evidence it has not seen.
     tickers(boost::asio::io_context& ioc, const service_settings& s, const catalogue& cat, store& st,
-            peer_registry& peers, std::string node);
+            peer_registry& peers, std::string node, std::function<bool()> settled);
 
     void start();
     void stop();
@@ -51,6 +54,7 @@ private:
     store& store_;
     peer_registry& peers_;
     std::string node_;
+    std::function<bool()> settled_;
     std::atomic<bool> stopping_{false};
     std::vector<std::shared_ptr<boost::asio::steady_timer>> timers_;
 };

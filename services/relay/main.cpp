@@ -18,7 +18,7 @@ int main(int argc, char** argv) {
     config::options opts("relay", "Carries the end-to-end encrypted messages of chats the matchmaker started.");
     // a Send frame is the ciphertext plus a few dozen bytes of envelope (base64 in JSON frames)
     net::add_server_flags(opts, "127.0.0.1:8091", "32768");
-    opts.add("redis-url", "redis://127.0.0.1:6379", "where Redis is: redis://[:password@]host:port[/db]");
+    net::add_redis_flags(opts);
     opts.add("ticket-secret", "", "the matchmaker's relay-ticket secret (32+ characters)");
     opts.add("state-ttl-s", "86400", "expiry of a chat's relay records and log in Redis (as the matchmaker's)");
     opts.add("max-ciphertext-bytes", "16384", "largest sealed message accepted");
@@ -51,8 +51,7 @@ int main(int argc, char** argv) {
             throw config::config_error("--read-message-max must leave room for --max-ciphertext-bytes plus 1024 "
                                        "bytes of envelope");
 
-        redis::client_options ro;
-        ro.where = redis::endpoint::parse(opts.str("redis-url"));
+        redis::client_options ro = net::redis_options_from(opts, "relay");
 
         net::serve("relay", so, ro, "/v1/relay", [&](asio::io_context& ioc, auto redis, auto events) {
             return std::make_shared<relay::service>(ioc, s, redis, events);

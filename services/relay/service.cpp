@@ -51,17 +51,21 @@ void service::start() {
     events_->subscribe("wl:relaynode:" + node_, [weak](std::string_view, std::string_view payload) {
         if (auto self = weak.lock()) self->on_node_event(payload);
     });
-    // events sent while the subscriber was down are lost: every client catches up from the log
-    events_->on_resubscribed([weak] {
-        auto self = weak.lock();
-        if (!self) return;
-        std::vector<participant_ptr> all;
-        {
-            std::lock_guard lock(self->mutex_);
-            for (auto& [_, p] : self->by_side_) all.push_back(p);
-        }
-        for (auto& p : all) asio::co_spawn(self->ioc_, self->catch_up(p), asio::detached);
-    });
+    // events sent while either connection was down are lost: every client catches up from the
+    // log once both are back, retried until it worked
+    recovery_ = std::make_shared<recovery>(
+        ioc_, redis_, events_,
+        [weak]() -> asio::awaitable<void> {
+            if (auto self = weak.lock()) co_await self->recover();
+        },
+        [weak](bool degraded) {
+            auto self = weak.lock();
+            if (!self) return;
+            RelayServerMessage m;
+            m.mutable_service()->set_degraded(degraded);
+            self->tell_all(m);
+        });
+    recovery_->watch();
     metrics_.gauge("warmline_relay_participants", "Chat participants connected to this process", [weak] {
         auto self = weak.lock();
         if (!self) return 0.0;
@@ -88,9 +92,14 @@ asio::awaitable<net::http_response> service::on_http(net::http_request req) {
     } else if (req.path == "/healthz") {
         res.body = R"({"status":"ok"})";
     } else if (req.path == "/readyz") {
-        bool ready = redis_->connected() && events_->connected();
+        // not ready while Redis is unreachable, nor until every chat has caught up after it
+        const bool settled = recovery_ && recovery_->settled();
+        bool ready = redis_->connected() && events_->connected() && settled;
         res.status = ready ? 200 : 503;
-        res.body = ready ? R"({"status":"ready"})" : R"({"status":"not ready"})";
+        res.body = ready ? R"({"status":"ready"})"
+                         : std::string(R"({"status":"not ready","redis":")") + (redis_->connected() ? "up" : "down") +
+                               R"(","events":")" + (events_->connected() ? "up" : "down") + R"(","recovered":)" +
+                               (settled ? "true" : "false") + "}";
     } else if (req.path == "/metrics") {
         res.content_type = "text/plain; version=0.0.4";
         res.body = metrics_.render();
@@ -312,13 +321,36 @@ void service::deliver(const participant_ptr& p, std::uint64_t seq, std::int64_t 
     push(p, m);
 }
 
-asio::awaitable<void> service::catch_up(participant_ptr p) {
-    if (!p->welcomed) co_return;  // the welcome starts its own catch-up; nothing goes out before it
+asio::awaitable<void> service::recover() {
+    std::vector<participant_ptr> all;
+    {
+        std::lock_guard lock(mutex_);
+        for (auto& [_, p] : by_side_) all.push_back(p);
+    }
+    bool failed = false;
+    for (auto& p : all)
+        if (!co_await catch_up(p)) failed = true;
+    if (failed) throw redis::unavailable("a chat could not catch up from its log yet");
+}
+
+void service::tell_all(const RelayServerMessage& m) {
+    std::vector<participant_ptr> all;
+    {
+        std::lock_guard lock(mutex_);
+        for (auto& [_, p] : by_conn_)
+            if (p->greeted) all.push_back(p);
+    }
+    for (auto& p : all) push(p, m);
+}
+
+asio::awaitable<bool> service::catch_up(participant_ptr p) {
+    if (!p->welcomed) co_return true;  // the welcome starts its own catch-up; nothing goes out before it
     if (p->filling) {
-        p->refill = true;
-        co_return;
+        p->refill = true;  // the catch-up running now goes round again
+        co_return true;
     }
     p->filling = true;
+    bool ok = true;
     try {
         for (;;) {
             p->refill = false;
@@ -334,8 +366,10 @@ asio::awaitable<void> service::catch_up(participant_ptr p) {
         }
     } catch (const std::exception& e) {
         spdlog::warn("relay: catching a client up failed: {}", e.what());
+        ok = false;
     }
     p->filling = false;
+    co_return ok;
 }
 
 void service::on_node_event(std::string_view payload) {

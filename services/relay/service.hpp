@@ -11,6 +11,7 @@
 #include "common/codec.hpp"
 #include "common/metrics.hpp"
 #include "common/net.hpp"
+#include "common/recovery.hpp"
 #include "common/rate_limit.hpp"
 #include "common/redis.hpp"
 #include "services/relay/store.hpp"
@@ -88,7 +89,12 @@ private:
     boost::asio::awaitable<v1::RelayServerMessage> hello(participant_ptr p, const v1::RelayHello& m);
     boost::asio::awaitable<v1::RelayServerMessage> send_message(participant_ptr p, const v1::Send& m);
     // Send the other side's messages after p->forwarded from the log, in order, until caught up.
-    boost::asio::awaitable<void> catch_up(participant_ptr p);
+    // False when the log could not be read (Redis unreachable): the recovery retries.
+    boost::asio::awaitable<bool> catch_up(participant_ptr p);
+    // After an outage: what was published meanwhile is lost, so every side catches up from the
+    // log; throws until every catch-up has succeeded.
+    boost::asio::awaitable<void> recover();
+    void tell_all(const v1::RelayServerMessage& m);
     void deliver(const participant_ptr& p, std::uint64_t seq, std::int64_t stored_ms, std::string ciphertext);
     void on_node_event(std::string_view payload);
     void on_node_event(const v1::RelayEvent& e);
@@ -111,6 +117,7 @@ private:
     std::mutex mutex_;
     std::unordered_map<std::uint64_t, participant_ptr> by_conn_;
     std::map<std::pair<std::string, char>, participant_ptr> by_side_;  // the greeted connection per side
+    std::shared_ptr<recovery> recovery_;
     std::shared_ptr<boost::asio::steady_timer> idle_timer_;
     bool stopped_ = false;
 };

@@ -634,3 +634,128 @@ TEST_CASE("redis subscriber: after Redis restarts it subscribes again and calls 
         CHECK(box->resubscribed.count() == 1);
     });
 }
+
+TEST_CASE("redis client: a command to a stalled Redis (SIGSTOP) fails within the command timeout, "
+          "and the client is back when Redis resumes" *
+          doctest::timeout(15)) {
+    redis_server server;
+    run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto o = options_for(server.url());
+        o.command_timeout = 300ms;
+        o.connect_timeout = 300ms;
+        auto states = std::make_shared<std::vector<bool>>();
+        auto c = client::create(ex, o);
+        c->on_state_change([states](bool up) { states->push_back(up); });
+        c->start();
+        co_await c->wait_connected(3s);
+        co_await c->command(argv("SET", "wl:before", "1"));
+
+        server.pause();
+        const auto started = std::chrono::steady_clock::now();
+        const auto stalled = co_await thrown<unavailable>(c->command(argv("GET", "wl:before")));
+        const auto waited = std::chrono::steady_clock::now() - started;
+        CHECK(stalled.has_value());
+        // the deadline, not TCP: well under a second, and not before the deadline either
+        CHECK(waited >= 290ms);
+        CHECK(waited < 1500ms);
+        CHECK_FALSE(c->connected());
+        CHECK(c->last_error().find("no reply from Redis within 300 ms") != std::string::npos);
+
+        server.resume();
+        co_await c->wait_connected(5s);
+        CHECK((co_await c->command(argv("GET", "wl:before"))).str == "1");
+        // up, down, up: the owner hears of the new session
+        REQUIRE(states->size() == 3);
+        CHECK(((*states)[0] && !(*states)[1] && (*states)[2]));
+    });
+}
+
+TEST_CASE("redis client: a slow command within the deadline is not cut, and its connection is kept" *
+          doctest::timeout(10)) {
+    redis_server server;
+    run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto o = options_for(server.url());
+        o.command_timeout = 600ms;
+        auto c = client::create(ex, o);
+        c->start();
+        co_await c->wait_connected(3s);
+        const long long id = (co_await c->command(argv("CLIENT", "ID"))).as_int();
+        // a script that takes about 200 ms of Redis's time, twice in a row: every reply is in time
+        for (int i = 0; i < 2; ++i)
+            co_await c->command(argv("EVAL", "local t = redis.call('TIME'); local s = t[1] * 1e6 + t[2]; "
+                                             "repeat local u = redis.call('TIME') until u[1] * 1e6 + u[2] - s > 200000 "
+                                             "return 1",
+                                     "0"));
+        CHECK((co_await c->command(argv("CLIENT", "ID"))).as_int() == id);
+    });
+}
+
+TEST_CASE("redis client: connections are named in CLIENT LIST" * doctest::timeout(10)) {
+    redis_server server;
+    run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto o = options_for(server.url());
+        o.name = "warmline-test-7";
+        auto c = client::create(ex, o);
+        auto s = subscriber::create(ex, o);
+        s->subscribe("wl:x", [](std::string_view, std::string_view) {});
+        c->start();
+        s->start();
+        co_await c->wait_connected(3s);
+        co_await s->wait_subscribed(3s);
+        const std::string list = server.cmd({"CLIENT", "LIST"});
+        CHECK(list.find("name=warmline-test-7:cmd") != std::string::npos);
+        CHECK(list.find("name=warmline-test-7:events") != std::string::npos);
+        s->stop();
+        c->stop();
+    });
+}
+
+TEST_CASE("redis subscriber: a stalled Redis is noticed by its PINGs, and it resubscribes when Redis "
+          "resumes" *
+          doctest::timeout(15)) {
+    redis_server server;
+    run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto o = options_for(server.url());
+        o.command_timeout = 300ms;
+        o.connect_timeout = 300ms;
+        auto box = std::make_shared<inbox>(ex);
+        auto states = std::make_shared<std::vector<bool>>();
+        auto s = subscriber::create(ex, o);
+        s->subscribe("wl:events", record_into(box));
+        s->on_resubscribed([box] { box->resubscribed.notify(); });
+        s->on_state_change([states](bool up) { states->push_back(up); });
+        s->start();
+        co_await s->wait_subscribed(3s);
+
+        // Many PINGs on a healthy connection: answered each time, never mistaken for a stall,
+        // and messages still arrive among them.
+        co_await pause(1500ms);
+        CHECK(s->connected());
+        CHECK(states->size() == 1);
+        CHECK(server.cmd({"PUBLISH", "wl:events", "between pings"}) == "1");
+        {
+            const bool ok = co_await box->received.wait_for(1, 3s);
+            REQUIRE(ok);
+        }
+
+        server.pause();
+        {
+            const bool ok = co_await eventually([&] { return !s->connected(); }, 2s);
+            CHECK(ok);
+        }
+        server.resume();
+        {
+            const bool ok = co_await box->resubscribed.wait_for(1, 5s);
+            REQUIRE(ok);
+        }
+        CHECK(server.cmd({"PUBLISH", "wl:events", "after the stall"}) == "1");
+        {
+            const bool ok = co_await box->received.wait_for(2, 3s);
+            REQUIRE(ok);
+        }
+        CHECK(box->messages.back().second == "after the stall");
+        REQUIRE(states->size() == 3);
+        CHECK(((*states)[0] && !(*states)[1] && (*states)[2]));
+        s->stop();
+    });
+}

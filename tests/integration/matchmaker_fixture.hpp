@@ -45,7 +45,15 @@ struct matchmaker_fixture {
     std::unique_ptr<admin::accounts> accounts;
     int counter = 0;
 
-    explicit matchmaker_fixture(matchmaker::store_settings s = {}) : settings(s) {
+    // A lease of an hour unless a test says otherwise: leases run on Redis's clock, which the
+    // test's hand-moved clock does not move, and a sweep that saw a long gap would shift deadlines.
+    static matchmaker::store_settings defaults() {
+        matchmaker::store_settings s;
+        s.node_lease_ms = 3600 * 1000;
+        return s;
+    }
+
+    explicit matchmaker_fixture(matchmaker::store_settings s = defaults()) : settings(s) {
         redis::client_options o;
         o.where = redis::endpoint::parse(server.url());
         redis = redis::client::create(ioc.get_executor(), o);

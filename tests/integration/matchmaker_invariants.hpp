@@ -37,12 +37,18 @@ end
 for _, key in ipairs(redis.call('KEYS', 'wl:seeker:*')) do
   local sid = string.sub(key, 11)
   if not string.find(sid, ':') then
-    local s = redis.call('HMGET', key, 'state', 'topic', 'lang', 'pref')
+    local s = redis.call('HMGET', key, 'state', 'topic', 'lang', 'pref', 'parked')
     local in_queue = s[2] and redis.call('ZSCORE', 'wl:q:' .. s[2] .. ':' .. s[3], sid)
     local in_pref = s[4] and s[4] ~= '' and redis.call('ZSCORE', 'wl:qpref:' .. s[4], sid)
     local offered = offers_of[sid] ~= nil
-    if s[1] == 'queued' and (offered or not (in_queue or in_pref)) then
+    -- a parked request (its seeker's connection is gone, within the grace) is in no queue and
+    -- has no offer: nobody is offered someone who is not there
+    local parked = s[5] == '1'
+    if s[1] == 'queued' and not parked and (offered or not (in_queue or in_pref)) then
       bad[#bad + 1] = 'queued seeker ' .. sid .. (offered and ' has an offer' or ' is in no queue')
+    end
+    if parked and (s[1] ~= 'queued' or offered or in_queue or in_pref) then
+      bad[#bad + 1] = 'parked seeker ' .. sid .. ' is ' .. (s[1] or '?') .. ', offered or in a queue'
     end
     if s[1] == 'queued' and in_queue and in_pref then bad[#bad + 1] = 'seeker ' .. sid .. ' is queued twice' end
     if s[1] == 'offered' and (not offered or in_queue or in_pref) then

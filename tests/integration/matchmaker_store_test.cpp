@@ -192,23 +192,44 @@ TEST_CASE("matchmaker: a dropped seeker keeps its place for the grace period, th
     CHECK(unknown.error.code == "RESUME_FAILED");
 }
 
-TEST_CASE("matchmaker: seekers of a process whose lease runs out start their grace period" *
+TEST_CASE("matchmaker: seekers of a process whose lease runs out on Redis's clock start their grace "
+          "period, and its listeners' connections there are gone" *
           doctest::timeout(20)) {
-    matchmaker_fixture f;
+    auto s = matchmaker_fixture::defaults();
+    s.node_lease_ms = 300;
+    matchmaker_fixture f(s);
+    f.run(f.store->heartbeat("alive"));
     f.run(f.store->heartbeat("dead"));
     auto a = f.seeker("dead");
     f.request(a, "anxiety", "de");
-    auto l = f.listener({"anxiety"}, {"en"}, 1);
-    f.server.cmd({"SADD", "wl:node:dead:listeners", l.id});
-    f.server.cmd({"HSET", "wl:listener:" + l.id, "node", "dead"});
-    f.now += f.settings.node_lease_ms + 1;
+    // one listener only on the dead process, one also on a live one
+    auto gone = f.listener({"anxiety"}, {"en"}, 1);
+    auto both = f.listener({"grief"}, {"en"}, 1);
+    f.run(f.store->listener_sign_in(crypto::sha256_hex(gone.token), "dead"));
+    f.run(f.store->listener_sign_in(crypto::sha256_hex(both.token), "dead"));
+    f.run(f.store->listener_sign_in(crypto::sha256_hex(both.token), "alive"));
+    // the hand-moved clock is not what leases run on: an hour of it changes nothing
+    f.now += 3600 * 1000;
     f.run(f.store->sweep_all());
+    CHECK_FALSE(f.server.cmd({"ZSCORE", "wl:nodes", "dead"}).empty());
+    CHECK(f.field("wl:listener:" + gone.id, "status") == "available");
+    // Redis's clock passes the lease: only "alive" renews
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!f.server.cmd({"ZSCORE", "wl:nodes", "dead"}).empty()) {
+        REQUIRE(std::chrono::steady_clock::now() < deadline);
+        f.run(f.store->heartbeat("alive"));
+        f.run(f.store->sweep_all());
+    }
     CHECK(f.seeker_state(a) == "queued");
-    CHECK(f.field("wl:listener:" + l.id, "status") == "away");
-    CHECK(f.server.cmd({"ZSCORE", "wl:nodes", "dead"}).empty());
+    CHECK(f.field("wl:seeker:" + a, "parked") == "1");
+    CHECK(f.field("wl:listener:" + gone.id, "status") == "away");
+    CHECK(f.field("wl:listener:" + gone.id, "away_why") == "node");
+    CHECK(f.field("wl:listener:" + both.id, "status") == "available");  // still connected elsewhere
+    CHECK(f.server.cmd({"HGETALL", "wl:listener:" + both.id + ":conns"}) == "alive\n1");
     f.now += f.settings.grace_ms + 1;
     f.run(f.store->sweep_all());
     CHECK(f.seeker_state(a) == "idle");
+    require_consistent(f.server);
 }
 
 TEST_CASE("matchmaker: a request widens to any topic in its language after its topic's wait" *

@@ -223,8 +223,25 @@ void redis_server::launch() {
     }
 }
 
+void redis_server::pause() {
+    if (pid_ > 0) ::kill(pid_, SIGSTOP);
+}
+
+void redis_server::resume() {
+    if (pid_ > 0) ::kill(pid_, SIGCONT);
+}
+
+void redis_server::crash() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+}
+
 void redis_server::kill() {
     if (pid_ <= 0) return;
+    ::kill(pid_, SIGCONT);  // a paused server would never see the SIGTERM
     ::kill(pid_, SIGTERM);
     // SIGTERM lets Redis flush the AOF; a server that hangs on shutdown gets SIGKILL.
     const auto deadline = std::chrono::steady_clock::now() + start_deadline;

@@ -29,6 +29,13 @@ public:
     // Start it again on the same port and directory (kill()ing it first if it runs), and wait
     // until it answers. For tests of reconnection.
     void restart();
+    // Stall it (SIGSTOP): its sockets stay open and nothing is answered, as in a long fork, a
+    // frozen VM or a partition. resume() sends SIGCONT.
+    void pause();
+    void resume();
+    // Kill it with SIGKILL (no AOF flush beyond what everysec already wrote) and reap it; the
+    // directory stays, so restart() starts it again from its AOF.
+    void crash();
     bool running() const { return pid_ > 0; }
 
 private:

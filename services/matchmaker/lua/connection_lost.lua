@@ -1,16 +1,12 @@
 -- A connection closed. ARGV[6] = 'seeker' | 'listener', [7] id, [8] node id of the process
--- that held it. A seeker keeps its place for the grace period; a listener is set away (open
--- offers run to their deadline, chats continue on the relay).
+-- that held it, [9] (listeners) how many of their connections that process still holds.
+-- A seeker keeps its place for the grace period, parked (never offered while away); a listener
+-- with no connection left anywhere is set away (open offers run to their deadline, chats
+-- continue on the relay).
 local kind, id, node = ARGV[6], ARGV[7], ARGV[8]
 if kind == 'seeker' then
-  if redis.call('HGET', K.seeker(id), 'node') ~= node then return { 'ok' } end
-  redis.call('HSET', K.seeker(id), 'conn', 0)
-  redis.call('SREM', K.node_seekers(node), id)
-  redis.call('ZADD', K.gone, NOW + GRACE, id)
+  seeker_away(id, node)
 else
-  if redis.call('HGET', K.listener(id), 'node') ~= node then return { 'ok' } end
-  redis.call('HSET', K.listener(id), 'conn', 0, 'status', 'away')
-  redis.call('SREM', K.node_listeners(node), id)
-  refresh_listener(id)
+  listener_here(id, node, tonumber(ARGV[9]) or 0, 'closed')
 end
 return { 'ok' }

@@ -207,3 +207,62 @@ end
 -- The matchmaker's scripts can match: a chat's end offers the listener their next seeker in the
 -- same step (chat.lua's default would leave that to the sweep).
 after_chat_end = function(_, lid) match_listener(lid) end
+
+-- ---- presence: who is connected, on which process ---------------------------------------------
+
+-- A seeker's connection is gone (closed, or its process died): it keeps its place for GRACE,
+-- but a listener is never offered someone who is not there. A queued request leaves the queues
+-- (`parked`, its score kept) and an open offer is withdrawn; both come back with the seeker.
+local function seeker_away(sid, node)
+  local s = redis.call('HMGET', K.seeker(sid), 'node', 'state', 'offer', 'conn')
+  if s[1] ~= node then return end  -- it resumed on another process meanwhile
+  redis.call('SREM', K.node_seekers(node), sid)
+  if s[4] == '0' then return end
+  redis.call('HSET', K.seeker(sid), 'conn', 0)
+  redis.call('ZADD', K.gone, NOW + GRACE, sid)
+  if s[2] == 'offered' then
+    local _, lid = close_offer(s[3], 'withdrawn', false)
+    redis.call('HSET', K.seeker(sid), 'state', 'queued', 'offer', '')
+    if lid then match_listener(lid) end
+  elseif s[2] ~= 'queued' then
+    return
+  end
+  unqueue(sid)
+  redis.call('HSET', K.seeker(sid), 'parked', 1)
+end
+
+-- A seeker is connected to process `node` (a hello, or a process confirming its live
+-- connections after an outage): a parked request takes its place again and is matched.
+local function seeker_here(sid, node)
+  local old = redis.call('HGET', K.seeker(sid), 'node')
+  if old and old ~= '' and old ~= node then redis.call('SREM', K.node_seekers(old), sid) end
+  redis.call('HSET', K.seeker(sid), 'node', node, 'conn', 1)
+  redis.call('SADD', K.node_seekers(node), sid)
+  redis.call('ZREM', K.gone, sid)
+  local s = redis.call('HMGET', K.seeker(sid), 'state', 'parked')
+  if s[2] == '1' then
+    redis.call('HSET', K.seeker(sid), 'parked', 0)
+    if s[1] == 'queued' then
+      enqueue(sid)
+      match_seeker(sid)
+    end
+  end
+end
+
+-- A listener has `count` connections on process `node` (0: none left there). With none left on
+-- any process they are set away; `away_why` says a process's death did it, so that process
+-- confirming the connections after an outage sets them available again.
+local function listener_here(lid, node, count, why)
+  if count > 0 then
+    redis.call('HSET', K.listener_conns(lid), node, count)
+    redis.call('SADD', K.node_listeners(node), lid)
+    return
+  end
+  redis.call('HDEL', K.listener_conns(lid), node)
+  redis.call('SREM', K.node_listeners(node), lid)
+  if redis.call('HLEN', K.listener_conns(lid)) > 0 then return end
+  if redis.call('HGET', K.listener(lid), 'status') == 'available' then
+    redis.call('HSET', K.listener(lid), 'status', 'away', 'away_why', why or '')
+    refresh_listener(lid)
+  end
+end

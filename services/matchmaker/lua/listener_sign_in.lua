@@ -1,6 +1,6 @@
 -- A listener signs in with a token (ARGV[6] = its SHA-256) from process ARGV[7], with its
 -- clock's offset east of UTC in minutes ARGV[8] (where its "today" starts; the last sign-in's
--- wins). Returns {'ok', listener id} after recording the connection.
+-- wins). Returns {'ok', listener id} after counting the connection on that process.
 local who = redis.call('GET', K.token(ARGV[6]))
 if not who or string.sub(who, 1, 9) ~= 'listener:' then
   return err('UNAUTHENTICATED', 'That listener token is not valid. Ask an admin for a new one.')
@@ -10,9 +10,8 @@ if redis.call('HGET', K.listener(lid), 'revoked') == '1' then
   return err('UNAUTHENTICATED', 'This listener account has been revoked.')
 end
 local node = ARGV[7]
-local old = redis.call('HGET', K.listener(lid), 'node')
-if old and old ~= '' and old ~= node then redis.call('SREM', K.node_listeners(old), lid) end
-redis.call('HSET', K.listener(lid), 'node', node, 'conn', 1, 'utc_offset', ARGV[8])
-redis.call('HINCRBY', K.listener(lid), 'sessions', 1)
+redis.call('HINCRBY', K.listener_conns(lid), node, 1)
 redis.call('SADD', K.node_listeners(node), lid)
+redis.call('HSET', K.listener(lid), 'utc_offset', ARGV[8])
+redis.call('HINCRBY', K.listener(lid), 'sessions', 1)
 return { 'ok', lid }

@@ -1,5 +1,5 @@
--- A seeker connects: a new anonymous seeker, or one resuming with its token within the grace
--- period. ARGV[6] = 'new' | 'resume', ARGV[7] = seeker id (new) or resume-token hash (resume),
+-- A seeker connects: a new anonymous seeker, or one resuming with its token (within the grace
+-- period a parked request takes its place again). ARGV[6] = 'new' | 'resume', ARGV[7] = seeker id (new) or resume-token hash (resume),
 -- ARGV[8] = resume-token hash (new), ARGV[9] = node id of the connecting process.
 -- Returns {'ok', sid, state, session, topic, lang, resumed, preferred listener id or '', tier}.
 local mode, node = ARGV[6], ARGV[9]
@@ -14,13 +14,7 @@ else
     return err('RESUME_FAILED', 'That conversation could not be found; it may have expired. You can start a new request.')
   end
 end
-local old_node = redis.call('HGET', K.seeker(sid), 'node')
-if old_node and old_node ~= '' and old_node ~= node then
-  redis.call('SREM', K.node_seekers(old_node), sid)
-end
-redis.call('HSET', K.seeker(sid), 'node', node, 'conn', 1)
-redis.call('SADD', K.node_seekers(node), sid)
-redis.call('ZREM', K.gone, sid)
+seeker_here(sid, node)
 touch_seeker(sid)
 local s = redis.call('HMGET', K.seeker(sid), 'state', 'session', 'topic', 'lang', 'pref', 'tier')
 if mode ~= 'new' then match_event(8, PB.bytes(1, sid) .. PB.bytes(2, node)) end

@@ -4,9 +4,9 @@ local status = redis.call('HGET', K.listener(lid), 'status')
 if not status then return err('UNAUTHENTICATED', 'This listener account no longer exists.') end
 if available then
   if status ~= 'available' then redis.call('HSET', K.listener(lid), 'idle_since', NOW) end
-  redis.call('HSET', K.listener(lid), 'status', 'available')
+  redis.call('HSET', K.listener(lid), 'status', 'available', 'away_why', '')
 else
-  redis.call('HSET', K.listener(lid), 'status', 'away')
+  redis.call('HSET', K.listener(lid), 'status', 'away', 'away_why', '')
 end
 refresh_listener(lid)
 if available then match_listener(lid) end

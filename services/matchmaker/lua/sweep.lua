@@ -1,11 +1,34 @@
 -- The clock's work, run by every matchmaker process on a short timer (idempotent, so several
 -- processes sweeping at once is harmless): listeners and seekers left to match by the relay,
--- offers past their deadline, requests due to widen to
--- any topic or past their preferred-listener window, seekers gone longer than the grace period,
--- and processes whose heartbeat lease ran out. ARGV[6] = most items per kind in one call.
+-- offers past their deadline, requests due to widen to any topic or past their preferred-
+-- listener window, seekers gone longer than the grace period, and processes whose lease ran
+-- out. ARGV[6] = most items per kind in one call, [7] the lease (ms) of a matchmaker process.
 -- Returns {'ok', n} with the number of items handled (the caller sweeps again while n > 0).
-local limit = tonumber(ARGV[6])
+local limit, lease = tonumber(ARGV[6]), tonumber(ARGV[7])
 local handled = 0
+
+-- Outages. Every process sweeps every few hundred ms, so a gap of more than a lease since the
+-- last sweep anyone made (on Redis's clock) means nobody could reach Redis (it was stalled,
+-- restarting or failing over) or no matchmaker ran. Nothing that ran out meanwhile is anyone's
+-- fault: every process gets a fresh lease to come back and confirm its clients, and the grace
+-- periods and offer deadlines that were running move on by the gap.
+local clock = redis_ms()
+local last = tonumber(redis.call('GET', K.clock))
+redis.call('SET', K.clock, fmt(clock))
+if last and clock - last > lease then
+  local gap = clock - last
+  for _, node in ipairs(redis.call('ZRANGE', K.nodes, 0, -1)) do
+    redis.call('ZADD', K.nodes, 'GT', fmt(clock + lease), node)
+  end
+  local gone = redis.call('ZRANGE', K.gone, 0, -1, 'WITHSCORES')
+  for i = 1, #gone, 2 do redis.call('ZADD', K.gone, fmt(tonumber(gone[i + 1]) + gap), gone[i]) end
+  local due = redis.call('ZRANGE', K.offers_due, 0, -1, 'WITHSCORES')
+  for i = 1, #due, 2 do
+    local deadline = fmt(tonumber(due[i + 1]) + gap)
+    redis.call('ZADD', K.offers_due, deadline, due[i])
+    redis.call('HSET', K.offer(due[i]), 'deadline', deadline)
+  end
+end
 
 -- listeners freed by a chat the relay ended (it cannot match): offer them their next seeker
 for _, who in ipairs(redis.call('ZRANGEBYSCORE', K.due_match, '-inf', '+inf', 'LIMIT', 0, limit)) do
@@ -52,20 +75,12 @@ for _, sid in ipairs(redis.call('ZRANGEBYSCORE', K.due_pref, '-inf', NOW, 'LIMIT
   handled = handled + 1
 end
 
--- processes that died: their seekers start the grace period, their listeners go away
-for _, node in ipairs(redis.call('ZRANGEBYSCORE', K.nodes, '-inf', NOW, 'LIMIT', 0, limit)) do
-  for _, sid in ipairs(redis.call('SMEMBERS', K.node_seekers(node))) do
-    if redis.call('HGET', K.seeker(sid), 'node') == node then
-      redis.call('HSET', K.seeker(sid), 'conn', 0)
-      redis.call('ZADD', K.gone, NOW + GRACE, sid)
-    end
-  end
-  for _, lid in ipairs(redis.call('SMEMBERS', K.node_listeners(node))) do
-    if redis.call('HGET', K.listener(lid), 'node') == node then
-      redis.call('HSET', K.listener(lid), 'conn', 0, 'status', 'away')
-      refresh_listener(lid)
-    end
-  end
+-- processes whose lease ran out on Redis's clock: their seekers start the grace period, their
+-- listeners' connections there are gone (away unless connected elsewhere). A process that was
+-- only cut off confirms its live connections when it is back (node_sync.lua).
+for _, node in ipairs(redis.call('ZRANGEBYSCORE', K.nodes, '-inf', fmt(clock), 'LIMIT', 0, limit)) do
+  for _, sid in ipairs(redis.call('SMEMBERS', K.node_seekers(node))) do seeker_away(sid, node) end
+  for _, lid in ipairs(redis.call('SMEMBERS', K.node_listeners(node))) do listener_here(lid, node, 0, 'node') end
   redis.call('DEL', K.node_seekers(node), K.node_listeners(node))
   redis.call('ZREM', K.nodes, node)
   handled = handled + 1
@@ -81,7 +96,9 @@ for _, sid in ipairs(redis.call('ZRANGEBYSCORE', K.gone, '-inf', NOW, 'LIMIT', 0
       if lid then match_listener(lid) end
     end
     unqueue(sid)
-    redis.call('HSET', K.seeker(sid), 'state', 'idle', 'offer', '')
+    -- `abandoned`: if this seeker's process was only cut off and still holds its connection,
+    -- it puts the request back when it confirms its clients (node_sync.lua)
+    redis.call('HSET', K.seeker(sid), 'state', 'idle', 'offer', '', 'parked', 0, 'abandoned', 1)
     redis.call('HINCRBY', K.stats(s[3], s[4]), 'abandoned', 1)
     redis.call('ZREM', K.waiting(s[3], s[4]), sid)
   end
