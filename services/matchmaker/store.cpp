@@ -117,7 +117,8 @@ asio::awaitable<outcome<bool>> store::set_preferences(std::string listener_id, s
 }
 
 asio::awaitable<outcome<chat_result>> store::accept_offer(std::string listener_id, std::string offer_id) {
-    auto v = co_await run("accept_offer", argv(std::move(listener_id), std::move(offer_id)));
+    auto v = co_await run("accept_offer", argv(std::move(listener_id), std::move(offer_id),
+                                               std::to_string(settings_.node_lease_ms)));
     outcome<chat_result> out;
     if (!refused(v, out.error)) out.value = chat_result{str_at(v, 1), str_at(v, 2), str_at(v, 3), str_at(v, 4), str_at(v, 5) == "0"};
     co_return out;

@@ -64,16 +64,19 @@ asio::awaitable<bool> tickers::tick(asio::steady_timer& t, std::chrono::millisec
 
 asio::awaitable<void> tickers::heartbeat_loop() {
     auto t = timer();
-    auto every = std::chrono::milliseconds(std::max<std::int64_t>(50, settings_.store.node_lease_ms / 3));
+    const auto every = std::chrono::milliseconds(std::max<std::int64_t>(50, settings_.store.node_lease_ms / 3));
     for (;;) {
+        bool renewed = false;
         try {
             co_await store_.heartbeat(node_);
+            renewed = true;
         } catch (const redis::unavailable&) {
             // reported by /readyz; if this lasts past the lease, other processes expire our clients
         } catch (const std::exception& e) {
             spdlog::warn("heartbeat failed: {}", e.what());
         }
-        if (!co_await tick(*t, every)) break;
+        // not renewed (e.g. not connected yet at start): try again soon, not a third of a lease later
+        if (!co_await tick(*t, renewed ? every : std::min(every, std::chrono::milliseconds(100)))) break;
     }
 }
 

@@ -273,4 +273,21 @@ std::string redis_server::cmd(const std::vector<std::string>& args) const {
     return out;
 }
 
+redis_connection::redis_connection(const redis_server& server) {
+    auto c = connect_blocking(server.port(), 2000ms);
+    if (!c) throw std::runtime_error("cannot connect to the test redis-server on port " + std::to_string(server.port()));
+    context_ = c.release();
+}
+
+redis_connection::~redis_connection() { redisFree(static_cast<redisContext*>(context_)); }
+
+std::string redis_connection::cmd(const std::vector<std::string>& args) {
+    auto* c = static_cast<redisContext*>(context_);
+    auto r = run(c, args);
+    if (!r) throw std::runtime_error(std::string("test redis-server command failed: ") + c->errstr);
+    std::string out;
+    render(r.get(), out);
+    return out;
+}
+
 }  // namespace warmline::test

@@ -48,6 +48,21 @@ private:
     std::string password_;  // from --requirepass in extra_args, so cmd() can AUTH
 };
 
+// One connection to a test redis-server kept open, for tests that must still reach Redis when
+// no new connection can be made (CONFIG SET maxclients).
+class redis_connection {
+public:
+    explicit redis_connection(const redis_server& server);
+    ~redis_connection();
+    redis_connection(const redis_connection&) = delete;
+    redis_connection& operator=(const redis_connection&) = delete;
+    // As redis_server::cmd, on this connection.
+    std::string cmd(const std::vector<std::string>& args);
+
+private:
+    void* context_;  // redisContext
+};
+
 // A loopback TCP port that was free a moment ago.
 std::uint16_t free_port();
 

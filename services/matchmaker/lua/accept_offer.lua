@@ -1,6 +1,8 @@
--- A listener accepts an offer. ARGV[6] = listener id, [7] offer id.
--- Creates the chat session. Returns {'ok', session id, seeker id, topic, language, tier}.
+-- A listener accepts an offer. ARGV[6] = listener id, [7] offer id, [8] the lease (ms) of a
+-- matchmaker process. Creates the chat session.
+-- Returns {'ok', session id, seeker id, topic, language, tier}.
 local lid, oid = ARGV[6], ARGV[7]
+after_outage(tonumber(ARGV[8]), false)
 local o = redis.call('HMGET', K.offer(oid), 'seeker', 'listener', 'deadline', 'topic', 'lang', 'enq_ms', 'tier')
 if not o[1] or o[2] ~= lid then
   return err('NOT_FOUND', 'That offer is no longer open.')

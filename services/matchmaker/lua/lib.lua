@@ -266,3 +266,36 @@ local function listener_here(lid, node, count, why)
     refresh_listener(lid)
   end
 end
+
+-- ---- outages ----------------------------------------------------------------------------------
+
+-- Every process sweeps every few hundred ms, so a gap of more than a lease since the last sweep
+-- anyone made (wl:clock, on Redis's clock) means nobody could reach Redis (it was stalled,
+-- restarting or failing over) or no matchmaker ran. Nothing that ran out meanwhile is anyone's
+-- fault: every process gets a fresh lease (two, to reconnect first) to come back and confirm its
+-- clients, and the grace
+-- periods and offer deadlines that were running move on by the gap. Run first by the sweep
+-- (`mark`: it records its own time) and by every step that checks a deadline outside the sweep
+-- (accepting an offer), which must not hold a listener to a deadline that passed while nobody
+-- could accept. Returns Redis's clock.
+local function after_outage(lease, mark)
+  local clock = redis_ms()
+  local last = tonumber(redis.call('GET', K.clock))
+  if mark then redis.call('SET', K.clock, fmt(clock)) end
+  if not last or clock - last <= lease then return clock end
+  if not mark then redis.call('SET', K.clock, fmt(clock)) end
+  local gap = clock - last
+  -- two leases: each process first has to reconnect (its backoff grows to 2 s in an outage)
+  for _, node in ipairs(redis.call('ZRANGE', K.nodes, 0, -1)) do
+    redis.call('ZADD', K.nodes, 'GT', fmt(clock + 2 * lease), node)
+  end
+  local gone = redis.call('ZRANGE', K.gone, 0, -1, 'WITHSCORES')
+  for i = 1, #gone, 2 do redis.call('ZADD', K.gone, fmt(tonumber(gone[i + 1]) + gap), gone[i]) end
+  local due = redis.call('ZRANGE', K.offers_due, 0, -1, 'WITHSCORES')
+  for i = 1, #due, 2 do
+    local deadline = fmt(tonumber(due[i + 1]) + gap)
+    redis.call('ZADD', K.offers_due, deadline, due[i])
+    redis.call('HSET', K.offer(due[i]), 'deadline', deadline)
+  end
+  return clock
+end

@@ -7,28 +7,7 @@
 local limit, lease = tonumber(ARGV[6]), tonumber(ARGV[7])
 local handled = 0
 
--- Outages. Every process sweeps every few hundred ms, so a gap of more than a lease since the
--- last sweep anyone made (on Redis's clock) means nobody could reach Redis (it was stalled,
--- restarting or failing over) or no matchmaker ran. Nothing that ran out meanwhile is anyone's
--- fault: every process gets a fresh lease to come back and confirm its clients, and the grace
--- periods and offer deadlines that were running move on by the gap.
-local clock = redis_ms()
-local last = tonumber(redis.call('GET', K.clock))
-redis.call('SET', K.clock, fmt(clock))
-if last and clock - last > lease then
-  local gap = clock - last
-  for _, node in ipairs(redis.call('ZRANGE', K.nodes, 0, -1)) do
-    redis.call('ZADD', K.nodes, 'GT', fmt(clock + lease), node)
-  end
-  local gone = redis.call('ZRANGE', K.gone, 0, -1, 'WITHSCORES')
-  for i = 1, #gone, 2 do redis.call('ZADD', K.gone, fmt(tonumber(gone[i + 1]) + gap), gone[i]) end
-  local due = redis.call('ZRANGE', K.offers_due, 0, -1, 'WITHSCORES')
-  for i = 1, #due, 2 do
-    local deadline = fmt(tonumber(due[i + 1]) + gap)
-    redis.call('ZADD', K.offers_due, deadline, due[i])
-    redis.call('HSET', K.offer(due[i]), 'deadline', deadline)
-  end
-end
+local clock = after_outage(lease, true)
 
 -- listeners freed by a chat the relay ended (it cannot match): offer them their next seeker
 for _, who in ipairs(redis.call('ZRANGEBYSCORE', K.due_match, '-inf', '+inf', 'LIMIT', 0, limit)) do
