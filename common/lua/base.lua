@@ -40,7 +40,7 @@ end
 -- Every key name, once (docs/redis-keys.md says who owns each and when it expires).
 local K = {
   seeker = function(sid) return 'wl:seeker:' .. sid end,
-  declined = function(sid) return 'wl:seeker:' .. sid .. ':declined' end,
+  cooldown = function(sid) return 'wl:seeker:' .. sid .. ':cooldown' end,
   blocked = function(sid) return 'wl:seeker:' .. sid .. ':blocked' end,
   resume = function(hash) return 'wl:resume:' .. hash end,
   listener = function(lid) return 'wl:listener:' .. lid end,
@@ -61,6 +61,7 @@ local K = {
   stats = function(topic, lang) return 'wl:stats:' .. topic .. ':' .. lang end,
   waits = function(topic, lang) return 'wl:waits:' .. topic .. ':' .. lang end,
   waiting = function(topic, lang) return 'wl:waiting:' .. topic .. ':' .. lang end,
+  waiting_crisis = function(topic, lang) return 'wl:waiting:crisis:' .. topic .. ':' .. lang end,
   node_seekers = function(node) return 'wl:node:' .. node .. ':seekers' end,
   node_listeners = function(node) return 'wl:node:' .. node .. ':listeners' end,
   relay = function(cid) return 'wl:relay:' .. cid end,

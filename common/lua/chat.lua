@@ -34,6 +34,31 @@ local function has_room(status, chats, offers, max, revoked)
   return status == 'available' and revoked ~= '1' and num(chats) + num(offers) < num(max)
 end
 
+-- Every open request of a pair (queued, being offered or parked), by when it was made: for
+-- supervisors' counts. Crisis requests are also in their own set.
+local function waiting_add(sid, topic, lang, tier, at)
+  redis.call('ZADD', K.waiting(topic, lang), at, sid)
+  extend(K.waiting(topic, lang), TTL)
+  if tonumber(tier) == 0 then
+    redis.call('ZADD', K.waiting_crisis(topic, lang), at, sid)
+    extend(K.waiting_crisis(topic, lang), TTL)
+  end
+end
+
+local function waiting_remove(sid, topic, lang)
+  redis.call('ZREM', K.waiting(topic, lang), sid)
+  redis.call('ZREM', K.waiting_crisis(topic, lang), sid)
+end
+
+-- The pairs of a listener's scope: calls f(topic, lang) for each, and f(nil, lang) once per
+-- language.
+local function each_pair(topics, langs, f)
+  for _, l in ipairs(split(langs)) do
+    for _, t in ipairs(split(topics)) do f(t, l) end
+    f(nil, l)
+  end
+end
+
 local function index_pairs(topics, langs, lid, score)
   for _, l in ipairs(split(langs)) do
     for _, t in ipairs(split(topics)) do
@@ -50,8 +75,29 @@ end
 -- moves the score is a ZADD per pair, and only a change of scope removes anything.
 local function refresh_listener(lid)
   local f = redis.call('HMGET', K.listener(lid), 'topics', 'langs', 'atopics', 'alangs', 'status', 'chats',
-    'offers', 'max', 'revoked', 'idle_since', 'ix')
+    'offers', 'max', 'revoked', 'idle_since', 'ix', 'on')
   local topics, langs = active_csv(f[1], f[2], f[3], f[4])
+  -- Who is there to take a pair at all (available, with room or not): wl:online:<t>:<l> and
+  -- wl:onlinelang:<l>, recorded in `on` ('topics|languages' or ''). Whether anyone may take a
+  -- waiting seeker is read from them, and a change moves the positions of the pairs concerned.
+  local want_on = (f[5] == 'available' and f[9] ~= '1') and (topics .. '|' .. langs) or ''
+  local have_on = f[12] or ''
+  if have_on ~= want_on then
+    if have_on ~= '' then
+      local _, _, on_topics, on_langs = string.find(have_on, '^([^|]*)|(.*)$')
+      each_pair(on_topics, on_langs, function(t, l)
+        if t then redis.call('SREM', K.online(t, l), lid); bump(t, l)
+        else redis.call('SREM', K.online_lang(l), lid) end
+      end)
+    end
+    if want_on ~= '' then
+      each_pair(topics, langs, function(t, l)
+        if t then redis.call('SADD', K.online(t, l), lid); bump(t, l)
+        else redis.call('SADD', K.online_lang(l), lid) end
+      end)
+    end
+    redis.call('HSET', K.listener(lid), 'on', want_on)
+  end
   local room = has_room(f[5], f[6], f[7], f[8], f[9])
   local want = room and (fmt(num(f[10])) .. '|' .. topics .. '|' .. langs) or ''
   local have = f[11]

@@ -141,9 +141,12 @@ asio::awaitable<ServerMessage> request_handlers::request_chat(peer_ptr p, const 
     auto* q = out.mutable_request_queued();
     q->set_position(r.value->position);
     q->set_estimated_wait_s(r.value->estimate_s);
-    if (m.crisis()) *q->mutable_crisis_resources() = lang->crisis_resources();
+    q->set_no_listener_now(r.value->nobody);
+    // the crisis lines when asked for, and whenever nobody can take the request right now
+    if (m.crisis() || r.value->nobody) *q->mutable_crisis_resources() = lang->crisis_resources();
     p->state.last_update.set_position(r.value->position);
     p->state.last_update.set_estimated_wait_s(r.value->estimate_s);
+    p->state.last_update.set_no_listener_now(r.value->nobody);
     metrics_.counter("warmline_requests_total", "Chat requests", m.crisis() ? "tier=\"crisis\"" : "tier=\"normal\"")
         .fetch_add(1);
     co_return out;

@@ -24,6 +24,11 @@ int main(int argc, char** argv) {
     opts.add("ticket-ttl-ms", "300000", "how long a relay ticket stays valid after a chat starts");
     opts.add("offer-timeout-ms", "30000", "how long a listener has to accept an offer");
     opts.add("grace-ms", "60000", "how long a disconnected seeker keeps its place");
+    opts.add("decline-cooldown-ms", "120000",
+             "a listener who declined or missed a seeker is not offered them again for this long");
+    opts.add("crisis-widen-ms", "60000",
+             "a crisis request nobody took this long goes to every listener of its language, and supervisors are "
+             "alerted (0: off)");
     opts.add("preferred-window-ms", "120000", "how long a request waits for the listener it named");
     opts.add("state-ttl-s", "86400", "expiry of seeker, offer and chat records in Redis");
     opts.add("node-lease-ms", "5000", "a process that has not renewed its lease this long is presumed dead");
@@ -41,6 +46,8 @@ int main(int argc, char** argv) {
         matchmaker::service_settings s;
         s.store.offer_timeout_ms = opts.integer("offer-timeout-ms", 10, 3600000);
         s.store.grace_ms = opts.integer("grace-ms", 0, 86400000);
+        s.store.decline_cooldown_ms = opts.integer("decline-cooldown-ms", 0, 86400000);
+        s.store.crisis_widen_ms = opts.integer("crisis-widen-ms", 0, 86400000);
         s.store.preferred_window_ms = opts.integer("preferred-window-ms", 0, 86400000);
         s.store.state_ttl_s = opts.integer("state-ttl-s", 60, 30 * 86400);
         s.store.node_lease_ms = opts.integer("node-lease-ms", 100, 600000);

@@ -109,6 +109,16 @@ v1::StatsSnapshot snapshot_from(const stats_result& result, std::int64_t now_ms)
         q->set_offers_timed_out(r.timed_out);
         q->set_requests_abandoned(r.abandoned);
         q->set_shortage(r.waiting > 0 && r.available == 0 && r.busy == 0);
+        q->set_seekers_unservable(r.unservable);
+        q->set_crisis_waiting(r.crisis_waiting);
+        q->set_crisis_overdue(r.crisis_overdue);
+        q->set_crisis_chats_active(r.crisis_chats);
+        q->set_crisis_wait_p50_s(seconds(r.crisis_p50_ms));
+        q->set_crisis_wait_p90_s(seconds(r.crisis_p90_ms));
+        total.set_seekers_unservable(total.seekers_unservable() + r.unservable);
+        total.set_crisis_waiting(total.crisis_waiting() + r.crisis_waiting);
+        total.set_crisis_overdue(total.crisis_overdue() + r.crisis_overdue);
+        total.set_crisis_chats_active(total.crisis_chats_active() + r.crisis_chats);
         total.set_seekers_waiting(total.seekers_waiting() + r.waiting);
         total.set_longest_wait_s(std::max(total.longest_wait_s(), q->longest_wait_s()));
         total.set_chats_active(total.chats_active() + r.chats);
@@ -124,6 +134,8 @@ v1::StatsSnapshot snapshot_from(const stats_result& result, std::int64_t now_ms)
     total.set_listeners_away(result.away);
     total.set_wait_p50_s(seconds(result.wait_p50_ms));
     total.set_wait_p90_s(seconds(result.wait_p90_ms));
+    total.set_crisis_wait_p50_s(seconds(result.crisis_p50_ms));
+    total.set_crisis_wait_p90_s(seconds(result.crisis_p90_ms));
     *snap.mutable_total() = total;
     return snap;
 }

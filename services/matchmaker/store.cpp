@@ -23,10 +23,12 @@ store::store(std::shared_ptr<redis::client> redis, store_settings s, clock_fn no
     : redis_(std::move(redis)), settings_(s), now_(std::move(now)), scripts_(lua_sources()) {}
 
 asio::awaitable<redis::value> store::run(std::string name, std::vector<std::string> args) {
-    // the layout of services/matchmaker/lua/lib.lua: now, TTL, offer timeout, grace, id salt
+    // the layout of services/matchmaker/lua/lib.lua: now, TTL, offer timeout, grace, id salt,
+    // decline cool-down, crisis widening
     auto full = warmline::argv(std::to_string(now_()), std::to_string(settings_.state_ttl_s),
                                std::to_string(settings_.offer_timeout_ms), std::to_string(settings_.grace_ms),
-                               crypto::random_id().substr(0, 12) + "-");
+                               crypto::random_id().substr(0, 12) + "-", std::to_string(settings_.decline_cooldown_ms),
+                               std::to_string(settings_.crisis_widen_ms));
     for (auto& a : args) full.push_back(std::move(a));
     std::vector<std::string> no_keys;
     co_return co_await redis_->eval(scripts_.at(name), std::move(no_keys), std::move(full));
@@ -65,7 +67,7 @@ asio::awaitable<outcome<queued_result>> store::request_chat(std::string seeker_i
     outcome<queued_result> out;
     if (!refused(v, out.error))
         out.value = queued_result{str_at(v, 1), static_cast<std::uint32_t>(int_at(v, 2)),
-                                  static_cast<std::uint32_t>(int_at(v, 3))};
+                                  static_cast<std::uint32_t>(int_at(v, 3)), int_at(v, 4) == 1};
     co_return out;
 }
 
@@ -186,9 +188,9 @@ asio::awaitable<std::vector<position>> store::positions(std::vector<std::string>
     std::vector<position> out;
     if (seeker_ids.empty()) co_return out;
     auto v = co_await run("positions", std::move(seeker_ids));
-    for (std::size_t i = 1; i + 1 < v.elements.size(); i += 2)
+    for (std::size_t i = 1; i + 2 < v.elements.size(); i += 3)
         out.push_back(position{static_cast<std::uint32_t>(v.elements[i].as_int()),
-                               static_cast<std::uint32_t>(v.elements[i + 1].as_int())});
+                               static_cast<std::uint32_t>(v.elements[i + 1].as_int()), v.elements[i + 2].as_int() == 1});
     co_return out;
 }
 
@@ -207,6 +209,8 @@ asio::awaitable<stats_result> store::stats(const std::vector<std::string>& topic
         out.available = static_cast<std::uint32_t>(int_at(v.elements[1], 2));
         out.busy = static_cast<std::uint32_t>(int_at(v.elements[1], 3));
         out.away = static_cast<std::uint32_t>(int_at(v.elements[1], 4));
+        out.crisis_p50_ms = int_at(v.elements[1], 5);
+        out.crisis_p90_ms = int_at(v.elements[1], 6);
     }
     auto& rows = out.rows;
     for (std::size_t i = 2; i < v.elements.size(); ++i) {
@@ -226,6 +230,12 @@ asio::awaitable<stats_result> store::stats(const std::vector<std::string>& topic
         q.declined = static_cast<std::uint64_t>(int_at(r, 11));
         q.timed_out = static_cast<std::uint64_t>(int_at(r, 12));
         q.abandoned = static_cast<std::uint64_t>(int_at(r, 13));
+        q.unservable = static_cast<std::uint32_t>(int_at(r, 14));
+        q.crisis_waiting = static_cast<std::uint32_t>(int_at(r, 15));
+        q.crisis_overdue = static_cast<std::uint32_t>(int_at(r, 16));
+        q.crisis_chats = static_cast<std::uint32_t>(int_at(r, 17));
+        q.crisis_p50_ms = int_at(r, 18);
+        q.crisis_p90_ms = int_at(r, 19);
         rows.push_back(std::move(q));
     }
     co_return out;

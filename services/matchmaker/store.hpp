@@ -29,6 +29,11 @@ struct store_settings {
     std::int64_t grace_ms = 60000;         // a dropped seeker keeps its place this long
     std::int64_t preferred_window_ms = 120000;
     std::int64_t node_lease_ms = 5000;     // a process silent this long (on Redis's clock) is presumed dead
+    // a listener who declined or missed a seeker is not offered them again for this long
+    std::int64_t decline_cooldown_ms = 120000;
+    // a crisis request nobody took this long goes to every available listener of its language
+    // (0: only by its topic's own widening)
+    std::int64_t crisis_widen_ms = 60000;
     int sweep_limit = 200;
     std::int64_t report_ttl_s = 90 * 24 * 3600;  // wl:report:<session> and the wl:reports index
 };
@@ -48,6 +53,7 @@ struct queued_result {
     std::string state;  // queued, or offered when a listener was found at once
     std::uint32_t position = 0;
     std::uint32_t estimate_s = 0;
+    bool nobody = false;  // no listener available now may take it (no estimate then)
 };
 
 struct chat_result {
@@ -66,6 +72,7 @@ struct ended_result {
 struct position {
     std::uint32_t position = 0;  // 0: not waiting
     std::uint32_t estimate_s = 0;
+    bool nobody = false;         // no listener available now may take the request
 };
 
 struct queue_row {
@@ -74,11 +81,14 @@ struct queue_row {
     std::int64_t longest_wait_ms = 0, wait_p50_ms = 0, wait_p90_ms = 0;
     std::uint32_t available = 0, busy = 0, away = 0, chats = 0;
     std::uint64_t accepted = 0, declined = 0, timed_out = 0, abandoned = 0;
+    std::uint32_t unservable = 0, crisis_waiting = 0, crisis_overdue = 0, crisis_chats = 0;
+    std::int64_t crisis_p50_ms = 0, crisis_p90_ms = 0;
 };
 
 struct stats_result {
     std::vector<queue_row> rows;
     std::int64_t wait_p50_ms = 0, wait_p90_ms = 0;  // over every pair
+    std::int64_t crisis_p50_ms = 0, crisis_p90_ms = 0;
     std::uint32_t available = 0, busy = 0, away = 0;  // listeners, each counted once
 };
 

@@ -134,12 +134,22 @@ asio::awaitable<void> tickers::positions() {
             p->state.position_at_ms = now;
             if (pos[j].position == 0) continue;
             if (p->state.last_update.position() == pos[j].position &&
-                p->state.last_update.estimated_wait_s() == pos[j].estimate_s)
+                p->state.last_update.estimated_wait_s() == pos[j].estimate_s &&
+                p->state.last_update.no_listener_now() == pos[j].nobody)
                 continue;
             ServerMessage m;
-            m.mutable_queue_update()->set_position(pos[j].position);
-            m.mutable_queue_update()->set_estimated_wait_s(pos[j].estimate_s);
-            p->state.last_update = m.queue_update();
+            auto* u = m.mutable_queue_update();
+            u->set_position(pos[j].position);
+            u->set_estimated_wait_s(pos[j].estimate_s);
+            u->set_no_listener_now(pos[j].nobody);
+            p->state.last_update = *u;
+            // when nobody can take the request now, say where help is meanwhile
+            if (pos[j].nobody) {
+                const auto colon = p->state.queue.find(':');
+                if (colon != std::string::npos)
+                    if (const auto* lang = catalogue_.language(p->state.queue.substr(colon + 1)))
+                        *u->mutable_crisis_resources() = lang->crisis_resources();
+            }
             peers_.send(p, m);
         }
     }

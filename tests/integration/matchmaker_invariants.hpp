@@ -105,6 +105,31 @@ end
 local expected = 0
 for _ in pairs(want) do expected = expected + 1 end
 if seen ~= expected then bad[#bad + 1] = (expected - seen) .. ' listener index entries are missing' end
+-- who is online: wl:online:<t>:<l> and wl:onlinelang:<l> hold exactly the available, unrevoked
+-- listeners for the pairs they take now, with room or not
+local on = {}
+for _, lid in ipairs(redis.call('SMEMBERS', 'wl:listeners')) do
+  local f = redis.call('HMGET', 'wl:listener:' .. lid, 'topics', 'langs', 'atopics', 'alangs', 'status', 'revoked')
+  if f[5] == 'available' and f[6] ~= '1' then
+    local topics = (f[3] and f[3] ~= '') and f[3] or f[1]
+    local langs = (f[4] and f[4] ~= '') and f[4] or f[2]
+    for l in string.gmatch(langs, '[^,]+') do
+      on['wl:onlinelang:' .. l .. '|' .. lid] = true
+      for t in string.gmatch(topics, '[^,]+') do on['wl:online:' .. t .. ':' .. l .. '|' .. lid] = true end
+    end
+  end
+end
+local on_seen, on_expected = 0, 0
+for _ in pairs(on) do on_expected = on_expected + 1 end
+for _, pattern in ipairs({ 'wl:online:*', 'wl:onlinelang:*' }) do
+  for _, key in ipairs(redis.call('KEYS', pattern)) do
+    for _, lid in ipairs(redis.call('SMEMBERS', key)) do
+      if on[key .. '|' .. lid] then on_seen = on_seen + 1
+      else bad[#bad + 1] = 'listener ' .. lid .. ' is in ' .. key .. ' but not available for it' end
+    end
+  end
+end
+if on_seen ~= on_expected then bad[#bad + 1] = (on_expected - on_seen) .. ' online index entries are missing' end
 return bad
 )lua";
 

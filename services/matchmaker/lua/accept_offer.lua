@@ -1,8 +1,8 @@
--- A listener accepts an offer. ARGV[6] = listener id, [7] offer id, [8] the lease (ms) of a
+-- A listener accepts an offer. ARGV[8] = listener id, [9] offer id, [10] the lease (ms) of a
 -- matchmaker process. Creates the chat session.
 -- Returns {'ok', session id, seeker id, topic, language, tier}.
-local lid, oid = ARGV[6], ARGV[7]
-after_outage(tonumber(ARGV[8]), false)
+local lid, oid = ARGV[8], ARGV[9]
+after_outage(tonumber(ARGV[10]), false)
 local o = redis.call('HMGET', K.offer(oid), 'seeker', 'listener', 'deadline', 'topic', 'lang', 'enq_ms', 'tier')
 if not o[1] or o[2] ~= lid then
   return err('NOT_FOUND', 'That offer is no longer open.')
@@ -35,12 +35,12 @@ redis.call('HSET', K.session(session), 'seeker', sid, 'listener', lid, 'topic', 
   'started', NOW, 'state', 'active', 'tier', o[7] or '1')
 redis.call('EXPIRE', K.session(session), TTL)
 redis.call('ZADD', K.sessions, NOW, session)
-redis.call('ZREM', K.waiting(o[4], o[5]), sid)
+waiting_remove(sid, o[4], o[5])
 redis.call('HSET', K.seeker(sid), 'state', 'chat', 'session', session, 'offer', '')
-redis.call('DEL', K.declined(sid))
+redis.call('DEL', K.cooldown(sid))
 touch_seeker(sid)
 redis.call('HINCRBY', K.stats(o[4], o[5]), 'accepted', 1)
-record_wait(o[4], o[5], NOW - num(o[6]), oid)
+record_wait(o[4], o[5], NOW - num(o[6]), oid, o[7])
 refresh_listener(lid)
 -- one event for both sides: the seeker's ChatStarted and the listener's OfferClosed(accepted)
 match_event(4, PB.bytes(1, sid) .. PB.bytes(2, lid) .. PB.bytes(3, session) .. PB.bytes(4, o[4]) ..

@@ -1,21 +1,21 @@
--- An admin edits or revokes a listener. ARGV[6] = listener id, [7] name ('' unchanged),
--- [8] trained topics csv ('' unchanged), [9] trained languages csv ('' unchanged),
--- [10] max-chats cap (0 unchanged), [11] '1' to revoke. Keeps the availability indexes true.
-local lid = ARGV[6]
+-- An admin edits or revokes a listener. ARGV[8] = listener id, [9] name ('' unchanged),
+-- [10] trained topics csv ('' unchanged), [11] trained languages csv ('' unchanged),
+-- [12] max-chats cap (0 unchanged), [13] '1' to revoke. Keeps the availability indexes true.
+local lid = ARGV[8]
 local key = K.listener(lid)
 if redis.call('EXISTS', key) == 0 then return err('NOT_FOUND', 'There is no listener ' .. lid .. '.') end
 -- (refresh_listener below leaves the pairs recorded in `ix`, so old lists need no care here)
-if ARGV[7] ~= '' then redis.call('HSET', key, 'name', ARGV[7]) end
-if ARGV[8] ~= '' then redis.call('HSET', key, 'topics', ARGV[8], 'atopics', '') end
-if ARGV[9] ~= '' then redis.call('HSET', key, 'langs', ARGV[9], 'alangs', '') end
-local cap = tonumber(ARGV[10])
+if ARGV[9] ~= '' then redis.call('HSET', key, 'name', ARGV[9]) end
+if ARGV[10] ~= '' then redis.call('HSET', key, 'topics', ARGV[10], 'atopics', '') end
+if ARGV[11] ~= '' then redis.call('HSET', key, 'langs', ARGV[11], 'alangs', '') end
+local cap = tonumber(ARGV[12])
 if cap > 0 then
   redis.call('HSET', key, 'cap', cap)
   if num(redis.call('HGET', key, 'max')) > cap or num(redis.call('HGET', key, 'max')) == 0 then
     redis.call('HSET', key, 'max', cap)
   end
 end
-if ARGV[11] == '1' then
+if ARGV[13] == '1' then
   local h = redis.call('HGET', key, 'token')
   if h then redis.call('DEL', K.token(h)) end
   local handle = redis.call('HGET', key, 'handle')

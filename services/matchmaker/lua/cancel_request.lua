@@ -1,5 +1,5 @@
--- A seeker withdraws its request (queued or being offered). ARGV[6] = seeker id.
-local sid = ARGV[6]
+-- A seeker withdraws its request (queued or being offered). ARGV[8] = seeker id.
+local sid = ARGV[8]
 local s = redis.call('HMGET', K.seeker(sid), 'state', 'offer')
 if s[1] == 'offered' then
   local _, lid = close_offer(s[2], 'withdrawn', false)
@@ -9,9 +9,9 @@ elseif s[1] ~= 'queued' then
 end
 unqueue(sid)
 redis.call('HSET', K.seeker(sid), 'state', 'idle', 'offer', '')
-redis.call('DEL', K.declined(sid))
+redis.call('DEL', K.cooldown(sid))
 local t = redis.call('HMGET', K.seeker(sid), 'topic', 'lang')
 redis.call('HINCRBY', K.stats(t[1], t[2]), 'cancelled', 1)
-redis.call('ZREM', K.waiting(t[1], t[2]), sid)
+waiting_remove(sid, t[1], t[2])
 touch_seeker(sid)
 return { 'ok' }

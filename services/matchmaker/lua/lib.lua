@@ -2,11 +2,14 @@
 -- owns the matching rules: who is eligible, in which order seekers are served, and how an offer
 -- is made, so that every state change ends by matching in the same atomic step.
 --
--- Every script gets ARGV[1..5] = now_ms, state_ttl_s, offer_timeout_ms, grace_ms, id_salt and
--- its own arguments from ARGV[6] on. Replies are arrays: {'ok', ...} or {'err', code, message}.
+-- Every script gets ARGV[1..7] = now_ms, state_ttl_s, offer_timeout_ms, grace_ms, id_salt,
+-- decline_cooldown_ms, crisis_widen_ms and its own arguments from ARGV[8] on. Replies are
+-- arrays: {'ok', ...} or {'err', code, message}.
 local OFFER_TIMEOUT = tonumber(ARGV[3])
 local GRACE = tonumber(ARGV[4])
 local SALT = ARGV[5]
+local COOLDOWN = tonumber(ARGV[6])      -- a listener who declined or missed a seeker is not offered them again for this long
+local CRISIS_WIDEN = tonumber(ARGV[7])  -- a crisis request nobody took this long goes to every listener of its language
 local TIER_BASE = { [0] = 0, [1] = 4000000000000000 }
 local SCAN_LIMIT = 32
 local WAIT_WINDOW_MS = 15 * 60 * 1000
@@ -44,9 +47,40 @@ local function listener_has_room(lid)
   return has_room(f[1], f[2], f[3], f[4], f[5])
 end
 
+-- A seeker is never offered to a listener they blocked, nor, for the cool-down, to one who
+-- declined or missed them (wl:seeker:<sid>:cooldown, listener -> until when).
 local function avoids(sid, lid)
-  return redis.call('SISMEMBER', K.blocked(sid), lid) == 1
-      or redis.call('SISMEMBER', K.declined(sid), lid) == 1
+  if redis.call('SISMEMBER', K.blocked(sid), lid) == 1 then return true end
+  local until_ms = redis.call('ZSCORE', K.cooldown(sid), lid)
+  return until_ms ~= false and tonumber(until_ms) > NOW
+end
+
+-- Whether some listener who is available right now (with room or not) may take this request:
+-- one who covers its pair (its language, once widened; only the named listener within the
+-- preference window) and is not avoided. Exact, and it costs the seeker's avoid list, not the
+-- number of listeners online: anyone is there unless everyone online is avoided.
+local function anyone_for(sid)
+  local s = redis.call('HMGET', K.seeker(sid), 'topic', 'lang', 'pref', 'pref_until', 'widen_at')
+  if not s[1] then return false end
+  if s[3] and s[3] ~= '' and num(s[4]) > NOW then
+    return redis.call('SISMEMBER', K.online(s[1], s[2]), s[3]) == 1 and not avoids(sid, s[3])
+  end
+  local key = K.online(s[1], s[2])
+  local widen_at = num(s[5])
+  if widen_at > 0 and widen_at <= NOW then key = K.online_lang(s[2]) end
+  local online = redis.call('SCARD', key)
+  if online == 0 then return false end
+  local avoided = {}
+  local n = 0
+  local function avoid(lid)
+    if not avoided[lid] and redis.call('SISMEMBER', key, lid) == 1 then
+      avoided[lid] = true
+      n = n + 1
+    end
+  end
+  for _, lid in ipairs(redis.call('SMEMBERS', K.blocked(sid))) do avoid(lid) end
+  for _, lid in ipairs(redis.call('ZRANGEBYSCORE', K.cooldown(sid), '(' .. fmt(NOW), '+inf')) do avoid(lid) end
+  return online > n
 end
 
 -- The first seeker of a queue that does not avoid this listener (and passes `accept`, if
@@ -165,8 +199,12 @@ local function close_offer(oid, outcome, requeue)
   end
   if outcome == 'declined' or outcome == 'timed_out' then
     redis.call('HINCRBY', K.stats(o[3], o[4]), outcome, 1)
-    redis.call('SADD', K.declined(sid), lid)
-    redis.call('EXPIRE', K.declined(sid), TTL)
+    -- not offered to this listener again for the cool-down; then the sweep matches again
+    local until_ms = NOW + COOLDOWN
+    redis.call('ZADD', K.cooldown(sid), fmt(until_ms), lid)
+    redis.call('EXPIRE', K.cooldown(sid), TTL)
+    redis.call('ZADD', K.due_cooldown, fmt(until_ms), sid .. '|' .. lid)
+    bump(o[3], o[4])
     -- a named listener who did not take the chat: the request widens to everyone at once
     if redis.call('HGET', K.seeker(sid), 'pref') == lid then
       redis.call('HSET', K.seeker(sid), 'pref', '', 'pref_until', 0)
@@ -178,9 +216,11 @@ local function close_offer(oid, outcome, requeue)
   return sid, lid
 end
 
-local function record_wait(topic, lang, waited_ms, oid)
+-- Waits of accepted offers, for the estimate and supervisors' percentiles; a crisis request's
+-- member ends in ':c'.
+local function record_wait(topic, lang, waited_ms, oid, tier)
   local key = K.waits(topic, lang)
-  redis.call('ZADD', key, NOW, fmt(waited_ms) .. ':' .. oid)
+  redis.call('ZADD', key, NOW, fmt(waited_ms) .. ':' .. oid .. (tostring(tier) == '0' and ':c' or ''))
   redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. fmt(NOW - WAIT_WINDOW_MS))
   extend(key, WAIT_WINDOW_MS / 1000 + 60)
   bump(topic, lang)
@@ -189,19 +229,23 @@ end
 -- A seeker's position (1 = next) in its own queue and an estimated wait in seconds from the
 -- queue's recent service rate: offers accepted over the last 15 minutes, over the time they
 -- span (at least a minute, so one early chat does not promise a wait of seconds); 0 = unknown.
+-- The third value says nobody may take this request right now (anyone_for): then there is no
+-- estimate, since none can come true.
 local function position_of(sid)
   local s = redis.call('HMGET', K.seeker(sid), 'topic', 'lang', 'pref', 'state')
-  if s[4] ~= 'queued' and s[4] ~= 'offered' then return 0, 0 end
-  if s[4] == 'offered' then return 1, 0 end  -- next: a listener is deciding
+  if s[4] ~= 'queued' and s[4] ~= 'offered' then return 0, 0, false end
+  if s[4] == 'offered' then return 1, 0, false end  -- next: a listener is deciding
+  local nobody = not anyone_for(sid)
   local rank = redis.call('ZRANK', K.queue(s[1], s[2]), sid)
   if not rank and s[3] and s[3] ~= '' then rank = redis.call('ZRANK', K.queue_pref(s[3]), sid) end
-  if not rank then return 1, 0 end
+  if not rank then return 1, 0, nobody end
+  if nobody then return rank + 1, 0, true end
   local waits = K.waits(s[1], s[2])
   local served = redis.call('ZCOUNT', waits, NOW - WAIT_WINDOW_MS, '+inf')
-  if served == 0 then return rank + 1, 0 end
+  if served == 0 then return rank + 1, 0, false end
   local oldest = redis.call('ZRANGEBYSCORE', waits, NOW - WAIT_WINDOW_MS, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
   local span = math.max(60000, NOW - tonumber(oldest[2]))
-  return rank + 1, math.ceil((rank + 1) * span / served / 1000)
+  return rank + 1, math.ceil((rank + 1) * span / served / 1000), false
 end
 
 -- The matchmaker's scripts can match: a chat's end offers the listener their next seeker in the

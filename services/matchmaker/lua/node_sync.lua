@@ -1,22 +1,22 @@
 -- After its Redis connections come back, a matchmaker process renews its lease and says which
--- seekers and listeners it holds right now, before its sweep may act again. ARGV[6] = node id,
--- [7] lease ms, [8] n, then n seeker ids, then pairs (listener id, connections here).
+-- seekers and listeners it holds right now, before its sweep may act again. ARGV[8] = node id,
+-- [9] lease ms, [10] n, then n seeker ids, then pairs (listener id, connections here).
 -- Its registry in Redis becomes exactly that: connections that closed while Redis could not be
 -- told are let go, those that stayed open keep (or get back) their place. A seeker whose request
 -- was let go while this process could not renew its lease (it never left) is queued again at
 -- its original place; a listener set away for the same reason is available again.
-local node, lease, n = ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8])
+local node, lease, n = ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10])
 redis.call('ZADD', K.nodes, fmt(redis_ms() + lease), node)
 local live = {}
-for i = 9, 8 + n do
+for i = 11, 10 + n do
   local sid = ARGV[i]
   live[sid] = true
   if redis.call('EXISTS', K.seeker(sid)) == 1 then
     seeker_here(sid, node)
-    local s = redis.call('HMGET', K.seeker(sid), 'state', 'abandoned', 'topic', 'lang', 'enq_ms')
+    local s = redis.call('HMGET', K.seeker(sid), 'state', 'abandoned', 'topic', 'lang', 'enq_ms', 'tier')
     if s[1] == 'idle' and s[2] == '1' then
       redis.call('HSET', K.seeker(sid), 'abandoned', 0)
-      redis.call('ZADD', K.waiting(s[3], s[4]), s[5], sid)
+      waiting_add(sid, s[3], s[4], s[6], s[5])
       enqueue(sid)
       match_seeker(sid)
     end
@@ -26,7 +26,7 @@ for _, sid in ipairs(redis.call('SMEMBERS', K.node_seekers(node))) do
   if not live[sid] then seeker_away(sid, node) end
 end
 local here = {}
-for i = 9 + n, #ARGV, 2 do
+for i = 11 + n, #ARGV, 2 do
   local lid, count = ARGV[i], tonumber(ARGV[i + 1])
   here[lid] = true
   listener_here(lid, node, count)

@@ -1,9 +1,11 @@
 -- Queue positions and estimated waits for the waiting seekers of one process.
--- ARGV[6..] = seeker ids. Returns {'ok', pos1, est1, pos2, est2, ...} (0, 0: not waiting).
+-- ARGV[8..] = seeker ids. Returns {'ok', pos1, est1, nobody1, pos2, ...} (0, 0, 0: not
+-- waiting; nobody: 1 when no listener available now may take the request).
 local out = { 'ok' }
-for i = 6, #ARGV do
-  local p, e = position_of(ARGV[i])
+for i = 8, #ARGV do
+  local p, e, nobody = position_of(ARGV[i])
   out[#out + 1] = p
   out[#out + 1] = e
+  out[#out + 1] = nobody and 1 or 0
 end
 return out

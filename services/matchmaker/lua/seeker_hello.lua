@@ -1,15 +1,15 @@
 -- A seeker connects: a new anonymous seeker, or one resuming with its token (within the grace
--- period a parked request takes its place again). ARGV[6] = 'new' | 'resume', ARGV[7] = seeker id (new) or resume-token hash (resume),
--- ARGV[8] = resume-token hash (new), ARGV[9] = node id of the connecting process.
+-- period a parked request takes its place again). ARGV[8] = 'new' | 'resume', ARGV[9] = seeker id (new) or resume-token hash (resume),
+-- ARGV[10] = resume-token hash (new), ARGV[11] = node id of the connecting process.
 -- Returns {'ok', sid, state, session, topic, lang, resumed, preferred listener id or '', tier}.
-local mode, node = ARGV[6], ARGV[9]
+local mode, node = ARGV[8], ARGV[11]
 local sid
 if mode == 'new' then
-  sid = ARGV[7]
-  redis.call('HSET', K.seeker(sid), 'state', 'idle', 'resume', ARGV[8], 'created', NOW)
-  redis.call('SET', K.resume(ARGV[8]), sid, 'EX', TTL)
+  sid = ARGV[9]
+  redis.call('HSET', K.seeker(sid), 'state', 'idle', 'resume', ARGV[10], 'created', NOW)
+  redis.call('SET', K.resume(ARGV[10]), sid, 'EX', TTL)
 else
-  sid = redis.call('GET', K.resume(ARGV[7]))
+  sid = redis.call('GET', K.resume(ARGV[9]))
   if not sid or redis.call('EXISTS', K.seeker(sid)) == 0 then
     return err('RESUME_FAILED', 'That conversation could not be found; it may have expired. You can start a new request.')
   end

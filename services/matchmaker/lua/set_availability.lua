@@ -1,5 +1,5 @@
--- A listener toggles available/away. ARGV[6] = listener id, ARGV[7] = '1' available, '0' away.
-local lid, available = ARGV[6], ARGV[7] == '1'
+-- A listener toggles available/away. ARGV[8] = listener id, ARGV[9] = '1' available, '0' away.
+local lid, available = ARGV[8], ARGV[9] == '1'
 local status = redis.call('HGET', K.listener(lid), 'status')
 if not status then return err('UNAUTHENTICATED', 'This listener account no longer exists.') end
 if available then

@@ -1,6 +1,6 @@
--- A listener narrows what it takes now. ARGV[6] = listener id, [7] topics csv ('' = all trained),
--- [8] languages csv ('' = all trained), [9] max chats (0 = unchanged).
-local lid = ARGV[6]
+-- A listener narrows what it takes now. ARGV[8] = listener id, [9] topics csv ('' = all trained),
+-- [10] languages csv ('' = all trained), [11] max chats (0 = unchanged).
+local lid = ARGV[8]
 local f = redis.call('HMGET', K.listener(lid), 'topics', 'langs', 'cap')
 if not f[1] then return err('UNAUTHENTICATED', 'This listener account no longer exists.') end
 local function subset(wanted, trained, what)
@@ -11,13 +11,13 @@ local function subset(wanted, trained, what)
   end
   return nil
 end
-local bad = subset(ARGV[7], f[1], 'topic') or subset(ARGV[8], f[2], 'language')
+local bad = subset(ARGV[9], f[1], 'topic') or subset(ARGV[10], f[2], 'language')
 if bad then return err('PERMISSION_DENIED', bad) end
-local max = tonumber(ARGV[9])
+local max = tonumber(ARGV[11])
 if max > num(f[3]) then
   return err('PERMISSION_DENIED', 'You can take at most ' .. f[3] .. ' chats at once; an admin can raise that.')
 end
-redis.call('HSET', K.listener(lid), 'atopics', ARGV[7], 'alangs', ARGV[8])
+redis.call('HSET', K.listener(lid), 'atopics', ARGV[9], 'alangs', ARGV[10])
 if max > 0 then redis.call('HSET', K.listener(lid), 'max', max) end
 refresh_listener(lid)
 match_listener(lid)

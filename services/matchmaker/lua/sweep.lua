@@ -2,9 +2,9 @@
 -- processes sweeping at once is harmless): listeners and seekers left to match by the relay,
 -- offers past their deadline, requests due to widen to any topic or past their preferred-
 -- listener window, seekers gone longer than the grace period, and processes whose lease ran
--- out. ARGV[6] = most items per kind in one call, [7] the lease (ms) of a matchmaker process.
+-- out. ARGV[8] = most items per kind in one call, [9] the lease (ms) of a matchmaker process.
 -- Returns {'ok', n} with the number of items handled (the caller sweeps again while n > 0).
-local limit, lease = tonumber(ARGV[6]), tonumber(ARGV[7])
+local limit, lease = tonumber(ARGV[8]), tonumber(ARGV[9])
 local handled = 0
 
 local clock = after_outage(lease, true)
@@ -14,6 +14,19 @@ for _, who in ipairs(redis.call('ZRANGEBYSCORE', K.due_match, '-inf', '+inf', 'L
   redis.call('ZREM', K.due_match, who)
   local kind, id = string.sub(who, 1, 1), string.sub(who, 3)
   if kind == 'l' then match_listener(id) else match_seeker(id) end
+  handled = handled + 1
+end
+
+-- cool-downs that ended: the listener may be offered that seeker again
+for _, entry in ipairs(redis.call('ZRANGEBYSCORE', K.due_cooldown, '-inf', fmt(NOW), 'LIMIT', 0, limit)) do
+  redis.call('ZREM', K.due_cooldown, entry)
+  local sid, lid = string.match(entry, '^(.*)|(.*)$')
+  redis.call('ZREMRANGEBYSCORE', K.cooldown(sid), '-inf', fmt(NOW))
+  local s = redis.call('HMGET', K.seeker(sid), 'topic', 'lang', 'state')
+  if s[3] == 'queued' then
+    bump(s[1], s[2])
+    match_seeker(sid)
+  end
   handled = handled + 1
 end
 
@@ -79,7 +92,7 @@ for _, sid in ipairs(redis.call('ZRANGEBYSCORE', K.gone, '-inf', NOW, 'LIMIT', 0
     -- it puts the request back when it confirms its clients (node_sync.lua)
     redis.call('HSET', K.seeker(sid), 'state', 'idle', 'offer', '', 'parked', 0, 'abandoned', 1)
     redis.call('HINCRBY', K.stats(s[3], s[4]), 'abandoned', 1)
-    redis.call('ZREM', K.waiting(s[3], s[4]), sid)
+    waiting_remove(sid, s[3], s[4])
   end
   handled = handled + 1
 end
