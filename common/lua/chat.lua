@@ -6,6 +6,14 @@
 -- (services/matchmaker/lua/lib.lua); a script that cannot match (the relay's) leaves the freed
 -- listener in wl:due:match for the matchmakers' sweep.
 
+-- A queue's score: tier base (crisis first), then enqueue time. Arrivals take
+-- TIER_BASE + now * 1000 + a sequence (about 1.8e15 + ...); a seeker put back at the front of
+-- its tier takes TIER_BASE + now (about 1.8e12), ahead of every arrival of the tier and behind
+-- every earlier one put back.
+local TIER_BASE = { [0] = 0, [1] = 4000000000000000 }
+-- A seeker whose listener was lost is not offered to that listener again for this long.
+local PEER_LOST_AVOID_MS = 10 * 60 * 1000
+
 -- Every change that can move a position or an estimate in a topic x language queue (someone
 -- joins or leaves it, an offer there is accepted) bumps its version, so the processes recompute
 -- positions only for seekers whose queue changed.
@@ -148,38 +156,81 @@ local function enqueue(sid)
   match_event(3, PB.bytes(1, sid))
 end
 
--- What happens once a chat has ended and freed a listener's slot. A script that can match
--- (the matchmaker's prelude sets this) matches at once; the default leaves the listener to the
--- matchmakers' sweep (wl:due:match), which every matchmaker process runs every few hundred ms.
-local after_chat_end = function(_, lid)
+-- What happens once a chat has ended and freed a listener's slot (and, when its listener was
+-- lost, put its seeker back in line). A script that can match (the matchmaker's prelude sets
+-- this) matches at once; the default leaves both to the matchmakers' sweep (wl:due:match),
+-- which every matchmaker process runs every few hundred ms.
+local after_chat_end = function(sid, lid, requeued)
   redis.call('ZADD', K.due_match, NOW, 'l:' .. lid)
+  if requeued then redis.call('ZADD', K.due_match, NOW, 's:' .. sid) end
+end
+
+-- A chat starts with both sides absent from the relay until each says hello (a side that never
+-- joins is lost like one that left).
+local function chat_presence_start(session)
+  redis.call('ZADD', K.relay_absent, NOW, session .. '|s', NOW, session .. '|l')
+end
+
+-- The seeker of a chat whose listener was lost goes back to the front of the line in its tier,
+-- not to that listener again for a while; parked if it is not connected to a matchmaker now
+-- (its grace period, if already over, ends the request at the next sweep).
+local function requeue_front(sid, lost_lid)
+  local s = redis.call('HMGET', K.seeker(sid), 'topic', 'lang', 'tier', 'conn')
+  local tier = tonumber(s[3]) or 1
+  redis.call('HSET', K.seeker(sid), 'state', 'queued', 'score', fmt(TIER_BASE[tier] + NOW), 'enq_ms', NOW,
+    'offer', '', 'session', '', 'pref', '', 'pref_until', 0)
+  redis.call('ZADD', K.cooldown(sid), fmt(NOW + PEER_LOST_AVOID_MS), lost_lid)
+  redis.call('EXPIRE', K.cooldown(sid), TTL)
+  waiting_add(sid, s[1], s[2], tier, NOW)
+  if s[4] == '1' then
+    enqueue(sid)
+  else
+    redis.call('HSET', K.seeker(sid), 'parked', 1)
+    redis.call('ZADD', K.gone, 'NX', NOW, sid)
+    bump(s[1], s[2])
+  end
+  touch_seeker(sid)
 end
 
 -- End an open chat: free the listener's slot, tell both sides (through the matchmakers and the
--- relay processes that hold them), delete the relay's log and record, then match the listener
--- again. by: seeker | listener | idle | expired. Returns the seeker and listener ids, or nil
--- when the chat is not open.
-local function finish_chat(session, by)
-  local c = redis.call('HMGET', K.session(session), 'seeker', 'listener', 'state')
+-- relay processes that hold them), delete the relay's log, record and presence, then match the
+-- listener again. by: seeker | listener | idle | expired | peer_lost; with peer_lost, `lost`
+-- ('s' | 'l') is the side that was gone, and a lost listener's seeker goes back to the front of
+-- the line. Returns the seeker and listener ids, or nil when the chat is not open.
+local function finish_chat(session, by, lost)
+  local c = redis.call('HMGET', K.session(session), 'seeker', 'listener', 'state', 'topic', 'lang')
   if not c[1] or c[3] ~= 'active' then return nil, nil end
   local sid, lid = c[1], c[2]
-  redis.call('HSET', K.session(session), 'state', 'ended', 'ended', NOW, 'ended_by', by)
+  redis.call('HSET', K.session(session), 'state', 'ended', 'ended', NOW, 'ended_by', by, 'lost', lost or '')
   redis.call('ZREM', K.sessions, session)
   redis.call('SREM', K.listener_chats(lid), session)
   if redis.call('HINCRBY', K.listener(lid), 'chats', -1) < 0 then redis.call('HSET', K.listener(lid), 'chats', 0) end
+  local requeued = false
   if redis.call('HGET', K.seeker(sid), 'session') == session then
-    redis.call('HSET', K.seeker(sid), 'state', 'ended')
-    touch_seeker(sid)
+    if by == 'peer_lost' and lost == 'l' then
+      requeue_front(sid, lid)
+      requeued = true
+    else
+      redis.call('HSET', K.seeker(sid), 'state', 'ended')
+      touch_seeker(sid)
+    end
   end
+  if by == 'peer_lost' then redis.call('HINCRBY', K.stats(c[4], c[5]), 'peer_lost', 1) end
   refresh_listener(lid)
-  local ended = chat_ended_pb(session, by)
+  local ended = chat_ended_pb(session, by, lost, requeued)
   match_event(5, PB.bytes(1, sid) .. PB.bytes(2, lid) .. PB.msg(3, ended))
   -- the relay's share of the chat goes with it: its processes are told, its log is deleted
   local r = redis.call('HMGET', K.relay(session), 'node_s', 'node_l')
   relay_event(r[1], session, 's', PB.msg(14, ended))
   relay_event(r[2], session, 'l', PB.msg(14, ended))
+  for i, role in ipairs({ 's', 'l' }) do
+    local side = session .. '|' .. role
+    redis.call('ZREM', K.relay_absent, side)
+    redis.call('ZREM', K.relay_away, side)
+    if r[i] and r[i] ~= '' then redis.call('SREM', K.relay_node_sides(r[i]), side) end
+  end
   redis.call('DEL', K.relay(session), K.log(session, 's'), K.log(session, 'l'))
   redis.call('ZREM', K.relay_active, session)
-  after_chat_end(sid, lid)
+  after_chat_end(sid, lid, requeued)
   return sid, lid
 end

@@ -69,7 +69,15 @@ void event_fanout::on_event(const v1::MatchEvent& e) {
     case K::kEnded: {
         ServerMessage m;
         *m.mutable_chat_ended() = e.ended().ended();
-        peers_.to_seeker(e.ended().seeker_id(), m);
+        if (auto p = peers_.seeker(e.ended().seeker_id())) {
+            if (e.ended().ended().requeued()) {
+                // back in line at the front: positions are computed afresh and pushed
+                p->state.waiting = true;
+                p->state.queue_version = -1;
+                p->state.last_update.Clear();
+            }
+            peers_.send(p, m);
+        }
         peers_.to_listener(e.ended().listener_id(), m);
         break;
     }

@@ -43,14 +43,16 @@ asio::awaitable<outcome<bool>> store::run_ok(std::string name, std::vector<std::
 
 asio::awaitable<outcome<hello_result>> store::seeker_new(std::string seeker_id, std::string resume_hash,
                                                          std::string node) {
-    auto v = co_await run("seeker_hello", argv("new", std::move(seeker_id), std::move(resume_hash), std::move(node)));
+    auto v = co_await run("seeker_hello", argv("new", std::move(seeker_id), std::move(resume_hash), std::move(node),
+                                               std::to_string(settings_.node_lease_ms)));
     outcome<hello_result> out;
     if (!refused(v, out.error)) out.value = to_hello(v);
     co_return out;
 }
 
 asio::awaitable<outcome<hello_result>> store::seeker_resume(std::string resume_hash, std::string node) {
-    auto v = co_await run("seeker_hello", argv("resume", std::move(resume_hash), "", std::move(node)));
+    auto v = co_await run("seeker_hello",
+                          argv("resume", std::move(resume_hash), "", std::move(node), std::to_string(settings_.node_lease_ms)));
     outcome<hello_result> out;
     if (!refused(v, out.error)) out.value = to_hello(v);
     co_return out;
@@ -91,7 +93,8 @@ asio::awaitable<outcome<bool>> store::report_chat(std::string seeker_id, std::st
 asio::awaitable<outcome<std::string>> store::listener_sign_in(std::string token_hash, std::string node,
                                                               int utc_offset_min) {
     auto v = co_await run("listener_sign_in",
-                          argv(std::move(token_hash), std::move(node), std::to_string(utc_offset_min)));
+                          argv(std::move(token_hash), std::move(node), std::to_string(utc_offset_min),
+                               std::to_string(settings_.node_lease_ms)));
     outcome<std::string> out;
     if (!refused(v, out.error)) out.value = str_at(v, 1);
     co_return out;

@@ -26,6 +26,13 @@ int main(int argc, char** argv) {
     opts.add("unreceived-window", "1000", "messages one side may be ahead of the other's receipts");
     opts.add("idle-limit-ms", "1800000", "a chat nobody writes in for this long ends");
     opts.add("idle-sweep-ms", "5000", "how often idle chats are looked for");
+    opts.add("peer-away-ms", "30000",
+             "a side with no connection this long is announced to the other side (\"waiting for them to come back\")");
+    opts.add("peer-grace-ms", "120000",
+             "a side with no connection this long ends the chat as peer_lost (a lost listener's seeker goes back to "
+             "the front of the line)");
+    opts.add("node-lease-ms", "5000", "a relay process that has not renewed its lease this long is presumed dead");
+    opts.add("presence-sweep-ms", "1000", "how often absent sides and dead relay processes are looked for");
     opts.add("rate-burst", "60", "messages one connection may send at once");
     opts.add("rate-per-second", "20", "messages per second one connection may sustain");
     try {
@@ -42,6 +49,12 @@ int main(int argc, char** argv) {
         s.max_ciphertext = static_cast<std::size_t>(opts.integer("max-ciphertext-bytes", 64, 8 << 20));
         s.idle_limit = opts.millis("idle-limit-ms", 10, 7 * 86400000LL);
         s.idle_sweep_interval = opts.millis("idle-sweep-ms", 5, 3600000);
+        s.peer_away = opts.millis("peer-away-ms", 10, 86400000);
+        s.peer_grace = opts.millis("peer-grace-ms", 10, 7 * 86400000LL);
+        if (s.peer_grace <= s.peer_away)
+            throw config::config_error("--peer-grace-ms must be longer than --peer-away-ms");
+        s.node_lease = opts.millis("node-lease-ms", 100, 600000);
+        s.presence_interval = opts.millis("presence-sweep-ms", 5, 60000);
         s.rate_burst = static_cast<double>(opts.integer("rate-burst", 1, 100000));
         s.rate_per_second = static_cast<double>(opts.integer("rate-per-second", 1, 100000));
 

@@ -72,13 +72,26 @@ void service::start() {
         std::lock_guard lock(self->mutex_);
         return static_cast<double>(self->by_side_.size());
     });
+    metrics_.counter("warmline_relay_idle_ended_total", "Chats ended because nobody wrote");
     idle_timer_ = std::make_shared<asio::steady_timer>(ioc_);
+    presence_timer_ = std::make_shared<asio::steady_timer>(ioc_);
     asio::co_spawn(ioc_, idle_loop(), asio::detached);
+    asio::co_spawn(ioc_, presence_loop(), asio::detached);
 }
 
 void service::stop() {
     stopped_ = true;
     if (idle_timer_) idle_timer_->cancel();
+    if (presence_timer_) presence_timer_->cancel();
+}
+
+presence_settings service::presence() const {
+    presence_settings p;
+    p.node = node_;
+    p.lease_ms = settings_.node_lease.count();
+    p.away_ms = settings_.peer_away.count();
+    p.grace_ms = settings_.peer_grace.count();
+    return p;
 }
 
 // ---- HTTP and the door ----------------------------------------------------------------------
@@ -209,7 +222,14 @@ asio::awaitable<void> service::on_message(std::shared_ptr<net::connection> c, st
                          "code=\"" + v1::ErrorCode_Name(reply.error().code()) + "\"").fetch_add(1);
     push(p, reply);
     if (p->ending) c->close(1000, "chat ended");
-    // after the welcome: everything of the other side's the client does not have yet
+    // after the welcome: whether the other side is away, then everything of theirs the client
+    // does not have yet
+    if (caught_up_needed && p->peer_away_since > 0) {
+        RelayServerMessage away;
+        away.mutable_peer_presence()->set_present(false);
+        away.mutable_peer_presence()->set_away_since_unix_ms(std::exchange(p->peer_away_since, 0));
+        push(p, away);
+    }
     if (caught_up_needed) co_await catch_up(p);
 }
 
@@ -248,7 +268,7 @@ asio::awaitable<RelayServerMessage> service::handle(participant_ptr p, const Rel
 asio::awaitable<RelayServerMessage> service::hello(participant_ptr p, const v1::RelayHello& m) {
     if (m.public_key().size() != 32)
         co_return error_reply<RelayServerMessage>(v1::INVALID_ARGUMENT, "public_key must be the 32 bytes of an X25519 public key.");
-    auto r = co_await store_.hello(p->session, p->role, node_, p->conn_id, m.public_key());
+    auto r = co_await store_.hello(p->session, p->role, node_, p->conn_id, m.public_key(), settings_.node_lease.count());
     if (!r) co_return refusal_reply<RelayServerMessage>(r.error);
     participant_ptr older;
     {
@@ -269,6 +289,7 @@ asio::awaitable<RelayServerMessage> service::hello(participant_ptr p, const v1::
     std::string peer_key = r.value->peer_public_key;
     if (peer_key.empty()) peer_key = co_await store_.peer_key(p->session, p->role);
     if (peer_key.empty()) peer_key = std::move(p->early_peer_key);
+    p->peer_away_since = r.value->peer_away_since;
     p->welcomed = true;
     RelayServerMessage out;
     auto* w = out.mutable_welcome();
@@ -327,6 +348,10 @@ asio::awaitable<void> service::recover() {
         std::lock_guard lock(mutex_);
         for (auto& [_, p] : by_side_) all.push_back(p);
     }
+    // the sides it holds first (they were judged gone if the lease ran out), then the catch-up
+    std::vector<std::string> sides;
+    for (auto& p : all) sides.push_back(p->session + "|" + p->role + "|" + p->conn_id);
+    co_await store_.node_sync(presence(), std::move(sides));
     bool failed = false;
     for (auto& p : all)
         if (!co_await catch_up(p)) failed = true;
@@ -442,6 +467,26 @@ asio::awaitable<void> service::idle_loop() {
                 metrics_.counter("warmline_relay_idle_ended_total", "Chats ended because nobody wrote").fetch_add(n);
         } catch (const std::exception& e) {
             spdlog::warn("relay: idle sweep failed: {}", e.what());
+        }
+    }
+}
+
+asio::awaitable<void> service::presence_loop() {
+    auto t = presence_timer_;
+    while (!stopped_) {
+        t->expires_after(settings_.presence_interval);
+        boost::system::error_code ec;
+        co_await t->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        if (stopped_) break;
+        // after an outage, only once this process has said which sides it holds
+        if (!recovery_->settled()) continue;
+        try {
+            for (int round = 0; round < 20; ++round)
+                if (co_await store_.presence(presence()) == 0) break;
+        } catch (const redis::unavailable&) {
+            // reported by /readyz; the recovery after the outage comes first
+        } catch (const std::exception& e) {
+            spdlog::warn("relay: presence sweep failed: {}", e.what());
         }
     }
 }

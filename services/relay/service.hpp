@@ -39,6 +39,12 @@ struct relay_settings {
     std::size_t max_ciphertext = 16 * 1024;
     std::chrono::milliseconds idle_limit{30 * 60 * 1000};  // a chat nobody writes in ends
     std::chrono::milliseconds idle_sweep_interval{5000};
+    // a side with no connection this long is announced to the other side, this long ends the
+    // chat as lost (presence.lua); the node id and lease are the process's
+    std::chrono::milliseconds peer_away{30000};
+    std::chrono::milliseconds peer_grace{120000};
+    std::chrono::milliseconds node_lease{5000};
+    std::chrono::milliseconds presence_interval{1000};
     std::size_t catch_up_batch = 256;      // log entries read per round trip when catching up
     std::size_t catch_up_window = 64;      // a catch-up waits while this many messages are queued
                                            // to the client (keep it below --write-queue-max)
@@ -75,6 +81,7 @@ private:
         bool greeted = false;         // hello done
         bool welcomed = false;        // ... and its welcome built: live events may go out
         std::string early_peer_key;   // the other side's key, if it came before the welcome
+        std::int64_t peer_away_since = 0;  // the other side is away: say so right after the welcome
         codec::format format = codec::format::binary;
         std::uint64_t forwarded = 0;  // highest seq of the other side's messages sent to this client
         bool filling = false;         // a catch-up from the log is running
@@ -99,6 +106,8 @@ private:
     void on_node_event(std::string_view payload);
     void on_node_event(const v1::RelayEvent& e);
     boost::asio::awaitable<void> idle_loop();
+    boost::asio::awaitable<void> presence_loop();
+    presence_settings presence() const;
     void push(const participant_ptr& p, const v1::RelayServerMessage& m);
     participant_ptr current(const std::string& session, char role);
     participant_ptr by_connection(std::uint64_t id);
@@ -119,6 +128,7 @@ private:
     std::map<std::pair<std::string, char>, participant_ptr> by_side_;  // the greeted connection per side
     std::shared_ptr<recovery> recovery_;
     std::shared_ptr<boost::asio::steady_timer> idle_timer_;
+    std::shared_ptr<boost::asio::steady_timer> presence_timer_;
     bool stopped_ = false;
 };
 

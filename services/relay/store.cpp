@@ -22,12 +22,12 @@ asio::awaitable<redis::value> store::run(std::string name, std::string session, 
 }
 
 asio::awaitable<outcome<hello_result>> store::hello(std::string session, char role, std::string node,
-                                                    std::string conn_id, std::string public_key) {
+                                                    std::string conn_id, std::string public_key, std::int64_t lease_ms) {
     auto v = co_await run("hello", std::move(session), role,
-                          argv(std::move(node), std::move(conn_id), std::move(public_key)));
+                          argv(std::move(node), std::move(conn_id), std::move(public_key), std::to_string(lease_ms)));
     outcome<hello_result> out;
     if (!refused(v, out.error))
-        out.value = hello_result{static_cast<std::uint64_t>(int_at(v, 1)), str_at(v, 2)};
+        out.value = hello_result{static_cast<std::uint64_t>(int_at(v, 1)), str_at(v, 2), int_at(v, 3)};
     co_return out;
 }
 
@@ -69,6 +69,19 @@ asio::awaitable<outcome<bool>> store::end(std::string session, char role) {
 asio::awaitable<int> store::end_idle(std::int64_t since_unix_ms, int limit) {
     auto v = co_await run("end_idle", "", 's', argv(std::to_string(since_unix_ms), std::to_string(limit)));
     co_return static_cast<int>(int_at(v, 1));
+}
+
+asio::awaitable<int> store::presence(const presence_settings& p) {
+    auto v = co_await run("presence", "", 's',
+                          argv(p.node, std::to_string(p.lease_ms), std::to_string(p.away_ms), std::to_string(p.grace_ms),
+                               std::to_string(p.limit)));
+    co_return static_cast<int>(int_at(v, 1));
+}
+
+asio::awaitable<void> store::node_sync(const presence_settings& p, std::vector<std::string> sides) {
+    auto args = argv(p.node, std::to_string(p.lease_ms));
+    for (auto& s : sides) args.push_back(std::move(s));
+    co_await run("node_sync", "", 's', std::move(args));
 }
 
 asio::awaitable<std::vector<log_entry>> store::log_after(std::string session, char from, std::uint64_t after,

@@ -25,7 +25,17 @@ struct store_settings {
 
 struct hello_result {
     std::uint64_t sent_through = 0;
-    std::string peer_public_key;  // raw 32 bytes, or empty
+    std::string peer_public_key;    // raw 32 bytes, or empty
+    std::int64_t peer_away_since = 0;  // the other side was announced away since then (0: it is not)
+};
+
+// How long a side may be gone before the other is told, and before the chat ends as lost.
+struct presence_settings {
+    std::string node;
+    std::int64_t lease_ms = 5000;   // a relay process silent this long (on Redis's clock) is presumed dead
+    std::int64_t away_ms = 30000;
+    std::int64_t grace_ms = 120000;
+    int limit = 200;
 };
 
 struct log_entry {
@@ -40,7 +50,8 @@ public:
 
     // role: 's' or 'l'.
     boost::asio::awaitable<outcome<hello_result>> hello(std::string session, char role, std::string node,
-                                                        std::string conn_id, std::string public_key);
+                                                        std::string conn_id, std::string public_key,
+                                                        std::int64_t lease_ms);
     // true: stored now; false: already stored (a resend).
     boost::asio::awaitable<outcome<bool>> send(std::string session, char role, std::uint64_t seq,
                                                std::string ciphertext);
@@ -53,6 +64,12 @@ public:
     // End up to `limit` chats nobody wrote in since `since_unix_ms`, oldest first, in one step;
     // returns how many this call ended.
     boost::asio::awaitable<int> end_idle(std::int64_t since_unix_ms, int limit);
+    // One round of the presence sweep (presence.lua): this process's lease, dead processes,
+    // sides away, sides lost. Returns how many items it handled.
+    boost::asio::awaitable<int> presence(const presence_settings& p);
+    // After an outage: renew the lease and say which sides this process holds, each as
+    // "<session>|<s|l>|<connection id>" (node_sync.lua).
+    boost::asio::awaitable<void> node_sync(const presence_settings& p, std::vector<std::string> sides);
     // Up to `count` messages `from` sent after seq `after`, in order.
     boost::asio::awaitable<std::vector<log_entry>> log_after(std::string session, char from, std::uint64_t after,
                                                              std::size_t count);

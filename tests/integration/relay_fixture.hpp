@@ -47,8 +47,10 @@ struct relay_fixture {
     admin::created listener;
     std::string seeker;
 
-    // A listener and a seeker matched through the matchmaker's scripts; returns the session id.
+    // A listener and a seeker matched through the matchmaker's scripts, on the relay processes'
+    // clock (the wall clock); returns the session id.
     std::string open_chat() {
+        mm.now = wall_ms();
         if (listener.id.empty()) listener = mm.listener({"grief"}, {"en"}, 5);
         seeker = mm.seeker();
         mm.request(seeker, "grief", "en");

@@ -35,6 +35,7 @@ redis.call('HSET', K.session(session), 'seeker', sid, 'listener', lid, 'topic', 
   'started', NOW, 'state', 'active', 'tier', o[7] or '1')
 redis.call('EXPIRE', K.session(session), TTL)
 redis.call('ZADD', K.sessions, NOW, session)
+chat_presence_start(session)
 waiting_remove(sid, o[4], o[5])
 redis.call('HSET', K.seeker(sid), 'state', 'chat', 'session', session, 'offer', '')
 redis.call('DEL', K.cooldown(sid))

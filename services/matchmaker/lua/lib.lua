@@ -10,7 +10,6 @@ local GRACE = tonumber(ARGV[4])
 local SALT = ARGV[5]
 local COOLDOWN = tonumber(ARGV[6])      -- a listener who declined or missed a seeker is not offered them again for this long
 local CRISIS_WIDEN = tonumber(ARGV[7])  -- a crisis request nobody took this long goes to every listener of its language
-local TIER_BASE = { [0] = 0, [1] = 4000000000000000 }
 local SCAN_LIMIT = 32
 local WAIT_WINDOW_MS = 15 * 60 * 1000
 local ACCEPTS_KEEP_S = 48 * 3600  -- wl:listener:<lid>:accepts, for ListenerProfile.chats_today
@@ -250,9 +249,18 @@ end
 
 -- The matchmaker's scripts can match: a chat's end offers the listener their next seeker in the
 -- same step (chat.lua's default would leave that to the sweep).
-after_chat_end = function(_, lid) match_listener(lid) end
+after_chat_end = function(sid, lid, requeued)
+  match_listener(lid)
+  if requeued then match_seeker(sid) end
+end
 
 -- ---- presence: who is connected, on which process ---------------------------------------------
+
+-- A process holds a client before its first heartbeat may have renewed its lease: give it one
+-- now (only if it has none), so that if it dies at once its clients are still let go.
+local function lease_at_least(node, lease)
+  redis.call('ZADD', K.nodes, 'NX', fmt(redis_ms() + lease), node)
+end
 
 -- A seeker's connection is gone (closed, or its process died): it keeps its place for GRACE,
 -- but a listener is never offered someone who is not there. A queued request leaves the queues

@@ -1,6 +1,6 @@
 -- A seeker connects: a new anonymous seeker, or one resuming with its token (within the grace
 -- period a parked request takes its place again). ARGV[8] = 'new' | 'resume', ARGV[9] = seeker id (new) or resume-token hash (resume),
--- ARGV[10] = resume-token hash (new), ARGV[11] = node id of the connecting process.
+-- ARGV[10] = resume-token hash (new), ARGV[11] = node id of the connecting process, [12] its lease ms.
 -- Returns {'ok', sid, state, session, topic, lang, resumed, preferred listener id or '', tier}.
 local mode, node = ARGV[8], ARGV[11]
 local sid
@@ -15,6 +15,7 @@ else
   end
 end
 seeker_here(sid, node)
+lease_at_least(node, tonumber(ARGV[12]))
 touch_seeker(sid)
 local s = redis.call('HMGET', K.seeker(sid), 'state', 'session', 'topic', 'lang', 'pref', 'tier')
 if mode ~= 'new' then match_event(8, PB.bytes(1, sid) .. PB.bytes(2, node)) end
