@@ -3,6 +3,7 @@
 // code and a sentence, a script's refusal turned into one, and Ok.
 #pragma once
 
+#include "common/metrics.hpp"
 #include "common/script_reply.hpp"
 #include "warmline/v1/common.pb.h"
 
@@ -31,6 +32,14 @@ Envelope ok_reply() {
     Envelope m;
     m.mutable_ok();
     return m;
+}
+
+// Register the counter `name` labelled code="<ErrorCode>" for every code a client can be sent,
+// at 0, so that the series exist (for dashboards and alerts) before the first error.
+inline void count_every_error_code(metrics::registry& m, const std::string& name, const std::string& help) {
+    const auto* codes = v1::ErrorCode_descriptor();
+    for (int i = 0; i < codes->value_count(); ++i)
+        if (codes->value(i)->number() != 0) m.counter(name, help, "code=\"" + codes->value(i)->name() + "\"");
 }
 
 }  // namespace warmline

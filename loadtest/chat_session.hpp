@@ -99,6 +99,16 @@ struct chat_event {
 inline std::string describe_end(v1::Role me, const v1::ChatEnded& e) {
     if (e.reason() == "idle") return "The chat ended because nobody wrote for a while. Take care.";
     if (e.reason() == "expired") return "The chat reached its time limit and ended. Take care.";
+    if (e.reason() == "peer_lost") {
+        if (e.lost() == me && me == v1::LISTENER)
+            return "This chat was on a device of yours that lost its connection, so it has ended. The person is "
+                   "back at the front of the line.";
+        if (e.lost() == me) return "This chat's connection from here was lost for too long, so it has ended.";
+        if (e.requeued())
+            return "Your listener's connection was lost. You are back at the front of the line, and we are finding "
+                   "someone for you now.";
+        return "The other person lost their connection and did not come back, so the chat has ended.";
+    }
     if (e.ended_by() == me) return "You ended the chat. Thank you for talking.";
     if (e.ended_by() == v1::SEEKER || e.ended_by() == v1::LISTENER)
         return "The other person ended the chat. Thank you for talking.";
@@ -122,7 +132,7 @@ public:
         ticket_expired,  // the relay refused the ticket; renew_ticket() to go on
         replaced,        // another connection of this side took over (close 4001)
         ended,           // the chat is over
-        failed,          // cannot take part (another key holds this side, or a bad peer key)
+        failed,          // cannot take part (another device with other keys holds this side, or a bad peer key)
     };
 
     // role: this side (SEEKER or LISTENER). Connects on the first pump(). Throws
@@ -397,6 +407,14 @@ private:
             events_.push_back({chat_event::kind::peer_typing, {}, m.peer_typing().typing()});
             break;
         case v1::RelayServerMessage::kEnded: on_ended(m.ended()); break;
+        case v1::RelayServerMessage::kPeerPresence:
+            note(m.peer_presence().present() ? "They are back."
+                                             : "The other person's connection dropped. Waiting for them to come back…");
+            break;
+        case v1::RelayServerMessage::kService:
+            note(m.service().degraded() ? "The relay lost its database for a moment; reconnecting, nothing is lost."
+                                        : "The relay is back.");
+            break;
         case v1::RelayServerMessage::kError: on_error(asked.first, m.error()); break;
         default: break;  // ok, pong, read receipts
         }
@@ -473,10 +491,12 @@ private:
         if (k == request_kind::hello) {
             if (e.code() == v1::WRONG_STATE) {
                 finish(state::failed, chat_event::kind::notice,
-                       "This side of the chat was joined with another key (another window or an earlier run "
-                       "of this client), so this client cannot take part.");
+                       "This chat is open on another device (another window, or an earlier run of this client, "
+                       "still connected), with other keys, so this client cannot take part.");
             } else if (e.code() == v1::NOT_FOUND) {
-                finish(state::ended, chat_event::kind::ended, "This chat has ended.");
+                // the relay says how it ended when it has more to say (e.g. a lost device)
+                finish(state::ended, chat_event::kind::ended,
+                       e.message() == "This chat has ended." || e.message().empty() ? "This chat has ended." : e.message());
             } else {
                 ws_.abort();
                 schedule_retry("The relay could not take us in (" + e.message() + ")");

@@ -273,6 +273,17 @@ private:
             return;
         }
         print_without_tickets(m);
+        if (m.has_service()) {
+            std::cout << (m.service().degraded() ? "(Warmline lost its database for a moment and is reconnecting; you "
+                                                   "keep your place, nothing is lost)"
+                                                 : "(Warmline is back)")
+                      << std::endl;
+        } else if ((m.has_queue_update() && m.queue_update().no_listener_now()) ||
+                   (m.has_request_queued() && m.request_queued().no_listener_now())) {
+            std::cout << "(no listener who covers this is free right now; you keep your place and will be connected "
+                         "as soon as someone is. If you need help now, the crisis lines are listed above.)"
+                      << std::endl;
+        }
         if (m.has_seeker_welcome()) {
             const auto& w = m.seeker_welcome();
             if (!w.resume_token().empty()) resume_ = w.resume_token();

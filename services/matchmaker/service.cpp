@@ -52,6 +52,15 @@ service::service(asio::io_context& ioc, service_settings s, catalogue cat, std::
                    [this] { return static_cast<double>(peers_.size()); });
     metrics_.gauge("warmline_matchmaker_redis_up", "1 while the Redis connection is up",
                    [this] { return redis_->connected() ? 1.0 : 0.0; });
+    metrics_.gauge("warmline_matchmaker_settled",
+                   "1 unless recovering from a Redis outage (the sweep waits until this process confirmed its clients)",
+                   [this] { return recovery_->settled() ? 1.0 : 0.0; });
+    // every counter from the start, at 0: a dashboard or an alert sees the series before it moves
+    metrics_.counter("warmline_offers_delivered_total", "Offers delivered to listeners on this process");
+    metrics_.counter("warmline_bad_frames_total", "Frames that could not be parsed");
+    metrics_.counter("warmline_reports_total", "Chats reported by seekers");
+    for (const char* tier : {"tier=\"crisis\"", "tier=\"normal\""}) metrics_.counter("warmline_requests_total", "Chat requests", tier);
+    count_every_error_code(metrics_, "warmline_errors_total", "Errors returned to clients");
 }
 
 void service::start() {

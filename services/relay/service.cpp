@@ -72,7 +72,16 @@ void service::start() {
         std::lock_guard lock(self->mutex_);
         return static_cast<double>(self->by_side_.size());
     });
+    metrics_.gauge("warmline_relay_settled",
+                   "1 unless recovering from a Redis outage (sides confirmed, every chat caught up from its log)",
+                   [weak] {
+                       auto self = weak.lock();
+                       return self && self->recovery_->settled() ? 1.0 : 0.0;
+                   });
+    // every counter from the start, at 0: a dashboard or an alert sees the series before it moves
     metrics_.counter("warmline_relay_idle_ended_total", "Chats ended because nobody wrote");
+    metrics_.counter("warmline_relay_bad_frames_total", "Frames that could not be parsed");
+    count_every_error_code(metrics_, "warmline_relay_errors_total", "Errors returned to clients");
     idle_timer_ = std::make_shared<asio::steady_timer>(ioc_);
     presence_timer_ = std::make_shared<asio::steady_timer>(ioc_);
     asio::co_spawn(ioc_, idle_loop(), asio::detached);

@@ -229,6 +229,11 @@ TEST_CASE("matchmaker ws: supervisors see counts only, live and over HTTP; healt
     CHECK(net::http_request_blocking("127.0.0.1", mm.port(), "GET", "/readyz").status == 200);
     auto metrics = net::http_request_blocking("127.0.0.1", mm.port(), "GET", "/metrics");
     CHECK(metrics.body.find("warmline_matchmaker_connections") != std::string::npos);
+    CHECK(metrics.body.find("warmline_matchmaker_settled 1") != std::string::npos);
+    // counters exist at 0 before they first move
+    CHECK(metrics.body.find("warmline_errors_total{code=\"UNAVAILABLE\"} 0") != std::string::npos);
+    CHECK(metrics.body.find("warmline_bad_frames_total 0") != std::string::npos);
+    CHECK(metrics.body.find("warmline_reports_total 0") != std::string::npos);
 }
 
 TEST_CASE("matchmaker ws: a waiting seeker is told when its place in the queue moves" * doctest::timeout(30)) {
