@@ -463,13 +463,16 @@ void service::on_node_event(const v1::RelayEvent& e) {
     push(p, m);
 }
 
+asio::awaitable<bool> service::tick(asio::steady_timer& t, std::chrono::milliseconds every) {
+    t.expires_after(every);
+    boost::system::error_code ec;
+    co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    co_return !stopped_;
+}
+
 asio::awaitable<void> service::idle_loop() {
     auto t = idle_timer_;
-    while (!stopped_) {
-        t->expires_after(settings_.idle_sweep_interval);
-        boost::system::error_code ec;
-        co_await t->async_wait(asio::redirect_error(asio::use_awaitable, ec));
-        if (stopped_) break;
+    while (co_await tick(*t, settings_.idle_sweep_interval)) {
         try {
             auto since = store_.now_ms() - settings_.idle_limit.count();
             if (int n = co_await store_.end_idle(since, 100); n > 0)
@@ -482,11 +485,7 @@ asio::awaitable<void> service::idle_loop() {
 
 asio::awaitable<void> service::presence_loop() {
     auto t = presence_timer_;
-    while (!stopped_) {
-        t->expires_after(settings_.presence_interval);
-        boost::system::error_code ec;
-        co_await t->async_wait(asio::redirect_error(asio::use_awaitable, ec));
-        if (stopped_) break;
+    while (co_await tick(*t, settings_.presence_interval)) {
         // after an outage, only once this process has said which sides it holds
         if (!recovery_->settled()) continue;
         try {

@@ -107,6 +107,8 @@ private:
     void on_node_event(const v1::RelayEvent& e);
     boost::asio::awaitable<void> idle_loop();
     boost::asio::awaitable<void> presence_loop();
+    // Wait `every` on t; false once stop() was called.
+    boost::asio::awaitable<bool> tick(boost::asio::steady_timer& t, std::chrono::milliseconds every);
     presence_settings presence() const;
     void push(const participant_ptr& p, const v1::RelayServerMessage& m);
     participant_ptr current(const std::string& session, char role);

@@ -9,14 +9,10 @@
 
 using namespace warmline;
 using warmline::test::matchmaker_fixture;
+using warmline::test::require_consistent;
 
 namespace {
 
-void require_consistent(const test::redis_server& r) {
-    auto bad = test::check_invariants(r);
-    for (auto& b : bad) MESSAGE(b);
-    REQUIRE(bad.empty());
-}
 
 matchmaker::position position_of(matchmaker_fixture& f, const std::string& sid) {
     auto p = f.run(f.store->positions({sid}));

@@ -8,6 +8,8 @@
 
 #include "tests/support/redis_server.hpp"
 
+#include <doctest/doctest.h>
+
 #include <sstream>
 #include <string>
 #include <vector>
@@ -135,6 +137,13 @@ return bad
 
 inline std::vector<std::string> check_invariants(const redis_server& r) {
     return lines(r.cmd({"EVAL", invariants_lua, "0"}));
+}
+
+// Fail the test (naming every violation) unless the invariants hold.
+inline void require_consistent(const redis_server& r) {
+    auto bad = check_invariants(r);
+    for (auto& b : bad) MESSAGE(b);
+    REQUIRE(bad.empty());
 }
 
 }  // namespace warmline::test

@@ -11,14 +11,10 @@
 
 using namespace warmline;
 using warmline::test::matchmaker_fixture;
+using warmline::test::require_consistent;
 
 namespace {
 
-void require_consistent(const test::redis_server& r) {
-    auto bad = test::check_invariants(r);
-    for (auto& b : bad) MESSAGE(b);
-    REQUIRE(bad.empty());
-}
 
 std::int64_t redis_now_ms(const test::redis_server& r) {
     auto t = test::lines(r.cmd({"TIME"}));

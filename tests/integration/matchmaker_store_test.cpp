@@ -9,14 +9,7 @@
 
 using namespace warmline;
 using warmline::test::matchmaker_fixture;
-
-namespace {
-void require_consistent(const test::redis_server& r) {
-    auto bad = test::check_invariants(r);
-    for (auto& b : bad) MESSAGE(b);
-    REQUIRE(bad.empty());
-}
-}  // namespace
+using warmline::test::require_consistent;
 
 TEST_CASE("matchmaker: crisis requests first, then the oldest" * doctest::timeout(20)) {
     matchmaker_fixture f;

@@ -53,15 +53,19 @@ struct stack {
     std::vector<service_process> relays, matchmakers;
 
     // Flags for times: the test decides leases, grace and timeouts (defaults suit an outage).
-    stack(int n_matchmakers, int n_relays, std::vector<std::string> mm_flags = {}) {
-        for (int i = 0; i < n_relays; ++i) relays.push_back(start_relay());
+    stack(int n_matchmakers, int n_relays, std::vector<std::string> mm_flags = {},
+          std::vector<std::string> relay_flags = {}) {
+        for (int i = 0; i < n_relays; ++i) relays.push_back(start_relay(relay_flags));
         for (int i = 0; i < n_matchmakers; ++i) matchmakers.push_back(start_matchmaker(mm_flags));
+        // READY means listening; ready means connected to Redis too
+        REQUIRE(all_ready(std::chrono::seconds(10)));
     }
 
-    service_process start_relay() {
+    service_process start_relay(const std::vector<std::string>& extra = {}) {
         std::vector<std::string> argv{WARMLINE_BINARY_DIR "/services/relay/relay", "--listen=127.0.0.1:0",
                                       "--redis-url=" + f.server.url(), "--ticket-secret=" + system_secret,
                                       "--redis-timeout-ms=1000", "--idle-timeout-ms=600000", "--log-level=info"};
+        for (const auto& e : extra) argv.push_back(e);
         service_process p{std::make_unique<child_process>(argv, log)};
         p.port = p.proc->ready_port();
         return p;
