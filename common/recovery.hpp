@@ -32,8 +32,6 @@ public:
     void watch();
     // False from the moment a connection drops until the recovery after it has succeeded.
     bool settled() const { return settled_; }
-    // Whether clients are being told the service is degraded (for a client that just connected).
-    bool degraded() const { return told_degraded_; }
 
 private:
     void connection_state(bool up, bool first_up);

@@ -73,7 +73,7 @@ local K = {
   -- singletons
   ids = 'wl:ids', seq = 'wl:seq', nodes = 'wl:nodes', relay_nodes = 'wl:relay:nodes', clock = 'wl:clock',
   gone = 'wl:gone', offers_due = 'wl:offers:due', due_widen = 'wl:due:widen', due_pref = 'wl:due:pref',
-  due_crisis = 'wl:due:crisis', due_cooldown = 'wl:due:cooldown', due_match = 'wl:due:match',
+  due_cooldown = 'wl:due:cooldown', due_match = 'wl:due:match',
   sessions = 'wl:sessions', relay_active = 'wl:relay:active', relay_absent = 'wl:relay:absent',
   relay_away = 'wl:relay:away', relay_clock = 'wl:relay:clock',
   stats_history = 'wl:stats:history', reports = 'wl:reports', listeners = 'wl:listeners',

@@ -172,15 +172,19 @@ local function chat_presence_start(session)
 end
 
 -- The seeker of a chat whose listener was lost goes back to the front of the line in its tier,
--- not to that listener again for a while; parked if it is not connected to a matchmaker now
--- (its grace period, if already over, ends the request at the next sweep).
+-- not to that listener (lost_lid, if given) again for a while; parked if it is not connected to
+-- a matchmaker now (its grace period, if already over, ends the request at the next sweep).
 local function requeue_front(sid, lost_lid)
   local s = redis.call('HMGET', K.seeker(sid), 'topic', 'lang', 'tier', 'conn')
   local tier = tonumber(s[3]) or 1
   redis.call('HSET', K.seeker(sid), 'state', 'queued', 'score', fmt(TIER_BASE[tier] + NOW), 'enq_ms', NOW,
     'offer', '', 'session', '', 'pref', '', 'pref_until', 0)
-  redis.call('ZADD', K.cooldown(sid), fmt(NOW + PEER_LOST_AVOID_MS), lost_lid)
-  redis.call('EXPIRE', K.cooldown(sid), TTL)
+  if lost_lid then
+    -- not offered to the listener who was lost for a while; then the sweep matches again
+    redis.call('ZADD', K.cooldown(sid), fmt(NOW + PEER_LOST_AVOID_MS), lost_lid)
+    redis.call('EXPIRE', K.cooldown(sid), TTL)
+    redis.call('ZADD', K.due_cooldown, fmt(NOW + PEER_LOST_AVOID_MS), sid .. '|' .. lost_lid)
+  end
   waiting_add(sid, s[1], s[2], tier, NOW)
   if s[4] == '1' then
     enqueue(sid)
@@ -196,8 +200,9 @@ end
 -- relay processes that hold them), delete the relay's log, record and presence, then match the
 -- listener again. by: seeker | listener | idle | expired | peer_lost; with peer_lost, `lost`
 -- ('s' | 'l') is the side that was gone, and a lost listener's seeker goes back to the front of
--- the line. Returns the seeker and listener ids, or nil when the chat is not open.
-local function finish_chat(session, by, lost)
+-- the line (so does a seeker who is here but lost the chat's keys: requeue_seeker).
+-- Returns the seeker and listener ids, or nil when the chat is not open.
+local function finish_chat(session, by, lost, requeue_seeker)
   local c = redis.call('HMGET', K.session(session), 'seeker', 'listener', 'state', 'topic', 'lang')
   if not c[1] or c[3] ~= 'active' then return nil, nil end
   local sid, lid = c[1], c[2]
@@ -207,8 +212,8 @@ local function finish_chat(session, by, lost)
   if redis.call('HINCRBY', K.listener(lid), 'chats', -1) < 0 then redis.call('HSET', K.listener(lid), 'chats', 0) end
   local requeued = false
   if redis.call('HGET', K.seeker(sid), 'session') == session then
-    if by == 'peer_lost' and lost == 'l' then
-      requeue_front(sid, lid)
+    if by == 'peer_lost' and (lost == 'l' or requeue_seeker) then
+      requeue_front(sid, lost == 'l' and lid or nil)
       requeued = true
     else
       redis.call('HSET', K.seeker(sid), 'state', 'ended')

@@ -123,6 +123,14 @@ asio::awaitable<void> event_fanout::resync() {
     for (auto& [sid, p] : peers_.seekers()) {
         auto s = co_await store_.hash("wl:seeker:" + sid);
         p->state.waiting = s["state"] == "queued" || s["state"] == "offered";
+        if (s["state"] == "ended" && !s["session"].empty() && s["session"] == p->state.announced_session) {
+            // the chat ended while events could not reach this process: say so (a client drops
+            // an end it already knows)
+            auto c = co_await store_.hash("wl:session:" + s["session"]);
+            ServerMessage m;
+            *m.mutable_chat_ended() = ended_from(s["session"], c);
+            peers_.send(p, m);
+        }
         if (s["state"] == "chat" && s["session"] != p->state.announced_session) {
             p->state.announced_session = s["session"];
             auto c = co_await store_.hash("wl:session:" + s["session"]);

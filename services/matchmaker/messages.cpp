@@ -86,6 +86,19 @@ v1::ListenerProfile profile_from(const std::string& lid, const listener_record& 
     return pr;
 }
 
+v1::ChatEnded ended_from(const std::string& session, const std::map<std::string, std::string>& c) {
+    v1::ChatEnded e;
+    e.set_session_id(session);
+    const std::string& by = field(c, "ended_by");
+    if (by == "seeker") e.set_ended_by(v1::SEEKER);
+    else if (by == "listener") e.set_ended_by(v1::LISTENER);
+    else e.set_reason(by);
+    const std::string& lost = field(c, "lost");
+    if (lost == "s") e.set_lost(v1::SEEKER);
+    else if (lost == "l") e.set_lost(v1::LISTENER);
+    return e;
+}
+
 v1::StatsSnapshot snapshot_from(const stats_result& result, std::int64_t now_ms) {
     v1::StatsSnapshot snap;
     snap.set_at_unix_ms(now_ms);

@@ -22,6 +22,8 @@ v1::ChatStarted chat_started(const service_settings& s, std::int64_t now_ms, con
 // An Offer from an offer's hash (wl:offer:<oid>).
 v1::Offer offer_from(const std::map<std::string, std::string>& offer, const std::string& oid, std::int64_t now_ms);
 v1::ListenerProfile profile_from(const std::string& lid, const listener_record& record);
+// The ChatEnded of an ended chat, from its record (wl:session:<cid>: ended_by, lost).
+v1::ChatEnded ended_from(const std::string& session, const std::map<std::string, std::string>& record);
 v1::StatsSnapshot snapshot_from(const stats_result& result, std::int64_t now_ms);
 
 // Characters as people count them: Unicode code points of UTF-8 text.

@@ -99,6 +99,8 @@ asio::awaitable<void> tickers::position_loop() {
     while (co_await tick(*t, settings_.position_interval)) {
         try {
             co_await positions();
+        } catch (const redis::unavailable& e) {
+            spdlog::debug("queue positions unavailable: {}", e.what());  // an outage says so once already
         } catch (const std::exception& e) {
             spdlog::warn("queue positions unavailable: {}", e.what());
         }

@@ -55,6 +55,10 @@ int main(int argc, char** argv) {
             throw config::config_error("--peer-grace-ms must be longer than --peer-away-ms");
         s.node_lease = opts.millis("node-lease-ms", 100, 600000);
         s.presence_interval = opts.millis("presence-sweep-ms", 5, 60000);
+        // every sweep renews the lease and marks the relays' clock: a lease it cannot renew in
+        // time would make this process look dead, and each sweep look like an outage
+        if (s.presence_interval * 3 > s.node_lease)
+            throw config::config_error("--presence-sweep-ms must be at most a third of --node-lease-ms");
         s.rate_burst = static_cast<double>(opts.integer("rate-burst", 1, 100000));
         s.rate_per_second = static_cast<double>(opts.integer("rate-per-second", 1, 100000));
 

@@ -72,6 +72,10 @@ void service::start() {
         std::lock_guard lock(self->mutex_);
         return static_cast<double>(self->by_side_.size());
     });
+    metrics_.gauge("warmline_relay_redis_up", "1 while the Redis connection is up", [weak] {
+        auto self = weak.lock();
+        return self && self->redis_->connected() ? 1.0 : 0.0;
+    });
     metrics_.gauge("warmline_relay_settled",
                    "1 unless recovering from a Redis outage (sides confirmed, every chat caught up from its log)",
                    [weak] {
@@ -362,8 +366,17 @@ asio::awaitable<void> service::recover() {
     for (auto& p : all) sides.push_back(p->session + "|" + p->role + "|" + p->conn_id);
     co_await store_.node_sync(presence(), std::move(sides));
     bool failed = false;
-    for (auto& p : all)
+    for (auto& p : all) {
+        // a chat that ended while events could not reach this process: say so and close
+        if (!co_await store_.chat_open(p->session)) {
+            RelayServerMessage m;
+            m.mutable_ended()->set_session_id(p->session);
+            push(p, m);
+            if (auto c = p->conn.lock()) c->close(1000, "chat ended");
+            continue;
+        }
         if (!co_await catch_up(p)) failed = true;
+    }
     if (failed) throw redis::unavailable("a chat could not catch up from its log yet");
 }
 

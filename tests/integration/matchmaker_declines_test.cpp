@@ -169,3 +169,17 @@ TEST_CASE("declines: crisis chats and crisis waits are counted for supervisors" 
     CHECK(row.wait_p90_ms == 10000);
     CHECK(result.crisis_p90_ms == 4000);
 }
+
+TEST_CASE("declines: in a crisis, waiting for a named listener lasts no longer than the crisis wait" *
+          doctest::timeout(20)) {
+    matchmaker_fixture f;
+    auto named = f.listener({"grief"}, {"en"}, 1, false);
+    auto other = f.listener({"grief"}, {"en"}, 1);
+    auto s = f.seeker();
+    f.request(s, "grief", "en", /*crisis=*/true, named.id);
+    CHECK(f.seeker_state(s) == "queued");  // only the named listener, who is away, within the window
+    f.now += f.settings.crisis_widen_ms + 1;
+    f.run(f.store->sweep_all());
+    CHECK(f.offered_listener(s) == other.id);
+    require_consistent(f.server);
+}

@@ -193,3 +193,37 @@ TEST_CASE("presence: the first sweep after an outage gives every process a fresh
     require_consistent(f.server);
     (void)l;
 }
+
+TEST_CASE("presence: a seeker who left is not offered when a cool-down ends either; back, they are" *
+          doctest::timeout(20)) {
+    auto settings = matchmaker_fixture::defaults();
+    settings.decline_cooldown_ms = settings.grace_ms / 2;  // it ends within the grace
+    matchmaker_fixture f(settings);
+    auto l = f.listener({"anxiety"}, {"en"}, 1);
+    auto s = f.seeker("n1");
+    f.request(s, "anxiety", "en");
+    REQUIRE(f.run(f.store->decline_offer(l.id, f.offer_of(s))));
+    f.run(f.store->connection_lost("seeker", s, "n1"));
+    f.now += f.settings.decline_cooldown_ms + 1;
+    f.run(f.store->sweep_all());
+    CHECK(f.seeker_state(s) == "queued");
+    CHECK(f.field("wl:listener:" + l.id, "offers") == "0");
+    REQUIRE(f.run(f.store->seeker_resume("hash-" + s, "n1")));
+    CHECK(f.offered_listener(s) == l.id);
+    require_consistent(f.server);
+}
+
+TEST_CASE("presence: a request let go while its seeker was away stays let go once the seeker has said hello "
+          "again, even if its process is later cut off" *
+          doctest::timeout(20)) {
+    matchmaker_fixture f;
+    auto s = f.seeker("n1");
+    f.request(s, "grief", "es");
+    f.run(f.store->connection_lost("seeker", s, "n1"));
+    f.now += f.settings.grace_ms + 1;
+    f.run(f.store->sweep_all());
+    REQUIRE(f.seeker_state(s) == "idle");
+    REQUIRE(f.run(f.store->seeker_resume("hash-" + s, "n1")));  // told: your place was let go
+    f.run(f.store->node_sync("n1", {s}, {}));
+    CHECK(f.seeker_state(s) == "idle");
+}

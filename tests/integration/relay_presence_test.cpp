@@ -90,6 +90,7 @@ TEST_CASE("presence: a listener gone past the grace ends the chat as peer_lost; 
     CHECK(mine < theirs);
     // not offered to the listener who vanished for a while; the matchmakers' sweep is told to match
     CHECK_FALSE(f.mm.server.cmd({"ZSCORE", "wl:seeker:" + f.seeker + ":cooldown", f.listener.id}).empty());
+    CHECK_FALSE(f.mm.server.cmd({"ZSCORE", "wl:due:cooldown", f.seeker + "|" + f.listener.id}).empty());
     CHECK_FALSE(f.mm.server.cmd({"ZSCORE", "wl:due:match", "s:" + f.seeker}).empty());
     CHECK(f.mm.field("wl:session:" + session, "lost") == "l");
     CHECK(f.mm.field("wl:stats:grief:en", "peer_lost") == "1");
@@ -167,4 +168,31 @@ TEST_CASE("new device: a hello with other keys is refused while the side's own d
     CHECK(ended.lost() == v1::LISTENER);
     CHECK(ended.requeued());
     CHECK(f.mm.seeker_state(f.seeker) == "queued");
+}
+
+TEST_CASE("new device: a seeker back without the chat's keys is still here: the chat ends and the seeker is "
+          "back at the front of the line" *
+          doctest::timeout(60)) {
+    relay_fixture f;
+    relay_process a(f.mm.server.url(), f.log, presence_flags(60000, 600000));
+    auto session = f.open_chat();
+    relay_peer listener(a.port, relay_fixture::ticket_for(session, ticket::role::listener));
+    REQUIRE(listener.hello(key_of('l')).has_welcome());
+    {
+        relay_peer seeker(a.port, relay_fixture::ticket_for(session, ticket::role::seeker));
+        REQUIRE(seeker.hello(key_of('s')).has_welcome());
+        seeker.ws.close();
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!f.mm.field("wl:relay:" + session, "conn_s").empty()) REQUIRE(std::chrono::steady_clock::now() < deadline);
+    relay_peer again(a.port, relay_fixture::ticket_for(session, ticket::role::seeker));
+    auto lost = again.hello(key_of('x'));
+    REQUIRE(lost.has_error());
+    CHECK(lost.error().code() == v1::NOT_FOUND);
+    auto ended = listener.until([](const M& m) { return m.has_ended(); }).ended();
+    CHECK(ended.lost() == v1::SEEKER);
+    CHECK(ended.requeued());
+    CHECK(f.mm.seeker_state(f.seeker) == "queued");
+    // the listener did nothing wrong: the seeker may be offered to them again at once
+    CHECK(f.mm.server.cmd({"ZSCORE", "wl:seeker:" + f.seeker + ":cooldown", f.listener.id}).empty());
 }

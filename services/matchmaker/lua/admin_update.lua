@@ -24,5 +24,7 @@ if ARGV[13] == '1' then
   tell_listener(lid, 'revoked')
 end
 refresh_listener(lid)
-match_listener(lid)
+-- the matchmakers' sweep offers them their next seeker: warmline-admin does not know the
+-- deployment's offer timeout, so it makes no offer itself
+redis.call('ZADD', K.due_match, NOW, 'l:' .. lid)
 return { 'ok' }

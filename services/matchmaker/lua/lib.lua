@@ -179,7 +179,9 @@ local function match_listener(lid)
 end
 
 local function match_seeker(sid)
-  if redis.call('HGET', K.seeker(sid), 'state') ~= 'queued' then return end
+  -- only a seeker who is there: a parked one (gone, within its grace) waits for its return
+  local s = redis.call('HMGET', K.seeker(sid), 'state', 'parked')
+  if s[1] ~= 'queued' or s[2] == '1' then return end
   local lid = find_listener_for(sid)
   if lid then make_offer(sid, lid) end
 end

@@ -16,6 +16,7 @@ for i = 11, 10 + n do
     local s = redis.call('HMGET', K.seeker(sid), 'state', 'abandoned', 'topic', 'lang', 'enq_ms', 'tier')
     if s[1] == 'idle' and s[2] == '1' then
       redis.call('HSET', K.seeker(sid), 'abandoned', 0)
+      redis.call('HINCRBY', K.stats(s[3], s[4]), 'abandoned', -1)  -- it was not, after all
       waiting_add(sid, s[3], s[4], s[6], s[5])
       enqueue(sid)
       match_seeker(sid)

@@ -17,6 +17,8 @@ local score = TIER_BASE[tier] + NOW * 1000 + seq
 if pref ~= '' and redis.call('SISMEMBER', K.blocked(sid), pref) == 1 then pref = '' end
 local pref_until = 0
 if pref ~= '' then pref_until = NOW + pref_window end
+-- in a crisis, waiting for one named listener lasts no longer than the crisis wait
+if tier == 0 and CRISIS_WIDEN > 0 and pref_until > NOW + CRISIS_WIDEN then pref_until = NOW + CRISIS_WIDEN end
 local widen_at = 0
 if widen_after > 0 then widen_at = NOW + widen_after end
 if tier == 0 and CRISIS_WIDEN > 0 and (widen_at == 0 or widen_at > NOW + CRISIS_WIDEN) then
@@ -24,7 +26,8 @@ if tier == 0 and CRISIS_WIDEN > 0 and (widen_at == 0 or widen_at > NOW + CRISIS_
 end
 redis.call('DEL', K.cooldown(sid))
 redis.call('HSET', K.seeker(sid), 'state', 'queued', 'topic', topic, 'lang', lang, 'tier', tier, 'score', fmt(score),
-  'enq_ms', NOW, 'pref', pref, 'pref_until', pref_until, 'widen_at', widen_at, 'session', '', 'offer', '')
+  'enq_ms', NOW, 'pref', pref, 'pref_until', pref_until, 'widen_at', widen_at, 'session', '', 'offer', '',
+  'abandoned', 0, 'parked', 0)
 waiting_add(sid, topic, lang, tier, NOW)
 -- Every state change ends by matching, so no listener with room has an older seeker it could
 -- take: a free listener now goes to this seeker, and only one who finds none is queued.

@@ -16,6 +16,9 @@ else
 end
 seeker_here(sid, node)
 lease_at_least(node, tonumber(ARGV[12]))
+-- a seeker who says hello learns its state from the reply: a request let go while it was away
+-- stays let go (only a process that held it all along puts it back: node_sync.lua)
+redis.call('HSET', K.seeker(sid), 'abandoned', 0)
 touch_seeker(sid)
 local s = redis.call('HMGET', K.seeker(sid), 'state', 'session', 'topic', 'lang', 'pref', 'tier')
 if mode ~= 'new' then match_event(8, PB.bytes(1, sid) .. PB.bytes(2, node)) end

@@ -97,9 +97,9 @@ for _, sid in ipairs(redis.call('ZRANGEBYSCORE', K.gone, '-inf', NOW, 'LIMIT', 0
   handled = handled + 1
 end
 
--- a chat still open after half the record lifetime (12 h by default) is ended, so a chat that
--- both sides abandoned frees the listener's slot before its records expire; once the relay
--- exists it ends idle chats much sooner
+-- a chat still open after half the record lifetime (12 h by default) is ended, so its records
+-- never expire under an open chat; the relay ends idle chats (30 min) and chats whose side is
+-- gone (2 min) much sooner, so this is the last resort of a chat the relay never saw
 for _, session in ipairs(redis.call('ZRANGEBYSCORE', K.sessions, '-inf', NOW - TTL * 500, 'LIMIT', 0, limit)) do
   if not finish_chat(session, 'expired') then redis.call('ZREM', K.sessions, session) end
   handled = handled + 1

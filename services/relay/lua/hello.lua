@@ -15,7 +15,8 @@ if f[1] and f[1] ~= key then
   if f[3] and f[3] ~= '' then
     return err('WRONG_STATE', 'This chat is open on another device, with other keys, so it cannot continue here.')
   end
-  finish_chat(SESSION, 'peer_lost', ROLE)
+  -- a seeker here without the keys is still here: back to the front of the line
+  finish_chat(SESSION, 'peer_lost', ROLE, ROLE == 's')
   if ROLE == 'l' then
     return err('NOT_FOUND', 'This chat was open on another device, which is gone, and its keys went with it, so ' ..
       'it has ended here. The person is back at the front of the line and will be matched again quickly.')
