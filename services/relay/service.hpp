@@ -53,6 +53,10 @@ struct relay_settings {
     int max_bad_frames = 20;               // then the connection is closed with 1008
 };
 
+// A side of a chat as the relay's records spell it ('s' | 'l'), as the protos do, and the other.
+inline v1::Role role_of(char r) { return r == 's' ? v1::SEEKER : v1::LISTENER; }
+inline char peer_of(char r) { return r == 's' ? 'l' : 's'; }
+
 class service : public net::handler, public std::enable_shared_from_this<service> {
 public:
     service(boost::asio::io_context& ioc, relay_settings s, std::shared_ptr<redis::client> redis,

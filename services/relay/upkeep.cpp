@@ -1,0 +1,88 @@
+// The relay's upkeep, for services/relay/service.hpp: the timer loops (idle chats, presence and
+// this process's lease) and the recovery after a Redis outage (the sides it holds confirmed,
+// every chat caught up from its log, clients told).
+#include "services/relay/service.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <spdlog/spdlog.h>
+
+namespace warmline::relay {
+namespace asio = boost::asio;
+using v1::RelayServerMessage;
+
+asio::awaitable<void> service::recover() {
+    std::vector<participant_ptr> all;
+    {
+        std::lock_guard lock(mutex_);
+        for (auto& [_, p] : by_side_) all.push_back(p);
+    }
+    // the sides it holds first (they were judged gone if the lease ran out), then the catch-up
+    std::vector<std::string> sides;
+    for (auto& p : all) sides.push_back(p->session + "|" + p->role + "|" + p->conn_id);
+    co_await store_.node_sync(presence(), std::move(sides));
+    bool failed = false;
+    for (auto& p : all) {
+        // a chat that ended while events could not reach this process: say so and close
+        if (!co_await store_.chat_open(p->session)) {
+            RelayServerMessage m;
+            m.mutable_ended()->set_session_id(p->session);
+            push(p, m);
+            if (auto c = p->conn.lock()) c->close(1000, "chat ended");
+            continue;
+        }
+        if (!co_await catch_up(p)) failed = true;
+    }
+    if (failed) throw redis::unavailable("a chat could not catch up from its log yet");
+}
+
+void service::tell_all(const RelayServerMessage& m) {
+    std::vector<participant_ptr> all;
+    {
+        std::lock_guard lock(mutex_);
+        for (auto& [_, p] : by_conn_)
+            if (p->greeted) all.push_back(p);
+    }
+    for (auto& p : all) push(p, m);
+}
+
+asio::awaitable<bool> service::tick(asio::steady_timer& t, std::chrono::milliseconds every) {
+    t.expires_after(every);
+    boost::system::error_code ec;
+    co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    co_return !stopped_;
+}
+
+asio::awaitable<void> service::idle_loop() {
+    auto t = idle_timer_;
+    while (co_await tick(*t, settings_.idle_sweep_interval)) {
+        try {
+            auto since = store_.now_ms() - settings_.idle_limit.count();
+            if (int n = co_await store_.end_idle(since, 100); n > 0)
+                metrics_.counter("warmline_relay_idle_ended_total", "Chats ended because nobody wrote").fetch_add(n);
+        } catch (const std::exception& e) {
+            spdlog::warn("relay: idle sweep failed: {}", e.what());
+        }
+    }
+}
+
+asio::awaitable<void> service::presence_loop() {
+    auto t = presence_timer_;
+    while (co_await tick(*t, settings_.presence_interval)) {
+        // after an outage, only once this process has said which sides it holds
+        if (!recovery_->settled()) continue;
+        try {
+            for (int round = 0; round < 20; ++round)
+                if (co_await store_.presence(presence()) == 0) break;
+        } catch (const redis::unavailable&) {
+            // reported by /readyz; the recovery after the outage comes first
+        } catch (const std::exception& e) {
+            spdlog::warn("relay: presence sweep failed: {}", e.what());
+        }
+    }
+}
+
+}  // namespace warmline::relay
