@@ -4,6 +4,9 @@
 // over its node channel (wl:relaynode:<node>); a client that reconnects anywhere says what it
 // has and gets the rest from the log. The relay never holds a key or a plaintext.
 //
+// The members are defined by concern: service.cpp (the door and the requests), delivery.cpp
+// (the node channel, delivery, catch-up) and upkeep.cpp (timer loops, recovery after an outage).
+//
 // Threading: one I/O thread (as the matchmaker); participant state assumes it.
 #pragma once
 
