@@ -190,6 +190,12 @@ export class ChatView {
     this.clearMessages();
     for (const entry of chat.transcript) this.addEntry(entry);
     this.renderCode();
+    // the view may have shown an earlier chat that ended (a seeker's next chat, or the one after
+    // a lost listener): this one starts usable
+    show(this.notice, "");
+    this.showTyping(false);
+    this.input.disabled = this.sendButton.disabled = false;
+    this.endButton.hidden = false;
     this.setStatus(chat.keys ? "" : `Waiting for ${this.them.toLowerCase()} to join…`);
   }
 
