@@ -52,8 +52,8 @@ export function describeEnd(role, endedBy, reason) {
 
 export class RelayChat {
   // chat: a ChatStarted (sessionId, role, relayUrl, relayTicket, topic, language).
-  // onEvent(type, detail): message, update, peer, typing, read, status, ended, replaced,
-  // needticket, notice.
+  // onEvent(type, detail): message, update, peer, typing, read, status, service ({degraded}: the
+  // relay lost its database, or has it back), ended, replaced, needticket, notice.
   static async open(chat, onEvent) {
     const c = new RelayChat(chat, onEvent);
     await c.load();
@@ -88,6 +88,7 @@ export class RelayChat {
     this.maxCiphertext = 16384;
     this.waitingForTicket = false;
     this.inFlight = new Map();  // seq -> the socket it was last sent on
+    this.degraded = false;      // the relay said it lost its database
   }
 
   get storeKey() { return STORE_PREFIX + this.sessionId; }
@@ -266,6 +267,8 @@ export class RelayChat {
     }
     if (this.ws !== ws || !reply.welcome) return;
     const w = reply.welcome;
+    // A relay that says hello has its database.
+    if (this.degraded) { this.degraded = false; this.emit("service", { degraded: false }); }
     // After a send the relay refused (rate limit, too far ahead of the other side) the welcome
     // proves nothing: keep backing off until a message is stored again.
     if (!this.sendTrouble) this.attempt = 0;
@@ -324,6 +327,9 @@ export class RelayChat {
     } else if (msg.peerRead) {
       const t = num(msg.peerRead.through);
       if (t > this.s.peerRead) { this.s.peerRead = t; this.save(); this.emit("read", { through: t }); }
+    } else if (msg.service) {
+      this.degraded = msg.service.degraded === true;
+      this.emit("service", { degraded: this.degraded });
     } else if (msg.ended) {
       this.finish(msg.ended.endedBy, msg.ended.reason || "");
     }

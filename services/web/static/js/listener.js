@@ -31,6 +31,16 @@ function save(patch) {
 const setConn = (t) => { $("#conn-status").textContent = t || ""; };
 const announce = (t) => { const a = $("#announce"); a.textContent = ""; setTimeout(() => { a.textContent = t; }, 50); };
 
+// The banner while the matchmaker, or the relay of any open chat, has lost its database: requests
+// fail for a moment and nothing is lost, so the desk says so instead of looking frozen.
+let matchmakerDegraded = false;
+const relayDegraded = new Set();  // session ids whose relay said so
+function renderServiceBanner() {
+  show($("#service-banner"), matchmakerDegraded || relayDegraded.size
+    ? "Reconnecting to Warmline… Nothing is lost: your chats and requests wait, and what you write is sent once it's back."
+    : "");
+}
+
 function notice(text) { show($("#notice"), text); }
 function deskError(text) { show($("#desk-error"), text); }
 
@@ -111,7 +121,12 @@ function connect() {
 
 function onStatus(s) {
   if (s.state === "reconnecting") setConn("Connection to Warmline lost. Reconnecting…");
-  else if (s.state === "ready") setConn("");
+  else if (s.state === "ready") {
+    // a sign-in needs the matchmaker's database: it has it (again)
+    matchmakerDegraded = false;
+    renderServiceBanner();
+    setConn("");
+  }
   else if (s.state === "refused") {
     setConn("");
     mm = null;
@@ -157,6 +172,9 @@ async function signOut() {
 function stopEverything() {
   for (const { chat, view } of chats.values()) { if (chat) chat.stop(); view.destroy(); }
   chats.clear();
+  matchmakerDegraded = false;
+  relayDegraded.clear();
+  renderServiceBanner();
   if (ticketFetch) { ticketFetch.close(); ticketFetch = null; }
   for (const id of [...offers.keys()]) removeOffer(id);
   $("#tablist").replaceChildren();
@@ -269,6 +287,9 @@ function onPush(msg) {
   } else if (msg.chatEnded) {
     const c = chats.get(msg.chatEnded.sessionId);
     if (c) c.chat.finish(msg.chatEnded.endedBy, msg.chatEnded.reason);
+  } else if (msg.service) {
+    matchmakerDegraded = msg.service.degraded === true;
+    renderServiceBanner();
   }
 }
 
@@ -479,8 +500,12 @@ function onChatEvent(id, type, detail) {
   } else if (type === "ended") {
     entry.tab.querySelector(".tab-label").textContent = `${entry.label} (ended)`;
     entry.closeButton.hidden = false;
+    if (relayDegraded.delete(id)) renderServiceBanner();
     if (selected !== id) announce(`${entry.label} has ended.`);
     else if (focusWasLost(entry.panel)) entry.closeButton.focus();
+  } else if (type === "service") {
+    if (detail.degraded) relayDegraded.add(id); else relayDegraded.delete(id);
+    renderServiceBanner();
   }
 }
 
@@ -536,6 +561,7 @@ function closeChat(id) {
   const at = ids.indexOf(id);
   entry.chat.stop();
   entry.view.destroy();
+  if (relayDegraded.delete(id)) renderServiceBanner();
   entry.tab.remove();
   entry.panel.remove();
   chats.delete(id);

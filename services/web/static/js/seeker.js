@@ -42,7 +42,16 @@ function showScreen(name, focus = true) {
   title.focus();
 }
 
-function setConn(text) { $("#conn-status").textContent = text || ""; }
+// The line at the top of the page about the connection: this page's own (lost, reconnecting),
+// or Warmline's (the matchmaker or the relay lost its database: requests wait, nothing is lost).
+let connText = "";
+const degraded = { matchmaker: false, relay: false };
+function setConn(text) { connText = text || ""; renderConn(); }
+function setDegraded(who, on) { degraded[who] = on; renderConn(); }
+function renderConn() {
+  $("#conn-status").textContent = connText ||
+    (degraded.matchmaker || degraded.relay ? "Reconnecting to Warmline… you keep your place, and nothing is lost." : "");
+}
 
 // ---- start ---------------------------------------------------------------------------------
 
@@ -202,8 +211,11 @@ function onChatEvent(c, type, detail) {
     // A seeker gets a fresh ticket by resuming on the matchmaker.
     if (mm) mm.reconnectNow();
   } else if (type === "ended") {
+    setDegraded("relay", false);  // that relay is no concern of this page any more
     afterTranscript = c.transcript.slice();
     showAfter(detail.text);
+  } else if (type === "service") {
+    setDegraded("relay", detail.degraded);
   } else if (type === "message" && detail.entry.from === "them" && document.visibilityState !== "visible") {
     unseen += 1;
     document.title = `(${unseen}) Warmline`;
@@ -424,6 +436,8 @@ function onPush(msg) {
     startChat(msg.chatStarted).catch(chatFailed);
   } else if (msg.chatEnded) {
     if (chat && chat.sessionId === msg.chatEnded.sessionId) chat.finish(msg.chatEnded.endedBy, msg.chatEnded.reason);
+  } else if (msg.service) {
+    setDegraded("matchmaker", msg.service.degraded === true);
   }
 }
 
@@ -431,6 +445,8 @@ function onStatus(s) {
   if (s.state === "reconnecting" && (current === "waiting" || current === "chat")) {
     setConn("Connection to Warmline lost. Reconnecting… You keep your place.");
   } else if (s.state === "ready") {
+    // a sign-in needs the matchmaker's database: it has it (again)
+    degraded.matchmaker = false;
     setConn("");
   } else if (s.state === "closed" && s.code === 4001) {
     if (chat && !chat.ended) chat.stop();

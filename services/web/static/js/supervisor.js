@@ -562,7 +562,7 @@ function set_status(text, state = "") {
   const el = $("conn");
   set_text(el, text);
   el.dataset.state = state;
-  document.body.classList.toggle("stale", state === "retrying");
+  document.body.classList.toggle("stale", state === "retrying" || state === "paused");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -573,6 +573,7 @@ let token = "";
 let mm = null;
 let last_message_at = 0;
 let focus_on_sign_in = false;
+let paused = false;  // the matchmaker said it lost its database: no snapshots until it is back
 
 // A connection that signs in with `token` each time it opens, until it is refused, revoked (4003)
 // or signed out; in between it reconnects with backoff.
@@ -592,6 +593,16 @@ async function sign_in(m) {
 function on_push(msg) {
   last_message_at = Date.now();
   if (msg.stats && append(msg.stats)) render();
+  else if (msg.service) set_paused(msg.service.degraded === true);
+}
+
+// While the matchmaker has lost its database there are no numbers to show: the last ones stay,
+// dimmed, and the page says the feed is paused rather than looking live or broken.
+function set_paused(on) {
+  if (on === paused) return;
+  paused = on;
+  if (on) set_status("Live numbers paused: Warmline is reconnecting to its database. Nothing is lost.", "paused");
+  else set_status("Live", "live");
 }
 
 function on_status(s) {
@@ -621,6 +632,7 @@ function on_status(s) {
 
 function on_signed_in(stats) {
   last_message_at = Date.now();
+  paused = false;
   sessionStorage.setItem(TOKEN_KEY, token);
   $("token").value = "";
   seed(stats.history);
@@ -647,9 +659,10 @@ function signed_out(message, forget) {
   $("token").focus();
 }
 
-// A feed that is open but silent for longer than a few snapshot intervals is presumed dead.
+// A feed that is open but silent for longer than a few snapshot intervals is presumed dead (unless
+// the matchmaker said it is paused: then silence is expected until it says it is back).
 setInterval(() => {
-  if (mm && mm.ready && Date.now() - last_message_at > STALE_MS) mm.drop();
+  if (mm && mm.ready && !paused && Date.now() - last_message_at > STALE_MS) mm.drop();
 }, 1000);
 
 window.addEventListener("online", () => {
