@@ -113,7 +113,7 @@ async function requestChat(ev) {
     const q = reply.requestQueued || {};
     save({ phase: "waiting" });
     showWaiting(crisis ? (q.crisisResources && q.crisisResources.length ? q.crisisResources : resourcesFor(language)) : null);
-    renderQueue(num(q.position), num(q.estimatedWaitS));
+    renderQueue(num(q.position), num(q.estimatedWaitS), q);
   } catch (e) {
     show(err, kindError(e));
   } finally {
@@ -135,18 +135,38 @@ function showWaiting(resources) {
   showScreen("waiting");
 }
 
-function renderQueue(position, waitS) {
+// q: the RequestQueued or QueueUpdate. With noListenerNow nobody who is free right now may take
+// this request (nobody covers it, or each who does has just declined or missed it): no estimate
+// can come true then, so the page says so plainly and shows the crisis lines, crisis or not.
+function renderQueue(position, waitS, q = {}) {
+  const none = q.noListenerNow === true;
   $("#queue-position").textContent = position > 0
     ? `You are number ${position} in line.`
     : "Asking for a listener…";
+  renderWaitingCrisis(none, q.crisisResources);
   let wait;
-  if (!waitS) wait = "We can't estimate the wait right now, but someone will be with you as soon as they can.";
+  if (none) {
+    wait = "No listener who covers this is free right now. You keep your place, and we'll connect you as soon as someone is.";
+  } else if (!waitS) wait = "We can't estimate the wait right now, but someone will be with you as soon as they can.";
   else if (waitS < 60) wait = "Estimated wait: less than a minute.";
   else {
     const m = Math.round(waitS / 60);
     wait = `Estimated wait: about ${m} minute${m === 1 ? "" : "s"}.`;
   }
   $("#queue-wait").textContent = wait;
+}
+
+// The crisis lines on the waiting screen: for a request in crisis all along, and for any request
+// while no listener is free for it (from the message, or else the catalogue).
+function renderWaitingCrisis(none, resources) {
+  const box = $("#waiting-crisis");
+  const show = none || !!state.crisis;
+  if (show && (none || box.hidden)) {
+    const res = Array.isArray(resources) && resources.length ? resources : resourcesFor(state.language);
+    $("#waiting-crisis-resources").replaceChildren(res.length ? crisisList(res)
+      : h("p", { text: "If you are in danger, please call your local emergency number now." }));
+  }
+  box.hidden = !show;
 }
 
 async function stopWaiting() {
@@ -431,7 +451,8 @@ function onWelcome(w) {
 
 function onPush(msg) {
   if (msg.queueUpdate) {
-    if (current === "waiting") renderQueue(num(msg.queueUpdate.position), num(msg.queueUpdate.estimatedWaitS));
+    const q = msg.queueUpdate;
+    if (current === "waiting") renderQueue(num(q.position), num(q.estimatedWaitS), q);
   } else if (msg.chatStarted) {
     startChat(msg.chatStarted).catch(chatFailed);
   } else if (msg.chatEnded) {
