@@ -285,8 +285,11 @@ function onPush(msg) {
   } else if (msg.listenerWelcome) {
     return applyWelcome(msg.listenerWelcome);
   } else if (msg.chatEnded) {
-    const c = chats.get(msg.chatEnded.sessionId);
-    if (c) c.chat.finish(msg.chatEnded.endedBy, msg.chatEnded.reason);
+    const e = msg.chatEnded;
+    const c = chats.get(e.sessionId);
+    const how = { lost: e.lost, requeued: e.requeued === true };
+    if (c && c.chat) c.chat.endedElsewhere(e.endedBy, e.reason, how);
+    else if (c) c.endedEarly = [e.endedBy, e.reason, how];  // still opening
   } else if (msg.service) {
     matchmakerDegraded = msg.service.degraded === true;
     renderServiceBanner();
@@ -437,7 +440,8 @@ async function openChat(cs, focus) {
   $("#panels").append(panel);
   renderChatsEmpty();
   if (focus || !selected) selectChat(cs.sessionId, focus);
-  if (entry.later && entry.later.relayTicket) chat.setTicket(entry.later.relayTicket, entry.later.relayUrl);
+  if (entry.endedEarly) chat.finish(...entry.endedEarly);
+  else if (entry.later && entry.later.relayTicket) chat.setTicket(entry.later.relayTicket, entry.later.relayUrl);
   else chat.connect(true);
   if (focus) view.input.focus();
 }
@@ -497,11 +501,13 @@ function onChatEvent(id, type, detail) {
     }
   } else if (type === "needticket") {
     freshTickets();
-  } else if (type === "ended") {
-    entry.tab.querySelector(".tab-label").textContent = `${entry.label} (ended)`;
+  } else if (type === "ended" || type === "refused" || type === "replaced") {
+    // The chat cannot go on in this tab: the view says why; the slot's tab can be closed.
+    const what = type === "ended" ? "ended" : "stopped here";
+    entry.tab.querySelector(".tab-label").textContent = `${entry.label} (${what})`;
     entry.closeButton.hidden = false;
     if (relayDegraded.delete(id)) renderServiceBanner();
-    if (selected !== id) announce(`${entry.label} has ended.`);
+    if (selected !== id) announce(`${entry.label} has ${what === "ended" ? "ended" : "stopped here"}.`);
     else if (focusWasLost(entry.panel)) entry.closeButton.focus();
   } else if (type === "service") {
     if (detail.degraded) relayDegraded.add(id); else relayDegraded.delete(id);

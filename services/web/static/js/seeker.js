@@ -101,6 +101,7 @@ async function requestChat(ev) {
   const crisis = $("#crisis").checked;
   if (!topic || !language) { show(err, "Please choose a topic and a language."); return; }
   save({ topic, language, crisis });
+  show($("#waiting-note"), "");
   const button = $("#talk");
   button.disabled = true;
   try {
@@ -169,6 +170,15 @@ function renderWaitingCrisis(none, resources) {
   box.hidden = !show;
 }
 
+// Back in line after a chat whose listener was lost: the request is open again, at the front.
+function backToLine(text) {
+  save({ phase: "waiting" });
+  showWaiting(state.crisis ? resourcesFor(state.language) : null);
+  renderQueue(0, 0);
+  show($("#waiting-note"), text ||
+    "Your listener's connection was lost. You're back at the front of the line, and we're finding someone for you now.");
+}
+
 async function stopWaiting() {
   const err = $("#waiting-error");
   const button = $("#stop-waiting");
@@ -177,6 +187,7 @@ async function stopWaiting() {
   try {
     await mm.call({ cancelRequest: {} });
     save({ phase: "idle" });
+    show($("#waiting-note"), "");
     showScreen("start");
   } catch (e) {
     show(err, kindError(e));
@@ -204,6 +215,7 @@ async function startChat(started) {
   // A different chat than the one stored means the stored one is over.
   for (const id of storedChatIds()) if (id !== started.sessionId) forgetChat(id);
   save({ phase: "chat", sessionId: started.sessionId, rated: false, reported: false });
+  show($("#waiting-note"), "");
   let c = null;
   const promise = RelayChat.open({ ...started, role: "SEEKER" }, (type, detail) => onChatEvent(c, type, detail));
   opening = { sessionId: started.sessionId, promise };
@@ -232,6 +244,12 @@ function onChatEvent(c, type, detail) {
     if (mm) mm.reconnectNow();
   } else if (type === "ended") {
     setDegraded("relay", false);  // that relay is no concern of this page any more
+    if (detail.requeued) {
+      // The listener was lost: not the after-chat screen, but back in line, at the front.
+      c.transcript.length = 0;
+      backToLine(detail.text);
+      return;
+    }
     afterTranscript = c.transcript.slice();
     showAfter(detail.text);
   } else if (type === "service") {
@@ -421,10 +439,19 @@ async function signIn(m) {
 function onWelcome(w) {
   const s = w.state || "IDLE";
   if (s === "QUEUED" || s === "OFFERED") {
-    if (current !== "waiting") {
-      save({ phase: "waiting" });
-      showWaiting(state.crisis ? resourcesFor(w.language || state.language) : null);
-      renderQueue(s === "OFFERED" ? 1 : 0, 0);
+    if (chat && !chat.ended && state.phase === "chat") {
+      // The chat ended while this page was not told (its listener was lost, and the request went
+      // back to the front of the line): the relay's ending is the one way back into the line.
+      chat.finish(undefined, "peer_lost", { lost: "LISTENER", requeued: true });
+    } else if (current !== "waiting") {
+      const wasInChat = state.phase === "chat";
+      for (const id of storedChatIds()) forgetChat(id);
+      if (wasInChat) backToLine();
+      else {
+        save({ phase: "waiting" });
+        showWaiting(state.crisis ? resourcesFor(w.language || state.language) : null);
+        renderQueue(s === "OFFERED" ? 1 : 0, 0);
+      }
     }
   } else if (s === "IN_CHAT" && w.chat) {
     startChat(w.chat).catch(chatFailed);
@@ -456,7 +483,8 @@ function onPush(msg) {
   } else if (msg.chatStarted) {
     startChat(msg.chatStarted).catch(chatFailed);
   } else if (msg.chatEnded) {
-    if (chat && chat.sessionId === msg.chatEnded.sessionId) chat.finish(msg.chatEnded.endedBy, msg.chatEnded.reason);
+    const e = msg.chatEnded;
+    if (chat && chat.sessionId === e.sessionId) chat.endedElsewhere(e.endedBy, e.reason, { lost: e.lost, requeued: e.requeued === true });
   } else if (msg.service) {
     setDegraded("matchmaker", msg.service.degraded === true);
   }
@@ -470,7 +498,7 @@ function onStatus(s) {
     degraded.matchmaker = false;
     setConn("");
   } else if (s.state === "closed" && s.code === 4001) {
-    if (chat && !chat.ended) chat.stop();
+    if (chat && !chat.ended) { chat.stop(); view.handle("replaced"); }
     setConn("");
     show($("#page-error"), "This conversation was opened in another tab or window, so it has stopped here. You can close this tab.");
     for (const s2 of screens) $(`#${s2}`).hidden = true;
