@@ -242,6 +242,32 @@ export class RelayChat {
     }, 15000);
   }
 
+  // The network is gone: let the connection go (it can carry nothing now) and try again later, as
+  // after any drop. reconnectNow() once it is back.
+  drop() {
+    if (this.ended || this.stopped || !this.ws) return;
+    const ws = this.ws;
+    try { ws.close(4000); } catch { /* ignore */ }
+    this.closed({ code: 4000 }, true);
+  }
+
+  // Drops the connection (it may be dead without knowing it, e.g. after the network was gone) and
+  // opens a new one at once.
+  reconnectNow() {
+    if (this.ended || this.stopped) return;
+    clearTimeout(this.timer);
+    if (this.ws) {
+      const ws = this.ws;
+      this.ws = null;
+      this.connected = false;
+      try { ws.close(4000); } catch { /* ignore */ }
+      for (const p of this.pending.values()) p.reject(new Error("disconnected"));
+      this.pending.clear();
+    }
+    this.attempt = 0;
+    this.connect();
+  }
+
   scheduleReconnect() {
     if (this.ended || this.stopped) return;
     clearTimeout(this.timer);

@@ -598,6 +598,11 @@ async function main() {
       if (c) { c.unread = 0; renderBadge(c); }
     }
   });
+  // back online, a relay connection may be dead without knowing it: open new ones at once
+  window.addEventListener("online", () => {
+    if (mm && !mm.ready && !mm.stopped) mm.reconnectNow();
+    for (const { chat } of chats.values()) if (chat && !chat.ended) chat.reconnectNow();
+  });
   cfg = await loadConfigOrExplain();
   if (!cfg) return;
   supported = await x25519Supported();

@@ -490,9 +490,11 @@ function onPush(msg) {
   }
 }
 
+const OFFLINE = "You're offline. We'll reconnect as soon as you're back online; you keep your place.";
+
 function onStatus(s) {
   if (s.state === "reconnecting" && (current === "waiting" || current === "chat")) {
-    setConn("Connection to Warmline lost. Reconnecting… You keep your place.");
+    setConn(navigator.onLine === false ? OFFLINE : "Connection to Warmline lost. Reconnecting… You keep your place.");
   } else if (s.state === "ready") {
     // a sign-in needs the matchmaker's database: it has it (again)
     degraded.matchmaker = false;
@@ -521,7 +523,21 @@ async function main() {
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "visible") { unseen = 0; document.title = "Warmline"; }
   });
-  window.addEventListener("online", () => { if (mm && !mm.ready && !mm.stopped) mm.reconnectNow(); });
+  // Offline, a connection can carry nothing, and may not even notice it broke: let it go (the
+  // matchmaker parks the request, so nobody is offered a seeker who is not there; it keeps its
+  // place). Back online, open new ones at once.
+  window.addEventListener("offline", () => {
+    if (mm && !mm.stopped) mm.drop();
+    if (chat && !chat.ended) chat.drop();
+    if (current === "waiting" || current === "chat") setConn(OFFLINE);
+  });
+  window.addEventListener("online", () => {
+    if (mm && !mm.stopped) {
+      if (current === "waiting" || current === "chat") setConn("Reconnecting…");
+      mm.reconnectNow();
+    }
+    if (chat && !chat.ended) chat.reconnectNow();
+  });
 
   cfg = await loadConfigOrExplain();
   if (!cfg) return;
