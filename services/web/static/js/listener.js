@@ -5,7 +5,7 @@
 import { Matchmaker, num } from "./matchmaker.js";
 import { RelayChat, UNKNOWN_END, forgetChat, storedChatIds } from "./chat.js";
 import { x25519Supported } from "./e2e.js";
-import { $, h, loadConfigOrExplain, kindError, show, readTabState, writeTabState, ChatView, topicName, languageName, nextId, armSound, chime } from "./ui.js";
+import { $, h, loadConfigOrExplain, kindError, show, readTabState, writeTabState, ChatView, topicName, languageName, nextId, armSound, chime, crisisList } from "./ui.js";
 
 const STORE = "wl.listener";
 const BASE_TITLE = "Warmline";
@@ -407,7 +407,9 @@ async function openChat(cs, focus) {
   const label = `Chat ${n}: ${topicName(cfg, cs.topic)}`;
   const badge = h("span", { class: "tab-unread" });
   const tab = h("button", { type: "button", role: "tab", id: tabId, "aria-controls": panelId, "aria-selected": "false", tabindex: "-1" },
-    h("span", { class: "tab-label", text: label }), badge);
+    h("span", { class: "tab-label", text: label }),
+    cs.crisis ? h("span", { class: "tab-crisis", text: " · in crisis" }) : null,
+    badge);
   const entry = { chat: null, view: null, tab, panel: null, badge, unread: 0, label };
   const view = new ChatView({
     them: "The person",
@@ -418,6 +420,7 @@ async function openChat(cs, focus) {
   closeButton.addEventListener("click", () => closeChat(cs.sessionId));
   const panel = h("div", { role: "tabpanel", id: panelId, "aria-labelledby": tabId, hidden: true },
     h("p", { class: "hint", text: `${topicName(cfg, cs.topic)} · ${languageName(cfg, cs.language)}` }),
+    cs.crisis ? crisisHeader(cs.language) : null,
     view.root, closeButton);
   entry.view = view;
   entry.panel = panel;
@@ -444,6 +447,20 @@ async function openChat(cs, focus) {
   else if (entry.later && entry.later.relayTicket) chat.setTicket(entry.later.relayTicket, entry.later.relayUrl);
   else chat.connect(true);
   if (focus) view.input.focus();
+}
+
+// The chat's header when the seeker said "I am in crisis now": plainly, and with the crisis lines
+// of the chat's language (from the catalogue) to hand, should the person need them.
+function crisisHeader(language) {
+  const titleId = nextId("crisis-title");
+  const lang = cfg.languages.find((l) => l.tag === language);
+  const resources = lang && Array.isArray(lang.crisisResources) ? lang.crisisResources : [];
+  return h("section", { class: "crisis chat-crisis", "aria-labelledby": titleId },
+    h("h3", { id: titleId, text: "This person said they are in crisis now" }),
+    h("p", { text: resources.length
+      ? `If they are in danger, these ${languageName(cfg, language)} crisis lines can help them right away:`
+      : "If they are in danger, ask them to call their local emergency number now." }),
+    resources.length ? crisisList(resources) : null);
 }
 
 function selectChat(id, focusTab) {
