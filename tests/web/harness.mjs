@@ -99,8 +99,9 @@ async function startService(children, name, file, args, env) {
   return m[1];
 }
 
-// Starts everything. `opts.matchmakerFlags` adds flags to the matchmaker (e.g. a short
-// "--offer-timeout-ms"); `opts.relays` starts more than one relay.
+// Starts everything. `opts.matchmakerFlags` and `opts.relayFlags` add flags to the matchmaker and
+// to every relay (short timings: "--offer-timeout-ms", "--peer-grace-ms", …, so that no test waits
+// out the real minutes); `opts.relays` starts more than one relay.
 export async function startStack(opts = {}) {
   const dir = await mkdtemp(path.join(tmpdir(), "warmline-web-"));
   const children = [];
@@ -117,18 +118,20 @@ export async function startStack(opts = {}) {
     WARMLINE_LOG_LEVEL: process.env.WARMLINE_LOG_LEVEL || "warn",
     WARMLINE_ALLOWED_ORIGINS: `http://127.0.0.1:${webPort}`,
   };
-  const stack = { dir, children, redisUrl, redisPort, env, _browser: null };
+  const stack = { dir, children, redisUrl, redisPort, env, _browser: null, _redis: null };
   try {
     await mkdir(path.join(dir, "redis"));
     const redis = new Child("redis-server", bin.redis,
                             ["--port", String(redisPort), "--bind", "127.0.0.1", "--dir", path.join(dir, "redis"),
                              "--appendonly", "yes", "--save", "", "--daemonize", "no"], env);
     children.push(redis);
+    stack._redis = redis;
     await redis.waitFor(/Ready to accept connections/, 10000);
 
     stack.relayUrls = [];
     for (let i = 0; i < (opts.relays || 1); i++)
-      stack.relayUrls.push(await startService(children, `relay${i}`, bin.relay, ["--listen", "127.0.0.1:0"], env));
+      stack.relayUrls.push(await startService(children, `relay${i}`, bin.relay,
+                                              ["--listen", "127.0.0.1:0", ...(opts.relayFlags || [])], env));
     stack.matchmakerUrl = await startService(children, "matchmaker", bin.matchmaker,
                                              ["--listen", "127.0.0.1:0", "--relay-url", stack.relayUrls[0],
                                               ...(opts.matchmakerFlags || [])], env);
@@ -158,6 +161,10 @@ export async function startStack(opts = {}) {
     if (!m) throw new Error("warmline-admin printed something unexpected");
     return { id: m[1], token: m[2] };
   };
+  // Stalls Redis (SIGSTOP: connections stay open, nothing is answered) and lets it go on (SIGCONT),
+  // as a hung or overloaded database looks to the services.
+  stack.stopRedis = () => { stack._redis.proc.kill("SIGSTOP"); };
+  stack.continueRedis = () => { stack._redis.proc.kill("SIGCONT"); };
   stack.admin = (...args) => run(bin.admin, args, env);
   stack.redis = async (...args) => (await run("redis-cli", ["-p", String(redisPort), ...args], env)).trim();
 
@@ -195,6 +202,7 @@ export async function startStack(opts = {}) {
     return c;
   };
   stack.stop = async () => {
+    if (stack._redis && !stack._redis.exited) stack.continueRedis();  // a stopped process ignores SIGTERM
     if (stack._browser) await stack._browser.close().catch(() => {});
     for (const c of [...children].reverse()) await c.stop();
     await rm(dir, { recursive: true, force: true });

@@ -1,10 +1,13 @@
 // "I am in crisis now": the language's crisis resources show the moment the box is ticked, before
 // anything is asked of the matchmaker, and follow the chosen language; the request goes ahead of
-// a seeker who was already waiting, and is the one offered first.
+// a seeker who was already waiting, and is the one offered first. The flag travels with the chat:
+// the listener's chat tab and chat header say the person is in crisis and give the crisis lines,
+// again after a reload (from the sign-in's open chats).
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { until } from "../harness.mjs";
-import { T, withStack, blankPage, visit, waitingSeeker, waitInLine, availableListener, offerOn, acceptAndChat } from "../flows.mjs";
+import { T, withStack, blankPage, visit, waitingSeeker, waitInLine, availableListener, offerOn, acceptAndChat,
+         axeViolations } from "../flows.mjs";
 
 describe("a seeker in crisis", () => {
   const suite = withStack({}, async (stack) => ({
@@ -62,6 +65,19 @@ describe("a seeker in crisis", () => {
     assert.equal(await calm.getByRole("textbox", { name: "Message" }).count(), 0);
     assert.equal(await stack.redis("ZCARD", "wl:q:anxiety:en"), "1");
     await until(async () => (await desk.getByRole("tab").count()) === 1, T, "the listener's chat tab");
+
+    // the listener's chat shows the crisis: on its tab, and in its header with the crisis lines
+    const expectCrisisChat = async (what) => {
+      await desk.getByRole("tab", { name: /in crisis/ }).waitFor({ timeout: T });
+      const header = desk.getByRole("tabpanel").getByRole("region", { name: "This person said they are in crisis now" });
+      await header.waitFor({ timeout: T });
+      for (const r of en) assert.ok(await header.getByText(r.name, { exact: true }).isVisible(), `${what}: ${r.name} is at hand`);
+    };
+    await expectCrisisChat("after accepting");
+    assert.deepEqual(await axeViolations(desk), [], "axe-core on the crisis chat");
+    await stack.screenshot(desk, "listener-crisis-chat");
+    await desk.reload();
+    await expectCrisisChat("after a reload");
     assert.deepEqual(stack.pageErrors, []);
     await crisis.context().close();
   });

@@ -39,12 +39,26 @@ function num(v) {
   return Number.isSafeInteger(n) && n >= 0 ? n : 0;
 }
 
-// A sentence about how a chat ended, for the person on side `role`.
-export function describeEnd(role, endedBy, reason) {
+// A sentence about how a chat ended, for the person on side `role`. `lost` and `requeued` are
+// ChatEnded's: with reason "peer_lost", the side that was gone, and whether this seeker's request
+// is open again at the front of the line.
+export function describeEnd(role, endedBy, reason, { lost = "", requeued = false } = {}) {
   const other = role === "SEEKER" ? "The listener" : "The other person";
   if (endedBy === role) return "You ended the chat.";
   if (endedBy === "SEEKER" || endedBy === "LISTENER") return `${other} ended the chat.`;
   if (reason === "idle") return "The chat ended because nobody had written for a while.";
+  if (reason === "expired") return "The chat reached its time limit, so it has ended.";
+  if (reason === "peer_lost") {
+    if (role === "SEEKER" && requeued) {
+      return "Your listener's connection was lost. You're back at the front of the line, and we're finding someone for you now.";
+    }
+    if (lost === role && role === "LISTENER") {
+      return "This chat's connection from your side was gone for too long, so it has ended. The person is back at the front of the line and will be matched again quickly.";
+    }
+    if (lost === role) return "Your connection was gone for too long, so this chat has ended.";
+    if (role === "LISTENER") return "The person lost their connection and didn't come back, so the chat has ended.";
+    return "The listener lost their connection and didn't come back, so the chat has ended.";
+  }
   // We learned only that it is over (e.g. it ended while this page was away), not who ended it.
   if (reason === UNKNOWN_END) return "This chat has ended.";
   return "Warmline ended the chat.";
@@ -52,8 +66,10 @@ export function describeEnd(role, endedBy, reason) {
 
 export class RelayChat {
   // chat: a ChatStarted (sessionId, role, relayUrl, relayTicket, topic, language).
-  // onEvent(type, detail): message, update, peer, typing, read, status, ended, replaced,
-  // needticket, notice.
+  // onEvent(type, detail): message, update, peer, typing, read, status, presence ({present}: the
+  // other side's connection is gone, or back), service ({degraded}: the relay lost its database,
+  // or has it back), ended ({endedBy, reason, lost, requeued, text}), replaced (another tab took
+  // over), refused ({text}: another device holds this side with other keys), needticket, notice.
   static async open(chat, onEvent) {
     const c = new RelayChat(chat, onEvent);
     await c.load();
@@ -88,6 +104,9 @@ export class RelayChat {
     this.maxCiphertext = 16384;
     this.waitingForTicket = false;
     this.inFlight = new Map();  // seq -> the socket it was last sent on
+    this.peerAway = false;      // the relay said the other side's connection is gone
+    this.degraded = false;      // the relay said it lost its database
+    this.helloing = null;       // the hello in flight, if any
   }
 
   get storeKey() { return STORE_PREFIX + this.sessionId; }
@@ -223,6 +242,32 @@ export class RelayChat {
     }, 15000);
   }
 
+  // The network is gone: let the connection go (it can carry nothing now) and try again later, as
+  // after any drop. reconnectNow() once it is back.
+  drop() {
+    if (this.ended || this.stopped || !this.ws) return;
+    const ws = this.ws;
+    try { ws.close(4000); } catch { /* ignore */ }
+    this.closed({ code: 4000 }, true);
+  }
+
+  // Drops the connection (it may be dead without knowing it, e.g. after the network was gone) and
+  // opens a new one at once.
+  reconnectNow() {
+    if (this.ended || this.stopped) return;
+    clearTimeout(this.timer);
+    if (this.ws) {
+      const ws = this.ws;
+      this.ws = null;
+      this.connected = false;
+      try { ws.close(4000); } catch { /* ignore */ }
+      for (const p of this.pending.values()) p.reject(new Error("disconnected"));
+      this.pending.clear();
+    }
+    this.attempt = 0;
+    this.connect();
+  }
+
   scheduleReconnect() {
     if (this.ended || this.stopped) return;
     clearTimeout(this.timer);
@@ -250,22 +295,33 @@ export class RelayChat {
 
   async hello(ws) {
     let reply;
+    const helloing = this.request({ hello: { publicKey: this.s.pub, receivedThrough: String(this.s.delivered) } }, ws);
+    this.helloing = helloing;
     try {
-      reply = await this.request({ hello: { publicKey: this.s.pub, receivedThrough: String(this.s.delivered) } }, ws);
+      reply = await helloing;
     } catch (err) {
       if (this.ws !== ws) return;
-      if (err.code === "NOT_FOUND") { this.finish(undefined, UNKNOWN_END); return; }
+      // The relay says why when it has more to say than "it ended" (e.g. this side's keys were on
+      // a device that is gone, which ended the chat just now).
+      if (err.code === "NOT_FOUND") { this.finish(undefined, UNKNOWN_END, { text: err.message }); return; }
       if (err.code === "WRONG_STATE") {
-        this.stopped = true;
-        this.emit("notice", { text: "This chat was opened somewhere else with different keys, so it cannot continue here." });
-        try { ws.close(1000); } catch { /* ignore */ }
+        // Another device holds this side of the chat with other keys: this page cannot take part,
+        // so it stops for good and says why (its message box must not look usable).
+        this.stop();
+        this.emit("refused", { text: err.message || "This chat is open on another device, with other keys, so it cannot continue here." });
         return;
       }
       try { ws.close(4000); } catch { /* ignore */ }
       return;
+    } finally {
+      if (this.helloing === helloing) this.helloing = null;
     }
     if (this.ws !== ws || !reply.welcome) return;
     const w = reply.welcome;
+    // A relay that says hello has its database; whether the other side is away comes next, as a
+    // push right after the welcome (none: they are here).
+    this.peerAway = false;
+    if (this.degraded) { this.degraded = false; this.emit("service", { degraded: false }); }
     // After a send the relay refused (rate limit, too far ahead of the other side) the welcome
     // proves nothing: keep backing off until a message is stored again.
     if (!this.sendTrouble) this.attempt = 0;
@@ -324,8 +380,16 @@ export class RelayChat {
     } else if (msg.peerRead) {
       const t = num(msg.peerRead.through);
       if (t > this.s.peerRead) { this.s.peerRead = t; this.save(); this.emit("read", { through: t }); }
+    } else if (msg.peerPresence) {
+      const present = msg.peerPresence.present === true;
+      this.peerAway = !present;
+      this.emit("presence", { present });
+    } else if (msg.service) {
+      this.degraded = msg.service.degraded === true;
+      this.emit("service", { degraded: this.degraded });
     } else if (msg.ended) {
-      this.finish(msg.ended.endedBy, msg.ended.reason || "");
+      const e = msg.ended;
+      this.finish(e.endedBy, e.reason || "", { lost: e.lost, requeued: e.requeued === true });
     }
   }
 
@@ -494,12 +558,25 @@ export class RelayChat {
     }
   }
 
+  // The matchmaker says the chat ended (its ChatEnded push). If a hello is in flight, the relay's
+  // answer to it comes first: when it refuses because the chat just ended, it says how, in more
+  // words than the matchmaker's fields give (e.g. the keys were on a device that is gone).
+  endedElsewhere(endedBy, reason, extra = {}) {
+    if (this.ended) return;
+    const now = () => this.finish(endedBy, reason, extra);
+    if (this.helloing) this.helloing.then(now, now); else now();
+  }
+
   // The chat is over (from the relay, or the matchmaker said so): wipe what this tab kept.
-  finish(endedBy, reason) {
+  // extra: {lost, requeued} of ChatEnded, {text} to say instead of describeEnd()'s sentence.
+  finish(endedBy, reason, extra = {}) {
     if (this.ended) return;
     this.ended = true;
     this.endedBy = endedBy || "";
     this.endReason = reason || "";
+    this.endLost = extra.lost || "";
+    this.requeued = extra.requeued === true;
+    this.peerAway = false;
     clearTimeout(this.timer);
     if (this.ws) { const ws = this.ws; this.ws = null; try { ws.close(1000); } catch { /* ignore */ } }
     this.connected = false;
@@ -515,6 +592,8 @@ export class RelayChat {
     this.early = [];
     for (const p of this.pending.values()) p.reject(new Error("ended"));
     this.pending.clear();
-    this.emit("ended", { endedBy: this.endedBy, reason: this.endReason, text: describeEnd(this.role, this.endedBy, this.endReason) });
+    const how = { lost: this.endLost, requeued: this.requeued };
+    this.emit("ended", { endedBy: this.endedBy, reason: this.endReason, ...how,
+                         text: extra.text || describeEnd(this.role, this.endedBy, this.endReason, how) });
   }
 }

@@ -5,7 +5,7 @@
 import { Matchmaker, num } from "./matchmaker.js";
 import { RelayChat, UNKNOWN_END, forgetChat, storedChatIds } from "./chat.js";
 import { x25519Supported } from "./e2e.js";
-import { $, h, loadConfigOrExplain, kindError, show, readTabState, writeTabState, ChatView, topicName, languageName, nextId, armSound, chime } from "./ui.js";
+import { $, h, loadConfigOrExplain, kindError, show, readTabState, writeTabState, ChatView, topicName, languageName, nextId, armSound, chime, crisisList } from "./ui.js";
 
 const STORE = "wl.listener";
 const BASE_TITLE = "Warmline";
@@ -30,6 +30,16 @@ function save(patch) {
 
 const setConn = (t) => { $("#conn-status").textContent = t || ""; };
 const announce = (t) => { const a = $("#announce"); a.textContent = ""; setTimeout(() => { a.textContent = t; }, 50); };
+
+// The banner while the matchmaker, or the relay of any open chat, has lost its database: requests
+// fail for a moment and nothing is lost, so the desk says so instead of looking frozen.
+let matchmakerDegraded = false;
+const relayDegraded = new Set();  // session ids whose relay said so
+function renderServiceBanner() {
+  show($("#service-banner"), matchmakerDegraded || relayDegraded.size
+    ? "Reconnecting to Warmline… Nothing is lost: your chats and requests wait, and what you write is sent once it's back."
+    : "");
+}
 
 function notice(text) { show($("#notice"), text); }
 function deskError(text) { show($("#desk-error"), text); }
@@ -111,7 +121,12 @@ function connect() {
 
 function onStatus(s) {
   if (s.state === "reconnecting") setConn("Connection to Warmline lost. Reconnecting…");
-  else if (s.state === "ready") setConn("");
+  else if (s.state === "ready") {
+    // a sign-in needs the matchmaker's database: it has it (again)
+    matchmakerDegraded = false;
+    renderServiceBanner();
+    setConn("");
+  }
   else if (s.state === "refused") {
     setConn("");
     mm = null;
@@ -157,6 +172,9 @@ async function signOut() {
 function stopEverything() {
   for (const { chat, view } of chats.values()) { if (chat) chat.stop(); view.destroy(); }
   chats.clear();
+  matchmakerDegraded = false;
+  relayDegraded.clear();
+  renderServiceBanner();
   if (ticketFetch) { ticketFetch.close(); ticketFetch = null; }
   for (const id of [...offers.keys()]) removeOffer(id);
   $("#tablist").replaceChildren();
@@ -267,8 +285,14 @@ function onPush(msg) {
   } else if (msg.listenerWelcome) {
     return applyWelcome(msg.listenerWelcome);
   } else if (msg.chatEnded) {
-    const c = chats.get(msg.chatEnded.sessionId);
-    if (c) c.chat.finish(msg.chatEnded.endedBy, msg.chatEnded.reason);
+    const e = msg.chatEnded;
+    const c = chats.get(e.sessionId);
+    const how = { lost: e.lost, requeued: e.requeued === true };
+    if (c && c.chat) c.chat.endedElsewhere(e.endedBy, e.reason, how);
+    else if (c) c.endedEarly = [e.endedBy, e.reason, how];  // still opening
+  } else if (msg.service) {
+    matchmakerDegraded = msg.service.degraded === true;
+    renderServiceBanner();
   }
 }
 
@@ -383,7 +407,9 @@ async function openChat(cs, focus) {
   const label = `Chat ${n}: ${topicName(cfg, cs.topic)}`;
   const badge = h("span", { class: "tab-unread" });
   const tab = h("button", { type: "button", role: "tab", id: tabId, "aria-controls": panelId, "aria-selected": "false", tabindex: "-1" },
-    h("span", { class: "tab-label", text: label }), badge);
+    h("span", { class: "tab-label", text: label }),
+    cs.crisis ? h("span", { class: "tab-crisis", text: " · in crisis" }) : null,
+    badge);
   const entry = { chat: null, view: null, tab, panel: null, badge, unread: 0, label };
   const view = new ChatView({
     them: "The person",
@@ -394,6 +420,7 @@ async function openChat(cs, focus) {
   closeButton.addEventListener("click", () => closeChat(cs.sessionId));
   const panel = h("div", { role: "tabpanel", id: panelId, "aria-labelledby": tabId, hidden: true },
     h("p", { class: "hint", text: `${topicName(cfg, cs.topic)} · ${languageName(cfg, cs.language)}` }),
+    cs.crisis ? crisisHeader(cs.language) : null,
     view.root, closeButton);
   entry.view = view;
   entry.panel = panel;
@@ -416,9 +443,24 @@ async function openChat(cs, focus) {
   $("#panels").append(panel);
   renderChatsEmpty();
   if (focus || !selected) selectChat(cs.sessionId, focus);
-  if (entry.later && entry.later.relayTicket) chat.setTicket(entry.later.relayTicket, entry.later.relayUrl);
+  if (entry.endedEarly) chat.finish(...entry.endedEarly);
+  else if (entry.later && entry.later.relayTicket) chat.setTicket(entry.later.relayTicket, entry.later.relayUrl);
   else chat.connect(true);
   if (focus) view.input.focus();
+}
+
+// The chat's header when the seeker said "I am in crisis now": plainly, and with the crisis lines
+// of the chat's language (from the catalogue) to hand, should the person need them.
+function crisisHeader(language) {
+  const titleId = nextId("crisis-title");
+  const lang = cfg.languages.find((l) => l.tag === language);
+  const resources = lang && Array.isArray(lang.crisisResources) ? lang.crisisResources : [];
+  return h("section", { class: "crisis chat-crisis", "aria-labelledby": titleId },
+    h("h3", { id: titleId, text: "This person said they are in crisis now" }),
+    h("p", { text: resources.length
+      ? `If they are in danger, these ${languageName(cfg, language)} crisis lines can help them right away:`
+      : "If they are in danger, ask them to call their local emergency number now." }),
+    resources.length ? crisisList(resources) : null);
 }
 
 function selectChat(id, focusTab) {
@@ -476,11 +518,17 @@ function onChatEvent(id, type, detail) {
     }
   } else if (type === "needticket") {
     freshTickets();
-  } else if (type === "ended") {
-    entry.tab.querySelector(".tab-label").textContent = `${entry.label} (ended)`;
+  } else if (type === "ended" || type === "refused" || type === "replaced") {
+    // The chat cannot go on in this tab: the view says why; the slot's tab can be closed.
+    const what = type === "ended" ? "ended" : "stopped here";
+    entry.tab.querySelector(".tab-label").textContent = `${entry.label} (${what})`;
     entry.closeButton.hidden = false;
-    if (selected !== id) announce(`${entry.label} has ended.`);
+    if (relayDegraded.delete(id)) renderServiceBanner();
+    if (selected !== id) announce(`${entry.label} has ${what === "ended" ? "ended" : "stopped here"}.`);
     else if (focusWasLost(entry.panel)) entry.closeButton.focus();
+  } else if (type === "service") {
+    if (detail.degraded) relayDegraded.add(id); else relayDegraded.delete(id);
+    renderServiceBanner();
   }
 }
 
@@ -536,6 +584,7 @@ function closeChat(id) {
   const at = ids.indexOf(id);
   entry.chat.stop();
   entry.view.destroy();
+  if (relayDegraded.delete(id)) renderServiceBanner();
   entry.tab.remove();
   entry.panel.remove();
   chats.delete(id);
@@ -565,6 +614,11 @@ async function main() {
       const c = chats.get(selected);
       if (c) { c.unread = 0; renderBadge(c); }
     }
+  });
+  // back online, a relay connection may be dead without knowing it: open new ones at once
+  window.addEventListener("online", () => {
+    if (mm && !mm.ready && !mm.stopped) mm.reconnectNow();
+    for (const { chat } of chats.values()) if (chat && !chat.ended) chat.reconnectNow();
   });
   cfg = await loadConfigOrExplain();
   if (!cfg) return;

@@ -42,7 +42,16 @@ function showScreen(name, focus = true) {
   title.focus();
 }
 
-function setConn(text) { $("#conn-status").textContent = text || ""; }
+// The line at the top of the page about the connection: this page's own (lost, reconnecting),
+// or Warmline's (the matchmaker or the relay lost its database: requests wait, nothing is lost).
+let connText = "";
+const degraded = { matchmaker: false, relay: false };
+function setConn(text) { connText = text || ""; renderConn(); }
+function setDegraded(who, on) { degraded[who] = on; renderConn(); }
+function renderConn() {
+  $("#conn-status").textContent = connText ||
+    (degraded.matchmaker || degraded.relay ? "Reconnecting to Warmline… you keep your place, and nothing is lost." : "");
+}
 
 // ---- start ---------------------------------------------------------------------------------
 
@@ -92,6 +101,7 @@ async function requestChat(ev) {
   const crisis = $("#crisis").checked;
   if (!topic || !language) { show(err, "Please choose a topic and a language."); return; }
   save({ topic, language, crisis });
+  show($("#waiting-note"), "");
   const button = $("#talk");
   button.disabled = true;
   try {
@@ -104,7 +114,7 @@ async function requestChat(ev) {
     const q = reply.requestQueued || {};
     save({ phase: "waiting" });
     showWaiting(crisis ? (q.crisisResources && q.crisisResources.length ? q.crisisResources : resourcesFor(language)) : null);
-    renderQueue(num(q.position), num(q.estimatedWaitS));
+    renderQueue(num(q.position), num(q.estimatedWaitS), q);
   } catch (e) {
     show(err, kindError(e));
   } finally {
@@ -126,18 +136,47 @@ function showWaiting(resources) {
   showScreen("waiting");
 }
 
-function renderQueue(position, waitS) {
+// q: the RequestQueued or QueueUpdate. With noListenerNow nobody who is free right now may take
+// this request (nobody covers it, or each who does has just declined or missed it): no estimate
+// can come true then, so the page says so plainly and shows the crisis lines, crisis or not.
+function renderQueue(position, waitS, q = {}) {
+  const none = q.noListenerNow === true;
   $("#queue-position").textContent = position > 0
     ? `You are number ${position} in line.`
     : "Asking for a listener…";
+  renderWaitingCrisis(none, q.crisisResources);
   let wait;
-  if (!waitS) wait = "We can't estimate the wait right now, but someone will be with you as soon as they can.";
+  if (none) {
+    wait = "No listener who covers this is free right now. You keep your place, and we'll connect you as soon as someone is.";
+  } else if (!waitS) wait = "We can't estimate the wait right now, but someone will be with you as soon as they can.";
   else if (waitS < 60) wait = "Estimated wait: less than a minute.";
   else {
     const m = Math.round(waitS / 60);
     wait = `Estimated wait: about ${m} minute${m === 1 ? "" : "s"}.`;
   }
   $("#queue-wait").textContent = wait;
+}
+
+// The crisis lines on the waiting screen: for a request in crisis all along, and for any request
+// while no listener is free for it (from the message, or else the catalogue).
+function renderWaitingCrisis(none, resources) {
+  const box = $("#waiting-crisis");
+  const show = none || !!state.crisis;
+  if (show && (none || box.hidden)) {
+    const res = Array.isArray(resources) && resources.length ? resources : resourcesFor(state.language);
+    $("#waiting-crisis-resources").replaceChildren(res.length ? crisisList(res)
+      : h("p", { text: "If you are in danger, please call your local emergency number now." }));
+  }
+  box.hidden = !show;
+}
+
+// Back in line after a chat whose listener was lost: the request is open again, at the front.
+function backToLine(text) {
+  save({ phase: "waiting" });
+  showWaiting(state.crisis ? resourcesFor(state.language) : null);
+  renderQueue(0, 0);
+  show($("#waiting-note"), text ||
+    "Your listener's connection was lost. You're back at the front of the line, and we're finding someone for you now.");
 }
 
 async function stopWaiting() {
@@ -148,6 +187,7 @@ async function stopWaiting() {
   try {
     await mm.call({ cancelRequest: {} });
     save({ phase: "idle" });
+    show($("#waiting-note"), "");
     showScreen("start");
   } catch (e) {
     show(err, kindError(e));
@@ -175,6 +215,7 @@ async function startChat(started) {
   // A different chat than the one stored means the stored one is over.
   for (const id of storedChatIds()) if (id !== started.sessionId) forgetChat(id);
   save({ phase: "chat", sessionId: started.sessionId, rated: false, reported: false });
+  show($("#waiting-note"), "");
   let c = null;
   const promise = RelayChat.open({ ...started, role: "SEEKER" }, (type, detail) => onChatEvent(c, type, detail));
   opening = { sessionId: started.sessionId, promise };
@@ -202,8 +243,17 @@ function onChatEvent(c, type, detail) {
     // A seeker gets a fresh ticket by resuming on the matchmaker.
     if (mm) mm.reconnectNow();
   } else if (type === "ended") {
+    setDegraded("relay", false);  // that relay is no concern of this page any more
+    if (detail.requeued) {
+      // The listener was lost: not the after-chat screen, but back in line, at the front.
+      c.transcript.length = 0;
+      backToLine(detail.text);
+      return;
+    }
     afterTranscript = c.transcript.slice();
     showAfter(detail.text);
+  } else if (type === "service") {
+    setDegraded("relay", detail.degraded);
   } else if (type === "message" && detail.entry.from === "them" && document.visibilityState !== "visible") {
     unseen += 1;
     document.title = `(${unseen}) Warmline`;
@@ -389,10 +439,19 @@ async function signIn(m) {
 function onWelcome(w) {
   const s = w.state || "IDLE";
   if (s === "QUEUED" || s === "OFFERED") {
-    if (current !== "waiting") {
-      save({ phase: "waiting" });
-      showWaiting(state.crisis ? resourcesFor(w.language || state.language) : null);
-      renderQueue(s === "OFFERED" ? 1 : 0, 0);
+    if (chat && !chat.ended && state.phase === "chat") {
+      // The chat ended while this page was not told (its listener was lost, and the request went
+      // back to the front of the line): the relay's ending is the one way back into the line.
+      chat.finish(undefined, "peer_lost", { lost: "LISTENER", requeued: true });
+    } else if (current !== "waiting") {
+      const wasInChat = state.phase === "chat";
+      for (const id of storedChatIds()) forgetChat(id);
+      if (wasInChat) backToLine();
+      else {
+        save({ phase: "waiting" });
+        showWaiting(state.crisis ? resourcesFor(w.language || state.language) : null);
+        renderQueue(s === "OFFERED" ? 1 : 0, 0);
+      }
     }
   } else if (s === "IN_CHAT" && w.chat) {
     startChat(w.chat).catch(chatFailed);
@@ -419,21 +478,29 @@ function onWelcome(w) {
 
 function onPush(msg) {
   if (msg.queueUpdate) {
-    if (current === "waiting") renderQueue(num(msg.queueUpdate.position), num(msg.queueUpdate.estimatedWaitS));
+    const q = msg.queueUpdate;
+    if (current === "waiting") renderQueue(num(q.position), num(q.estimatedWaitS), q);
   } else if (msg.chatStarted) {
     startChat(msg.chatStarted).catch(chatFailed);
   } else if (msg.chatEnded) {
-    if (chat && chat.sessionId === msg.chatEnded.sessionId) chat.finish(msg.chatEnded.endedBy, msg.chatEnded.reason);
+    const e = msg.chatEnded;
+    if (chat && chat.sessionId === e.sessionId) chat.endedElsewhere(e.endedBy, e.reason, { lost: e.lost, requeued: e.requeued === true });
+  } else if (msg.service) {
+    setDegraded("matchmaker", msg.service.degraded === true);
   }
 }
 
+const OFFLINE = "You're offline. We'll reconnect as soon as you're back online; you keep your place.";
+
 function onStatus(s) {
   if (s.state === "reconnecting" && (current === "waiting" || current === "chat")) {
-    setConn("Connection to Warmline lost. Reconnecting… You keep your place.");
+    setConn(navigator.onLine === false ? OFFLINE : "Connection to Warmline lost. Reconnecting… You keep your place.");
   } else if (s.state === "ready") {
+    // a sign-in needs the matchmaker's database: it has it (again)
+    degraded.matchmaker = false;
     setConn("");
   } else if (s.state === "closed" && s.code === 4001) {
-    if (chat && !chat.ended) chat.stop();
+    if (chat && !chat.ended) { chat.stop(); view.handle("replaced"); }
     setConn("");
     show($("#page-error"), "This conversation was opened in another tab or window, so it has stopped here. You can close this tab.");
     for (const s2 of screens) $(`#${s2}`).hidden = true;
@@ -456,7 +523,21 @@ async function main() {
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "visible") { unseen = 0; document.title = "Warmline"; }
   });
-  window.addEventListener("online", () => { if (mm && !mm.ready && !mm.stopped) mm.reconnectNow(); });
+  // Offline, a connection can carry nothing, and may not even notice it broke: let it go (the
+  // matchmaker parks the request, so nobody is offered a seeker who is not there; it keeps its
+  // place). Back online, open new ones at once.
+  window.addEventListener("offline", () => {
+    if (mm && !mm.stopped) mm.drop();
+    if (chat && !chat.ended) chat.drop();
+    if (current === "waiting" || current === "chat") setConn(OFFLINE);
+  });
+  window.addEventListener("online", () => {
+    if (mm && !mm.stopped) {
+      if (current === "waiting" || current === "chat") setConn("Reconnecting…");
+      mm.reconnectNow();
+    }
+    if (chat && !chat.ended) chat.reconnectNow();
+  });
 
   cfg = await loadConfigOrExplain();
   if (!cfg) return;

@@ -2,7 +2,8 @@
 // matchmaker.js, on every connection), keeps the last hour of StatsSnapshots (seeded from the
 // sign-in reply's history, then one push a second) and draws the shortage call-out, the "Queues
 // right now" table and the charts. It only ever sees counts and durations per topic × language;
-// it never logs, prints or shows a token.
+// it never logs, prints or shows a token. Two call-outs say what needs a person now: crisis requests
+// nobody took in time (the more urgent), and seekers no available listener may take.
 
 import { LineChart, swatch, count_step, duration_step } from "./chart.js";
 import { Matchmaker, ServiceError, num } from "./matchmaker.js";
@@ -22,8 +23,12 @@ const FIELDS = {
   available: "listenersAvailable", busy: "listenersBusy", away: "listenersAway", chats: "chatsActive",
   accepted: "offersAccepted", declined: "offersDeclined", timed_out: "offersTimedOut",
   abandoned: "requestsAbandoned",
+  unservable: "seekersUnservable", crisis_waiting: "crisisWaiting", crisis_overdue: "crisisOverdue",
+  crisis_chats: "crisisChatsActive", crisis_p50: "crisisWaitP50S", crisis_p90: "crisisWaitP90S",
 };
-const SHOWN = ["waiting", "longest", "p50", "p90", "available", "busy", "away", "chats"];
+const SHOWN = ["waiting", "unservable", "longest", "p50", "p90", "crisis_waiting", "crisis_chats", "crisis_p50",
+               "crisis_p90", "available", "busy", "away", "chats", "crisis_overdue"];
+const COLUMNS = 13;  // cells after the row header
 
 const $ = (id) => document.getElementById(id);
 
@@ -262,6 +267,7 @@ function set_text(node, text) {
 
 function render() {
   if (!latest) return;
+  render_crisis_overdue();
   render_shortage();
   render_table();
   const when = new Date(latest.t);
@@ -272,11 +278,10 @@ function render() {
   render_charts();
 }
 
-// The call-out lists every pair with shortage: true. It lives in a role=alert region that stays in
-// the page (so screen readers hear what is added), and is emptied when there is no shortage.
-function render_shortage() {
-  const region = $("shortage");
-  const rows = latest.rows.filter((r) => r.shortage);
+// A call-out lists pairs, one item each: `rows` with `detail(row)` after the pair's name. It lives in
+// a role=alert region that stays in the page (so screen readers hear what is added), and is emptied
+// when no pair needs it.
+function render_callout(region, title_id, title, rows, detail) {
   if (!rows.length) {
     if (region.firstChild) region.replaceChildren();
     region.classList.remove("active");
@@ -285,8 +290,8 @@ function render_shortage() {
   let list = region.querySelector("ul");
   if (!list) {
     const heading = document.createElement("h2");
-    heading.id = "shortage-title";
-    heading.textContent = "Seekers waiting with no listener";
+    heading.id = title_id;
+    heading.textContent = title;
     list = document.createElement("ul");
     region.replaceChildren(heading, list);
     region.classList.add("active");
@@ -309,9 +314,28 @@ function render_shortage() {
       li.append(name, detail);
     }
     if (list.children[i] !== li) list.insertBefore(li, list.children[i] ?? null);
-    set_text(li.querySelector(".detail"),
-      `: ${plural(r.waiting, "seeker", "seekers")} waiting, the longest for ${format_wait_coarse(r.longest)}`);
+    set_text(li.querySelector(".detail"), detail(r));
   });
+}
+
+// Seekers nobody may take now: every pair with no eligible listener online (shortage), or with
+// waiting seekers whom no available listener may take (they declined or missed them, or were
+// blocked; seekers_unservable).
+function render_shortage() {
+  render_callout($("shortage"), "shortage-title", "Seekers waiting with no listener",
+                 latest.rows.filter((r) => r.shortage || r.unservable > 0), (r) => (r.shortage
+                   ? `: ${plural(r.waiting, "seeker", "seekers")} waiting, the longest for ${format_wait_coarse(r.longest)}`
+                   : `: ${r.unservable} of ${plural(r.waiting, "seeker", "seekers")} waiting can't be served now; ` +
+                     "every available listener who takes this has declined or missed them, or was blocked"));
+}
+
+// Crisis requests nobody took within the matchmaker's --crisis-widen-ms: now offered to every
+// listener of their language, and a matter for a supervisor at once.
+function render_crisis_overdue() {
+  render_callout($("crisis-overdue"), "crisis-overdue-title", "Crisis requests nobody has taken",
+                 latest.rows.filter((r) => r.crisis_overdue > 0), (r) =>
+                   `: ${plural(r.crisis_overdue, "crisis request", "crisis requests")} waiting too long, ` +
+                   `now offered to every ${catalogue.languages.get(r.key.split("|")[1]) ?? "listener"} listener`);
 }
 
 function is_empty_row(r) {
@@ -319,14 +343,28 @@ function is_empty_row(r) {
 }
 
 // The cells' texts; null for a duration there is none of (shown as no_data()): no longest wait
-// with nobody waiting, no wait percentiles without a chat that started in their 15 minutes.
+// with nobody waiting, no wait percentiles without a chat that started in their 15 minutes. The
+// crisis percentiles have no count of their own to tell "none" from "0 s", so 0 is "no data".
 // Counts are always numbers, 0 included.
 function cell_texts(r) {
   const duration = (known, s) => (known ? format_duration(s) : null);
+  const crisis_waits = r.crisis_p50 > 0 || r.crisis_p90 > 0;
   return [
-    String(r.waiting), duration(r.waiting > 0, r.longest), duration(r.waits, r.p50), duration(r.waits, r.p90),
+    String(r.waiting), String(r.unservable), duration(r.waiting > 0, r.longest), duration(r.waits, r.p50),
+    duration(r.waits, r.p90),
+    String(r.crisis_waiting), String(r.crisis_chats), duration(crisis_waits, r.crisis_p50),
+    duration(crisis_waits, r.crisis_p90),
     String(r.available), String(r.busy), String(r.away), String(r.chats),
   ];
+}
+
+// The badges after a row's name: why its seekers need a person.
+function badges(r) {
+  const out = [];
+  if (r.crisis_overdue > 0) out.push(["urgent", "Crisis overdue"]);
+  if (r.shortage) out.push(["", "No listener"]);
+  else if (r.unservable > 0) out.push(["", "Can't be served now"]);
+  return out;
 }
 
 function set_cell(node, text) {
@@ -347,18 +385,18 @@ function fill_row(tr, name, r, badge_allowed = true) {
   }
   const th = tr.firstChild;
   set_text(th.querySelector(".pair"), name);
-  let badge = th.querySelector(".badge");
-  const short = r.shortage && badge_allowed;
-  if (short && !badge) {
-    badge = document.createElement("span");
-    badge.className = "badge";
-    badge.textContent = "No listener";
-    th.append(" ", badge);
-  } else if (!short && badge) {
-    badge.previousSibling?.remove();
-    badge.remove();
+  const wanted = badge_allowed ? badges(r) : [];
+  const have = [...th.querySelectorAll(".badge")];
+  if (have.map((b) => b.textContent).join("|") !== wanted.map(([, text]) => text).join("|")) {
+    for (const b of have) { b.previousSibling?.remove(); b.remove(); }
+    for (const [kind, text] of wanted) {
+      const badge = document.createElement("span");
+      badge.className = kind ? `badge ${kind}` : "badge";
+      badge.textContent = text;
+      th.append(" ", badge);
+    }
   }
-  tr.classList.toggle("short", short);
+  tr.classList.toggle("short", wanted.length > 0);
   texts.forEach((text, i) => set_cell(tr.children[i + 1], text));
 }
 
@@ -374,7 +412,7 @@ function render_table() {
       const tr = document.createElement("tr");
       tr.className = "empty";
       const td = document.createElement("td");
-      td.colSpan = 9;
+      td.colSpan = COLUMNS + 1;
       td.textContent = "No one is waiting, and no listener is signed up for any queue right now.";
       tr.append(td);
       body.append(tr);
@@ -534,8 +572,10 @@ function render_charts() {
 function clear_data() {
   samples = [];
   latest = null;
-  $("shortage").replaceChildren();
-  $("shortage").classList.remove("active");
+  for (const id of ["shortage", "crisis-overdue"]) {
+    $(id).replaceChildren();
+    $(id).classList.remove("active");
+  }
   $("queues-body").replaceChildren();
   for (const td of $("queues-total").querySelectorAll("td")) td.textContent = "";
 }
@@ -562,7 +602,7 @@ function set_status(text, state = "") {
   const el = $("conn");
   set_text(el, text);
   el.dataset.state = state;
-  document.body.classList.toggle("stale", state === "retrying");
+  document.body.classList.toggle("stale", state === "retrying" || state === "paused");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -573,6 +613,7 @@ let token = "";
 let mm = null;
 let last_message_at = 0;
 let focus_on_sign_in = false;
+let paused = false;  // the matchmaker said it lost its database: no snapshots until it is back
 
 // A connection that signs in with `token` each time it opens, until it is refused, revoked (4003)
 // or signed out; in between it reconnects with backoff.
@@ -592,6 +633,16 @@ async function sign_in(m) {
 function on_push(msg) {
   last_message_at = Date.now();
   if (msg.stats && append(msg.stats)) render();
+  else if (msg.service) set_paused(msg.service.degraded === true);
+}
+
+// While the matchmaker has lost its database there are no numbers to show: the last ones stay,
+// dimmed, and the page says the feed is paused rather than looking live or broken.
+function set_paused(on) {
+  if (on === paused) return;
+  paused = on;
+  if (on) set_status("Live numbers paused: Warmline is reconnecting to its database. Nothing is lost.", "paused");
+  else set_status("Live", "live");
 }
 
 function on_status(s) {
@@ -621,6 +672,7 @@ function on_status(s) {
 
 function on_signed_in(stats) {
   last_message_at = Date.now();
+  paused = false;
   sessionStorage.setItem(TOKEN_KEY, token);
   $("token").value = "";
   seed(stats.history);
@@ -647,9 +699,10 @@ function signed_out(message, forget) {
   $("token").focus();
 }
 
-// A feed that is open but silent for longer than a few snapshot intervals is presumed dead.
+// A feed that is open but silent for longer than a few snapshot intervals is presumed dead (unless
+// the matchmaker said it is paused: then silence is expected until it says it is back).
 setInterval(() => {
-  if (mm && mm.ready && Date.now() - last_message_at > STALE_MS) mm.drop();
+  if (mm && mm.ready && !paused && Date.now() - last_message_at > STALE_MS) mm.drop();
 }, 1000);
 
 window.addEventListener("online", () => {

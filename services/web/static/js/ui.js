@@ -107,7 +107,10 @@ export function crisisList(resources) {
 const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
 
 // One chat on screen. The owner forwards the RelayChat's events to handle(); `them` is how the
-// other person is called ("The listener", "The person").
+// other person is called ("The listener", "The person"). The status line says, in this order of
+// weight: how the chat ended or why it stopped here, that this page is reconnecting, that the other
+// side's connection dropped (the message box stays usable: what is written then is stored by the
+// relay and delivered when they are back), or that they have not joined yet.
 export class ChatView {
   constructor({ them, onEnd, onSeen }) {
     this.them = them;
@@ -190,7 +193,22 @@ export class ChatView {
     this.clearMessages();
     for (const entry of chat.transcript) this.addEntry(entry);
     this.renderCode();
+    // the view may have shown an earlier chat that ended (a seeker's next chat, or the one after
+    // a lost listener): this one starts usable
+    show(this.notice, "");
+    this.showTyping(false);
+    this.input.disabled = this.sendButton.disabled = false;
+    this.endButton.hidden = false;
     this.setStatus(chat.keys ? "" : `Waiting for ${this.them.toLowerCase()} to join…`);
+  }
+
+  // What the status line says while this page is connected: whether the other side is away.
+  connectedStatus() {
+    if (!this.chat || !this.chat.keys) return `Waiting for ${this.them.toLowerCase()} to join…`;
+    if (this.chat.peerAway) {
+      return `${this.them}'s connection dropped. Waiting for them to come back… You can keep writing: your messages will reach them when they're back.`;
+    }
+    return "";
   }
 
   // Takes the messages off the screen (the chat's transcript is the owner's to keep or wipe).
@@ -260,27 +278,40 @@ export class ChatView {
         break;
       case "peer":
         this.renderCode();
-        this.setStatus("");
+        this.setStatus(this.connectedStatus());
         break;
       case "typing": this.showTyping(detail.typing); break;
       case "status":
         if (detail.state === "reconnecting") this.setStatus("Connection lost. Reconnecting… Your messages are kept and will be sent.");
         else if (detail.state === "waiting-peer") this.setStatus(`Waiting for ${this.them.toLowerCase()} to join…`);
-        else if (detail.state === "connected") { this.setStatus(""); this.seen(); }
+        else if (detail.state === "connected") { this.setStatus(this.connectedStatus()); this.seen(); }
+        break;
+      case "presence":
+        if (!this.chat || this.chat.ended || this.chat.stopped) break;
+        if (!detail.present) { this.showTyping(false); this.setStatus(this.connectedStatus()); }
+        else this.setStatus("They're back.");
         break;
       case "notice": show(this.notice, detail.text); break;
       case "replaced":
-        this.setStatus("This chat was opened in another tab or window, so it has stopped here.");
-        this.disable();
+        this.stopped("This chat was opened in another tab or window, so it has stopped here.");
+        break;
+      case "refused":
+        this.stopped(detail.text);
         break;
       case "ended":
-        this.showTyping(false);
-        clearTimeout(this.myTypingStop);
-        this.setStatus(detail.text || describeEnd(this.chat.role, detail.endedBy, detail.reason));
-        this.disable();
+        this.stopped(detail.text || describeEnd(this.chat.role, detail.endedBy, detail.reason, detail));
         break;
       default: break;
     }
+  }
+
+  // The chat cannot go on here (it ended, or another tab or device holds it): say why, and let
+  // nothing look as if it could still send.
+  stopped(text) {
+    this.showTyping(false);
+    clearTimeout(this.myTypingStop);
+    this.setStatus(text);
+    this.disable();
   }
 
   disable() {
