@@ -338,6 +338,11 @@ receiver::result receiver::accept(std::uint64_t seq, const bytes& ciphertext) {
     return {status::delivered, std::move(*plaintext)};
 }
 
+std::uint64_t receiver::pass_over(std::uint64_t through) {
+    if (through <= delivered_) return 0;
+    return through - std::exchange(delivered_, through);
+}
+
 const char* to_string(receiver::status s) {
     switch (s) {
         case receiver::status::delivered: return "delivered";

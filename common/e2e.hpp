@@ -140,6 +140,10 @@ public:
     // not opened, nothing changes (the sender must resend what is missing first). seq ==
     // delivered() + 1: opened; if it fails, forged and nothing changes; else delivered.
     result accept(std::uint64_t seq, const bytes& ciphertext);
+    // The relay says the messages up to `through` were lost (MessagesLost): expect through + 1
+    // next. Returns how many of them this side did not have (0 if it had them all). The relay
+    // could always withhold messages; this makes it visible: the caller shows the count.
+    std::uint64_t pass_over(std::uint64_t through);
     std::uint64_t delivered() const { return delivered_; }
 
 private:

@@ -1,7 +1,9 @@
 // One side of one end-to-end encrypted chat as the terminal client sees it: the relay WebSocket
 // (ws:// or wss://, the ticket in the query), a fresh X25519 key pair, the safety code, sealing
 // and numbering what this side says, opening what the other side says in order and exactly once,
-// and resuming after a dropped connection. Header-only because every loadtest/*.cpp is a program;
+// and resuming after a dropped connection. What this side says is kept until the other side's
+// receipt covers it, not only until the relay's Ack, so that it can be sent again if Redis
+// lost it; what nobody has any more is passed over with a note on both sides. Header-only because every loadtest/*.cpp is a program;
 // warmline-client and tests/integration/relay_client_test.cpp include it.
 //
 // Blocking and single-threaded, like ws_client underneath: one thread owns a chat_session and
@@ -202,7 +204,7 @@ public:
         }
         waiting_for_key_.push_back(text);
         seal_waiting();
-        if (state_ == state::open && !resend_at_) send_unacked_from(next_unsent_);
+        if (state_ == state::open && !resend_at_) send_kept_from(next_unsent_);
         return true;
     }
 
@@ -261,7 +263,13 @@ public:
     const std::string& session_id() const { return session_id_; }
     v1::Role role() const { return role_; }
     // Lines said but not yet stored by the relay (sealed and unacknowledged, or waiting for a key).
-    std::size_t pending() const { return unacked_.size() + waiting_for_key_.size(); }
+    std::size_t pending() const {
+        return static_cast<std::size_t>(std::count_if(kept_.begin(), kept_.end(),
+                                                      [&](const sealed_line& l) { return l.seq > stored_through_; })) +
+               waiting_for_key_.size();
+    }
+    // Lines said that the other side has not confirmed yet (kept for a resend).
+    std::size_t unreceived() const { return kept_.size() + waiting_for_key_.size(); }
     // The highest sequence number of the other side's messages shown here.
     std::uint64_t delivered() const { return receiver_ ? receiver_->delivered() : 0; }
     // How many times the relay welcomed this side (1 + successful resumes).
@@ -269,11 +277,12 @@ public:
 
 private:
     using clock = std::chrono::steady_clock;
-    enum class request_kind { hello, send, received, end, other };
+    enum class request_kind { hello, send, skip, received, end, other };
 
     struct sealed_line {
         std::uint64_t seq;
         std::string ciphertext;
+        std::uint64_t lost_from = 0;  // in early_: the other side's messages lost_from..seq were lost
     };
 
     bool is_connected() const { return state_ == state::greeting || state_ == state::open; }
@@ -326,8 +335,14 @@ private:
             }
             return;
         }
-        state_ = state::greeting;
         requests_.clear();  // nothing asked on an earlier connection will be answered
+        say_hello();
+    }
+
+    // Hello on a new connection, or again on this one when the relay disagrees about where the
+    // chat stands (a send refused with WRONG_STATE: Redis lost its last writes): the welcome says.
+    void say_hello() {
+        state_ = state::greeting;
         resend_at_.reset();
         v1::RelayClientMessage m;
         m.mutable_hello()->set_public_key(as_string(keys_.public_key));
@@ -395,12 +410,20 @@ private:
         switch (m.body_case()) {
         case v1::RelayServerMessage::kWelcome: on_welcome(m.welcome()); break;
         case v1::RelayServerMessage::kPeerKey: on_peer_key(m.peer_key().public_key()); break;
-        case v1::RelayServerMessage::kAck: on_ack(m.ack().seq()); break;
+        case v1::RelayServerMessage::kAck: stored_through_ = std::max(stored_through_, m.ack().seq()); break;
+        case v1::RelayServerMessage::kPeerReceived: on_peer_received(m.peer_received().through()); break;
         case v1::RelayServerMessage::kDeliver:
             if (receiver_) {
                 on_deliver(m.deliver().seq(), m.deliver().ciphertext());
             } else if (early_.size() < 1000) {
                 early_.push_back({m.deliver().seq(), m.deliver().ciphertext()});  // opened once keys exist
+            }
+            break;
+        case v1::RelayServerMessage::kLost:
+            if (receiver_) {
+                on_lost(m.lost().through());
+            } else if (early_.size() < 1000) {
+                early_.push_back({m.lost().through(), {}, m.lost().first()});
             }
             break;
         case v1::RelayServerMessage::kPeerTyping:
@@ -426,11 +449,28 @@ private:
         retry_delay_ = opts_.first_retry;
         if (w.max_ciphertext_bytes() > e2e::tag_size) max_ciphertext_ = w.max_ciphertext_bytes();
         events_.push_back({chat_event::kind::connected, welcomes_ == 1 ? "Connected to the relay." : "Reconnected."});
-        // what the relay already has needs no resend; the rest goes again, same seq, same bytes
-        while (!unacked_.empty() && unacked_.front().seq <= w.sent_through()) unacked_.pop_front();
-        next_unsent_ = 0;
+        // what the relay has needs no resend; this can be less than it acknowledged, if Redis
+        // lost its last writes
+        stored_through_ = w.sent_through();
+        on_peer_received(w.peer_received_through());
         if (!w.peer_public_key().empty()) on_peer_key(w.peer_public_key());
-        send_unacked_from(0);
+        // what the relay lacks and this side let go too (or never had) is passed over: the other
+        // side is told, and so is this one, unless the other side's receipt had covered it
+        const std::uint64_t next = sender_ ? sender_->next_seq() : 1;
+        const std::uint64_t first_kept = kept_.empty() ? next : kept_.front().seq;
+        if (first_kept > stored_through_ + 1) {
+            v1::RelayClientMessage m;
+            m.mutable_skip()->set_through(first_kept - 1);
+            send(std::move(m), request_kind::skip);
+            const std::uint64_t unseen = first_kept - 1 - std::max(stored_through_, peer_received_);
+            if (unseen > 0)
+                note(unseen == 1 ? "One of your messages could not be delivered: it was lost in a failure on our side."
+                                 : std::to_string(unseen) +
+                                       " of your messages could not be delivered: they were lost in a failure on our side.");
+            stored_through_ = first_kept - 1;  // the relay takes the skip before the resends after it
+        }
+        // the rest goes again, same seq, same bytes
+        send_kept_after(stored_through_);
         receipt_sent_ = 0;  // say again what this side has, in case the last receipt was lost
     }
 
@@ -463,14 +503,29 @@ private:
         peer_key_ = peer;
         safety_code_ = e2e::safety_code(keys_.public_key, peer);
         events_.push_back({chat_event::kind::peer_joined, *safety_code_});
-        for (auto& d : std::exchange(early_, {})) on_deliver(d.seq, d.ciphertext);
+        for (auto& d : std::exchange(early_, {})) {
+            if (d.lost_from) on_lost(d.seq);
+            else on_deliver(d.seq, d.ciphertext);
+        }
         seal_waiting();
     }
 
-    void on_ack(std::uint64_t seq) {
-        while (!unacked_.empty() && unacked_.front().seq <= seq) {
-            unacked_.pop_front();
+    // The other side has this side's messages up to `through`: they need no resend any more.
+    void on_peer_received(std::uint64_t through) {
+        peer_received_ = std::max(peer_received_, through);
+        while (!kept_.empty() && kept_.front().seq <= peer_received_) {
+            kept_.pop_front();
             if (next_unsent_ > 0) --next_unsent_;
+        }
+    }
+
+    void on_lost(std::uint64_t through) {
+        const std::uint64_t missed = receiver_->pass_over(through);
+        if (missed == 1) {
+            note("A message from the other person could not be delivered: it was lost in a failure on our side.");
+        } else if (missed > 1) {
+            note(std::to_string(missed) +
+                 " messages from the other person could not be delivered: they were lost in a failure on our side.");
         }
     }
 
@@ -503,16 +558,22 @@ private:
             }
             return;
         }
-        if (k == request_kind::send) {
+        if (k == request_kind::send || k == request_kind::skip) {
             if (e.code() == v1::NOT_FOUND) {
                 finish(state::ended, chat_event::kind::ended, "This chat has ended.");
                 return;
             }
-            // refused now (too fast, the other side far behind, a gap): all of it again shortly;
-            // the relay acknowledges what it already has without storing it twice
+            if (state_ != state::open) return;  // a hello is out: its welcome settles what to send
+            if (e.code() == v1::WRONG_STATE) {
+                // the relay's count differs from ours (Redis lost its last writes): ask again
+                say_hello();
+                return;
+            }
+            // refused now (too fast, the other side far behind, not yet on a replica): all of it
+            // again shortly; the relay acknowledges what it already has without storing it twice
             if (!resend_at_) note("The relay asked us to wait (" + e.message() + "); your messages will follow.");
             resend_at_ = clock::now() + opts_.resend_after_refusal;
-            next_unsent_ = unacked_.size();
+            next_unsent_ = kept_.size();
             return;
         }
         if (k == request_kind::received) return;  // the next receipt says it again
@@ -524,28 +585,36 @@ private:
         while (!waiting_for_key_.empty()) {
             auto s = sender_->seal(waiting_for_key_.front());
             waiting_for_key_.pop_front();
-            unacked_.push_back({s.seq, std::string(s.ciphertext.begin(), s.ciphertext.end())});
+            kept_.push_back({s.seq, std::string(s.ciphertext.begin(), s.ciphertext.end())});
         }
     }
 
-    // Send unacknowledged lines from index `from` on (they go in seq order; the relay takes them
-    // in the order they arrive on one connection).
-    void send_unacked_from(std::size_t from) {
-        for (std::size_t i = from; i < unacked_.size() && state_ == state::open; ++i) {
+    // Send kept lines from index `from` on (they go in seq order; the relay takes them in the
+    // order they arrive on one connection).
+    void send_kept_from(std::size_t from) {
+        next_unsent_ = std::min(from, kept_.size());
+        for (std::size_t i = from; i < kept_.size() && state_ == state::open; ++i) {
             v1::RelayClientMessage m;
-            m.mutable_send()->set_seq(unacked_[i].seq);
-            m.mutable_send()->set_ciphertext(unacked_[i].ciphertext);
-            send(std::move(m), request_kind::send, unacked_[i].seq);
+            m.mutable_send()->set_seq(kept_[i].seq);
+            m.mutable_send()->set_ciphertext(kept_[i].ciphertext);
+            send(std::move(m), request_kind::send, kept_[i].seq);
             next_unsent_ = i + 1;
         }
+    }
+
+    // Send the kept lines after seq `seq` (those the relay has not acknowledged).
+    void send_kept_after(std::uint64_t seq) {
+        std::size_t from = 0;
+        while (from < kept_.size() && kept_[from].seq <= seq) ++from;
+        send_kept_from(from);
     }
 
     void flush() {
         if (resend_at_ && clock::now() >= *resend_at_) {
             resend_at_.reset();
-            send_unacked_from(0);
+            send_kept_after(stored_through_);
         } else if (!resend_at_) {
-            send_unacked_from(next_unsent_);
+            send_kept_from(next_unsent_);
         }
         if (state_ == state::open && receiver_ && receiver_->delivered() > receipt_sent_) {
             receipt_sent_ = receiver_->delivered();
@@ -580,8 +649,10 @@ private:
     std::optional<e2e::receiver> receiver_;
 
     std::deque<std::string> waiting_for_key_;  // plaintext: said before the peer's key was known
-    std::deque<sealed_line> unacked_;          // sealed, not yet stored by the relay
-    std::size_t next_unsent_ = 0;              // unacked_[i] for i >= this not sent on this connection
+    std::deque<sealed_line> kept_;             // sealed, not yet covered by the other side's receipt
+    std::uint64_t stored_through_ = 0;         // the relay has this side's messages up to here (Ack, welcome)
+    std::uint64_t peer_received_ = 0;          // ... and the other side up to here (PeerReceived)
+    std::size_t next_unsent_ = 0;              // kept_[i] for i >= this not sent on this connection
     std::optional<clock::time_point> resend_at_;
     std::deque<sealed_line> early_;            // delivered before the peer's key was known
     std::uint64_t receipt_sent_ = 0;

@@ -1,6 +1,7 @@
 // The relay's delivery, for services/relay/service.hpp: what reaches a participant from the other
 // side (its node channel's RelayEvents), in order and exactly once, and the catch-up from the
-// chat's log after a gap, a welcome or an outage.
+// chat's log after a gap, a welcome or an outage. Messages Redis lost reach the other side as
+// one MessagesLost in their place in the order.
 #include "services/relay/service.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -18,20 +19,28 @@ void service::push(const participant_ptr& p, const RelayServerMessage& m) {
     if (auto c = p->conn.lock()) c->send(codec::encode(m, p->format), p->format == codec::format::binary);
 }
 
-void service::deliver(const participant_ptr& p, std::uint64_t seq, std::int64_t stored_ms, std::string ciphertext) {
-    if (seq <= p->forwarded) return;  // already sent (a catch-up overtook the live copy)
-    if (seq != p->forwarded + 1) {
+void service::deliver(const participant_ptr& p, log_entry e) {
+    if (e.seq <= p->forwarded) return;  // already sent (a catch-up overtook the live copy)
+    if ((e.lost_from ? e.lost_from : e.seq) > p->forwarded + 1) {
         // a gap: something was missed (e.g. while the subscriber reconnected); the log has it
         asio::co_spawn(ioc_, catch_up(p), asio::detached);
         return;
     }
     RelayServerMessage m;
-    auto* d = m.mutable_deliver();
-    d->set_from(role_of(peer_of(p->role)));
-    d->set_seq(seq);
-    d->set_ciphertext(std::move(ciphertext));
-    d->set_sent_unix_ms(stored_ms);
-    p->forwarded = seq;
+    if (e.lost_from) {
+        // the client may have some of them (it said so in its hello): it works out what to show
+        auto* l = m.mutable_lost();
+        l->set_from(role_of(peer_of(p->role)));
+        l->set_first(e.lost_from);
+        l->set_through(e.seq);
+    } else {
+        auto* d = m.mutable_deliver();
+        d->set_from(role_of(peer_of(p->role)));
+        d->set_seq(e.seq);
+        d->set_ciphertext(std::move(e.ciphertext));
+        d->set_sent_unix_ms(e.stored_ms);
+    }
+    p->forwarded = e.seq;
     push(p, m);
 }
 
@@ -51,7 +60,7 @@ asio::awaitable<bool> service::catch_up(participant_ptr p) {
             for (auto& e : entries) {
                 // keep pace with the client: its queue never overflows because of a catch-up
                 if (auto c = p->conn.lock()) co_await c->queue_below(settings_.catch_up_window);
-                deliver(p, e.seq, e.stored_ms, std::move(e.ciphertext));
+                deliver(p, std::move(e));
             }
             if (p->conn.expired()) break;
             if (entries.size() < settings_.catch_up_batch && !p->refill) break;
@@ -103,9 +112,11 @@ void service::on_node_event(const v1::RelayEvent& e) {
     switch (e.kind_case()) {
     case K::kDeliver: {
         const auto& d = e.deliver();
-        deliver(p, d.seq(), d.sent_unix_ms(), d.ciphertext());
+        deliver(p, log_entry{d.seq(), d.sent_unix_ms(), d.ciphertext(), 0});
         return;
     }
+    case K::kLost: deliver(p, log_entry{e.lost().through(), 0, {}, e.lost().first()}); return;
+    case K::kReceived: m.mutable_peer_received()->set_through(e.received()); break;
     case K::kPeerKey: m.mutable_peer_key()->set_public_key(e.peer_key()); break;
     case K::kTyping: m.mutable_peer_typing()->set_typing(e.typing()); break;
     case K::kRead: m.mutable_peer_read()->set_through(e.read()); break;

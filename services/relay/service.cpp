@@ -31,19 +31,32 @@ net::http_response refuse(unsigned status, const char* code, const std::string& 
 }  // namespace
 
 service::service(asio::io_context& ioc, relay_settings s, std::shared_ptr<redis::client> redis,
-                 std::shared_ptr<redis::subscriber> events, clock_fn now)
+                 std::shared_ptr<redis::subscriber> events, clock_fn now, std::shared_ptr<redis::client> writes)
     : ioc_(ioc),
       settings_(std::move(s)),
       redis_(redis),
       events_(std::move(events)),
+      writes_(writes ? writes : redis),
       store_(redis, settings_.store, now),
+      send_store_(writes_, settings_.store, now),
       node_("r" + crypto::random_id().substr(0, 12)),
       messages_total_(metrics_.counter("warmline_relay_messages_total", "Messages stored and forwarded")),
       ciphertext_bytes_total_(
-          metrics_.counter("warmline_relay_ciphertext_bytes_total", "Ciphertext bytes stored")) {}
+          metrics_.counter("warmline_relay_ciphertext_bytes_total", "Ciphertext bytes stored")),
+      acks_unreplicated_total_(
+          metrics_.counter("warmline_relay_acks_unreplicated_total",
+                           "Sends refused with UNAVAILABLE because too few replicas confirmed them in time")),
+      messages_skipped_total_(
+          metrics_.counter("warmline_relay_messages_skipped_total",
+                           "Messages passed over (Skip): Redis lost them and their sender no longer had them")) {
+    if (settings_.ack_replicas > 0)
+        acks_ = std::make_unique<replica_acks>(ioc_.get_executor(), writes_, settings_.ack_replicas,
+                                               settings_.ack_timeout);
+}
 
 void service::start() {
     std::weak_ptr<service> weak = shared_from_this();
+    if (writes_ != redis_) writes_->start();
     events_->subscribe("wl:relaynode:" + node_, [weak](std::string_view, std::string_view payload) {
         if (auto self = weak.lock()) self->on_node_event(payload);
     });
@@ -81,6 +94,10 @@ void service::start() {
     // every counter from the start, at 0: a dashboard or an alert sees the series before it moves
     metrics_.counter("warmline_relay_idle_ended_total", "Chats ended because nobody wrote");
     metrics_.counter("warmline_relay_bad_frames_total", "Frames that could not be parsed");
+    metrics_.gauge("warmline_relay_ack_rounds", "WAITs sent for acks so far (one per round of sends)", [weak] {
+        auto self = weak.lock();
+        return self && self->acks_ ? static_cast<double>(self->acks_->rounds()) : 0.0;
+    });
     count_every_error_code(metrics_, "warmline_relay_errors_total", "Errors returned to clients");
     idle_timer_ = std::make_shared<asio::steady_timer>(ioc_);
     presence_timer_ = std::make_shared<asio::steady_timer>(ioc_);
@@ -90,6 +107,7 @@ void service::start() {
 
 void service::stop() {
     stopped_ = true;
+    if (writes_ != redis_) writes_->stop();
     if (idle_timer_) idle_timer_->cancel();
     if (presence_timer_) presence_timer_->cancel();
 }
@@ -116,7 +134,7 @@ asio::awaitable<net::http_response> service::on_http(net::http_request req) {
     } else if (req.path == "/readyz") {
         // not ready while Redis is unreachable, nor until every chat has caught up after it
         const bool settled = recovery_ && recovery_->settled();
-        bool ready = redis_->connected() && events_->connected() && settled;
+        bool ready = redis_->connected() && events_->connected() && writes_->connected() && settled;
         res.status = ready ? 200 : 503;
         res.body = ready ? R"({"status":"ready"})"
                          : std::string(R"({"status":"not ready","redis":")") + (redis_->connected() ? "up" : "down") +
@@ -252,6 +270,7 @@ asio::awaitable<RelayServerMessage> service::handle(participant_ptr p, const Rel
     }
     case B::kHello: co_return co_await hello(p, m.hello());
     case B::kSend: co_return co_await send_message(p, m.send());
+    case B::kSkip: co_return co_await skip(p, m.skip());
     case B::kReceived: {
         auto r = co_await store_.received(p->session, p->role, m.received().through());
         co_return r ? ok_reply<RelayServerMessage>() : refusal_reply<RelayServerMessage>(r.error);
@@ -307,6 +326,7 @@ asio::awaitable<RelayServerMessage> service::hello(participant_ptr p, const v1::
     w->set_sent_through(r.value->sent_through);
     w->set_peer_public_key(peer_key);
     w->set_max_ciphertext_bytes(static_cast<std::uint32_t>(settings_.max_ciphertext));
+    w->set_peer_received_through(r.value->peer_received_through);
     co_return out;
 }
 
@@ -317,15 +337,33 @@ asio::awaitable<RelayServerMessage> service::send_message(participant_ptr p, con
         co_return error_reply<RelayServerMessage>(v1::MESSAGE_TOO_LARGE, "A message can be at most " +
                                                          std::to_string(settings_.max_ciphertext) +
                                                          " bytes once encrypted; split it up.");
-    auto r = co_await store_.send(p->session, p->role, m.seq(), m.ciphertext());
+    auto r = co_await send_store_.send(p->session, p->role, m.seq(), m.ciphertext(), acks_ != nullptr);
     if (!r) co_return refusal_reply<RelayServerMessage>(r.error);
     if (*r.value) {
         messages_total_.fetch_add(1, std::memory_order_relaxed);
         ciphertext_bytes_total_.fetch_add(m.ciphertext().size(), std::memory_order_relaxed);
     }
+    // stored on the primary, and on its way to the other side; the Ack promises more
+    if (acks_ && !co_await acks_->confirmed()) {
+        acks_unreplicated_total_.fetch_add(1, std::memory_order_relaxed);
+        co_return error_reply<RelayServerMessage>(
+            v1::UNAVAILABLE, "Your message reached the relay but could not be copied to a standby database in time; "
+                             "keep it and send it again shortly.");
+    }
     RelayServerMessage out;
     out.mutable_ack()->set_seq(m.seq());
     co_return out;
+}
+
+asio::awaitable<RelayServerMessage> service::skip(participant_ptr p, const v1::Skip& m) {
+    auto r = co_await send_store_.skip(p->session, p->role, m.through());
+    if (!r) co_return refusal_reply<RelayServerMessage>(r.error);
+    if (*r.value > 0) {
+        const auto lost = m.through() - *r.value + 1;
+        messages_skipped_total_.fetch_add(lost, std::memory_order_relaxed);
+        spdlog::warn("relay: {} messages of one side were lost and skipped", lost);
+    }
+    co_return ok_reply<RelayServerMessage>();
 }
 
 service::participant_ptr service::current(const std::string& session, char role) {

@@ -17,6 +17,7 @@
 #include "common/recovery.hpp"
 #include "common/rate_limit.hpp"
 #include "common/redis.hpp"
+#include "services/relay/replicas.hpp"
 #include "services/relay/store.hpp"
 #include "warmline/v1/events.pb.h"
 #include "warmline/v1/relay.pb.h"
@@ -51,6 +52,10 @@ struct relay_settings {
     std::size_t catch_up_batch = 256;      // log entries read per round trip when catching up
     std::size_t catch_up_window = 64;      // a catch-up waits while this many messages are queued
                                            // to the client (keep it below --write-queue-max)
+    // an Ack waits until this many replicas have the message (WAIT), at most ack_timeout; 0: an
+    // Ack follows the write on the primary alone (docs/relay-protocol.md, "Acknowledged means kept")
+    int ack_replicas = 0;
+    std::chrono::milliseconds ack_timeout{1000};
     double rate_burst = 60;                // messages a connection may send at once
     double rate_per_second = 20;           // and sustained
     int max_bad_frames = 20;               // then the connection is closed with 1008
@@ -62,8 +67,11 @@ inline char peer_of(char r) { return r == 's' ? 'l' : 's'; }
 
 class service : public net::handler, public std::enable_shared_from_this<service> {
 public:
+    // `writes`: a connection of its own for storing messages when acks wait for replicas (a WAIT
+    // blocks its connection); the service starts and stops it. Null: messages go over `redis`.
     service(boost::asio::io_context& ioc, relay_settings s, std::shared_ptr<redis::client> redis,
-            std::shared_ptr<redis::subscriber> events, clock_fn now = system_now_ms);
+            std::shared_ptr<redis::subscriber> events, clock_fn now = system_now_ms,
+            std::shared_ptr<redis::client> writes = nullptr);
 
     // Subscribe to this process's node channel and start the idle sweep. Call once.
     void start();
@@ -102,6 +110,7 @@ private:
     boost::asio::awaitable<v1::RelayServerMessage> handle(participant_ptr p, const v1::RelayClientMessage& m);
     boost::asio::awaitable<v1::RelayServerMessage> hello(participant_ptr p, const v1::RelayHello& m);
     boost::asio::awaitable<v1::RelayServerMessage> send_message(participant_ptr p, const v1::Send& m);
+    boost::asio::awaitable<v1::RelayServerMessage> skip(participant_ptr p, const v1::Skip& m);
     // Send the other side's messages after p->forwarded from the log, in order, until caught up.
     // False when the log could not be read (Redis unreachable): the recovery retries.
     boost::asio::awaitable<bool> catch_up(participant_ptr p);
@@ -109,7 +118,8 @@ private:
     // log; throws until every catch-up has succeeded.
     boost::asio::awaitable<void> recover();
     void tell_all(const v1::RelayServerMessage& m);
-    void deliver(const participant_ptr& p, std::uint64_t seq, std::int64_t stored_ms, std::string ciphertext);
+    // One entry of the other side's log (a message, or messages lost), in order, exactly once.
+    void deliver(const participant_ptr& p, log_entry e);
     void on_node_event(std::string_view payload);
     void on_node_event(const v1::RelayEvent& e);
     boost::asio::awaitable<void> idle_loop();
@@ -125,12 +135,17 @@ private:
     relay_settings settings_;
     std::shared_ptr<redis::client> redis_;
     std::shared_ptr<redis::subscriber> events_;
+    std::shared_ptr<redis::client> writes_;  // redis_ unless acks wait for replicas
     store store_;
+    store send_store_;                       // store_ over writes_
+    std::unique_ptr<replica_acks> acks_;     // set when settings_.ack_replicas > 0
     std::string node_;
     metrics::registry metrics_;
     // looked up once: send_message runs for every message
     std::atomic<std::uint64_t>& messages_total_;
     std::atomic<std::uint64_t>& ciphertext_bytes_total_;
+    std::atomic<std::uint64_t>& acks_unreplicated_total_;
+    std::atomic<std::uint64_t>& messages_skipped_total_;
 
     std::mutex mutex_;
     std::unordered_map<std::uint64_t, participant_ptr> by_conn_;

@@ -27,17 +27,27 @@ asio::awaitable<outcome<hello_result>> store::hello(std::string session, char ro
                           argv(std::move(node), std::move(conn_id), std::move(public_key), std::to_string(lease_ms)));
     outcome<hello_result> out;
     if (!refused(v, out.error))
-        out.value = hello_result{static_cast<std::uint64_t>(int_at(v, 1)), str_at(v, 2), int_at(v, 3)};
+        out.value = hello_result{static_cast<std::uint64_t>(int_at(v, 1)), str_at(v, 2), int_at(v, 3),
+                                 static_cast<std::uint64_t>(int_at(v, 4))};
     co_return out;
 }
 
 asio::awaitable<outcome<bool>> store::send(std::string session, char role, std::uint64_t seq,
-                                           std::string ciphertext) {
+                                           std::string ciphertext, bool touch) {
     auto v = co_await run("send", std::move(session), role,
                           argv(std::to_string(seq), std::move(ciphertext), std::to_string(settings_.max_log),
-                               std::to_string(settings_.window)));
+                               std::to_string(settings_.window), touch ? "1" : "0"));
     outcome<bool> out;
     if (!refused(v, out.error)) out.value = str_at(v, 1) == "stored";
+    co_return out;
+}
+
+asio::awaitable<outcome<std::uint64_t>> store::skip(std::string session, char role, std::uint64_t through) {
+    auto v = co_await run("skip", std::move(session), role,
+                          argv(std::to_string(through), std::to_string(settings_.max_log),
+                               std::to_string(settings_.window)));
+    outcome<std::uint64_t> out;
+    if (!refused(v, out.error)) out.value = static_cast<std::uint64_t>(int_at(v, 1));
     co_return out;
 }
 
@@ -99,6 +109,7 @@ asio::awaitable<std::vector<log_entry>> store::log_after(std::string session, ch
         for (std::size_t i = 0; i + 1 < fields.size(); i += 2) {
             if (fields[i].str == "c") le.ciphertext = fields[i + 1].str;
             else if (fields[i].str == "t") le.stored_ms = std::stoll(fields[i + 1].str);
+            else if (fields[i].str == "g") le.lost_from = std::stoull(fields[i + 1].str);
         }
         out.push_back(std::move(le));
     }

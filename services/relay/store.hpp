@@ -27,6 +27,7 @@ struct hello_result {
     std::uint64_t sent_through = 0;
     std::string peer_public_key;    // raw 32 bytes, or empty
     std::int64_t peer_away_since = 0;  // the other side was announced away since then (0: it is not)
+    std::uint64_t peer_received_through = 0;  // the other side has this side's messages up to here
 };
 
 // How long a side may be gone before the other is told, and before the chat ends as lost.
@@ -38,10 +39,13 @@ struct presence_settings {
     int limit = 200;
 };
 
+// One entry of a side's log: a message, or (lost_from > 0) the messages lost_from..seq, which
+// Redis lost and the sender no longer had (skip.lua).
 struct log_entry {
     std::uint64_t seq = 0;
     std::int64_t stored_ms = 0;
     std::string ciphertext;
+    std::uint64_t lost_from = 0;
 };
 
 class store {
@@ -52,9 +56,13 @@ public:
     boost::asio::awaitable<outcome<hello_result>> hello(std::string session, char role, std::string node,
                                                         std::string conn_id, std::string public_key,
                                                         std::int64_t lease_ms);
-    // true: stored now; false: already stored (a resend).
+    // true: stored now; false: already stored (a resend). `touch`: a resend writes too, so that
+    // a WAIT after it on this connection covers the first copy (send.lua).
     boost::asio::awaitable<outcome<bool>> send(std::string session, char role, std::uint64_t seq,
-                                               std::string ciphertext);
+                                               std::string ciphertext, bool touch = false);
+    // This side's messages after what is stored, up to `through`, are lost (skip.lua); returns
+    // the first lost seq, 0 when there was nothing to skip.
+    boost::asio::awaitable<outcome<std::uint64_t>> skip(std::string session, char role, std::uint64_t through);
     boost::asio::awaitable<outcome<bool>> received(std::string session, char role, std::uint64_t through);
     boost::asio::awaitable<outcome<bool>> signal(std::string session, char role, std::string kind,
                                                  std::string value);

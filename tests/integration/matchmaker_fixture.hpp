@@ -17,6 +17,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace warmline::test {
 
@@ -53,7 +54,11 @@ struct matchmaker_fixture {
         return s;
     }
 
-    explicit matchmaker_fixture(matchmaker::store_settings s = defaults()) : settings(s) {
+    explicit matchmaker_fixture(matchmaker::store_settings s = defaults()) : matchmaker_fixture({}, s) {}
+    // redis_args: extra redis-server arguments (e.g. {"--appendonly", "no"} for a test that
+    // makes Redis lose its last writes)
+    explicit matchmaker_fixture(std::vector<std::string> redis_args, matchmaker::store_settings s = defaults())
+        : server(std::move(redis_args)), settings(s) {
         redis::client_options o;
         o.where = redis::endpoint::parse(server.url());
         redis = redis::client::create(ioc.get_executor(), o);

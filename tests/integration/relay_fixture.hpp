@@ -47,6 +47,9 @@ struct relay_fixture {
     admin::created listener;
     std::string seeker;
 
+    relay_fixture() = default;
+    explicit relay_fixture(std::vector<std::string> redis_args) : mm(std::move(redis_args)) {}
+
     // A listener and a seeker matched through the matchmaker's scripts, on the relay processes'
     // clock (the wall clock); returns the session id.
     std::string open_chat() {

@@ -5,11 +5,12 @@
 -- side out of the way. A device without the chat's keys (a new browser: the key differs) cannot
 -- continue it: refused while the side's own device is still connected, otherwise the chat ends
 -- as lost at once (docs/architecture.md, "A listener on a new device").
--- Returns {'ok', sent_through, peer public key or '', since when the other side is away or 0}.
+-- Returns {'ok', sent_through, peer public key or '', since when the other side is away or 0,
+-- how far the other side has received this side's messages}.
 if redis.call('HGET', K.session(SESSION), 'state') ~= 'active' then return err('NOT_FOUND', ENDED) end
 local node, conn, key = ARGV[5], ARGV[6], ARGV[7]
 local f = redis.call('HMGET', RKEY, 'pub_' .. ROLE, 'node_' .. ROLE, 'conn_' .. ROLE, 'sent_' .. ROLE,
-  'pub_' .. PEER, 'node_' .. PEER)
+  'pub_' .. PEER, 'node_' .. PEER, 'recv_' .. PEER)
 local side = SESSION .. '|' .. ROLE
 if f[1] and f[1] ~= key then
   if f[3] and f[3] ~= '' then
@@ -35,4 +36,4 @@ if not f[1] then relay_event(f[6], SESSION, PEER, PB.bytes(11, key)) end
 redis.call('ZREM', K.relay_absent, side)
 if redis.call('ZREM', K.relay_away, side) == 1 then relay_event(f[6], SESSION, PEER, PB.msg(16, PB.bool(1, true))) end
 local peer_away = redis.call('ZSCORE', K.relay_away, SESSION .. '|' .. PEER)
-return { 'ok', f[4] or '0', f[5] or '', peer_away or '0' }
+return { 'ok', f[4] or '0', f[5] or '', peer_away or '0', f[7] or '0' }

@@ -1,12 +1,17 @@
 -- Store one sealed message, then forward it. ARGV[5] = seq, [6] ciphertext, [7] most entries
--- kept per direction, [8] most messages the other side may be behind before sends are refused.
+-- kept per direction, [8] most messages the other side may be behind before sends are refused,
+-- [9] '1' when the Ack waits for replicas (WAIT): a resend then writes too, so that the WAIT
+-- after it covers the first copy even if that was written on an earlier connection.
 -- Returns {'ok', 'stored' | 'duplicate'}.
 local f = redis.call('HMGET', RKEY, 'sent_' .. ROLE, 'recv_' .. PEER, 'node_' .. PEER, 'pub_' .. ROLE)
 if not f[4] then return err('NOT_FOUND', ENDED) end
 local seq, sent = tonumber(ARGV[5]), tonumber(f[1]) or 0
-if seq <= sent then return { 'ok', 'duplicate' } end
+if seq <= sent then
+  if ARGV[9] == '1' then redis.call('HSET', RKEY, 'sent_' .. ROLE, sent) end
+  return { 'ok', 'duplicate' }
+end
 if seq ~= sent + 1 then
-  return err('WRONG_STATE', 'Message ' .. (sent + 1) .. ' comes next; send the missing ones first.')
+  return err('WRONG_STATE', 'Message ' .. (sent + 1) .. ' comes next; say hello again to learn where the chat stands.')
 end
 if sent - (tonumber(f[2]) or 0) >= tonumber(ARGV[8]) then
   return err('RATE_LIMITED', 'The other side has not received your last messages yet; try again when they have.')

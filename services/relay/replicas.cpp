@@ -1,0 +1,51 @@
+// Group-committed WAIT for services/relay/replicas.hpp.
+#include "services/relay/replicas.hpp"
+
+#include "common/argv.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <spdlog/spdlog.h>
+
+namespace warmline::relay {
+namespace asio = boost::asio;
+
+replica_acks::replica_acks(asio::any_io_executor ex, std::shared_ptr<redis::client> redis, int replicas,
+                           std::chrono::milliseconds timeout)
+    : ex_(std::move(ex)), redis_(std::move(redis)), replicas_(replicas), timeout_(timeout) {}
+
+asio::awaitable<bool> replica_acks::confirmed() {
+    if (!next_) next_ = std::make_shared<round>(ex_);
+    auto mine = next_;
+    if (!running_) {
+        running_ = true;
+        asio::co_spawn(ex_, run(), asio::detached);
+    }
+    boost::system::error_code ec;
+    co_await mine->wake.async_wait(asio::redirect_error(asio::use_awaitable, ec));  // cancelled when done
+    co_return mine->ok;
+}
+
+asio::awaitable<void> replica_acks::run() {
+    // callers run on the same single I/O thread: no lock; a round's callers all wrote before its WAIT
+    while (next_) {
+        auto r = std::exchange(next_, nullptr);
+        ++rounds_;
+        long long have = 0;
+        try {
+            auto v = co_await redis_->command(argv("WAIT", std::to_string(replicas_), std::to_string(timeout_.count())));
+            have = v.as_int();
+        } catch (const std::exception& e) {
+            spdlog::debug("relay: WAIT failed: {}", e.what());
+        }
+        r->ok = have >= replicas_;
+        if (!r->ok) spdlog::warn("relay: {} of {} replicas confirmed a write in time", have, replicas_);
+        r->wake.cancel();
+    }
+    running_ = false;
+}
+
+}  // namespace warmline::relay
