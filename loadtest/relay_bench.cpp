@@ -52,9 +52,10 @@ struct options {
     std::string idle_url;             // a fresh relay for the idle-connections step
     int idle_pid = 0;
     std::string echo_url;
+    std::string acks_url;             // a relay with --ack-replicas, on a Redis with a replica
     std::string redis_url = "redis://127.0.0.1:6379";
     std::string ticket_secret;  // WARMLINE_TICKET_SECRET, the relays' own
-    std::string steps = "pubsub,echo,throughput,throughput_cross,latency,cross,idle";
+    std::string steps = "pubsub,echo,throughput,throughput_cross,latency,cross,acks,idle";
     int chats = 200, window = 16;
     double warmup_s = 2, throughput_s = 10;
     int latency_chats = 2000;
@@ -73,8 +74,10 @@ const char* usage = R"(warmline-relay-bench: relay load generator (normally run 
   --relays ws://127.0.0.1:A/v1/relay[,ws://127.0.0.1:B/v1/relay]   relay A (and B: cross-node steps)
   --idle-url ws://127.0.0.1:C/v1/relay --idle-pid PID   a fresh relay for the idle step, and its pid
   --echo-url ws://127.0.0.1:E/          warmline-echo-server
+  --acks-url ws://127.0.0.1:K/v1/relay  a relay run with --ack-replicas (acks step: throughput and
+                                        latency again, each Ack after WAIT)
   --redis-url redis://127.0.0.1:P       the relays' Redis (sessions are written into it)
-  --steps pubsub,echo,throughput,throughput_cross,latency,cross,idle
+  --steps pubsub,echo,throughput,throughput_cross,latency,cross,acks,idle
   --chats N (200) --window N (16)       throughput and echo: chats (2 connections each), sends in flight
   --warmup-s S (2) --throughput-s S (10)
   --latency-chats N (2000) --per-side-rate R (1) --latency-s S (10)
@@ -95,6 +98,7 @@ std::optional<options> parse_options(int argc, char** argv) {
         {"idle-url", into(o.idle_url)},
         {"idle-pid", into(o.idle_pid)},
         {"echo-url", into(o.echo_url)},
+        {"acks-url", into(o.acks_url)},
         {"redis-url", into(o.redis_url)},
         {"steps", into(o.steps)},
         {"chats", into(o.chats)},
@@ -136,6 +140,11 @@ std::optional<options> parse_options(int argc, char** argv) {
         check(s >= 0 && s <= 600, "durations go from 0 to 600 seconds");
     check(o.max_s > 0 && o.max_s <= 3600, "--max-s goes up to 3600");
     return o;
+}
+
+std::pair<double, double> p50_p99(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return {percentile(v, 50), percentile(v, 99)};
 }
 
 bool has_step(const options& o, const std::string& s) {
@@ -314,6 +323,9 @@ private:
     // the summary
     double msgs_per_s_ = NAN, p50_ = NAN, p99_ = NAN, cross_p50_ = NAN, cross_p99_ = NAN, echo_per_s_ = NAN,
            pubsub_p50_ = NAN, kib_per_conn_ = NAN, two_relays_per_s_ = NAN;
+    // Acks after WAIT (--ack-replicas), and send -> Ack without and with it
+    double acks_per_s_ = NAN, acks_p50_ = NAN, acks_p99_ = NAN, ack_p50_ = NAN, ack_p99_ = NAN,
+           acks_ack_p50_ = NAN, acks_ack_p99_ = NAN;
     long long max_conns_ = -1;
 };
 
@@ -915,10 +927,18 @@ asio::awaitable<int> bench::run() {
     if (has_step(opt_, "latency")) {
         need(1, "latency");
         std::tie(p50_, p99_) = co_await step_latency("latency", relays_[0], relays_[0]);
+        std::tie(ack_p50_, ack_p99_) = p50_p99(ack_latency_);
     }
     if (has_step(opt_, "cross")) {
         need(2, "cross");
         std::tie(cross_p50_, cross_p99_) = co_await step_latency("cross_node_latency", relays_[0], relays_[1]);
+    }
+    if (has_step(opt_, "acks")) {
+        if (opt_.acks_url.empty()) throw std::invalid_argument("--acks-url is required for the acks step");
+        auto acks = parse_url(opt_.acks_url, "/v1/relay");
+        acks_per_s_ = co_await step_throughput("throughput_acks", acks, acks);
+        std::tie(acks_p50_, acks_p99_) = co_await step_latency("latency_acks", acks, acks);
+        std::tie(acks_ack_p50_, acks_ack_p99_) = p50_p99(ack_latency_);
     }
     if (has_step(opt_, "idle")) {
         if (opt_.idle_url.empty()) throw std::invalid_argument("--idle-url is required for the idle step");
@@ -940,6 +960,14 @@ asio::awaitable<int> bench::run() {
     else final.raw("max_conns", "null");
     final.num("relay_vs_echo", msgs_per_s_ / echo_per_s_, 3)
         .num("msgs_per_s_seekers_and_listeners_on_two_relays", two_relays_per_s_, 0)
+        .num("send_to_ack_p50_ms", ack_p50_, 3)
+        .num("send_to_ack_p99_ms", ack_p99_, 3)
+        .num("acks_msgs_per_s", acks_per_s_, 0)
+        .num("acks_vs_primary_only", acks_per_s_ / msgs_per_s_, 3)
+        .num("acks_p50_ms", acks_p50_, 3)
+        .num("acks_p99_ms", acks_p99_, 3)
+        .num("acks_send_to_ack_p50_ms", acks_ack_p50_, 3)
+        .num("acks_send_to_ack_p99_ms", acks_ack_p99_, 3)
         .str("note", "chats written directly into Redis (wl:session:<id> state active), not through the matchmaker; "
                      "relays run with --rate-burst/--rate-per-second 100000; null: step not run");
     final.print();
