@@ -10,7 +10,7 @@ namespace warmline {
 script_set::script_set(const std::map<std::string, std::string>& own) {
     const auto& shared = lua::lua_sources();
     // The order matters: each prelude uses the names the ones before it define.
-    std::string prelude = shared.at("base") + "\n" + shared.at("chat") + "\n";
+    std::string prelude = shared.at("keys") + "\n" + shared.at("base") + "\n" + shared.at("chat") + "\n";
     if (auto lib = own.find("lib"); lib != own.end()) prelude += lib->second + "\n";
     for (const auto& [name, body] : own)
         if (name != "lib") scripts_.emplace(name, redis::script(prelude + body));

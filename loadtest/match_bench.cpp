@@ -9,6 +9,7 @@
 #include "common/argv.hpp"
 #include "common/catalogue.hpp"
 #include "common/crypto.hpp"
+#include "common/keys.hpp"
 #include "common/log.hpp"
 #include "common/redis.hpp"
 #include "loadtest/lib/bench_common.hpp"
@@ -322,13 +323,13 @@ asio::awaitable<void> bench::create_listeners() {
         l->token = "wll_" + crypto::random_token();
         std::string hash = crypto::sha256_hex(l->token);
         std::string handle = "bench-" + l->id.substr(0, 12);
-        cmds.push_back(argv("SET", "wl:handle:" + handle, l->id, "NX"));
-        cmds.push_back(argv("HSET", "wl:listener:" + l->id, "name", "Bench listener " + std::to_string(i), "handle",
+        cmds.push_back(argv("SET", keys::handle(handle), l->id, "NX"));
+        cmds.push_back(argv("HSET", keys::listener(l->id), "name", "Bench listener " + std::to_string(i), "handle",
                             handle, "topics", opt_.topic, "langs", opt_.language, "cap", max, "max", max, "status",
                             "away", "chats", "0", "offers", "0", "idle_since", "0", "ix", "", "token", hash, "revoked", "0",
                             "created", std::to_string(unix_ms())));
-        cmds.push_back(argv("SADD", "wl:listeners", l->id));
-        cmds.push_back(argv("SET", "wl:token:" + hash, "listener:" + l->id));
+        cmds.push_back(argv("SADD", keys::listeners(), l->id));
+        cmds.push_back(argv("SET", keys::token(hash), "listener:" + l->id));
         listeners_.push_back(std::move(l));
     }
     for (auto& r : co_await redis_->pipeline(std::move(cmds)))
@@ -740,7 +741,7 @@ asio::awaitable<void> bench::prefill(int from, int to) {
             cmds.push_back(call(request_sha_, now, argv(sid, opt_.topic, opt_.language, "1", "", "120000",
                                                         std::to_string(widen_after_ms_))));
             if (j < 64) {
-                auto block = argv("SADD", "wl:seeker:" + sid + ":blocked");
+                auto block = argv("SADD", keys::blocked(sid));
                 block.insert(block.end(), listener_ids.begin(), listener_ids.end());
                 cmds.push_back(std::move(block));
             }
@@ -764,8 +765,8 @@ asio::awaitable<void> bench::prefill(int from, int to) {
 // large, small, large, small, so that drift (Redis growing, other load on the machine) averages
 // out instead of being mistaken for the queue's cost.
 asio::awaitable<void> bench::step_depth() {
-    const std::string qkey = "wl:q:" + opt_.topic + ":" + opt_.language;
-    const std::string parked_q = "wl:bench:parked:q", parked_widen = "wl:bench:parked:widen";
+    const std::string qkey = keys::queue(opt_.topic, opt_.language);
+    const std::string parked_q = keys::bench_parked_queue(), parked_widen = keys::bench_parked_widen();
     prefill_base_ms_ = unix_ms() + 86400000;
     const std::int64_t cut = prefill_base_ms_ + opt_.depth_small;  // NOW of the first prefill beyond the small queue
     const std::string cut_score = std::to_string(4000000000000000LL + cut * 1000);  // TIER_BASE[1] + NOW * 1000
@@ -777,12 +778,12 @@ asio::awaitable<void> bench::step_depth() {
     auto park = [&]() -> asio::awaitable<void> {
         check(co_await redis_->pipeline(commands(argv("ZRANGESTORE", parked_q, qkey, cut_score, "+inf", "BYSCORE"),
                                            argv("ZREMRANGEBYSCORE", qkey, cut_score, "+inf"),
-                                           argv("ZRANGESTORE", parked_widen, "wl:due:widen", cut_widen, "+inf", "BYSCORE"),
-                                           argv("ZREMRANGEBYSCORE", "wl:due:widen", cut_widen, "+inf"))));
+                                           argv("ZRANGESTORE", parked_widen, keys::due_widen(), cut_widen, "+inf", "BYSCORE"),
+                                           argv("ZREMRANGEBYSCORE", keys::due_widen(), cut_widen, "+inf"))));
     };
     auto unpark = [&]() -> asio::awaitable<void> {
         check(co_await redis_->pipeline(commands(argv("ZUNIONSTORE", qkey, "2", qkey, parked_q),
-                                           argv("ZUNIONSTORE", "wl:due:widen", "2", "wl:due:widen", parked_widen),
+                                           argv("ZUNIONSTORE", keys::due_widen(), "2", keys::due_widen(), parked_widen),
                                            argv("DEL", parked_q, parked_widen))));
     };
     std::map<std::string, std::vector<double>> ms_per_match, cpu_per_match;

@@ -12,6 +12,7 @@
 #include "common/argv.hpp"
 #include "common/crypto.hpp"
 #include "common/e2e.hpp"
+#include "common/keys.hpp"
 #include "common/redis.hpp"
 #include "common/ticket.hpp"
 #include "loadtest/lib/bench_common.hpp"
@@ -344,7 +345,7 @@ asio::awaitable<void> bench::create_sessions(const std::vector<std::string>& ids
     for (std::size_t i = 0; i < ids.size(); i += batch) {
         std::vector<std::vector<std::string>> cmds;
         for (std::size_t j = i; j < std::min(ids.size(), i + batch); ++j) {
-            std::string key = "wl:session:" + ids[j];
+            std::string key = keys::session(ids[j]);
             cmds.push_back(argv("HSET", key, "seeker", "bs-" + ids[j], "listener", "bl-" + ids[j], "topic", "general",
                                 "lang", "en", "started", started, "state", "active"));
             cmds.push_back(argv("EXPIRE", key, "3600"));
@@ -547,7 +548,7 @@ json_line bench::counters_json(const chat_list& chats) const {
 // The payload is about the size of a relayed message's event (200 bytes) and carries its send
 // time; publisher and subscriber are separate connections of this process.
 asio::awaitable<void> bench::step_pubsub() {
-    const std::string channel = "wl:bench:pubsub";
+    const std::string channel = keys::bench_pubsub();
     redis::client_options ro;
     ro.where = redis::endpoint::parse(opt_.redis_url);
     auto sub = redis::subscriber::create(ioc_.get_executor(), ro);

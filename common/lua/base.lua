@@ -1,8 +1,8 @@
--- The first prelude of every Warmline script, the matchmaker's and the relay's (prepended at load
--- time by common/lua_scripts; not a script by itself). It owns what every script shares: the
--- first two arguments, reply and number helpers, the one Lua definition of every key name (kept
--- beside docs/redis-keys.md), and the protobuf writer behind every event between processes
--- (proto/warmline/v1/events.proto).
+-- The first hand-written prelude of every Warmline script, the matchmaker's and the relay's
+-- (prepended at load time by common/lua_scripts after the generated table K of every key name,
+-- common/keys.list; not a script by itself). It owns what every script shares: the first two
+-- arguments, reply and number helpers, and the protobuf writer behind every event between
+-- processes (proto/warmline/v1/events.proto).
 --
 -- Every script gets ARGV[1] = now (unix ms, the caller's clock) and ARGV[2] = the TTL (s) of
 -- records about a person or a chat; the service's prelude says what follows.
@@ -36,51 +36,6 @@ end
 local function extend(key, ttl)
   if stale(key, ttl) then redis.call('EXPIRE', key, ttl) end
 end
-
--- Every key name, once (docs/redis-keys.md says who owns each and when it expires).
-local K = {
-  seeker = function(sid) return 'wl:seeker:' .. sid end,
-  cooldown = function(sid) return 'wl:seeker:' .. sid .. ':cooldown' end,
-  blocked = function(sid) return 'wl:seeker:' .. sid .. ':blocked' end,
-  resume = function(hash) return 'wl:resume:' .. hash end,
-  listener = function(lid) return 'wl:listener:' .. lid end,
-  listener_offers = function(lid) return 'wl:listener:' .. lid .. ':offers' end,
-  listener_chats = function(lid) return 'wl:listener:' .. lid .. ':chats' end,
-  listener_accepts = function(lid) return 'wl:listener:' .. lid .. ':accepts' end,
-  listener_conns = function(lid) return 'wl:listener:' .. lid .. ':conns' end,
-  offer = function(oid) return 'wl:offer:' .. oid end,
-  session = function(cid) return 'wl:session:' .. cid end,
-  queue = function(topic, lang) return 'wl:q:' .. topic .. ':' .. lang end,
-  queue_any = function(lang) return 'wl:qany:' .. lang end,
-  queue_pref = function(lid) return 'wl:qpref:' .. lid end,
-  queue_version = function(topic, lang) return 'wl:qver:' .. topic .. ':' .. lang end,
-  avail = function(topic, lang) return 'wl:avail:' .. topic .. ':' .. lang end,
-  avail_lang = function(lang) return 'wl:availlang:' .. lang end,
-  online = function(topic, lang) return 'wl:online:' .. topic .. ':' .. lang end,
-  online_lang = function(lang) return 'wl:onlinelang:' .. lang end,
-  stats = function(topic, lang) return 'wl:stats:' .. topic .. ':' .. lang end,
-  waits = function(topic, lang) return 'wl:waits:' .. topic .. ':' .. lang end,
-  waiting = function(topic, lang) return 'wl:waiting:' .. topic .. ':' .. lang end,
-  waiting_crisis = function(topic, lang) return 'wl:waiting:crisis:' .. topic .. ':' .. lang end,
-  node_seekers = function(node) return 'wl:node:' .. node .. ':seekers' end,
-  node_listeners = function(node) return 'wl:node:' .. node .. ':listeners' end,
-  relay = function(cid) return 'wl:relay:' .. cid end,
-  log = function(cid, role) return 'wl:log:' .. cid .. ':' .. role end,
-  relay_node_sides = function(node) return 'wl:relay:node:' .. node .. ':sides' end,
-  rating = function(cid) return 'wl:rating:' .. cid end,
-  token = function(hash) return 'wl:token:' .. hash end,
-  handle = function(handle) return 'wl:handle:' .. handle end,
-  -- singletons
-  ids = 'wl:ids', seq = 'wl:seq', nodes = 'wl:nodes', relay_nodes = 'wl:relay:nodes', clock = 'wl:clock',
-  gone = 'wl:gone', offers_due = 'wl:offers:due', due_widen = 'wl:due:widen', due_pref = 'wl:due:pref',
-  due_cooldown = 'wl:due:cooldown', due_match = 'wl:due:match',
-  sessions = 'wl:sessions', relay_active = 'wl:relay:active', relay_absent = 'wl:relay:absent',
-  relay_away = 'wl:relay:away', relay_clock = 'wl:relay:clock',
-  stats_history = 'wl:stats:history', reports = 'wl:reports', listeners = 'wl:listeners',
-  report = function(cid) return 'wl:report:' .. cid end,
-  events = 'wl:events',
-  relay_channel = function(node) return 'wl:relaynode:' .. node end,
-}
 
 -- ---- the protobuf wire format, for events.proto ---------------------------------------------
 -- Enough of it for our events: varints (non-negative integers up to 2^53, bools, enums) and

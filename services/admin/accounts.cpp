@@ -5,6 +5,7 @@
 
 #include "common/argv.hpp"
 #include "common/crypto.hpp"
+#include "common/keys.hpp"
 
 #include <cctype>
 #include <stdexcept>
@@ -47,17 +48,17 @@ asio::awaitable<created> accounts::create_listener(listener_spec spec) {
         handle = handle.substr(0, 16) + "-" + id.substr(0, 4);
     }
     if (!is_topic_id(handle)) throw std::invalid_argument("a handle is 1-32 of a-z, 0-9, '_' or '-'");
-    auto claimed = co_await store_.redis().command(argv("SET", "wl:handle:" + handle, id, "NX"));
+    auto claimed = co_await store_.redis().command(argv("SET", keys::handle(handle), id, "NX"));
     if (claimed.is_nil()) throw std::invalid_argument("the handle '" + handle + "' is taken; choose another (--handle)");
     std::string token = "wll_" + crypto::random_token();
     std::string hash = crypto::sha256_hex(token);
     std::string max = std::to_string(spec.max_chats);
     co_await store_.redis().pipeline(commands(
-        argv("HSET", "wl:listener:" + id, "name", spec.name, "handle", handle, "topics", join_csv(spec.topics),
+        argv("HSET", keys::listener(id), "name", spec.name, "handle", handle, "topics", join_csv(spec.topics),
          "langs", join_csv(spec.languages), "cap", max, "max", max, "status", "away", "chats", "0", "offers", "0",
          "idle_since", "0", "ix", "", "token", hash, "revoked", "0", "created", std::to_string(store_.now_ms())),
-        argv("SADD", "wl:listeners", id),
-        argv("SET", "wl:token:" + hash, "listener:" + id)
+        argv("SADD", keys::listeners(), id),
+        argv("SET", keys::token(hash), "listener:" + id)
     ));
     co_return created{id, token, handle};
 }
@@ -68,18 +69,28 @@ asio::awaitable<created> accounts::create_supervisor(std::string name) {
     std::string token = "wls_" + crypto::random_token();
     std::string hash = crypto::sha256_hex(token);
     co_await store_.redis().pipeline(commands(
-        argv("HSET", "wl:supervisor:" + id, "name", name, "token", hash, "created", std::to_string(store_.now_ms())),
-        argv("SADD", "wl:supervisors", id),
-        argv("SET", "wl:token:" + hash, "supervisor:" + id)
+        argv("HSET", keys::supervisor(id), "name", name, "token", hash, "created", std::to_string(store_.now_ms())),
+        argv("SADD", keys::supervisors(), id),
+        argv("SET", keys::token(hash), "supervisor:" + id)
     ));
     co_return created{id, token, {}};
 }
 
+namespace {
+
+// An account's kind ("listener" | "supervisor"): the set of all of them, and one's record.
+std::string all_of(std::string_view kind) { return kind == "listener" ? keys::listeners() : keys::supervisors(); }
+std::string record_of(std::string_view kind, std::string_view id) {
+    return kind == "listener" ? keys::listener(id) : keys::supervisor(id);
+}
+
+}  // namespace
+
 asio::awaitable<std::vector<account>> accounts::list() {
     std::vector<account> out;
     for (const char* kind : {"listener", "supervisor"}) {
-        for (auto& id : co_await store_.members(std::string("wl:") + kind + "s")) {
-            auto fields = co_await store_.hash(std::string("wl:") + kind + ":" + id);
+        for (auto& id : co_await store_.members(all_of(kind))) {
+            auto fields = co_await store_.hash(record_of(kind, id));
             fields.erase("token");
             out.push_back(account{kind, id, std::move(fields)});
         }
@@ -103,7 +114,7 @@ namespace {
 // "listener" or "supervisor", or throws if the id is neither.
 asio::awaitable<std::string> kind_of(matchmaker::store& st, const std::string& id) {
     for (const char* kind : {"listener", "supervisor"}) {
-        auto v = co_await st.redis().command(argv("SISMEMBER", std::string("wl:") + kind + "s", id));
+        auto v = co_await st.redis().command(argv("SISMEMBER", all_of(kind), id));
         if (v.as_int() == 1) co_return kind;
     }
     throw std::invalid_argument("there is no account with id '" + id + "' (see warmline-admin list)");
@@ -117,26 +128,26 @@ asio::awaitable<void> accounts::revoke(std::string id) {
         if (!r) throw std::invalid_argument(r.error.message);
         co_return;
     }
-    auto fields = co_await store_.hash("wl:supervisor:" + id);
+    auto fields = co_await store_.hash(keys::supervisor(id));
     v1::MatchEvent revoked;  // every matchmaker closes this supervisor's dashboards
     revoked.mutable_supervisor_revoked()->set_supervisor_id(id);
     co_await store_.redis().pipeline(commands(
-        argv("DEL", "wl:token:" + fields["token"]),
-        argv("HSET", "wl:supervisor:" + id, "revoked", "1", "token", ""),
-        argv("PUBLISH", "wl:events", revoked.SerializeAsString())
+        argv("DEL", keys::token(fields["token"])),
+        argv("HSET", keys::supervisor(id), "revoked", "1", "token", ""),
+        argv("PUBLISH", keys::events(), revoked.SerializeAsString())
     ));
 }
 
 asio::awaitable<std::string> accounts::rotate_token(std::string id) {
     std::string kind = co_await kind_of(store_, id);
-    auto fields = co_await store_.hash("wl:" + kind + ":" + id);
+    auto fields = co_await store_.hash(record_of(kind, id));
     if (fields["revoked"] == "1") throw std::invalid_argument("account '" + id + "' is revoked");
     std::string token = (kind == "listener" ? "wll_" : "wls_") + crypto::random_token();
     std::string hash = crypto::sha256_hex(token);
     co_await store_.redis().pipeline(commands(
-        argv("DEL", "wl:token:" + fields["token"]),
-        argv("SET", "wl:token:" + hash, kind + ":" + id),
-        argv("HSET", "wl:" + kind + ":" + id, "token", hash)
+        argv("DEL", keys::token(fields["token"])),
+        argv("SET", keys::token(hash), kind + ":" + id),
+        argv("HSET", record_of(kind, id), "token", hash)
     ));
     co_return token;
 }

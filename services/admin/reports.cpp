@@ -3,6 +3,7 @@
 
 #include "common/argv.hpp"
 #include "common/codec.hpp"
+#include "common/keys.hpp"
 
 #include <cstdio>
 #include <ctime>
@@ -25,10 +26,10 @@ std::int64_t to_int(const std::string& s) {
 
 asio::awaitable<std::vector<report_summary>> reports::recent(int limit) {
     // the index's score is the report's time
-    auto index = co_await redis_.command(argv("ZREVRANGE", "wl:reports", "0", std::to_string(limit - 1), "WITHSCORES"));
+    auto index = co_await redis_.command(argv("ZREVRANGE", keys::reports(), "0", std::to_string(limit - 1), "WITHSCORES"));
     std::vector<std::vector<std::string>> reads;
     for (std::size_t i = 0; i + 1 < index.elements.size(); i += 2)
-        reads.push_back(argv("HMGET", "wl:report:" + index.elements[i].as_string(), "listener", "count"));
+        reads.push_back(argv("HMGET", keys::report(index.elements[i].as_string()), "listener", "count"));
     std::vector<report_summary> out;
     if (reads.empty()) co_return out;
     auto replies = co_await redis_.pipeline(std::move(reads));
@@ -42,7 +43,7 @@ asio::awaitable<std::vector<report_summary>> reports::recent(int limit) {
 }
 
 asio::awaitable<std::optional<report>> reports::find(std::string session) {
-    auto v = co_await redis_.command(argv("HGETALL", "wl:report:" + session));
+    auto v = co_await redis_.command(argv("HGETALL", keys::report(session)));
     if (v.elements.empty()) co_return std::nullopt;
     report r;
     r.session = std::move(session);

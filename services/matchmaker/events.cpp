@@ -1,6 +1,7 @@
 // wl:events into pushes, and the resync after an outage, for services/matchmaker/events.hpp.
 #include "services/matchmaker/events.hpp"
 
+#include "common/keys.hpp"
 #include "services/matchmaker/messages.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -121,19 +122,19 @@ asio::awaitable<void> event_fanout::push_status(std::string lid, v1::ListenerCha
 
 asio::awaitable<void> event_fanout::resync() {
     for (auto& [sid, p] : peers_.seekers()) {
-        auto s = co_await store_.hash("wl:seeker:" + sid);
+        auto s = co_await store_.hash(keys::seeker(sid));
         p->state.waiting = s["state"] == "queued" || s["state"] == "offered";
         if (s["state"] == "ended" && !s["session"].empty() && s["session"] == p->state.announced_session) {
             // the chat ended while events could not reach this process: say so (a client drops
             // an end it already knows)
-            auto c = co_await store_.hash("wl:session:" + s["session"]);
+            auto c = co_await store_.hash(keys::session(s["session"]));
             ServerMessage m;
             *m.mutable_chat_ended() = ended_from(s["session"], c);
             peers_.send(p, m);
         }
         if (s["state"] == "chat" && s["session"] != p->state.announced_session) {
             p->state.announced_session = s["session"];
-            auto c = co_await store_.hash("wl:session:" + s["session"]);
+            auto c = co_await store_.hash(keys::session(s["session"]));
             ServerMessage m;
             *m.mutable_chat_started() = chat_started(settings_, store_.now_ms(), s["session"], v1::SEEKER, s["topic"],
                                                      s["lang"], c["tier"] == "0");

@@ -1,6 +1,7 @@
 // Replies and pushes built from the store's reads, for services/matchmaker/messages.hpp.
 #include "services/matchmaker/messages.hpp"
 
+#include "common/keys.hpp"
 #include "common/ticket.hpp"
 
 #include <algorithm>
@@ -187,12 +188,12 @@ boost::asio::awaitable<v1::ServerMessage> read_listener_welcome(store& st, const
     v1::ServerMessage out;
     auto* w = out.mutable_listener_welcome();
     *w->mutable_profile() = co_await read_profile(st, lid);
-    for (auto& oid : co_await st.members("wl:listener:" + lid + ":offers")) {
-        auto o = co_await st.hash("wl:offer:" + oid);
+    for (auto& oid : co_await st.members(keys::listener_offers(lid))) {
+        auto o = co_await st.hash(keys::offer(oid));
         if (!o.empty()) *w->add_open_offers() = offer_from(o, oid, st.now_ms());
     }
-    for (auto& session : co_await st.members("wl:listener:" + lid + ":chats")) {
-        auto c = co_await st.hash("wl:session:" + session);
+    for (auto& session : co_await st.members(keys::listener_chats(lid))) {
+        auto c = co_await st.hash(keys::session(session));
         if (c["state"] == "active")
             *w->add_open_chats() =
                 chat_started(s, st.now_ms(), session, v1::LISTENER, c["topic"], c["lang"], c["tier"] == "0");

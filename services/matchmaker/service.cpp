@@ -4,6 +4,7 @@
 
 #include "common/codec.hpp"
 #include "common/crypto.hpp"
+#include "common/keys.hpp"
 #include "common/log.hpp"
 #include "common/replies.hpp"
 #include "services/matchmaker/messages.hpp"
@@ -66,7 +67,7 @@ service::service(asio::io_context& ioc, service_settings s, catalogue cat, std::
 void service::start() {
     // weak: the subscriber is ours, so a strong capture would be a cycle that never frees
     std::weak_ptr<service> weak = shared_from_this();
-    events_->subscribe("wl:events", [weak](std::string_view, std::string_view payload) {
+    events_->subscribe(keys::events(), [weak](std::string_view, std::string_view payload) {
         if (auto self = weak.lock()) self->fanout_.on_event(payload);
     });
     recovery_->watch();

@@ -3,6 +3,7 @@
 
 #include "common/argv.hpp"
 #include "common/crypto.hpp"
+#include "common/keys.hpp"
 #include "services/matchmaker/lua_sources.hpp"
 
 #include <stdexcept>
@@ -181,7 +182,10 @@ asio::awaitable<std::vector<std::int64_t>> store::queue_versions(const std::vect
     std::vector<std::int64_t> out;
     if (queues.empty()) co_return out;
     std::vector<std::string> cmd{"MGET"};
-    for (const auto& q : queues) cmd.push_back("wl:qver:" + q);
+    for (const auto& q : queues) {
+        const auto colon = q.find(':');  // "<topic>:<lang>"
+        cmd.push_back(keys::queue_version(q.substr(0, colon), q.substr(colon + 1)));
+    }
     auto v = co_await redis_->command(std::move(cmd));
     for (const auto& e : v.elements) out.push_back(e.is_nil() ? 0 : e.as_int());
     co_return out;
@@ -245,7 +249,7 @@ asio::awaitable<stats_result> store::stats(const std::vector<std::string>& topic
 }
 
 asio::awaitable<bool> store::stats_history_due(std::int64_t at_ms, std::int64_t step_ms) {
-    auto v = co_await redis_->command(argv("ZREVRANGE", "wl:stats:history", "0", "0", "WITHSCORES"));
+    auto v = co_await redis_->command(argv("ZREVRANGE", keys::stats_history(), "0", "0", "WITHSCORES"));
     if (v.elements.size() < 2) co_return true;
     co_return v.elements[1].as_int() / step_ms < at_ms / step_ms;
 }
@@ -258,7 +262,7 @@ asio::awaitable<bool> store::stats_history_add(std::int64_t at_ms, std::string s
 }
 
 asio::awaitable<std::vector<std::string>> store::stats_history(std::int64_t since_ms) {
-    auto v = co_await redis_->command(argv("ZRANGEBYSCORE", "wl:stats:history", std::to_string(since_ms), "+inf"));
+    auto v = co_await redis_->command(argv("ZRANGEBYSCORE", keys::stats_history(), std::to_string(since_ms), "+inf"));
     std::vector<std::string> out;
     for (auto& e : v.elements) out.push_back(std::move(e.str));
     co_return out;
@@ -280,17 +284,17 @@ asio::awaitable<std::vector<std::string>> store::members(std::string key) {
 }
 
 asio::awaitable<void> store::audit(std::string event, std::string supervisor_id) {
-    co_await redis_->command(argv("XADD", "wl:audit", "MAXLEN", "~", "100000", "*", "event", std::move(event),
+    co_await redis_->command(argv("XADD", keys::audit(), "MAXLEN", "~", "100000", "*", "event", std::move(event),
                                   "supervisor", std::move(supervisor_id), "at", std::to_string(now_())));
 }
 
 asio::awaitable<std::string> store::token_owner(std::string token_hash) {
-    auto v = co_await redis_->command(argv("GET", "wl:token:" + token_hash));
+    auto v = co_await redis_->command(argv("GET", keys::token(token_hash)));
     co_return v.is_nil() ? std::string() : v.as_string();
 }
 
 asio::awaitable<std::string> store::listener_by_handle(std::string handle) {
-    auto v = co_await redis_->command(argv("GET", "wl:handle:" + handle));
+    auto v = co_await redis_->command(argv("GET", keys::handle(handle)));
     co_return v.is_nil() ? std::string() : v.as_string();
 }
 

@@ -3,6 +3,7 @@
 #include "services/relay/service.hpp"
 
 #include "common/crypto.hpp"
+#include "common/keys.hpp"
 #include "common/log.hpp"
 #include "common/replies.hpp"
 #include "common/ticket.hpp"
@@ -57,7 +58,7 @@ service::service(asio::io_context& ioc, relay_settings s, std::shared_ptr<redis:
 void service::start() {
     std::weak_ptr<service> weak = shared_from_this();
     if (writes_ != redis_) writes_->start();
-    events_->subscribe("wl:relaynode:" + node_, [weak](std::string_view, std::string_view payload) {
+    events_->subscribe(keys::relay_channel(node_), [weak](std::string_view, std::string_view payload) {
         if (auto self = weak.lock()) self->on_node_event(payload);
     });
     // events sent while either connection was down are lost: every client catches up from the

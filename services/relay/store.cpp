@@ -2,6 +2,7 @@
 #include "services/relay/store.hpp"
 
 #include "common/argv.hpp"
+#include "common/keys.hpp"
 #include "services/relay/lua_sources.hpp"
 
 #include <stdexcept>
@@ -97,7 +98,7 @@ asio::awaitable<void> store::node_sync(const presence_settings& p, std::vector<s
 asio::awaitable<std::vector<log_entry>> store::log_after(std::string session, char from, std::uint64_t after,
                                                          std::size_t count) {
     // entry ids are 0-<seq>: "(0-<after>" is the first id after it
-    auto v = co_await redis_->command(argv("XRANGE", "wl:log:" + session + ":" + std::string(1, from),
+    auto v = co_await redis_->command(argv("XRANGE", keys::log(session, std::string(1, from)),
                                            "(0-" + std::to_string(after), "+", "COUNT", std::to_string(count)));
     std::vector<log_entry> out;
     for (const auto& e : v.elements) {
@@ -117,12 +118,12 @@ asio::awaitable<std::vector<log_entry>> store::log_after(std::string session, ch
 }
 
 asio::awaitable<bool> store::chat_open(std::string session) {
-    auto v = co_await redis_->command(argv("HGET", "wl:session:" + session, "state"));
+    auto v = co_await redis_->command(argv("HGET", keys::session(session), "state"));
     co_return !v.is_nil() && v.str == "active";
 }
 
 asio::awaitable<std::string> store::peer_key(std::string session, char role) {
-    auto v = co_await redis_->command(argv("HGET", "wl:relay:" + session,
+    auto v = co_await redis_->command(argv("HGET", keys::relay(session),
                                            std::string("pub_") + (role == 's' ? 'l' : 's')));
     co_return v.is_nil() ? std::string() : v.str;
 }
