@@ -1,26 +1,33 @@
 // Redis loses its last writes in the middle of a browser chat (docs/relay-protocol.md, "When Redis
 // loses its last writes: acknowledged means kept"). Redis runs without its AOF, so a crash
-// (SIGKILL) brings it back to the last SAVE. While the listener's network is quiet, the seeker's
-// next lines are acknowledged and then lost with Redis: the page kept them until the listener's
-// receipt, so the relay's WRONG_STATE makes it say hello again on the same connection and send
-// them again; the listener gets every line once, in order, and nobody sees a note. A line nobody
-// has any more (a tab that let it go at the ack, as pages did before they kept their lines until
-// the receipt) is passed over instead: both sides see a note in the conversation, and the chat
-// goes on.
+// (SIGKILL) brings it back to the last SAVE. Lines the listener had received and confirmed are
+// lost with Redis, and so are lines acknowledged while the listener's network was quiet. The
+// seeker's page let the first go (the listener has them) and kept the others until the
+// listener's receipt: the relay's WRONG_STATE makes it say hello again on the same connection,
+// pass over the first (silently: the listener has them) and send the others again; the listener
+// gets every line once, in order, and nobody sees a note. A line nobody has any more (a tab that
+// let it go at the ack, as pages did before they kept their lines until the receipt) is passed
+// over too, and then both sides see a note in the conversation; the chat goes on.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { until } from "../harness.mjs";
 import { T, withStack, blankPage, routeSockets, countSockets, availableListener, visit, askForChat, acceptAndChat, say,
-         expectTranscript, axeViolations } from "../flows.mjs";
+         waitForMessage, expectTranscript, axeViolations } from "../flows.mjs";
 
 const NOT_DELIVERED = /could not be delivered/;
 
 // The page's relay WebSockets go through the test; while `net.cut` is set nothing passes either
-// way (a network that went quiet without closing anything).
+// way (a network that went quiet without closing anything). `net.welcomes` counts the relay's
+// welcomes that reached the page.
 async function quietableRelay(page) {
-  const net = { cut: false };
+  const net = { cut: false, welcomes: 0 };
   const pass = (m, forward) => { if (!net.cut) forward(); };
-  net.sockets = await routeSockets(page, "/v1/relay", { fromPage: pass, fromService: pass });
+  const fromService = (m, forward) => {
+    if (net.cut) return;
+    if (typeof m === "string" && m.includes('"welcome"')) net.welcomes += 1;
+    forward();
+  };
+  net.sockets = await routeSockets(page, "/v1/relay", { fromPage: pass, fromService });
   // The network is back: the connection that carried nothing drops, and the page reconnects.
   net.restore = () => {
     net.cut = false;
@@ -63,7 +70,7 @@ describe("Redis losing its last writes in the middle of a chat", () => {
     ben: await stack.createListener({ name: "Ben", topics: ["work"], languages: ["en"], maxChats: 1 }),
   }));
 
-  it("sends again, on the same connection, what Redis lost after its ack: every line once and in order, no note",
+  it("passes over what the listener had and sends again what it had not, on the same connection: every line once and in order, no note",
      { timeout: 90000 }, async () => {
     const { stack, ana } = suite;
     const seeker = await blankPage(stack);
@@ -85,30 +92,39 @@ describe("Redis losing its last writes in the middle of a chat", () => {
     const relayField = (field) => stack.redis("HGET", `wl:relay:${sessionId}`, field);
     await stack.redis("SAVE");
 
-    // the listener's network goes quiet; the seeker's next lines are stored, not received: kept
+    // received and confirmed: the seeker lets s3 and s4 go
+    await say(seeker, "s3: it's been a long week");
+    await say(seeker, "s4: work, mostly");
+    await waitForMessage(desk, "s4: work, mostly", "them");
+    await until(async () => (await stored(seeker)).kept === 0, T, "the seeker to let go of s3 and s4");
+    // the listener's network goes quiet; the next lines are stored, not received: kept
     deskNet.cut = true;
-    await say(seeker, "s3: are you still there?");
-    await say(seeker, "s4: no rush");
-    await myLine(seeker, "s4: no rush").filter({ hasText: "Sent" }).waitFor({ timeout: T });
-    await myLine(seeker, "s3: are you still there?").filter({ hasText: "Sent" }).waitFor({ timeout: T });
+    await say(seeker, "s5: are you still there?");
+    await say(seeker, "s6: no rush");
+    await myLine(seeker, "s6: no rush").filter({ hasText: "Sent" }).waitFor({ timeout: T });
+    await myLine(seeker, "s5: are you still there?").filter({ hasText: "Sent" }).waitFor({ timeout: T });
     assert.equal((await stored(seeker)).kept, 2, "acknowledged lines are kept until the listener's receipt");
-    assert.equal(await relayField("sent_s"), "4");
+    assert.equal(await relayField("sent_s"), "6");
 
     await stack.crashRedis();
-    assert.equal(await relayField("sent_s"), "2", "Redis came back without s3 and s4");
-
-    // the relay refuses s5 (it expects 3): the page asks where the chat stands and sends s3, s4, s5
-    await say(seeker, "s5: I'll wait");
-    await myLine(seeker, "s5: I'll wait").filter({ hasText: "Sent" }).waitFor({ timeout: T });
-    await until(async () => (await relayField("sent_s")) === "5", T, "the relay to have s3, s4 and s5");
-    assert.equal(seekerRelay.opened, 1, "the resync was a hello on the open connection");
-
+    assert.equal(await relayField("sent_s"), "2", "Redis came back without s3 to s6");
+    // the listener's network is back: the quiet connection drops and the page says hello again
     deskNet.restore();
+    await until(() => deskNet.welcomes === 2, T, "the listener's page to be welcomed again");
+
+    // the relay refuses s7 (it expects 3): the seeker's page asks where the chat stands, passes
+    // over s3 and s4 (it no longer has them; the listener does) and sends s5, s6 and s7 again
+    await say(seeker, "s7: I'll wait");
     await expectTranscript(desk, [["them", "s1: hello"], ["me", "l1: hi, I'm Ana"], ["them", "s2: thank you"],
-                                  ["them", "s3: are you still there?"], ["them", "s4: no rush"], ["them", "s5: I'll wait"]],
+                                  ["them", "s3: it's been a long week"], ["them", "s4: work, mostly"],
+                                  ["them", "s5: are you still there?"], ["them", "s6: no rush"], ["them", "s7: I'll wait"]],
                            "the listener after the crash: every line once, in order");
     await allDelivered(seeker, "every line of the seeker to reach the listener");
     await until(async () => (await stored(seeker)).kept === 0, T, "the seeker to let go of what the listener has");
+    assert.equal(await relayField("sent_s"), "7");
+    assert.match(await stack.redis("XRANGE", `wl:log:${sessionId}:s`, "0-4", "0-4"), /\bg\b/,
+                 "s3 and s4 were passed over (one log entry with g)");
+    assert.equal(seekerRelay.opened, 1, "the resync was a hello on the open connection");
     for (const [page, who] of [[seeker, "seeker"], [desk, "listener"]]) {
       assert.equal(await page.getByText(NOT_DELIVERED).count(), 0, `no note for the ${who}`);
       assert.equal(await page.locator(".log-note").count(), 0, `nothing but messages in the ${who}'s conversation`);
