@@ -189,8 +189,14 @@ describe("Redis losing its last writes in the middle of a chat", () => {
                      ["b1: hello", "b2: this one is lost", "note", "b3: still here"]);
     await myLine(seeker, "b3: still here").filter({ hasText: /Delivered|Read/ }).waitFor({ timeout: T });
     assert.equal(await note.count(), 1, "one note");
-    assert.deepEqual(await axeViolations(desk), [], "axe-core on the listener's chat with the note");
     await stack.screenshot(desk, "listener-message-lost");
+    await stack.screenshot(seeker, "seeker-message-lost");
+    for (const colorScheme of ["light", "dark"]) {
+      for (const [page, who] of [[desk, "listener"], [seeker, "seeker"]]) {
+        await page.emulateMedia({ colorScheme });
+        assert.deepEqual(await axeViolations(page), [], `axe-core on the ${who}'s chat with the note (${colorScheme})`);
+      }
+    }
     assert.deepEqual(stack.pageErrors, []);
     for (const page of [seeker, desk]) await page.context().close();
   });
