@@ -14,6 +14,7 @@ export const BUILD = path.resolve(ROOT, process.env.WARMLINE_BUILD_DIR || "build
 export const SCREENSHOTS = path.join(BUILD, "screenshots");
 const CHROMIUM = process.env.WARMLINE_CHROMIUM || "/usr/bin/chromium";
 const CATALOGUE = path.join(ROOT, "deploy/catalogue.json");
+const STATIC = path.join(ROOT, "services/web/static");
 
 const bin = {
   redis: "redis-server",
@@ -92,6 +93,13 @@ class Child {
   }
 }
 
+async function startRedis(stack) {
+  const redis = new Child("redis-server", bin.redis, stack._redisArgs, stack.env);
+  stack.children.push(redis);
+  stack._redis = redis;
+  await redis.waitFor(/Ready to accept connections/, 10000);
+}
+
 async function startService(children, name, file, args, env) {
   const c = new Child(name, file, args, env);
   children.push(c);
@@ -101,7 +109,9 @@ async function startService(children, name, file, args, env) {
 
 // Starts everything. `opts.matchmakerFlags` and `opts.relayFlags` add flags to the matchmaker and
 // to every relay (short timings: "--offer-timeout-ms", "--peer-grace-ms", …, so that no test waits
-// out the real minutes); `opts.relays` starts more than one relay.
+// out the real minutes); `opts.relays` starts more than one relay; `opts.redisFlags` are added to
+// redis-server's (after the defaults, so they win: ["--appendonly", "no"] makes a Redis that
+// restarts from its last SAVE, for stack.crashRedis()).
 export async function startStack(opts = {}) {
   const dir = await mkdtemp(path.join(tmpdir(), "warmline-web-"));
   const children = [];
@@ -121,12 +131,9 @@ export async function startStack(opts = {}) {
   const stack = { dir, children, redisUrl, redisPort, env, _browser: null, _redis: null };
   try {
     await mkdir(path.join(dir, "redis"));
-    const redis = new Child("redis-server", bin.redis,
-                            ["--port", String(redisPort), "--bind", "127.0.0.1", "--dir", path.join(dir, "redis"),
-                             "--appendonly", "yes", "--save", "", "--daemonize", "no"], env);
-    children.push(redis);
-    stack._redis = redis;
-    await redis.waitFor(/Ready to accept connections/, 10000);
+    stack._redisArgs = ["--port", String(redisPort), "--bind", "127.0.0.1", "--dir", path.join(dir, "redis"),
+                        "--appendonly", "yes", "--save", "", "--daemonize", "no", ...(opts.redisFlags || [])];
+    await startRedis(stack);
 
     stack.relayUrls = [];
     for (let i = 0; i < (opts.relays || 1); i++)
@@ -135,8 +142,9 @@ export async function startStack(opts = {}) {
     stack.matchmakerUrl = await startService(children, "matchmaker", bin.matchmaker,
                                              ["--listen", "127.0.0.1:0", "--relay-url", stack.relayUrls[0],
                                               ...(opts.matchmakerFlags || [])], env);
+    // the pages of this tree (the binary's built-in default is the tree it was built from)
     const web = await startService(children, "web", bin.web,
-                                   ["--listen", `127.0.0.1:${webPort}`, "--matchmaker-url", stack.matchmakerUrl,
+                                   ["--listen", `127.0.0.1:${webPort}`, "--root", STATIC, "--matchmaker-url", stack.matchmakerUrl,
                                     "--connect-src", stack.relayUrls.join(","), "--catalogue", CATALOGUE], env);
     stack.webUrl = web;
   } catch (e) {
@@ -165,6 +173,29 @@ export async function startStack(opts = {}) {
   // as a hung or overloaded database looks to the services.
   stack.stopRedis = () => { stack._redis.proc.kill("SIGSTOP"); };
   stack.continueRedis = () => { stack._redis.proc.kill("SIGCONT"); };
+  // Whether the matchmaker and every relay answer /readyz with 200 (Redis reachable, and caught
+  // up after an outage).
+  stack.servicesReady = async () => {
+    const ready = async (wsUrl) => {
+      const u = new URL(wsUrl);
+      try {
+        return (await fetch(`http://${u.host}/readyz`, { signal: AbortSignal.timeout(2000) })).status === 200;
+      } catch {
+        return false;
+      }
+    };
+    const answers = await Promise.all([stack.matchmakerUrl, ...stack.relayUrls].map(ready));
+    return answers.every(Boolean);
+  };
+  // Kills Redis with SIGKILL (nothing flushed), waits until the services have noticed, starts it
+  // again on the same port and directory (it comes back with what its AOF or last SAVE had, as
+  // after a crash) and waits until the services are ready again.
+  stack.crashRedis = async () => {
+    await stack._redis.stop("SIGKILL");
+    await until(async () => !(await stack.servicesReady()), 10000, "the services to notice that Redis is gone");
+    await startRedis(stack);
+    await until(() => stack.servicesReady(), 20000, "the services to be ready again after Redis came back");
+  };
   stack.admin = (...args) => run(bin.admin, args, env);
   stack.redis = async (...args) => (await run("redis-cli", ["-p", String(redisPort), ...args], env)).trim();
 

@@ -1,7 +1,8 @@
 // The browser's warmline-e2e-v1 (services/web/static/js/e2e.js, as the page serves it) run in
 // real Chromium against every value of tests/vectors/e2e_v1.json: keys imported as PKCS#8 the
 // way docs/e2e.md says, the shared secret, both direction keys, every nonce, associated data and
-// ciphertext byte for byte, opening each message, the receiver's rules and the safety code.
+// ciphertext byte for byte, opening each message, the receiver's rules (with its pass-over of
+// messages the relay lost, as common/e2e.cpp's receiver::pass_over) and the safety code.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
@@ -100,7 +101,7 @@ describe("the browser's E2E suite against the published vectors", () => {
     });
   });
 
-  it("the receiver shows each message once and in order, and refuses forgeries and low-order keys", { timeout: 30000 }, async () => {
+  it("the receiver shows each message once and in order, passes over lost ones, and refuses forgeries and low-order keys", { timeout: 30000 }, async () => {
     const { page, vectors } = suite;
     const r = await page.evaluate(async (v) => {
       const e2e = await import("/js/e2e.js");
@@ -120,13 +121,24 @@ describe("the browser's E2E suite against the published vectors", () => {
       forged[0] ^= 0x80;
       await feed(toSeeker[1], forged);         // 2 forged: dropped
       await feed(toSeeker[1]);                 // 2: delivered
+      // the relay says 1..4 were lost: 3 and 4 were missed here, 1 and 2 were not
+      const passed = [rx.passOver(4), rx.delivered, rx.passOver(3), rx.passOver(4), rx.delivered];
+      const listenerPriv = await e2e.importPrivateKey(e2e.pkcs8FromRawPrivate(e2e.fromHex(v.listener_private_key)));
+      const listener = await e2e.chatKeys(listenerPriv, e2e.fromHex(v.seeker_public_key), v.session_id, "LISTENER");
+      const five = await e2e.seal(listener.sendKey, v.session_id, listener.sendDir, 5, "five");
+      const four = await e2e.seal(listener.sendKey, v.session_id, listener.sendDir, 4, "four");
+      await feed({ seq: 4 }, four);            // 4 after the pass-over: a duplicate, never shown
+      await feed({ seq: 5 }, five);            // 5: delivered
       let lowOrder = "accepted";
       try { await e2e.sharedSecret(seekerPriv, new Uint8Array(32)); } catch { lowOrder = "refused"; }
-      return { steps, lowOrder, texts: toSeeker.slice(0, 2).map((m) => m.plaintext) };
+      return { steps, passed, lowOrder, texts: toSeeker.slice(0, 2).map((m) => m.plaintext) };
     }, vectors);
     assert.deepEqual(r.steps.map((s) => [s.seq, s.status, s.delivered]), [
       [2, "out_of_order", 0], [1, "delivered", 1], [1, "duplicate", 1], [2, "forged", 1], [2, "delivered", 2],
+      [4, "duplicate", 4], [5, "delivered", 5],
     ]);
+    assert.deepEqual(r.passed, [2, 4, 0, 0, 4], "a pass-over counts only what was missed, and never goes back");
+    assert.equal(r.steps[6].text, "five");
     assert.equal(r.steps[1].text, r.texts[0]);
     assert.equal(r.steps[4].text, r.texts[1]);
     assert.equal(r.lowOrder, "refused", "an all-zero peer key is refused");

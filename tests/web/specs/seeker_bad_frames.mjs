@@ -1,6 +1,7 @@
 // Broken, hostile or surprising frames from either service never crash the page and never show
 // as messages: garbage JSON, wrong types, replies nobody asked for, a forged message, a message
-// far ahead of its turn, a swapped key. The chat carries on afterwards, exactly once and in order.
+// far ahead of its turn, a swapped key, a loss reported for the wrong side. The chat carries on
+// afterwards, exactly once and in order.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { T, withStack, blankPage, visit, routeSockets, availableListener, askForChat, waitInLine, acceptOffer, say,
@@ -41,6 +42,8 @@ describe("a seeker's page fed bad frames", () => {
                         '{"deliver":{"from":"LISTENER","seq":"99","ciphertext":"AAAAAAAAAAAAAAAAAAAAAA=="}}',
                         '{"peerKey":{"publicKey":"AAAA"}}', `{"peerKey":{"publicKey":"${junkKey}"}}`,
                         '{"peerRead":{"through":"x"}}', '{"peerTyping":null}', '{"requestId":"c999","ack":{"seq":"5"}}',
+                        '{"lost":"x"}', '{"lost":{"from":"SEEKER","first":"2","through":"9"}}', '{"lost":{"first":"2","through":"9"}}',
+                        '{"peerReceived":"x"}', '{"peerReceived":{"through":"-3"}}',
                         '{"deliver":{"from":"LISTENER","seq":"2","ciphertext":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}}'])
       relay.at(-1).send(junk);
     await seeker.getByRole("alert").filter({ hasText: "could not be verified" }).waitFor({ timeout: T });

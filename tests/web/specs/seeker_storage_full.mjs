@@ -71,8 +71,8 @@ describe("a seeker whose tab storage is full", () => {
     await until(() => seeker.evaluate(() => {
       const key = Object.keys(sessionStorage).find((k) => k.startsWith("wl.chat."));
       const s = key && JSON.parse(sessionStorage.getItem(key));
-      return s && s.nextSeq === 3 && s.unacked.length === 0;
-    }), T, "the stored next seq to be 3 with nothing unacknowledged");
+      return s && s.nextSeq === 3 && s.kept.length === 0;
+    }), T, "the stored next seq to be 3 with nothing kept for a resend");
 
     await seeker.reload();
     // the newest lines came back (the oldest did not fit), and nothing twice

@@ -56,7 +56,7 @@ describe("Warmline losing its database for a while", () => {
     await banner.waitFor({ state: "hidden", timeout: T });
     await until(async () => (await feed.innerText()) === "Live", T, "the dashboard to be live again");
     await waitForMessage(desk, "written while Warmline was reconnecting", "them");
-    await chatting.locator('.msg[data-from="me"]').filter({ hasText: "written while Warmline" }).filter({ hasText: /Sent|Read/ })
+    await chatting.locator('.msg[data-from="me"]').filter({ hasText: "written while Warmline" }).filter({ hasText: /Sent|Delivered|Read/ })
       .waitFor({ timeout: T });
     await until(async () => (await chatting.locator("#conn-status").innerText()) === "", T, "the chatting seeker's status to clear");
 

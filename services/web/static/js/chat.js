@@ -1,9 +1,13 @@
 // One end-to-end encrypted chat through the relay (docs/relay-protocol.md, docs/e2e.md): the key
 // pair, hello with receivedThrough, resending what the relay has not stored, acks, opening what
 // the other side sends in order and exactly once, receipts, typing, read, end and reconnecting.
-// Everything a page reload must not lose lives in this tab's sessionStorage under one key per
-// chat, and is wiped when the chat ends. Tickets stay in memory only: after a reload, or when the
-// relay refuses one, the owner fetches a fresh one from the matchmaker (event "needticket").
+// What this side says is kept, sealed, until the other side's receipt (peerReceived) covers it,
+// not only until the relay's ack, so that it can be sent again if Redis lost it; what nobody has
+// any more is passed over (skip, lost) with a note in the conversation on both sides, as the
+// terminal client does (loadtest/chat_session.hpp). Everything a page reload must not lose lives
+// in this tab's sessionStorage under one key per chat, and is wiped when the chat ends. Tickets
+// stay in memory only: after a reload, or when the relay refuses one, the owner fetches a fresh
+// one from the matchmaker (event "needticket").
 // Nothing here logs; keys, tickets and texts must never reach the console.
 
 import * as e2e from "./e2e.js";
@@ -12,6 +16,9 @@ import { follow, backoffDelay } from "./reconnect.js";
 const STORE_PREFIX = "wl.chat.";
 const RELAY_BACKOFF = { firstMs: 400, maxMs: 15000 };
 const MAX_HELD = 1000;
+// Hellos again on one connection (a send refused with WRONG_STATE) with no ack in between before
+// this page stops trusting the connection and reconnects with backoff instead.
+const MAX_RESYNCS = 3;
 // The reason finish() gets when the chat turned out to be over but nobody said why.
 export const UNKNOWN_END = "unknown";
 
@@ -66,10 +73,13 @@ export function describeEnd(role, endedBy, reason, { lost = "", requeued = false
 
 export class RelayChat {
   // chat: a ChatStarted (sessionId, role, relayUrl, relayTicket, topic, language).
-  // onEvent(type, detail): message, update, peer, typing, read, status, presence ({present}: the
-  // other side's connection is gone, or back), service ({degraded}: the relay lost its database,
-  // or has it back), ended ({endedBy, reason, lost, requeued, text}), replaced (another tab took
-  // over), refused ({text}: another device holds this side with other keys), needticket, notice.
+  // onEvent(type, detail): message ({entry}: a line of either side, or a note from Warmline with
+  // from "note"), update ({entry}: a line of this side changed state: sending, sent (stored by the
+  // relay), delivered (the other side's receipt covers it), lost), peer, typing, read, status,
+  // presence ({present}: the other side's connection is gone, or back), service ({degraded}: the
+  // relay lost its database, or has it back), ended ({endedBy, reason, lost, requeued, text}),
+  // replaced (another tab took over), refused ({text}: another device holds this side with other
+  // keys), needticket, notice.
   static async open(chat, onEvent) {
     const c = new RelayChat(chat, onEvent);
     await c.load();
@@ -107,6 +117,8 @@ export class RelayChat {
     this.peerAway = false;      // the relay said the other side's connection is gone
     this.degraded = false;      // the relay said it lost its database
     this.helloing = null;       // the hello in flight, if any
+    this.storedThrough = 0;     // the relay has this side's messages up to here (ack, welcome)
+    this.resyncs = 0;           // hellos again on this connection since the last ack
   }
 
   get storeKey() { return STORE_PREFIX + this.sessionId; }
@@ -123,12 +135,18 @@ export class RelayChat {
       this.s = {
         v: 1, sessionId: this.sessionId, role: this.role, topic: this.topic, language: this.language,
         pkcs8: e2e.toBase64(pair.pkcs8), pub: e2e.toBase64(pair.publicRaw), peer: null,
-        nextSeq: 1, unacked: [], outbox: [], delivered: 0, peerRead: 0, nextId: 1, transcript: [],
-        startedAt: Date.now(),
+        nextSeq: 1, kept: [], peerReceived: 0, lostThrough: 0, outbox: [], delivered: 0, peerRead: 0,
+        nextId: 1, transcript: [], startedAt: Date.now(),
       };
       pair.pkcs8.fill(0);
       this.save();
     }
+    // A tab from before messages were kept until the other side's receipt: what it kept then
+    // (unacknowledged ones) is what it has.
+    if (!Array.isArray(this.s.kept)) this.s.kept = Array.isArray(this.s.unacked) ? this.s.unacked : [];
+    delete this.s.unacked;
+    this.s.peerReceived = num(this.s.peerReceived);
+    this.s.lostThrough = num(this.s.lostThrough);
     this.topic = this.topic || this.s.topic;
     this.language = this.language || this.s.language;
     if (this.s.peer) await this.setPeer(e2e.fromBase64(this.s.peer), false);
@@ -138,11 +156,11 @@ export class RelayChat {
     if (this.ended) return;
     if (this.write(this.s)) return;
     // Out of room (about 5 MB per tab, shared by every chat of the tab). The keys, the counters
-    // and the messages not yet stored by the relay must survive a reload, or a reload would lose
-    // them or number a new message with a seq already used; older transcript lines need not. Keep
-    // as many of the newest lines as fit.
+    // and the sealed messages the other side has not confirmed must survive a reload, or a reload
+    // would lose them or number a new message with a seq already used; older transcript lines need
+    // not. Keep as many of the newest lines as fit.
     const all = this.s.transcript;
-    const unsent = (e) => e.from === "me" && e.state !== "sent";
+    const unsent = (e) => e.from === "me" && (e.state === "queued" || e.state === "sending");
     let n = all.length;
     while (n > 0) {
       n = Math.floor(n / 2);
@@ -326,26 +344,89 @@ export class RelayChat {
     // proves nothing: keep backing off until a message is stored again.
     if (!this.sendTrouble) this.attempt = 0;
     if (w.maxCiphertextBytes) this.maxCiphertext = w.maxCiphertextBytes;
-    const sentThrough = num(w.sentThrough);
-    this.acknowledgeThrough(sentThrough);
     // Keys, sealing and sending all run on one chain so that nothing is numbered twice.
-    this.chain = this.chain.then(async () => {
-      // The relay holds a seq this tab has no record of sealing (its storage was full, or a copy
-      // of this tab sent it): never seal another text under that nonce.
-      if (sentThrough >= this.s.nextSeq) { this.s.nextSeq = sentThrough + 1; this.save(); }
-      if (typeof w.peerPublicKey === "string" && w.peerPublicKey) {
-        let raw = null;
-        try { raw = e2e.fromBase64(w.peerPublicKey); } catch { raw = null; }
-        if (raw) await this.setPeer(raw, true);
-      }
-      if (this.ws !== ws) return;
-      this.connected = true;
-      this.receivedSent = 0;
-      // Without the other side's key, wait for its peerKey push: it may simply not have joined yet.
-      this.emit("status", { state: this.keys ? "connected" : "waiting-peer" });
-      await this.flush();
-      this.sendReceipts();
-    }).catch(() => {});
+    this.chain = this.chain.then(() => this.welcomed(ws, w)).catch(() => {});
+  }
+
+  // The relay said where the chat stands (after a connect, or a hello again on this connection).
+  async welcomed(ws, w) {
+    if (this.ended || this.ws !== ws) return;
+    const sentThrough = num(w.sentThrough);
+    // The relay holds a seq this tab has no record of sealing (its storage was full, or a copy
+    // of this tab sent it): never seal another text under that nonce.
+    if (sentThrough >= this.s.nextSeq) { this.s.nextSeq = sentThrough + 1; this.save(); }
+    // What the relay has needs no resend. This can be less than it acknowledged: Redis lost its
+    // last writes (a crash, a failover to a lagging replica).
+    this.storedThrough = sentThrough;
+    this.markMine(sentThrough, "sent", (state) => state === "sending");
+    this.peerReceivedThrough(num(w.peerReceivedThrough));
+    if (typeof w.peerPublicKey === "string" && w.peerPublicKey) {
+      let raw = null;
+      try { raw = e2e.fromBase64(w.peerPublicKey); } catch { raw = null; }
+      if (raw) await this.setPeer(raw, true);
+    }
+    if (this.ws !== ws || this.ended) return;
+    // What the relay lacks and this tab no longer has (the other side's receipt had covered it,
+    // or it was never kept here) is passed over first; the rest goes again after it, same seq,
+    // same bytes (flush).
+    const firstKept = this.s.kept.length ? this.s.kept[0].seq : this.s.nextSeq;
+    if (firstKept > sentThrough + 1) this.skip(ws, sentThrough, firstKept - 1);
+    this.inFlight.clear();
+    this.connected = true;
+    this.receivedSent = 0;
+    // Without the other side's key, wait for its peerKey push: it may simply not have joined yet.
+    this.emit("status", { state: this.keys ? "connected" : "waiting-peer" });
+    await this.flush();
+    this.sendReceipts();
+  }
+
+  // Tells the relay that this side's messages after `sentThrough` up to `through` are gone here
+  // too; the relay takes through + 1 next and tells the other side (lost). Those the other side
+  // had not confirmed never reached it: this side is told so, once.
+  skip(ws, sentThrough, through) {
+    this.storedThrough = through;  // the relay takes the skip before the resends after it
+    this.request({ skip: { through: String(through) } }, ws).catch((err) => this.sendFailed(ws, err));
+    const from = Math.max(sentThrough, this.s.peerReceived, this.s.lostThrough);
+    if (through <= from) return;
+    const unseen = through - from;
+    this.s.lostThrough = through;
+    this.markMine(through, "lost", (state, seq) => seq > from);
+    this.addNote(unseen === 1
+      ? "One of your messages could not be delivered: it was lost in a failure on Warmline's side."
+      : `${unseen} of your messages could not be delivered: they were lost in a failure on Warmline's side.`);
+  }
+
+  // The other side has this side's messages up to `through`: they need no resend any more.
+  peerReceivedThrough(through) {
+    // never past what this tab has numbered (a relay cannot have more, unless a copy of this tab
+    // sent it, and then the welcome has moved nextSeq already)
+    through = Math.min(through, this.s.nextSeq - 1);
+    if (through <= this.s.peerReceived) return;
+    this.s.peerReceived = through;
+    this.s.kept = this.s.kept.filter((k) => k.seq > through);
+    for (const seq of this.inFlight.keys()) if (seq <= through) this.inFlight.delete(seq);
+    this.markMine(through, "delivered", (state) => state === "sending" || state === "sent");
+    this.save();
+  }
+
+  // Sets the state of this side's lines up to seq `through` whose state passes `when`.
+  markMine(through, state, when) {
+    let changed = false;
+    for (const entry of this.s.transcript) {
+      if (entry.from !== "me" || !entry.seq || entry.seq > through || !when(entry.state, entry.seq)) continue;
+      entry.state = state;
+      changed = true;
+      this.emit("update", { entry });
+    }
+    if (changed) this.save();
+  }
+
+  // A line from Warmline itself in the conversation (something could not be delivered).
+  addNote(text) {
+    const entry = { id: this.s.nextId++, from: "note", text, at: Date.now() };
+    this.s.transcript.push(entry);
+    this.save();
+    this.emit("message", { entry });
   }
 
   receive(data) {
@@ -369,6 +450,12 @@ export class RelayChat {
     if (msg.deliver) {
       const d = msg.deliver;
       this.chain = this.chain.then(() => this.onDeliver(d)).catch(() => {});
+    } else if (msg.lost && typeof msg.lost === "object") {
+      const l = msg.lost;
+      this.chain = this.chain.then(() => this.onLost(l)).catch(() => {});
+    } else if (msg.peerReceived && typeof msg.peerReceived === "object") {
+      const t = num(msg.peerReceived.through);
+      this.chain = this.chain.then(() => this.peerReceivedThrough(t)).catch(() => {});
     } else if (msg.peerKey && typeof msg.peerKey.publicKey === "string") {
       const raw = e2e.fromBase64(msg.peerKey.publicKey);
       this.chain = this.chain.then(async () => {
@@ -415,7 +502,9 @@ export class RelayChat {
     this.safety = await e2e.safetyCode(e2e.fromBase64(this.s.pub), raw);
     this.emit("peer", { safetyCode: this.safety });
     const early = this.early.splice(0);
-    for (const d of early) await this.onDeliver(d);
+    for (const d of early) {
+      if (d.lost) await this.onLost(d.lost); else await this.onDeliver(d);
+    }
   }
 
   // ---- receiving ----------------------------------------------------------------------------
@@ -443,8 +532,32 @@ export class RelayChat {
     this.s.transcript.push(entry);
     this.save();
     this.emit("message", { entry });
-    const next = this.held.get(seq + 1);
-    this.held.delete(seq + 1);
+    await this.afterDelivered();
+  }
+
+  // The other side's messages up to `through` are lost (the relay's MessagesLost): the next one is
+  // through + 1. Unless this tab had them all, the conversation says so.
+  async onLost(l) {
+    if (this.ended) return;
+    if (!this.receiver) { if (this.early.length < MAX_HELD) this.early.push({ lost: l }); return; }
+    if (l.from !== (this.role === "SEEKER" ? "LISTENER" : "SEEKER")) return;
+    const through = num(l.through);
+    const missed = this.receiver.passOver(through);
+    if (missed) {
+      this.s.delivered = this.receiver.delivered;
+      for (const seq of this.held.keys()) if (seq <= through) this.held.delete(seq);
+      this.addNote(missed === 1
+        ? "A message from the other person could not be delivered: it was lost in a failure on Warmline's side."
+        : `${missed} messages from the other person could not be delivered: they were lost in a failure on Warmline's side.`);
+    }
+    await this.afterDelivered();
+  }
+
+  // Opens what waited for the message just delivered or passed over, then says what this side has.
+  async afterDelivered() {
+    const seq = this.receiver.delivered + 1;
+    const next = this.held.get(seq);
+    this.held.delete(seq);
     if (next) { await this.onDeliver(next); return; }
     this.sendReceipts();
   }
@@ -488,7 +601,8 @@ export class RelayChat {
     return entry;
   }
 
-  // Seals what waits in the outbox (once keys exist) and sends every unacknowledged message.
+  // Seals what waits in the outbox (once keys exist) and sends every kept message the relay has
+  // not stored.
   async flush() {
     if (this.ended || !this.keys) return;
     while (this.s.outbox.length) {
@@ -501,44 +615,54 @@ export class RelayChat {
       this.s.nextSeq = seq + 1;
       entry.seq = seq;
       entry.state = "sending";
-      this.s.unacked.push({ seq, ct: e2e.toBase64(ct) });
+      this.s.kept.push({ seq, ct: e2e.toBase64(ct) });
       this.s.outbox.shift();
       this.save();
       this.emit("update", { entry });
     }
     if (!this.connected) return;
     const ws = this.ws;
-    for (const u of this.s.unacked) {
-      if (this.inFlight.get(u.seq) === ws) continue;
+    for (const u of this.s.kept) {
+      if (u.seq <= this.storedThrough || this.inFlight.get(u.seq) === ws) continue;
       this.inFlight.set(u.seq, ws);
       this.request({ send: { seq: String(u.seq), ciphertext: u.ct } }, ws).then(
-        (reply) => { this.sendTrouble = false; this.acknowledgeThrough(num(reply.ack && reply.ack.seq)); },
+        (reply) => { this.sendTrouble = false; this.acknowledged(num(reply.ack && reply.ack.seq)); },
         (err) => this.sendFailed(ws, err));
     }
   }
 
-  acknowledgeThrough(seq) {
+  // The relay stored this side's message `seq` (and so everything before it). It stays kept until
+  // the other side's receipt covers it.
+  acknowledged(seq) {
     if (!seq) return;
-    const done = this.s.unacked.filter((u) => u.seq <= seq);
-    if (!done.length) return;
-    this.s.unacked = this.s.unacked.filter((u) => u.seq > seq);
-    for (const u of done) {
-      this.inFlight.delete(u.seq);
-      const entry = this.s.transcript.find((e) => e.from === "me" && e.seq === u.seq);
-      if (entry && entry.state !== "sent") { entry.state = "sent"; this.emit("update", { entry }); }
-    }
-    this.save();
+    this.resyncs = 0;
+    if (seq > this.storedThrough) this.storedThrough = seq;
+    this.inFlight.delete(seq);
+    this.markMine(seq, "sent", (state) => state === "sending");
   }
 
+  // A send or skip on `ws` was refused.
   sendFailed(ws, err) {
     for (const [seq, w] of this.inFlight) if (w === ws) this.inFlight.delete(seq);
     if (!err || !err.code || this.ws !== ws) return;  // disconnected: the hello resends
     if (err.code === "NOT_FOUND") { this.finish(undefined, UNKNOWN_END); return; }
+    // A hello is out on this connection (below): its welcome settles what to send, so the
+    // refusals of what was sent before it say nothing new.
+    if (!this.connected) return;
+    if (err.code === "WRONG_STATE" && this.resyncs < MAX_RESYNCS) {
+      // The relay's count differs from this tab's (Redis lost its last writes): ask where the
+      // chat stands, on this connection, and go on from the welcome.
+      this.resyncs += 1;
+      this.connected = false;
+      this.hello(ws);
+      return;
+    }
     this.sendTrouble = true;
     if (err.code === "MESSAGE_TOO_LARGE") {
       this.emit("notice", { text: "A message was too long to send. Please split it into shorter ones." });
     }
-    // Anything else (rate limits, a gap): start again from what the relay has stored.
+    // Anything else (rate limits, no database for a moment): start again, after a backoff, from
+    // what the relay has stored.
     try { ws.close(4000); } catch { /* ignore */ }
   }
 
@@ -584,7 +708,7 @@ export class RelayChat {
     // Forget the keys (a key stolen later must not open this chat); the transcript stays in memory
     // for the owner (a seeker may still report it) until the owner lets it go.
     this.s.pkcs8 = "";
-    this.s.unacked = [];
+    this.s.kept = [];
     this.privateKey = null;
     this.keys = null;
     this.receiver = null;

@@ -1,7 +1,7 @@
 // The warmline-e2e-v1 suite (docs/e2e.md) with WebCrypto alone: X25519 key agreement, HKDF-SHA256
 // direction keys, AES-256-GCM with the suite's nonce and associated-data layouts, the in-order
-// receiver of section 4 and the safety code of section 5. Nothing here logs or keeps anything;
-// callers own the keys and must never print them.
+// receiver of section 4 (with its pass-over of messages the relay lost) and the safety code of
+// section 5. Nothing here logs or keeps anything; callers own the keys and must never print them.
 
 export const SUITE = "warmline-e2e-v1";
 export const SEEKER_TO_LISTENER = 0x01;
@@ -175,6 +175,17 @@ export class Receiver {
     if (text === null) return { status: "forged" };
     this.delivered = seq;
     return { status: "delivered", text };
+  }
+
+  // The relay says the messages up to `through` were lost (MessagesLost): expect through + 1
+  // next. Returns how many of them this side did not have (0 if it had them all), for the caller
+  // to show: the relay could always withhold messages; this makes a gap visible (common/e2e.cpp,
+  // receiver::pass_over).
+  passOver(through) {
+    if (!Number.isSafeInteger(through) || through <= this.delivered) return 0;
+    const missed = through - this.delivered;
+    this.delivered = through;
+    return missed;
   }
 }
 

@@ -511,7 +511,8 @@ function onChatEvent(id, type, detail) {
   const entry = chats.get(id);
   if (!entry) return;
   entry.view.handle(type, detail);
-  if (type === "message" && detail.entry.from === "them") {
+  // the other side's messages and Warmline's notes (something could not be delivered) count as unread
+  if (type === "message" && detail.entry.from !== "me") {
     if (selected !== id || document.visibilityState !== "visible") {
       entry.unread += 1;
       renderBadge(entry);

@@ -250,11 +250,12 @@ function onChatEvent(c, type, detail) {
       backToLine(detail.text);
       return;
     }
-    afterTranscript = c.transcript.slice();
+    // what a report may quote: the two people's messages, not Warmline's notes
+    afterTranscript = c.transcript.filter((e) => e.from === "me" || e.from === "them");
     showAfter(detail.text);
   } else if (type === "service") {
     setDegraded("relay", detail.degraded);
-  } else if (type === "message" && detail.entry.from === "them" && document.visibilityState !== "visible") {
+  } else if (type === "message" && detail.entry.from !== "me" && document.visibilityState !== "visible") {
     unseen += 1;
     document.title = `(${unseen}) Warmline`;
   }

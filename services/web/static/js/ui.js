@@ -240,6 +240,15 @@ export class ChatView {
   }
 
   addEntry(entry) {
+    if (entry.from === "note") {
+      // Warmline's own word in the conversation (a message that could not be delivered): an item of
+      // the log like the messages, so a screen reader hears it in its place and in the live region.
+      const li = h("li", { class: "log-note", dataset: { kind: "note" } }, h("p", { text: entry.text }));
+      this.items.set(entry.id, { li, meta: null, entry });
+      this.list.append(li);
+      this.log.scrollTop = this.log.scrollHeight;
+      return;
+    }
     const mine = entry.from === "me";
     const meta = h("span", { class: "msg-meta" });
     const li = h("li", { class: "msg", dataset: { from: mine ? "me" : "them" } },
@@ -255,10 +264,14 @@ export class ChatView {
 
   renderMeta(entry) {
     const item = this.items.get(entry.id);
-    if (!item) return;
+    if (!item || !item.meta) return;
+    // Sent: Warmline has stored it; Delivered: it is on the other person's device; Read: they had
+    // the chat in view.
     let state = "";
     if (entry.from === "me") {
-      if (entry.seq && this.chat && entry.seq <= this.chat.peerRead) state = "Read";
+      if (entry.state === "lost") state = "Not delivered";
+      else if (entry.seq && this.chat && entry.seq <= this.chat.peerRead) state = "Read";
+      else if (entry.state === "delivered") state = "Delivered";
       else if (entry.state === "sent") state = "Sent";
       else state = "Sending…";
     }
