@@ -24,6 +24,24 @@ void lose_last_writes(redis_server& r) {
     r.restart();
 }
 
+// A sealed chat on one relay over a Redis without AOF, in which the seeker said `n` lines that
+// the listener confirmed, and then Redis SAVEd: what a crash will come back to.
+struct saved_chat {
+    relay_fixture f{snapshot_only()};
+    relay_process a{f.mm.server.url(), f.log};
+    std::string session = f.open_chat();
+    side seeker{v1::SEEKER, session, relay_url(a), relay_fixture::ticket_for(session, ticket::role::seeker)};
+    side listener{v1::LISTENER, session, relay_url(a), relay_fixture::ticket_for(session, ticket::role::listener)};
+    std::vector<std::string> said;
+
+    explicit saved_chat(int n) : said(lines("seeker", 1, n)) {
+        REQUIRE(both_secure(seeker, listener));
+        for (const auto& l : said) REQUIRE(seeker.chat.say(l));
+        REQUIRE(pump_until({&seeker, &listener}, [&] { return seeker.chat.unreceived() == 0; }));
+        f.mm.server.cmd({"SAVE"});
+    }
+};
+
 bool noticed(const side& s, const std::string& words) {
     return std::any_of(s.seen.begin(), s.seen.end(), [&](const chat_event& e) {
         return e.what == chat_event::kind::notice && e.text.find(words) != std::string::npos;
@@ -44,17 +62,9 @@ std::uint64_t metric(std::uint16_t port, const std::string& name) {
 
 TEST_CASE("relay durability: acknowledged messages Redis lost are sent again, none lost or repeated" *
           doctest::timeout(90)) {
-    relay_fixture f(snapshot_only());
-    relay_process a(f.mm.server.url(), f.log);
-    auto session = f.open_chat();
-    side seeker(v1::SEEKER, session, relay_url(a), relay_fixture::ticket_for(session, ticket::role::seeker));
-    side listener(v1::LISTENER, session, relay_url(a), relay_fixture::ticket_for(session, ticket::role::listener));
-    REQUIRE(both_secure(seeker, listener));
-
-    const auto before = lines("seeker", 1, 3), after = lines("seeker", 4, 5), later = lines("seeker", 6, 6);
-    for (const auto& l : before) REQUIRE(seeker.chat.say(l));
-    REQUIRE(pump_until({&seeker, &listener}, [&] { return seeker.chat.unreceived() == 0; }));
-    f.mm.server.cmd({"SAVE"});
+    saved_chat c(3);
+    auto& [f, a, session, seeker, listener, said] = c;
+    const auto before = said, after = lines("seeker", 4, 5), later = lines("seeker", 6, 6);
 
     // the listener's network is gone; the seeker's next lines are acknowledged, not received
     listener.chat.drop_connection();
@@ -81,16 +91,9 @@ TEST_CASE("relay durability: acknowledged messages Redis lost are sent again, no
 
 TEST_CASE("relay durability: lost messages the other side already had are passed over silently" *
           doctest::timeout(90)) {
-    relay_fixture f(snapshot_only());
-    relay_process a(f.mm.server.url(), f.log);
-    auto session = f.open_chat();
-    side seeker(v1::SEEKER, session, relay_url(a), relay_fixture::ticket_for(session, ticket::role::seeker));
-    side listener(v1::LISTENER, session, relay_url(a), relay_fixture::ticket_for(session, ticket::role::listener));
-    REQUIRE(both_secure(seeker, listener));
-    const auto first = lines("seeker", 1, 2), second = lines("seeker", 3, 4), third = lines("seeker", 5, 5);
-    for (const auto& l : first) REQUIRE(seeker.chat.say(l));
-    REQUIRE(pump_until({&seeker, &listener}, [&] { return seeker.chat.unreceived() == 0; }));
-    f.mm.server.cmd({"SAVE"});
+    saved_chat c(2);
+    auto& [f, a, session, seeker, listener, said] = c;
+    const auto first = said, second = lines("seeker", 3, 4), third = lines("seeker", 5, 5);
 
     // received and confirmed: the seeker lets 3 and 4 go
     for (const auto& l : second) REQUIRE(seeker.chat.say(l));
