@@ -157,6 +157,33 @@ TEST_CASE("redis sentinel: the client and the subscriber find the master through
     });
 }
 
+TEST_CASE("redis sentinel: the URL's password authenticates to the master and is never sent to a "
+          "sentinel" *
+          doctest::timeout(60)) {
+    sentinel_cluster::options co;
+    co.password = "pw-for-the-master";
+    sentinel_cluster cluster(co);
+    const std::string scheme = "redis-sentinel://";
+    const std::string url = scheme + ":" + co.password + "@" + cluster.url().substr(scheme.size());
+    run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto c = client::create(ex, options_for(url));
+        auto s = subscriber::create(ex, options_for(url));
+        s->subscribe("wl:sentinel", [](std::string_view, std::string_view) {});
+        c->start();
+        s->start();
+        co_await c->wait_connected(5s);
+        co_await s->wait_subscribed(5s);
+        const bool found = co_await served_by_master_on(*c, cluster.primary().port(), 3s);
+        REQUIRE(found);
+        c->stop();
+        s->stop();
+    });
+    // These sentinels require no password, so an AUTH sent to one would be answered with an
+    // error, and counted (a sentinel's INFO has no per-command statistics).
+    for (std::size_t i = 0; i < cluster.sentinel_count(); ++i)
+        CHECK(cluster.sentinel_cmd(i, {"INFO", "stats"}).find("total_error_replies:0") != std::string::npos);
+}
+
 TEST_CASE("redis sentinel: after SENTINEL FAILOVER commands reach the promoted replica and the "
           "subscriber receives what is published there" *
           doctest::timeout(60)) {

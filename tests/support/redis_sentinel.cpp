@@ -110,6 +110,7 @@ private:
                 << "sentinel down-after-milliseconds " << master_name << " " << o.down_after.count() << "\n"
                 << "sentinel failover-timeout " << master_name << " " << o.failover_timeout.count() << "\n"
                 << "sentinel parallel-syncs " << master_name << " 1\n";
+            if (!o.password.empty()) out << "sentinel auth-pass " << master_name << " " << o.password << "\n";
             if (!out) throw std::runtime_error("cannot write " + conf);
         }
         pid_ = spawn_logged({"redis-sentinel", conf}, dir_ + "/sentinel.log");
@@ -139,9 +140,11 @@ sentinel_cluster::sentinel_cluster() : sentinel_cluster(options{}) {}
 
 sentinel_cluster::sentinel_cluster(options o) : opts_(o) {
     // Redis 7 waits 5 s before a diskless full sync, in case more replicas come; none will.
-    const std::vector<std::string> fast_sync{"--repl-diskless-sync-delay", "0"};
-    primary_ = std::make_unique<redis_server>(fast_sync);
-    auto replica_args = fast_sync;
+    std::vector<std::string> common_args{"--repl-diskless-sync-delay", "0"};
+    if (!opts_.password.empty())
+        common_args.insert(common_args.end(), {"--requirepass", opts_.password, "--masterauth", opts_.password});
+    primary_ = std::make_unique<redis_server>(common_args);
+    auto replica_args = common_args;
     replica_args.insert(replica_args.end(), {"--replicaof", "127.0.0.1", std::to_string(primary_->port())});
     replica_ = std::make_unique<redis_server>(replica_args);
     // Sentinels learn of replicas from the master's INFO, which they read on connecting and then

@@ -23,6 +23,9 @@ public:
         int quorum = 2;
         std::chrono::milliseconds down_after{1000};
         std::chrono::milliseconds failover_timeout{3000};
+        // Non-empty: the primary and the replica require it (and the replica replicates with it),
+        // and the sentinels are given it to monitor them; the sentinels themselves require none.
+        std::string password;
     };
 
     // Returns once the replica is in sync and every sentinel knows the replica and the other
