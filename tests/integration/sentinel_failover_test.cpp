@@ -19,6 +19,7 @@
 #include <chrono>
 #include <functional>
 #include <future>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -93,16 +94,17 @@ asio::awaitable<bool> served_by_master_on(client& c, std::uint16_t port, std::ch
     co_return false;
 }
 
-// Messages received by a subscriber, and a way to wait for the n-th without sleeping.
-struct inbox {
+// Messages received by a subscriber, and a way to wait for the n-th without sleeping. Held by
+// shared_ptr: the subscriber's handler may outlive the test's coroutine until stop() has run.
+struct inbox : std::enable_shared_from_this<inbox> {
     explicit inbox(asio::any_io_executor ex) : timer(std::move(ex)) {}
     std::vector<std::string> payloads;
     asio::steady_timer timer;
 
     subscriber::handler handler() {
-        return [this](std::string_view, std::string_view payload) {
-            payloads.emplace_back(payload);
-            timer.cancel();
+        return [self = shared_from_this()](std::string_view, std::string_view payload) {
+            self->payloads.emplace_back(payload);
+            self->timer.cancel();
         };
     }
     asio::awaitable<bool> wait_for(std::size_t n, std::chrono::milliseconds limit) {
@@ -129,8 +131,8 @@ TEST_CASE("redis sentinel: the client and the subscriber find the master through
         auto o = options_for(cluster.url() + "/2");
         auto c = client::create(ex, o);
         auto s = subscriber::create(ex, o);
-        inbox box(ex);
-        s->subscribe("wl:sentinel", box.handler());
+        auto box = std::make_shared<inbox>(ex);
+        s->subscribe("wl:sentinel", box->handler());
         c->start();
         s->start();
         co_await c->wait_connected(5s);
@@ -146,9 +148,9 @@ TEST_CASE("redis sentinel: the client and the subscriber find the master through
         // The subscriber is on the master too, and messages reach it.
         CHECK(numsub(cluster.primary(), "wl:sentinel") == "wl:sentinel\n1");
         co_await c->command(argv("PUBLISH", "wl:sentinel", "hello"));
-        const bool ok1 = co_await box.wait_for(1, 3s);
+        const bool ok1 = co_await box->wait_for(1, 3s);
         REQUIRE(ok1);
-        CHECK(box.payloads[0] == "hello");
+        CHECK(box->payloads[0] == "hello");
         // Connections are named as before, and the watch on a sentinel is named too.
         CHECK(cluster.primary().cmd({"CLIENT", "LIST"}).find("name=sentinel-test:cmd") != std::string::npos);
         CHECK(cluster.primary().cmd({"CLIENT", "LIST"}).find("name=sentinel-test:events") != std::string::npos);
@@ -192,8 +194,8 @@ TEST_CASE("redis sentinel: after SENTINEL FAILOVER commands reach the promoted r
         auto o = options_for(cluster.url());
         auto c = client::create(ex, o);
         auto s = subscriber::create(ex, o);
-        inbox box(ex);
-        s->subscribe("wl:sentinel", box.handler());
+        auto box = std::make_shared<inbox>(ex);
+        s->subscribe("wl:sentinel", box->handler());
         c->start();
         s->start();
         co_await c->wait_connected(5s);
@@ -201,7 +203,7 @@ TEST_CASE("redis sentinel: after SENTINEL FAILOVER commands reach the promoted r
         const bool ok2 = co_await served_by_master_on(*c, cluster.primary().port(), 3s);
         REQUIRE(ok2);
         co_await c->command(argv("PUBLISH", "wl:sentinel", "before"));
-        const bool ok3 = co_await box.wait_for(1, 3s);
+        const bool ok3 = co_await box->wait_for(1, 3s);
         REQUIRE(ok3);
 
         CHECK(cluster.sentinel_cmd(1, {"SENTINEL", "FAILOVER", sentinel_cluster::master_name}) == "OK");
@@ -219,9 +221,9 @@ TEST_CASE("redis sentinel: after SENTINEL FAILOVER commands reach the promoted r
         REQUIRE(moved);
         co_await s->wait_subscribed(5s);
         co_await c->command(argv("PUBLISH", "wl:sentinel", "after"));
-        const bool ok5 = co_await box.wait_for(2, 3s);
+        const bool ok5 = co_await box->wait_for(2, 3s);
         REQUIRE(ok5);
-        CHECK(box.payloads.back() == "after");
+        CHECK(box->payloads.back() == "after");
         c->stop();
         s->stop();
     });
@@ -283,8 +285,9 @@ TEST_CASE("redis sentinel: a sentinel that does not know the name, or is stalled
         auto o = options_for(cluster.url());
         o.sentinel_timeout = 1000ms;
         auto c = client::create(ex, o);
-        int downs = 0;
-        c->on_state_change([&downs](bool up) { downs += up ? 0 : 1; });
+        // Shared: the handler runs once more (down) after this coroutine has ended, at stop().
+        auto downs = std::make_shared<int>(0);
+        c->on_state_change([downs](bool up) { *downs += up ? 0 : 1; });
         const auto started = std::chrono::steady_clock::now();
         c->start();
         co_await c->wait_connected(5s);
@@ -296,7 +299,7 @@ TEST_CASE("redis sentinel: a sentinel that does not know the name, or is stalled
         // Cut the connection: the reconnect asks the sentinel that answered, not the stalled one.
         cluster.primary().cmd({"CLIENT", "KILL", "TYPE", "normal"});
         const auto cut = std::chrono::steady_clock::now();
-        const bool dropped = co_await eventually([&] { return downs >= 1; }, 3s);
+        const bool dropped = co_await eventually([&] { return *downs >= 1; }, 3s);
         REQUIRE(dropped);
         const bool back = co_await served_by_master_on(*c, cluster.primary().port(), 3s);
         REQUIRE(back);
