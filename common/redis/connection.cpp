@@ -378,8 +378,10 @@ void connection::link_ready(link* l) {
     set_last_error({});
     if (kind_ == target_kind::via_sentinels) {
         spdlog::info("redis {}: {} master '{}' at {} (named by sentinel {})", role_,
-                     down_logged_ ? "reconnected to" : "connected to", opts_.where.master_name,
+                     master_known_ ? "reconnected to" : "connected to", opts_.where.master_name,
                      describe(l->peer), describe(found_by_));
+        master_ = l->peer;
+        master_known_ = true;
     } else if (kind_ == target_kind::sentinel_watch) {
         spdlog::debug("redis {}: watching sentinel {} for master switches", role_, describe(l->peer));
     } else if (down_logged_) {
@@ -401,6 +403,7 @@ void connection::link_lost(link* l, const std::string& reason) {
         sentinel_answered(*l->found);
         return;
     }
+    if (l->not_master) distrust_sentinel(found_by_);
     step_failed(l->purpose, reason, was_ready);
 }
 

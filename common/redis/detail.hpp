@@ -110,6 +110,8 @@ struct link {
     bool readonly_ends_link = false;
     // sentinel_query: the master's address, once the sentinel has answered.
     std::optional<endpoint::address> found;
+    // via_sentinels: the server the sentinel named says ROLE is not master.
+    bool not_master = false;
     // Redis answers in order, so "every batch up to `answered` has its replies" is all the
     // command deadlines need to know.
     std::uint64_t sent = 0;
@@ -202,6 +204,7 @@ private:
     void ask_next_sentinel();
     void sentinel_failed(std::string reason);
     void sentinel_answered(const endpoint::address& master);
+    void distrust_sentinel(const endpoint::address& sentinel);
     void follow_switch(const endpoint::address& from, const endpoint::address& to);
     // A handshake reply that is Sentinel's business: ROLE on the master, or the sentinel's
     // answer. Returns why the link must end, or nothing if it may go on.
@@ -228,8 +231,8 @@ private:
     std::string last_error_;
 
     // Sentinel: the sentinels in the order to ask them (the last to answer first), the one being
-    // asked in this round and why the others failed, where the master was found and by whom,
-    // and the watch that reports switches (via_sentinels only).
+    // asked in this round and why the others failed, the master last connected to, the sentinel
+    // that named the current target, and the watch that reports switches (via_sentinels only).
     std::vector<endpoint::address> sentinels_;
     std::size_t asking_ = 0;
     std::string sentinel_errors_;

@@ -1,10 +1,11 @@
 // Redis Sentinel, as its client spec asks (redis.io, "Sentinel client spec"): on every
 // (re)connect the sentinels are asked in order, each with a short timeout, for the master's
 // address; the first to answer moves to the front of the list; the server it names must say
-// ROLE master, else the round starts again after the usual backoff. A watch subscribed to
-// +switch-master on a sentinel closes the connection when the master moves, and a READONLY reply
-// does the same (client.cpp), so a demoted master is left however we learn of it. This file
-// owns the connection's Sentinel steps; the connection itself is connection.cpp's.
+// ROLE master, else the round starts again after the usual backoff, with the sentinel that named
+// it asked last. A watch subscribed to +switch-master on a sentinel closes the connection when
+// the master moves, and a READONLY reply does the same (client.cpp), so a demoted master is left
+// however we learn of it. This file owns the connection's Sentinel steps; the connection itself
+// is connection.cpp's.
 #include "common/redis/detail.hpp"
 
 #include <hiredis/hiredis.h>
@@ -44,6 +45,7 @@ std::optional<std::string> connection::check_sentinel_reply(link& l, const redis
         if (r.type == REDIS_REPLY_ARRAY && r.elements > 0 && is_text(r.element[0])) {
             const std::string_view role = text_of(*r.element[0]);
             if (role == "master") return std::nullopt;
+            l.not_master = true;
             return describe(l.peer) + " says ROLE " + std::string(role) + ", not master (asking the sentinels again)";
         }
         return describe(l.peer) + " gave no usable answer to ROLE";
@@ -88,12 +90,18 @@ void connection::sentinel_answered(const endpoint::address& master) {
     if (master_known_ && master_ != master)
         spdlog::info("redis {}: sentinel {} names {} as master '{}' (was {})", role_, describe(found_by_),
                      describe(master), opts_.where.master_name, describe(master_));
-    master_ = master;
-    master_known_ = true;
     asio::post(strand_, [self = shared_from_this(), attempt = attempt_, master] {
         if (attempt == self->attempt_ && self->running_ && !self->link_)
             self->connect_to(master, link_purpose::redis, self->opts_.connect_timeout);
     });
+}
+
+// Beyond the spec, which only says to start again: a sentinel that named a server that is not the
+// master goes to the back of the list, so that one sentinel stuck on an old view (partitioned
+// from the others, or misconfigured) cannot keep every reconnect on a replica.
+void connection::distrust_sentinel(const endpoint::address& sentinel) {
+    const auto it = std::find(sentinels_.begin(), sentinels_.end(), sentinel);
+    if (it != sentinels_.end()) std::rotate(it, it + 1, sentinels_.end());
 }
 
 // any thread: the watch's strand calls this

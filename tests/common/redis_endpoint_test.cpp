@@ -1,6 +1,7 @@
 // Unit tests for the parts of the Redis client that need no server: parsing redis:// and
-// redis-sentinel:// URLs into endpoints (and refusing bad ones without echoing the password), reading integers and strings
-// out of reply values, script SHA1s, and the adapter's SIGPIPE guard.
+// redis-sentinel:// URLs into endpoints (and refusing bad ones without echoing the password),
+// reading integers and strings out of reply values, script SHA1s, and the adapter's SIGPIPE
+// guard.
 #include "common/redis.hpp"
 #include "common/redis_asio_adapter.hpp"
 

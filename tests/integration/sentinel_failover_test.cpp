@@ -1,7 +1,8 @@
 // Integration tests of the Redis client and subscriber through Redis Sentinel, against real
 // processes (tests/support/redis_sentinel: a primary, a replica, three sentinels): finding the
-// master, a SENTINEL FAILOVER, a SIGKILLed primary, dead and stalled sentinels, and a write that
-// reaches a demoted master (READONLY). Every wait polls an observable condition with a deadline.
+// master, a SENTINEL FAILOVER, a SIGKILLed primary, dead, stalled and misled sentinels, and a
+// write that reaches a demoted master (READONLY). Every wait polls an observable condition with
+// a deadline.
 #include "common/argv.hpp"
 #include "common/redis.hpp"
 #include "tests/support/redis_sentinel.hpp"
@@ -46,13 +47,16 @@ client_options options_for(const std::string& url) {
     return o;
 }
 
-// Run `body` on an io_context in this thread; it must finish within `limit`.
+// Run `body` on an io_context in this thread; it must finish within `limit`, and afterwards
+// nothing the clients left behind (their watches on the sentinels included) may keep the
+// io_context busy.
 void run(std::function<asio::awaitable<void>(asio::any_io_executor)> body, std::chrono::seconds limit = 40s) {
     asio::io_context ioc;
     auto done = asio::co_spawn(ioc, body(ioc.get_executor()), asio::use_future);
     ioc.run_for(limit);
     REQUIRE_MESSAGE(done.wait_for(0s) == std::future_status::ready, "the test coroutine did not finish");
     done.get();
+    CHECK_MESSAGE(ioc.stopped(), "something kept the io_context busy after the clients were stopped");
 }
 
 asio::awaitable<void> pause(std::chrono::milliseconds d) {
@@ -249,6 +253,27 @@ TEST_CASE("redis sentinel: when the primary is SIGKILLed the client recovers ont
         CHECK(before.as_string() == "1");
         co_await c->command(argv("SET", "wl:sentinel:after", "2"));
         CHECK(cluster.replica().cmd({"GET", "wl:sentinel:after"}) == "2");
+        c->stop();
+    });
+}
+
+TEST_CASE("redis sentinel: a server that is not the master is not believed (ROLE), and the sentinel "
+          "that named it is asked last from then on" *
+          doctest::timeout(60)) {
+    sentinel_cluster cluster;
+    // A real sentinel with a wrong view of the world: it monitors the replica as the master.
+    const std::size_t misled = cluster.add_sentinel_for(cluster.replica().port());
+    REQUIRE(cluster.master_port_by(misled) == cluster.replica().port());
+    run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto c = client::create(ex, options_for(cluster.url({misled, 0, 1, 2})));
+        c->start();
+        // Were the misled sentinel asked first every time, this would never connect.
+        co_await c->wait_connected(5s);
+        // The very first command already reaches the master: the replica never counted as connected.
+        const auto at = co_await where_commands_go(*c);
+        REQUIRE(at.has_value());
+        CHECK(at->first == cluster.primary().port());
+        CHECK(at->second == "master");
         c->stop();
     });
 }

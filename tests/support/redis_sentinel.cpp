@@ -210,6 +210,11 @@ std::uint16_t sentinel_cluster::master_port_by(std::size_t i) const {
     }
 }
 
+std::size_t sentinel_cluster::add_sentinel_for(std::uint16_t port) {
+    sentinels_.push_back(std::make_unique<sentinel_process>(port, opts_));
+    return sentinels_.size() - 1;
+}
+
 void sentinel_cluster::kill_sentinel(std::size_t i) { sentinels_.at(i)->stop(); }
 void sentinel_cluster::pause_sentinel(std::size_t i) { sentinels_.at(i)->signal(SIGSTOP); }
 void sentinel_cluster::resume_sentinel(std::size_t i) { sentinels_.at(i)->signal(SIGCONT); }

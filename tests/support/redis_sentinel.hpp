@@ -51,6 +51,9 @@ public:
     std::string sentinel_cmd(std::size_t i, const std::vector<std::string>& args) const;
     // The master's port as sentinel i names it now; 0 if it names none or does not answer.
     std::uint16_t master_port_by(std::size_t i) const;
+    // Start one more sentinel that monitors the server on `port` under the master's name (say,
+    // the replica: a sentinel with a wrong view of the world). Returns its index.
+    std::size_t add_sentinel_for(std::uint16_t port);
     // SIGKILL sentinel i (and reap it); SIGSTOP / SIGCONT it.
     void kill_sentinel(std::size_t i);
     void pause_sentinel(std::size_t i);
