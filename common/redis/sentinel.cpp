@@ -134,6 +134,13 @@ void connection::follow_switch(const endpoint::address& from, const endpoint::ad
     // ends, and the next connect asks the sentinels again.
     if (link_ && link_->purpose == link_purpose::redis && link_->peer != to)
         close_link("Sentinel switched master '" + opts_.where.master_name + "' to " + describe(to));
+    // Between attempts (the old master died: the backoff may have grown to seconds), there is a
+    // master to reach now: go at once.
+    if (!link_ && !resolving_ && running_) {
+        retry_timer_.cancel();
+        backoff_ = opts_.backoff_initial;
+        connect();
+    }
 }
 
 }  // namespace warmline::redis::detail
