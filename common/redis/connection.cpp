@@ -3,6 +3,9 @@
 // resolve, connect (with timeout), the AUTH/SELECT/SETNAME/PING handshake, loss, backoff and
 // reconnect, the waiters of wait_connected(), and freeing every context when the io_context dies
 // first. Where a connection goes through Sentinel, sentinel.cpp decides where to connect.
+// It is longer than most files because the life cycle is one state machine whose steps share
+// their invariants (one link at a time, attempt ids that make late handlers drop, freeing only
+// outside hiredis); split further, those would be spread over files.
 #include "common/redis/detail.hpp"
 
 #include "common/redis_asio_adapter.hpp"
