@@ -1,7 +1,9 @@
 // The asynchronous Redis client every service uses: hiredis's async API attached to an Asio
 // executor in the shape of hiredis's own adapters/ (a read watch, a write watch, a cleanup hook),
 // with commands as awaitables, pipelining, Lua scripts run by EVALSHA with NOSCRIPT recovery,
-// reconnection with backoff, and a separate pub/sub connection.
+// reconnection with backoff, a separate pub/sub connection, and Redis Sentinel: the master is
+// found through the sentinels on every (re)connect and followed through failovers.
+// The implementation is in common/redis/ (one file per concern).
 //
 // Threading: each client and subscriber owns a strand on the executor it is given. Every public
 // member may be called from any thread; awaitables complete on the awaiting coroutine's executor.
@@ -21,14 +23,30 @@
 
 namespace warmline::redis {
 
-// Where Redis is: parsed from redis://[:password@]host[:port][/db] (default 127.0.0.1:6379/0).
+// Where Redis is, parsed from a URL:
+//   redis://[:password@]host[:port][/db]                     (default 127.0.0.1:6379/0), or
+//   redis-sentinel://[:password@]host[:port],host[:port],.../master-name[/db]
+// (sentinel ports default to 26379): the master is whatever these sentinels say `master-name` is.
+// The password is the master's; sentinels are asked without one.
 struct endpoint {
+    struct address {
+        std::string host;
+        std::uint16_t port = 0;
+        friend bool operator==(const address&, const address&) = default;
+    };
+
+    // redis:// only: the Redis server. Empty host and port 0 for redis-sentinel://.
     std::string host = "127.0.0.1";
     std::uint16_t port = 6379;
     std::string password;
     int db = 0;
+    // redis-sentinel:// only: the sentinels, in the URL's order, and the master's name.
+    std::vector<address> sentinels;
+    std::string master_name;
 
-    // Throws std::invalid_argument with a sentence naming what is wrong.
+    bool via_sentinel() const { return !sentinels.empty(); }
+
+    // Throws std::invalid_argument with a sentence naming what is wrong (never the password).
     static endpoint parse(std::string_view url);
     std::string to_string() const;  // without the password
 };
@@ -68,6 +86,9 @@ struct client_options {
     // is the socket's TCP_USER_TIMEOUT, and a subscriber PINGs at half of it, so a dead Redis is
     // noticed in seconds, not after TCP's minutes of retransmission. 0: no deadline.
     std::chrono::milliseconds command_timeout{3000};
+    // redis-sentinel:// only: how long one sentinel may take to accept the connection and
+    // answer where the master is, before the next one is asked.
+    std::chrono::milliseconds sentinel_timeout{500};
     // Sent as CLIENT SETNAME (with ":cmd" or ":events" appended) so that CLIENT LIST shows who
     // each connection is; no spaces. Empty: no name.
     std::string name;
@@ -106,9 +127,12 @@ public:
     void on_state_change(std::function<void(bool up)> f);
 
     // Run one command. An error reply throws reply_error; a lost connection throws unavailable.
+    // Through Sentinel, a READONLY error reply (the server became a replica) also throws
+    // unavailable, and the client reconnects to whichever server the sentinels name now.
     boost::asio::awaitable<value> command(std::vector<std::string> args);
     // Send all commands in one write and return the replies in order. Error replies are returned
-    // as values (not thrown); a lost connection throws unavailable.
+    // as values (not thrown); a lost connection throws unavailable, and so, through Sentinel,
+    // does a READONLY reply to any of them.
     boost::asio::awaitable<std::vector<value>> pipeline(std::vector<std::vector<std::string>> cmds);
     // EVALSHA, and on NOSCRIPT load the script and retry once. Script errors throw reply_error.
     boost::asio::awaitable<value> eval(const script& s, std::vector<std::string> keys,

@@ -1,7 +1,7 @@
 // The Asio event-loop adapter for hiredis's async API, in the shape of hiredis's own adapters/
 // (libevent.h, libuv.h): a small events struct, add/del read/write hooks that arm a one-shot
 // `async_wait` on hiredis's socket, a handler that calls redisAsyncHandleRead/Write, and cleanup.
-// Only common/redis.cpp includes this; everything here runs on the owning connection's strand.
+// Only common/redis/connection.cpp includes this; everything here runs on the owning connection's strand.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>

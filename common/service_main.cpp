@@ -30,7 +30,10 @@ void add_server_flags(config::options& opts, const std::string& listen, const st
 }
 
 void add_redis_flags(config::options& opts) {
-    opts.add("redis-url", "redis://127.0.0.1:6379", "where Redis is: redis://[:password@]host:port[/db]");
+    opts.add("redis-url", "redis://127.0.0.1:6379",
+             "where Redis is: redis://[:password@]host:port[/db], or through Sentinel: "
+             "redis-sentinel://[:password@]host:26379,host:26379,.../master-name[/db] (the password is the "
+             "master's; the sentinels are asked in order)");
     opts.add("redis-timeout-ms", "3000",
              "a Redis command with no reply this long fails and its connection is reopened (Redis is stalled or "
              "gone); also the socket's TCP_USER_TIMEOUT");

@@ -3,7 +3,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PACKAGES=(build-essential cmake ninja-build ccache pkg-config libboost1.81-all-dev libhiredis-dev
-          libspdlog-dev libprotobuf-dev protobuf-compiler doctest-dev redis-server redis-tools libssl-dev openssl)
+          libspdlog-dev libprotobuf-dev protobuf-compiler doctest-dev redis-server redis-sentinel redis-tools libssl-dev openssl)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -72,7 +72,7 @@ build() {
 # services they start); the load generator and the benchmarks are left out.
 build_tests() {
   configure "$@"
-  cmake --build "$ROOT/$1" -j "$(nproc)" --target common_tests matchmaker_tests relay_tests system_tests web_tests
+  cmake --build "$ROOT/$1" -j "$(nproc)" --target common_tests matchmaker_tests relay_tests system_tests sentinel_tests web_tests
 }
 
 # wait_ready OUTFILE NAME HINT: wait (up to 10 s) for a service's READY line in OUTFILE; exit

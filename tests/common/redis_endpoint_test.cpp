@@ -1,6 +1,7 @@
-// Unit tests for the parts of the Redis client that need no server: parsing redis:// URLs into
-// endpoints (and refusing bad ones without echoing the password), reading integers and strings
-// out of reply values, script SHA1s, and the adapter's SIGPIPE guard.
+// Unit tests for the parts of the Redis client that need no server: parsing redis:// and
+// redis-sentinel:// URLs into endpoints (and refusing bad ones without echoing the password),
+// reading integers and strings out of reply values, script SHA1s, and the adapter's SIGPIPE
+// guard.
 #include "common/redis.hpp"
 #include "common/redis_asio_adapter.hpp"
 
@@ -108,6 +109,90 @@ TEST_CASE("redis endpoint: error messages never repeat the password") {
     // Parse errors end up in logs; the password must not.
     for (const std::string url : {"redis://:hunter2@h:99999", "redis://:hunter2@h:1/db",
                                   "redis://:hunter2@h:1?x", "redis://:hunter2%zz@h"}) {
+        const auto msg = parse_error(url);
+        CHECK_FALSE(msg.empty());
+        CHECK(msg.find("hunter2") == std::string::npos);
+    }
+}
+
+TEST_CASE("redis endpoint: a redis-sentinel:// URL lists the sentinels in order, the master's name and the database") {
+    SUBCASE("every part") {
+        const auto ep = endpoint::parse("redis-sentinel://:s3cret@10.0.0.1:26380,sentinel-b:26381,[::1]:26382/mymaster/3");
+        REQUIRE(ep.via_sentinel());
+        REQUIRE(ep.sentinels.size() == 3);
+        CHECK(ep.sentinels[0] == endpoint::address{"10.0.0.1", 26380});
+        CHECK(ep.sentinels[1] == endpoint::address{"sentinel-b", 26381});
+        CHECK(ep.sentinels[2] == endpoint::address{"::1", 26382});
+        CHECK(ep.master_name == "mymaster");
+        CHECK(ep.db == 3);
+        CHECK(ep.password == "s3cret");
+        // Nothing to connect to directly: a caller that reads host/port gets nothing plausible.
+        CHECK(ep.host.empty());
+        CHECK(ep.port == 0);
+    }
+    SUBCASE("sentinel ports default to 26379, the database to 0") {
+        const auto ep = endpoint::parse("redis-sentinel://a,b:1/cache");
+        REQUIRE(ep.sentinels.size() == 2);
+        CHECK(ep.sentinels[0] == endpoint::address{"a", 26379});
+        CHECK(ep.sentinels[1] == endpoint::address{"b", 1});
+        CHECK(ep.master_name == "cache");
+        CHECK(ep.db == 0);
+        CHECK(ep.password.empty());
+        CHECK(endpoint::parse("redis-sentinel://a/cache/").db == 0);
+    }
+    SUBCASE("a sentinel named twice is asked once") {
+        CHECK(endpoint::parse("redis-sentinel://a:1,a:1,b/m").sentinels.size() == 2);
+    }
+    SUBCASE("a %-encoded password is decoded, and the last '@' ends it") {
+        CHECK(endpoint::parse("redis-sentinel://:p%40ss@h/m").password == "p@ss");
+        CHECK(endpoint::parse("redis-sentinel://:a@b@h/m").password == "a@b");
+    }
+    SUBCASE("a redis:// URL goes nowhere near a sentinel") {
+        const auto ep = endpoint::parse("redis://h:1/2");
+        CHECK_FALSE(ep.via_sentinel());
+        CHECK(ep.master_name.empty());
+    }
+}
+
+TEST_CASE("redis endpoint: a redis-sentinel:// URL round-trips through to_string without the password") {
+    const auto ep = endpoint::parse("redis-sentinel://:topsecret@a:26379,[::1]:5/mymaster/2");
+    CHECK(ep.to_string() == "redis-sentinel://a:26379,[::1]:5/mymaster/2");
+    CHECK(ep.to_string().find("topsecret") == std::string::npos);
+    const auto again = endpoint::parse(ep.to_string());
+    CHECK(again.sentinels == ep.sentinels);
+    CHECK(again.master_name == ep.master_name);
+    CHECK(again.db == ep.db);
+}
+
+TEST_CASE("redis endpoint: malformed redis-sentinel:// URLs are refused with a sentence saying why") {
+    CHECK(parse_error("redis-sentinel://").find("at least one sentinel") != std::string::npos);
+    CHECK(parse_error("redis-sentinel:///mymaster").find("at least one sentinel") != std::string::npos);
+    CHECK(parse_error("redis-sentinel://a:26379").find("master's name") != std::string::npos);
+    CHECK(parse_error("redis-sentinel://a:26379/").find("master's name") != std::string::npos);
+    CHECK(parse_error("redis-sentinel://a,,b/m").find("empty sentinel address") != std::string::npos);
+    CHECK(parse_error("redis-sentinel://a,/m").find("empty sentinel address") != std::string::npos);
+    CHECK(parse_error("redis-sentinel://,a/m").find("empty sentinel address") != std::string::npos);
+    CHECK(parse_error("redis-sentinel://:26379/m").find("no host") != std::string::npos);
+    CHECK(parse_error("redis-sentinel://a:0/m").find("port") != std::string::npos);
+    CHECK(parse_error("redis-sentinel://a:99999/m").find("port") != std::string::npos);
+    CHECK(parse_error("redis-sentinel://a:x,b/m").find("port") != std::string::npos);
+    CHECK(parse_error("redis-sentinel://a:/m").find("port") != std::string::npos);
+    CHECK(parse_error("redis-sentinel://::1:26379/m").find("IPv6") != std::string::npos);
+    CHECK(parse_error("redis-sentinel://[::1/m").find("]") != std::string::npos);
+    CHECK(parse_error("redis-sentinel://a/my master").find("master name") != std::string::npos);
+    CHECK(parse_error("redis-sentinel://a/m%20x").find("master name") != std::string::npos);
+    CHECK(parse_error("redis-sentinel://a/m/x").find("database") != std::string::npos);
+    CHECK(parse_error("redis-sentinel://a/m/1/2").find("database") != std::string::npos);
+    CHECK(parse_error("redis-sentinel://a/m?db=1").find("query") != std::string::npos);
+    CHECK(parse_error("redis-sentinel://user:pw@a/m").find("user name") != std::string::npos);
+    CHECK(parse_error("rediss-sentinel://a/m").find("TLS") != std::string::npos);
+    CHECK(parse_error("sentinel://a/m").find("redis-sentinel://") != std::string::npos);
+}
+
+TEST_CASE("redis endpoint: redis-sentinel:// error messages never repeat the password") {
+    for (const std::string url : {"redis-sentinel://:hunter2@a:99999/m", "redis-sentinel://:hunter2@a/m/db",
+                                  "redis-sentinel://:hunter2@a/m?x", "redis-sentinel://:hunter2%zz@a/m",
+                                  "redis-sentinel://:hunter2@/m", "redis-sentinel://:hunter2@a"}) {
         const auto msg = parse_error(url);
         CHECK_FALSE(msg.empty());
         CHECK(msg.find("hunter2") == std::string::npos);

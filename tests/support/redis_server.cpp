@@ -81,14 +81,6 @@ bool authenticate(redisContext* c, const std::string& password) {
     return r && r->type == REDIS_REPLY_STATUS;
 }
 
-// Ready means PONG, not merely "accepts connections": while loading the AOF Redis accepts and
-// answers -LOADING.
-bool answers_ping(std::uint16_t port, const std::string& password) {
-    auto c = connect_blocking(port, 200ms);
-    if (!c || !authenticate(c.get(), password)) return false;
-    auto r = run(c.get(), {"PING"});
-    return r && r->type == REDIS_REPLY_STATUS && std::string_view(r->str, r->len) == "PONG";
-}
 
 void render(const redisReply* r, std::string& out) {
     switch (r->type) {
@@ -112,6 +104,57 @@ void render(const redisReply* r, std::string& out) {
 }
 
 }  // namespace
+
+// Ready means PONG, not merely "accepts connections": while loading the AOF Redis accepts and
+// answers -LOADING.
+bool answers_ping(std::uint16_t port, const std::string& password) {
+    auto c = connect_blocking(port, 200ms);
+    if (!c || !authenticate(c.get(), password)) return false;
+    auto r = run(c.get(), {"PING"});
+    return r && r->type == REDIS_REPLY_STATUS && std::string_view(r->str, r->len) == "PONG";
+}
+
+std::string redis_command(std::uint16_t port, const std::vector<std::string>& args, const std::string& password) {
+    auto c = connect_blocking(port, 2000ms);
+    if (!c) throw std::runtime_error("cannot connect to the test server on port " + std::to_string(port));
+    if (!authenticate(c.get(), password)) throw std::runtime_error("AUTH to the test server failed");
+    auto r = run(c.get(), args);
+    if (!r) throw std::runtime_error(std::string("test server command failed: ") + c->errstr);
+    std::string out;
+    render(r.get(), out);
+    return out;
+}
+
+int spawn_logged(std::vector<std::string> args, const std::string& log_file) {
+    // Everything the child needs is prepared before fork(): after it, only async-signal-safe
+    // calls are allowed in a multi-threaded parent.
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+
+    const int log_fd = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (log_fd < 0) throw std::system_error(errno, std::generic_category(), "open " + log_file);
+    const pid_t parent = ::getpid();
+
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+        const int e = errno;
+        ::close(log_fd);
+        throw std::system_error(e, std::generic_category(), "fork");
+    }
+    if (pid == 0) {
+        // Die with the test binary even if it crashes, instead of leaking servers.
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (::getppid() != parent) ::_exit(127);
+        ::dup2(log_fd, STDOUT_FILENO);
+        ::dup2(log_fd, STDERR_FILENO);
+        ::close_range(3, ~0U, 0);
+        ::execvp(argv[0], argv.data());
+        ::_exit(127);
+    }
+    ::close(log_fd);
+    return pid;
+}
 
 std::uint16_t free_port() {
     const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -174,34 +217,7 @@ void redis_server::launch() {
                                   "--save",       "",             "--daemonize",
                                   "no"};
     args.insert(args.end(), extra_args_.begin(), extra_args_.end());
-    // Everything the child needs is prepared before fork(): after it, only async-signal-safe
-    // calls are allowed in a multi-threaded parent.
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-
-    const int log_fd = ::open(log_path(dir_).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (log_fd < 0) throw std::system_error(errno, std::generic_category(), "open redis.log");
-    const pid_t parent = ::getpid();
-
-    const pid_t pid = ::fork();
-    if (pid < 0) {
-        const int e = errno;
-        ::close(log_fd);
-        throw std::system_error(e, std::generic_category(), "fork");
-    }
-    if (pid == 0) {
-        // Die with the test binary even if it crashes, instead of leaking servers.
-        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (::getppid() != parent) ::_exit(127);
-        ::dup2(log_fd, STDOUT_FILENO);
-        ::dup2(log_fd, STDERR_FILENO);
-        ::close_range(3, ~0U, 0);
-        ::execvp("redis-server", argv.data());
-        ::_exit(127);
-    }
-    ::close(log_fd);
-    pid_ = pid;
+    pid_ = spawn_logged(std::move(args), log_path(dir_));
 
     const auto deadline = std::chrono::steady_clock::now() + start_deadline;
     while (true) {
@@ -263,14 +279,7 @@ void redis_server::restart() {
 }
 
 std::string redis_server::cmd(const std::vector<std::string>& args) const {
-    auto c = connect_blocking(port_, 2000ms);
-    if (!c) throw std::runtime_error("cannot connect to the test redis-server on port " + std::to_string(port_));
-    if (!authenticate(c.get(), password_)) throw std::runtime_error("AUTH to the test redis-server failed");
-    auto r = run(c.get(), args);
-    if (!r) throw std::runtime_error(std::string("test redis-server command failed: ") + c->errstr);
-    std::string out;
-    render(r.get(), out);
-    return out;
+    return redis_command(port_, args, password_);
 }
 
 redis_connection::redis_connection(const redis_server& server) {

@@ -66,4 +66,17 @@ private:
 // A loopback TCP port that was free a moment ago.
 std::uint16_t free_port();
 
+// Start `args` (args[0] found on PATH) with stdout and stderr appended to `log_file`; the child
+// dies with the test binary. Returns its pid. For the harness's own servers (redis_server,
+// tests/support/redis_sentinel).
+int spawn_logged(std::vector<std::string> args, const std::string& log_file);
+
+// As redis_server::cmd, on a fresh blocking connection to 127.0.0.1:<port> (a sentinel, say).
+// Throws if nothing answers there within two seconds.
+std::string redis_command(std::uint16_t port, const std::vector<std::string>& args,
+                          const std::string& password = {});
+
+// True if 127.0.0.1:<port> answers PING with PONG within a short timeout.
+bool answers_ping(std::uint16_t port, const std::string& password = {});
+
 }  // namespace warmline::test
