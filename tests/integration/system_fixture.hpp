@@ -50,11 +50,15 @@ struct service_process {
 struct stack {
     matchmaker_fixture f;  // the Redis, the accounts, and a store for reading state
     std::string log = f.server.dir() + "/stack.log";
+    std::string redis_url;  // what the services are given: f's Redis unless the test says
     std::vector<service_process> relays, matchmakers;
 
     // Flags for times: the test decides leases, grace and timeouts (defaults suit an outage).
+    // `url`: another Redis for the services (e.g. redis-sentinel://...); f's then only holds
+    // the log directory.
     stack(int n_matchmakers, int n_relays, std::vector<std::string> mm_flags = {},
-          std::vector<std::string> relay_flags = {}) {
+          std::vector<std::string> relay_flags = {}, std::string url = {})
+        : redis_url(url.empty() ? f.server.url() : std::move(url)) {
         for (int i = 0; i < n_relays; ++i) relays.push_back(start_relay(relay_flags));
         for (int i = 0; i < n_matchmakers; ++i) matchmakers.push_back(start_matchmaker(mm_flags));
         // READY means listening; ready means connected to Redis too
@@ -63,7 +67,7 @@ struct stack {
 
     service_process start_relay(const std::vector<std::string>& extra = {}) {
         std::vector<std::string> argv{WARMLINE_BINARY_DIR "/services/relay/relay", "--listen=127.0.0.1:0",
-                                      "--redis-url=" + f.server.url(), "--ticket-secret=" + system_secret,
+                                      "--redis-url=" + redis_url, "--ticket-secret=" + system_secret,
                                       "--redis-timeout-ms=1000", "--idle-timeout-ms=600000", "--log-level=info"};
         for (const auto& e : extra) argv.push_back(e);
         service_process p{std::make_unique<child_process>(argv, log)};
@@ -74,7 +78,7 @@ struct stack {
     service_process start_matchmaker(const std::vector<std::string>& extra) {
         std::vector<std::string> argv{WARMLINE_BINARY_DIR "/services/matchmaker/matchmaker",
                                       "--listen=127.0.0.1:0",
-                                      "--redis-url=" + f.server.url(),
+                                      "--redis-url=" + redis_url,
                                       "--catalogue=" WARMLINE_SOURCE_DIR "/deploy/catalogue.json",
                                       "--ticket-secret=" + system_secret,
                                       "--redis-timeout-ms=1000",
