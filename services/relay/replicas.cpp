@@ -24,8 +24,10 @@ asio::awaitable<bool> replica_acks::confirmed() {
         running_ = true;
         asio::co_spawn(ex_, run(), asio::detached);
     }
-    boost::system::error_code ec;
-    co_await mine->wake.async_wait(asio::redirect_error(asio::use_awaitable, ec));  // cancelled when done
+    if (!mine->done) {
+        boost::system::error_code ec;
+        co_await mine->wake.async_wait(asio::redirect_error(asio::use_awaitable, ec));  // cancelled when done
+    }
     co_return mine->ok;
 }
 
@@ -43,6 +45,7 @@ asio::awaitable<void> replica_acks::run() {
         }
         r->ok = have >= replicas_;
         if (!r->ok) spdlog::warn("relay: {} of {} replicas confirmed a write in time", have, replicas_);
+        r->done = true;
         r->wake.cancel();
     }
     running_ = false;

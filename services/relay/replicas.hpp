@@ -31,6 +31,7 @@ private:
     struct round {
         explicit round(boost::asio::any_io_executor ex) : wake(ex, boost::asio::steady_timer::time_point::max()) {}
         boost::asio::steady_timer wake;
+        bool done = false;  // set before wake is cancelled: a caller not yet waiting must not wait
         bool ok = false;
     };
     boost::asio::awaitable<void> run();
