@@ -48,8 +48,8 @@ std::string listener_token(const stack& s, const std::string& topic) {
                          "Failover " + topic, "--topics", topic, "--languages", "en", "--max-chats", "4",
                          "--redis-url=" + s.redis_url},
                         s.log);
-    auto token = admin.wait_for("token: ", std::chrono::seconds(15));
-    CHECK(admin.wait(std::chrono::seconds(10)) == 0);
+    auto token = admin.wait_for("token: ", std::chrono::seconds(60));  // a sanitizer build on a busy machine is slow
+    CHECK(admin.wait(std::chrono::seconds(30)) == 0);
     return token;
 }
 
