@@ -46,9 +46,9 @@ void wait_for(const char* what, std::chrono::seconds limit, Pred done) {
 std::string listener_token(const stack& s, const std::string& topic) {
     child_process admin({WARMLINE_BINARY_DIR "/services/admin/warmline-admin", "listener", "create", "--name",
                          "Failover " + topic, "--topics", topic, "--languages", "en", "--max-chats", "4",
-                         "--redis-url=" + s.redis_url},
+                         "--redis-url=" + s.redis_url, "--catalogue=" WARMLINE_SOURCE_DIR "/deploy/catalogue.json"},
                         s.log);
-    auto token = admin.wait_for("token: ", std::chrono::seconds(60));  // a sanitizer build on a busy machine is slow
+    auto token = admin.wait_for("token: ", std::chrono::seconds(30));
     CHECK(admin.wait(std::chrono::seconds(30)) == 0);
     return token;
 }
