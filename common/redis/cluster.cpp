@@ -184,7 +184,8 @@ struct cluster_client::impl : std::enable_shared_from_this<impl> {
             bool lost = false;
             if (!where) {
                 lost = true;
-                why = "no slot map";
+                std::lock_guard lock(mutex_);
+                why = last_error_.empty() ? "no slot map yet" : last_error_;
             } else {
                 std::vector<std::vector<std::string>> batch = cmds;
                 // ASKING lets exactly the next command through, so it goes right before the last.

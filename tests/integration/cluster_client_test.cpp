@@ -196,7 +196,10 @@ TEST_CASE("cluster client: a slot being moved is followed through ASK during the
 }
 
 TEST_CASE("cluster client: a Lua script with a hash-tagged key runs on the shard of its tag" * doctest::timeout(60)) {
-    redis_cluster cluster;
+    // With a password, so every node connection's AUTH is exercised too.
+    redis_cluster::options o;
+    o.password = "clu5ter-pw";
+    redis_cluster cluster(o);
     // One tag per primary.
     std::map<std::size_t, std::string> tag_of;
     for (int i = 0; tag_of.size() < 3 && i < 1000; ++i) {
@@ -295,4 +298,49 @@ TEST_CASE("cluster client: after a primary is SIGKILLed, its slots are served ag
         CHECK(client->stats().refreshes >= 2);
         client->stop();
     });
+}
+
+TEST_CASE("cluster client: with no node reachable, waiting and commands fail with unavailable, naming no password" *
+          doctest::timeout(30)) {
+    const std::string url = "redis-cluster://:n0t-in-logs@127.0.0.1:" + std::to_string(warmline::test::free_port()) +
+                            ",127.0.0.1:" + std::to_string(warmline::test::free_port());
+    run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto client = cluster_client::create(ex, options_for(url));
+        client->start();
+        std::string waited, commanded;
+        try {
+            co_await client->wait_connected(300ms);
+        } catch (const unavailable& e) {
+            waited = e.what();
+        }
+        try {
+            co_await client->command(cmd("GET", "k"));
+        } catch (const unavailable& e) {
+            commanded = e.what();
+        }
+        // Refused before anything is sent: a transaction's commands could reach different nodes.
+        bool refused = false;
+        try {
+            co_await client->command(cmd("MULTI"));
+        } catch (const std::invalid_argument&) {
+            refused = true;
+        }
+        CHECK(refused);
+        CHECK_FALSE(waited.empty());
+        CHECK_FALSE(commanded.empty());
+        CHECK_FALSE(client->connected());
+        for (const auto& text : {waited, commanded, client->last_error()}) {
+            CHECK(text.find("n0t-in-logs") == std::string::npos);
+            CHECK(text.find("127.0.0.1") != std::string::npos);
+        }
+        client->stop();
+    });
+}
+
+TEST_CASE("cluster client: only a redis-cluster:// endpoint makes one, and only a cluster_client takes one") {
+    asio::io_context ioc;
+    CHECK_THROWS_AS(cluster_client::create(ioc.get_executor(), options_for("redis://127.0.0.1:1")), std::invalid_argument);
+    CHECK_THROWS_AS(client::create(ioc.get_executor(), options_for("redis-cluster://127.0.0.1:1")), std::invalid_argument);
+    CHECK_THROWS_AS(subscriber::create(ioc.get_executor(), options_for("redis-cluster://127.0.0.1:1")),
+                    std::invalid_argument);
 }
