@@ -333,7 +333,15 @@ struct cluster_client::impl : std::enable_shared_from_this<impl> {
         throw unavailable(message);
     }
 
+    // One refresh at a time: when a node dies, every command waiting on it would otherwise ask
+    // for the map at once. A caller that finds one in flight goes on (its backoff gives the
+    // refresh time) instead of adding another.
     asio::awaitable<void> refresh_quietly() {
+        if (refreshing_.exchange(true)) co_return;
+        struct reset {
+            std::atomic<bool>& flag;
+            ~reset() { flag = false; }
+        } guard{refreshing_};
         try {
             co_await refresh();
         } catch (const unavailable&) {
@@ -342,13 +350,9 @@ struct cluster_client::impl : std::enable_shared_from_this<impl> {
     }
 
     void refresh_in_background() {
-        if (refreshing_.exchange(true)) return;
+        if (refreshing_.load()) return;
         asio::co_spawn(
-            ex_,
-            [self = shared_from_this()]() -> asio::awaitable<void> {
-                co_await self->refresh_quietly();
-                self->refreshing_ = false;
-            },
+            ex_, [self = shared_from_this()]() -> asio::awaitable<void> { co_await self->refresh_quietly(); },
             asio::detached);
     }
 

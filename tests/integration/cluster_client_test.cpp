@@ -9,6 +9,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
@@ -24,6 +25,7 @@
 #include <set>
 #include <string>
 #include <utility>
+#include <thread>
 #include <vector>
 
 namespace asio = boost::asio;
@@ -126,6 +128,37 @@ TEST_CASE("cluster client: keys spread over all three shards and each reads back
         CHECK(threw);
         client->stop();
     });
+
+    // Many coroutines on four threads share one client (its map and node table are shared).
+    {
+        asio::io_context ioc;
+        auto client = cluster_client::create(ioc.get_executor(), options_for(cluster.url()));
+        client->start();
+        std::vector<std::future<void>> workers;
+        for (int w = 0; w < 8; ++w) {
+            workers.push_back(asio::co_spawn(
+                asio::make_strand(ioc),
+                [client, w]() -> asio::awaitable<void> {
+                    co_await client->wait_connected(5s);
+                    for (int i = 0; i < 50; ++i) {
+                        const std::string key = "par:" + std::to_string(w) + ":" + std::to_string(i);
+                        co_await client->command(cmd("SET", key, std::to_string(i)));
+                        const auto v = co_await client->command(cmd("GET", key));
+                        if (v.as_string() != std::to_string(i)) throw std::runtime_error("wrong value read back");
+                    }
+                },
+                asio::use_future));
+        }
+        std::vector<std::thread> threads;
+        for (int t = 0; t < 4; ++t) threads.emplace_back([&] { ioc.run_for(30s); });
+        for (auto& f : workers) {
+            REQUIRE(f.wait_for(30s) == std::future_status::ready);
+            CHECK_NOTHROW(f.get());
+        }
+        client->stop();
+        for (auto& t : threads) t.join();
+        CHECK(ioc.stopped());
+    }
 }
 
 TEST_CASE("cluster client: a slot being moved is followed through ASK during the move and MOVED after it" *
