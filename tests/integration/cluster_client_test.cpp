@@ -193,6 +193,19 @@ TEST_CASE("cluster client: a slot being moved is followed through ASK during the
         // ASK leaves the map alone.
         CHECK(client->slot_owner(slot)->port == cluster.port(*src));
         CHECK(client->stats().moved == 0);
+        // In a pipeline, the command that gets ASK is retried on dst; the other is answered by src.
+        {
+            std::vector<std::vector<std::string>> mixed;
+            mixed.push_back(cmd("GET", "{moving}:b"));
+            mixed.push_back(cmd("GET", "{moving}:a"));
+            mixed.push_back(cmd("GET", "spread-nowhere"));
+            const auto replies = co_await client->pipeline(std::move(mixed));
+            REQUIRE(replies.size() == 3);
+            CHECK(replies[0].as_string() == "2");
+            CHECK(replies[1].as_string() == "1");
+            CHECK(replies[2].is_nil());
+            CHECK(client->slot_owner(slot)->port == cluster.port(*src));
+        }
 
         // The old key moves too; it is found on dst through ASK.
         REQUIRE(cluster.cmd(*src, {"MIGRATE", "127.0.0.1", std::to_string(cluster.port(dst)), "", "0", "5000", "KEYS",
