@@ -71,7 +71,7 @@ std::optional<std::uint16_t> command_slot(const std::vector<std::string>& args) 
             if (upper(args[i]) == "STREAMS") return key_slot(args[i + 1]);
         return std::nullopt;
     }
-    if (one_of(name, {"BITOP", "OBJECT", "XINFO"})) {
+    if (one_of(name, {"BITOP", "OBJECT", "XINFO", "XGROUP"})) {
         if (args.size() < 3) return std::nullopt;
         return key_slot(args[2]);
     }

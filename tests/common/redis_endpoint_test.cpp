@@ -348,6 +348,7 @@ TEST_CASE("redis cluster: a command is routed by its first key") {
     CHECK(command_slot({"XREAD", "COUNT", "5", "STREAMS", "s1", "0"}) == key_slot("s1"));
     CHECK(command_slot({"BITOP", "AND", "dest", "a"}) == key_slot("dest"));
     CHECK(command_slot({"MEMORY", "USAGE", "foo"}) == key_slot("foo"));
+    CHECK(command_slot({"XGROUP", "CREATE", "s1", "g", "$"}) == key_slot("s1"));
     CHECK_FALSE(command_slot({"PING"}).has_value());
     CHECK_FALSE(command_slot({"CLUSTER", "SLOTS"}).has_value());
     CHECK_FALSE(command_slot({"SCRIPT", "LOAD", "return 1"}).has_value());
