@@ -207,7 +207,7 @@ public:
     // As client::command: routed by the first key's slot (keyless commands go to any primary).
     boost::asio::awaitable<value> command(std::vector<std::string> args);
     // As client::pipeline. Commands are grouped by the primary that serves them and each group
-    // sent as one pipeline (group after group); replies come back in the order of `cmds`. Order
+    // sent as one pipeline (all groups at once); replies come back in the order of `cmds`. Order
     // holds among commands of one node, not across nodes. Redirected commands are retried one
     // by one after their group.
     boost::asio::awaitable<std::vector<value>> pipeline(std::vector<std::vector<std::string>> cmds);

@@ -6,6 +6,8 @@
 #include "common/redis/detail.hpp"
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -233,6 +235,22 @@ struct cluster_client::impl : std::enable_shared_from_this<impl> {
         return std::min(d, opts_.backoff_max);
     }
 
+    struct group_result {
+        bool lost = false;
+        std::vector<value> replies;
+    };
+
+    // One node's share of a pipeline; an unreachable node is an answer here, not an exception.
+    asio::awaitable<group_result> send_group(endpoint::address a, std::vector<std::vector<std::string>> batch) {
+        group_result r;
+        try {
+            r.replies = co_await send_to(std::move(a), std::move(batch));
+        } catch (const unavailable&) {
+            r.lost = true;
+        }
+        co_return r;
+    }
+
     asio::awaitable<std::vector<value>> pipeline(std::vector<std::vector<std::string>> cmds) {
         if (!map_loaded()) co_await refresh_quietly();
         // Group by node, in order of first appearance.
@@ -248,20 +266,34 @@ struct cluster_client::impl : std::enable_shared_from_this<impl> {
         std::vector<std::optional<value>> results(cmds.size());
         // Commands that need another try, and the node an ASK named for them.
         std::vector<std::pair<std::size_t, std::optional<endpoint::address>>> again;
-        for (auto& [where, indexes] : groups) {
+        // Every node's group at once: the pipeline takes as long as its slowest node, not the sum.
+        const auto ex = co_await asio::this_coro::executor;
+        using send_op = decltype(asio::co_spawn(ex, send_group(endpoint::address{}, {}), asio::deferred));
+        std::vector<send_op> sends;
+        std::vector<std::size_t> sent_groups;
+        for (std::size_t g = 0; g < groups.size(); ++g) {
+            const auto& [where, indexes] = groups[g];
             if (!where) {
                 for (auto i : indexes) again.emplace_back(i, std::nullopt);
                 continue;
             }
             std::vector<std::vector<std::string>> batch;
             for (auto i : indexes) batch.push_back(cmds[i]);
-            std::vector<value> replies;
-            bool lost = false;
-            try {
-                replies = co_await send_to(*where, std::move(batch));
-            } catch (const unavailable&) {
-                lost = true;
-            }
+            sends.push_back(asio::co_spawn(ex, send_group(*where, std::move(batch)), asio::deferred));
+            sent_groups.push_back(g);
+        }
+        std::vector<group_result> answers;
+        if (!sends.empty()) {
+            auto [order, errors, got] = co_await asio::experimental::make_parallel_group(std::move(sends))
+                                            .async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
+            for (auto& e : errors)
+                if (e) std::rethrow_exception(e);  // not `unavailable` (send_group keeps those): a bug or no memory
+            answers = std::move(got);
+        }
+        for (std::size_t n = 0; n < sent_groups.size(); ++n) {
+            const auto& [where, indexes] = groups[sent_groups[n]];
+            const bool lost = answers[n].lost;
+            auto& replies = answers[n].replies;
             for (std::size_t k = 0; k < indexes.size(); ++k) {
                 const std::size_t i = indexes[k];
                 if (lost) {
