@@ -2,7 +2,10 @@
 // one `client` per primary (each with the whole connection life cycle of connection.cpp), and the
 // routing of commands, pipelines and scripts by slot with MOVED, ASK, CLUSTERDOWN/TRYAGAIN and
 // lost nodes handled as the Redis Cluster specification asks. State is behind one mutex, held
-// only between awaits; the coroutines run on their callers' executors.
+// only between awaits; the coroutines run on their callers' executors. Longer than most files:
+// routing, the map and the node table share one lock and one set of invariants (a node client
+// exists for every primary of the map; a refresh drops the others); split, they would be spread
+// over files that each need the other's internals.
 #include "common/redis/detail.hpp"
 
 #include <boost/asio/co_spawn.hpp>
