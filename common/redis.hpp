@@ -1,8 +1,9 @@
 // The asynchronous Redis client every service uses: hiredis's async API attached to an Asio
 // executor in the shape of hiredis's own adapters/ (a read watch, a write watch, a cleanup hook),
 // with commands as awaitables, pipelining, Lua scripts run by EVALSHA with NOSCRIPT recovery,
-// reconnection with backoff, a separate pub/sub connection, and Redis Sentinel: the master is
-// found through the sentinels on every (re)connect and followed through failovers.
+// reconnection with backoff, a separate pub/sub connection, Redis Sentinel (the master is
+// found through the sentinels on every (re)connect and followed through failovers), and a Redis
+// Cluster client (cluster_client: the slot map, MOVED and ASK, one client per primary).
 // The implementation is in common/redis/ (one file per concern).
 //
 // Threading: each client and subscriber owns a strand on the executor it is given. Every public
@@ -16,6 +17,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -23,11 +25,18 @@
 
 namespace warmline::redis {
 
+namespace detail {
+struct client_access;
+}
+
 // Where Redis is, parsed from a URL:
 //   redis://[:password@]host[:port][/db]                     (default 127.0.0.1:6379/0), or
 //   redis-sentinel://[:password@]host[:port],host[:port],.../master-name[/db]
 // (sentinel ports default to 26379): the master is whatever these sentinels say `master-name` is.
 // The password is the master's; sentinels are asked without one.
+//   redis-cluster://[:password@]host[:port],host[:port],...[/0]
+// (ports default to 6379): seed nodes of a Redis Cluster, for cluster_client only; the password
+// is every node's. Only database 0 exists in a cluster.
 struct endpoint {
     struct address {
         std::string host;
@@ -35,7 +44,7 @@ struct endpoint {
         friend bool operator==(const address&, const address&) = default;
     };
 
-    // redis:// only: the Redis server. Empty host and port 0 for redis-sentinel://.
+    // redis:// only: the Redis server. Empty host and port 0 for the others.
     std::string host = "127.0.0.1";
     std::uint16_t port = 6379;
     std::string password;
@@ -44,7 +53,11 @@ struct endpoint {
     std::vector<address> sentinels;
     std::string master_name;
 
+    // redis-cluster:// only: the seed nodes, in the URL's order.
+    std::vector<address> cluster_nodes;
+
     bool via_sentinel() const { return !sentinels.empty(); }
+    bool is_cluster() const { return !cluster_nodes.empty(); }
 
     // Throws std::invalid_argument with a sentence naming what is wrong (never the password).
     static endpoint parse(std::string_view url);
@@ -86,6 +99,12 @@ struct client_options {
     // is the socket's TCP_USER_TIMEOUT, and a subscriber PINGs at half of it, so a dead Redis is
     // noticed in seconds, not after TCP's minutes of retransmission. 0: no deadline.
     std::chrono::milliseconds command_timeout{3000};
+    // cluster_client only: how many times a command is tried while its node is unreachable or
+    // the cluster answers CLUSTERDOWN/TRYAGAIN (with the slot map refreshed and the backoff
+    // doubling between tries) before it fails with `unavailable`; and how many MOVED/ASK
+    // redirections one command may follow.
+    int cluster_attempts = 6;
+    int cluster_redirects = 5;
     // redis-sentinel:// only: how long one sentinel may take to accept the connection and
     // answer where the master is, before the next one is asked.
     std::chrono::milliseconds sentinel_timeout{500};
@@ -141,7 +160,76 @@ public:
     struct impl;
 
 private:
+    friend struct detail::client_access;
     explicit client(std::shared_ptr<impl> p);
+    std::shared_ptr<impl> impl_;
+};
+
+// Redis Cluster: the hash slot of a key, as Redis computes it: CRC16 (XMODEM) of the key's hash
+// tag (what lies between its first '{' and the first '}' after it, if that is not empty) or else
+// of the whole key, modulo 16384.
+inline constexpr std::uint16_t cluster_slot_count = 16384;
+std::uint16_t crc16(std::string_view data);
+std::uint16_t key_slot(std::string_view key);
+// The slot a command is routed by: that of its first key (for EVAL/EVALSHA/FCALL the first of
+// KEYS, for XREAD the first stream), or none for a command without keys.
+std::optional<std::uint16_t> command_slot(const std::vector<std::string>& args);
+
+// A client for a Redis Cluster (a redis-cluster:// endpoint), with the command API of `client`.
+// It loads the slot map from any node (CLUSTER SLOTS), keeps one `client` per primary (so each
+// has the whole connection life cycle: AUTH, SETNAME, keepalive, command deadline, reconnect),
+// and sends each command to the primary of its first key's slot. MOVED updates the map (and
+// refreshes it in the background) and retries there; ASK sends ASKING and the command once to
+// the named node, map unchanged; an unreachable node, CLUSTERDOWN or TRYAGAIN refresh the map and
+// retry, up to `cluster_attempts` times, then `unavailable`. A command lost in flight is retried
+// too, so it may run twice: commands through a cluster_client should be idempotent steps.
+// MULTI/EXEC/WATCH are refused (use a Lua script); KEYS and SCAN see one node only.
+//
+// Threading: every member may be called from any thread; awaitables complete on the awaiting
+// coroutine's executor.
+class cluster_client : public std::enable_shared_from_this<cluster_client> {
+public:
+    // `opts.where` must be a redis-cluster:// endpoint (else std::invalid_argument).
+    static std::shared_ptr<cluster_client> create(boost::asio::any_io_executor ex, client_options opts);
+    ~cluster_client();
+
+    // Load the slot map in the background and connect to every primary.
+    void start();
+    // Close every connection; pending commands fail with `unavailable`.
+    void stop();
+
+    // The slot map is loaded and every primary in it is connected.
+    bool connected() const;
+    std::string last_error() const;
+    // Completes once connected(); throws `unavailable` after `timeout`.
+    boost::asio::awaitable<void> wait_connected(std::chrono::milliseconds timeout);
+
+    // As client::command: routed by the first key's slot (keyless commands go to any primary).
+    boost::asio::awaitable<value> command(std::vector<std::string> args);
+    // As client::pipeline. Commands are grouped by the primary that serves them and each group
+    // sent as one pipeline (all groups at once); replies come back in the order of `cmds`. Order
+    // holds among commands of one node, not across nodes. Redirected commands are retried one
+    // by one after their group.
+    boost::asio::awaitable<std::vector<value>> pipeline(std::vector<std::vector<std::string>> cmds);
+    // As client::eval, on the primary of keys[0]'s slot; NOSCRIPT loads the script on that node.
+    boost::asio::awaitable<value> eval(const script& s, std::vector<std::string> keys,
+                                       std::vector<std::string> args);
+
+    // For tests and metrics: where the map says `slot` is served (nullopt before the map is
+    // loaded), and counts since creation.
+    std::optional<endpoint::address> slot_owner(std::uint16_t slot) const;
+    struct counters {
+        std::uint64_t moved = 0;      // MOVED replies followed
+        std::uint64_t asked = 0;      // ASK replies followed
+        std::uint64_t refreshes = 0;  // slot maps loaded
+        std::uint64_t retries = 0;    // tries after an unreachable node, CLUSTERDOWN or TRYAGAIN
+    };
+    counters stats() const;
+
+    struct impl;
+
+private:
+    explicit cluster_client(std::shared_ptr<impl> p);
     std::shared_ptr<impl> impl_;
 };
 

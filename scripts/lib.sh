@@ -72,7 +72,7 @@ build() {
 # services they start); the load generator and the benchmarks are left out.
 build_tests() {
   configure "$@"
-  cmake --build "$ROOT/$1" -j "$(nproc)" --target common_tests matchmaker_tests relay_tests system_tests sentinel_tests web_tests
+  cmake --build "$ROOT/$1" -j "$(nproc)" --target common_tests matchmaker_tests relay_tests system_tests sentinel_tests cluster_tests web_tests
 }
 
 # wait_ready OUTFILE NAME HINT: wait (up to 10 s) for a service's READY line in OUTFILE; exit

@@ -188,6 +188,8 @@ struct client::impl : detail::connection {
 };
 
 std::shared_ptr<client> client::create(asio::any_io_executor ex, client_options opts) {
+    if (opts.where.is_cluster())
+        throw std::invalid_argument("a redis-cluster:// endpoint needs redis::cluster_client, not redis::client");
     auto p = std::make_shared<impl>(std::move(ex), std::move(opts));
     p->watch_context_shutdown();
     return std::shared_ptr<client>(new client(std::move(p)));
@@ -218,7 +220,9 @@ bool equals_ignoring_case(std::string_view a, std::string_view b) {
     });
 }
 
-void check_commands(const std::vector<std::vector<std::string>>& cmds) {
+}  // namespace
+
+void detail::check_commands(const std::vector<std::vector<std::string>>& cmds) {
     for (const auto& c : cmds) {
         // An empty argv would be sent as "*0\r\n", which Redis never answers.
         if (c.empty()) throw std::invalid_argument("a Redis command needs at least its name");
@@ -231,13 +235,16 @@ void check_commands(const std::vector<std::vector<std::string>>& cmds) {
     }
 }
 
-}  // namespace
+asio::awaitable<void> detail::client_access::wait_attempt(client& c, std::chrono::milliseconds timeout) {
+    auto p = c.impl_;
+    co_await p->wait_until_satisfied(timeout, true);
+}
 
 asio::awaitable<value> client::command(std::vector<std::string> args) {
     auto p = impl_;
     std::vector<std::vector<std::string>> cmds;
     cmds.push_back(std::move(args));
-    check_commands(cmds);
+    detail::check_commands(cmds);
     auto replies = co_await p->run(std::move(cmds));
     if (replies.at(0).is_error()) throw reply_error(replies[0].str);
     co_return std::move(replies[0]);
@@ -245,7 +252,7 @@ asio::awaitable<value> client::command(std::vector<std::string> args) {
 
 asio::awaitable<std::vector<value>> client::pipeline(std::vector<std::vector<std::string>> cmds) {
     auto p = impl_;
-    check_commands(cmds);
+    detail::check_commands(cmds);
     if (cmds.empty()) co_return std::vector<value>{};
     co_return co_await p->run(std::move(cmds));
 }

@@ -145,12 +145,13 @@ std::string connection::last_error() const {
     return last_error_;
 }
 
-asio::awaitable<void> connection::wait_until_satisfied(std::chrono::milliseconds timeout) {
+asio::awaitable<void> connection::wait_until_satisfied(std::chrono::milliseconds timeout, bool fail_fast) {
     // A named initiation, not a lambda temporary inside co_await: GCC 12 destroys such a
     // temporary twice, which here would drop a reference to `self` that was never taken.
-    auto initiate = [self = shared_from_this(), timeout](auto handler) {
+    auto initiate = [self = shared_from_this(), timeout, fail_fast](auto handler) {
         auto w = std::make_shared<waiter>(self->strand_);
         w->done = make_completion<std::exception_ptr>(std::move(handler));
+        w->fail_fast = fail_fast;
         asio::post(self->strand_, [self, w, timeout] { self->add_waiter(w, timeout); });
     };
     co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(std::exception_ptr)>(
@@ -442,6 +443,15 @@ void connection::attempt_failed(std::string reason, bool was_ready) {
     if (kind_ == target_kind::sentinel_watch && sentinels_.size() > 1)
         std::rotate(sentinels_.begin(), sentinels_.begin() + 1, sentinels_.end());
     on_lost();
+    // Those who asked to hear of a failed attempt (cluster.cpp, trying a node) hear it now.
+    std::vector<std::shared_ptr<waiter>> failing;
+    std::erase_if(waiters_, [&](const std::shared_ptr<waiter>& w) {
+        if (!w->fail_fast) return false;
+        failing.push_back(w);
+        return true;
+    });
+    for (auto& w : failing)
+        finish_waiter(*w, std::make_exception_ptr(unavailable(not_connected_message())));
     if (running_) schedule_retry();
 }
 

@@ -140,8 +140,9 @@ struct connection : std::enable_shared_from_this<connection> {
     void stop();
     bool connected() const { return connected_.load(); }
     std::string last_error() const;
-    // Completes once satisfied() holds; throws unavailable after `timeout`.
-    asio::awaitable<void> wait_until_satisfied(std::chrono::milliseconds timeout);
+    // Completes once satisfied() holds; throws unavailable after `timeout`, or, with
+    // `fail_fast`, as soon as a connection attempt fails (a refused port costs no timeout).
+    asio::awaitable<void> wait_until_satisfied(std::chrono::milliseconds timeout, bool fail_fast = false);
     const asio::strand<asio::any_io_executor>& strand() const { return strand_; }
     void set_state_handler(std::function<void(bool)> f);
     // A +switch-master event's payload ("<name> <old ip> <old port> <new ip> <new port>").
@@ -179,6 +180,7 @@ private:
         explicit waiter(const asio::strand<asio::any_io_executor>& s) : timer(s) {}
         asio::steady_timer timer;
         std::unique_ptr<completion<std::exception_ptr>> done;
+        bool fail_fast = false;
     };
 
     void add_waiter(const std::shared_ptr<waiter>& w, std::chrono::milliseconds timeout);
@@ -240,6 +242,16 @@ private:
     endpoint::address found_by_;
     bool master_known_ = false;
     std::shared_ptr<connection> watch_;
+};
+
+// The checks every command client makes before sending (client.cpp): no empty command, no
+// command that would switch the connection into pub/sub or MONITOR mode.
+void check_commands(const std::vector<std::vector<std::string>>& cmds);
+
+// What cluster.cpp needs of a client beyond its public members (client.cpp).
+struct client_access {
+    // As wait_connected, but fails as soon as a connection attempt fails.
+    static asio::awaitable<void> wait_attempt(client& c, std::chrono::milliseconds timeout);
 };
 
 // subscriber.cpp: a subscriber to +switch-master on the sentinels of `opts`, started. `on_switch`

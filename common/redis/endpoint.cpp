@@ -1,4 +1,4 @@
-// Where Redis is: redis:// and redis-sentinel:// URLs parsed into an endpoint, and back into a
+// Where Redis is: redis://, redis-sentinel:// and redis-cluster:// URLs parsed into an endpoint, and back into a
 // URL without the password. No Asio and no hiredis here; nothing is resolved or connected.
 // Error messages name what is wrong but never quote the URL, which may carry the password.
 #include "common/redis.hpp"
@@ -13,7 +13,9 @@ namespace {
 
 constexpr std::string_view plain_scheme = "redis://";
 constexpr std::string_view sentinel_scheme = "redis-sentinel://";
+constexpr std::string_view cluster_scheme = "redis-cluster://";
 constexpr std::uint16_t sentinel_default_port = 26379;
+constexpr std::uint16_t cluster_default_port = 6379;
 
 template <typename T>
 bool parse_whole_number(std::string_view text, T& out) {
@@ -140,6 +142,47 @@ endpoint parse_plain(std::string_view rest) {
     return ep;
 }
 
+// "h1:p1,h2:p2,..." into distinct addresses in order; `scheme` and `what` name them in messages.
+std::vector<endpoint::address> parse_address_list(std::string_view hosts, std::string_view scheme,
+                                                  std::string_view what, std::uint16_t default_port) {
+    const std::string s(scheme), w(what);
+    if (hosts.empty())
+        throw std::invalid_argument("a " + s + " URL must name at least one " + w + ", as host:port");
+    std::vector<endpoint::address> out;
+    std::size_t start = 0;
+    while (true) {
+        const auto comma = hosts.find(',', start);
+        const std::string_view one = hosts.substr(start, comma == std::string_view::npos ? comma : comma - start);
+        if (one.empty())
+            throw std::invalid_argument("the " + s + " URL has an empty " + w +
+                                        " address (two commas, or a comma at either end)");
+        auto a = parse_host_port(one, "a " + w + " address of the Redis URL");
+        if (a.host.empty()) throw std::invalid_argument("a " + w + " address of the Redis URL has no host");
+        if (a.port == 0) a.port = default_port;
+        if (std::find(out.begin(), out.end(), a) == out.end()) out.push_back(std::move(a));
+        if (comma == std::string_view::npos) break;
+        start = comma + 1;
+    }
+    return out;
+}
+
+endpoint parse_cluster(std::string_view rest) {
+    endpoint ep;
+    ep.host.clear();
+    ep.port = 0;
+    rest = take_password(rest, ep.password, cluster_scheme);
+    if (rest.find_first_of("?#@") != std::string_view::npos)
+        throw std::invalid_argument("a Redis URL may not have a query string or fragment");
+    const auto slash = rest.find('/');
+    ep.cluster_nodes = parse_address_list(rest.substr(0, slash), "redis-cluster://", "cluster node", cluster_default_port);
+    const std::string_view db = slash == std::string_view::npos ? "" : rest.substr(slash + 1);
+    // Redis Cluster has database 0 only (SELECT is refused): "/0" is accepted, anything else
+    // is a mistake worth saying so rather than ignoring.
+    if (!db.empty() && parse_db(db) != 0)
+        throw std::invalid_argument("a redis-cluster:// URL may only name database 0; Redis Cluster has no other");
+    return ep;
+}
+
 endpoint parse_sentinel(std::string_view rest) {
     endpoint ep;
     ep.host.clear();
@@ -149,24 +192,7 @@ endpoint parse_sentinel(std::string_view rest) {
         throw std::invalid_argument("a Redis URL may not have a query string or fragment");
 
     const auto slash = rest.find('/');
-    const std::string_view hosts = rest.substr(0, slash);
-    if (hosts.empty())
-        throw std::invalid_argument("a redis-sentinel:// URL must name at least one sentinel, as host:port");
-    std::size_t start = 0;
-    while (true) {
-        const auto comma = hosts.find(',', start);
-        const std::string_view one = hosts.substr(start, comma == std::string_view::npos ? comma : comma - start);
-        if (one.empty())
-            throw std::invalid_argument("the redis-sentinel:// URL has an empty sentinel address (two commas, "
-                                        "or a comma at either end)");
-        auto a = parse_host_port(one, "a sentinel address of the Redis URL");
-        if (a.host.empty()) throw std::invalid_argument("a sentinel address of the Redis URL has no host");
-        if (a.port == 0) a.port = sentinel_default_port;
-        if (std::find(ep.sentinels.begin(), ep.sentinels.end(), a) == ep.sentinels.end())
-            ep.sentinels.push_back(std::move(a));
-        if (comma == std::string_view::npos) break;
-        start = comma + 1;
-    }
+    ep.sentinels = parse_address_list(rest.substr(0, slash), "redis-sentinel://", "sentinel", sentinel_default_port);
 
     if (slash == std::string_view::npos || slash + 1 == rest.size())
         throw std::invalid_argument(
@@ -189,13 +215,25 @@ endpoint parse_sentinel(std::string_view rest) {
 
 endpoint endpoint::parse(std::string_view url) {
     if (url.starts_with("rediss://") || url.starts_with("rediss-sentinel://"))
-        throw std::invalid_argument("TLS Redis URLs (rediss://) are not supported; use redis:// or redis-sentinel://");
+        throw std::invalid_argument(
+            "TLS Redis URLs (rediss://) are not supported; use redis://, redis-sentinel:// or redis-cluster://");
+    if (url.starts_with("rediss-cluster://"))
+        throw std::invalid_argument("TLS Redis URLs (rediss-cluster://) are not supported; use redis-cluster://");
     if (url.starts_with(sentinel_scheme)) return parse_sentinel(url.substr(sentinel_scheme.size()));
+    if (url.starts_with(cluster_scheme)) return parse_cluster(url.substr(cluster_scheme.size()));
     if (url.starts_with(plain_scheme)) return parse_plain(url.substr(plain_scheme.size()));
-    throw std::invalid_argument("a Redis URL must start with redis:// or redis-sentinel://");
+    throw std::invalid_argument("a Redis URL must start with redis://, redis-sentinel:// or redis-cluster://");
 }
 
 std::string endpoint::to_string() const {
+    if (is_cluster()) {
+        std::string out(cluster_scheme);
+        for (std::size_t i = 0; i < cluster_nodes.size(); ++i) {
+            if (i > 0) out += ',';
+            out += format_address(cluster_nodes[i].host, cluster_nodes[i].port);
+        }
+        return out + "/0";
+    }
     if (!via_sentinel()) return std::string(plain_scheme) + format_address(host, port) + "/" + std::to_string(db);
     std::string out(sentinel_scheme);
     for (std::size_t i = 0; i < sentinels.size(); ++i) {

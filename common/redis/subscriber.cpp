@@ -184,6 +184,8 @@ struct subscriber::impl : detail::connection {
 };
 
 std::shared_ptr<subscriber> subscriber::create(asio::any_io_executor ex, client_options opts) {
+    if (opts.where.is_cluster())
+        throw std::invalid_argument("redis::subscriber does not support redis-cluster:// endpoints yet");
     auto p = std::make_shared<impl>(std::move(ex), std::move(opts));
     p->watch_context_shutdown();
     return std::shared_ptr<subscriber>(new subscriber(std::move(p)));

@@ -1,5 +1,6 @@
-// Unit tests for the parts of the Redis client that need no server: parsing redis:// and
-// redis-sentinel:// URLs into endpoints (and refusing bad ones without echoing the password),
+// Unit tests for the parts of the Redis client that need no server: parsing redis://,
+// redis-sentinel:// and redis-cluster:// URLs into endpoints (and refusing bad ones without
+// echoing the password), Redis Cluster's CRC16 and key slots,
 // reading integers and strings out of reply values, script SHA1s, and the adapter's SIGPIPE
 // guard.
 #include "common/redis.hpp"
@@ -256,4 +257,99 @@ TEST_CASE("redis adapter: a write into a socket the peer has closed raises no SI
     sigemptyset(&pending);
     ::sigpending(&pending);
     CHECK_FALSE(sigismember(&pending, SIGPIPE));
+}
+
+TEST_CASE("redis endpoint: a redis-cluster:// URL names seed nodes, a password and only database 0") {
+    SUBCASE("every part") {
+        const auto ep = endpoint::parse("redis-cluster://:s3cret@a:7000,b:7001,[::1]:7002/0");
+        CHECK(ep.is_cluster());
+        CHECK_FALSE(ep.via_sentinel());
+        REQUIRE(ep.cluster_nodes.size() == 3);
+        CHECK(ep.cluster_nodes[0] == endpoint::address{"a", 7000});
+        CHECK(ep.cluster_nodes[1] == endpoint::address{"b", 7001});
+        CHECK(ep.cluster_nodes[2] == endpoint::address{"::1", 7002});
+        CHECK(ep.password == "s3cret");
+        CHECK(ep.db == 0);
+        CHECK(ep.host.empty());
+        CHECK(ep.port == 0);
+    }
+    SUBCASE("ports default to 6379, the path may be empty, a node named twice is kept once") {
+        const auto ep = endpoint::parse("redis-cluster://a,b:1,a");
+        REQUIRE(ep.cluster_nodes.size() == 2);
+        CHECK(ep.cluster_nodes[0].port == 6379);
+        CHECK(endpoint::parse("redis-cluster://a/").cluster_nodes.size() == 1);
+    }
+    SUBCASE("round trip through to_string without the password") {
+        const auto ep = endpoint::parse("redis-cluster://:topsecret@a:1,[::1]:2");
+        CHECK(ep.to_string() == "redis-cluster://a:1,[::1]:2/0");
+        CHECK(endpoint::parse(ep.to_string()).cluster_nodes == ep.cluster_nodes);
+    }
+    SUBCASE("redis:// and redis-sentinel:// are not clusters") {
+        CHECK_FALSE(endpoint::parse("redis://h").is_cluster());
+        CHECK_FALSE(endpoint::parse("redis-sentinel://h/m").is_cluster());
+    }
+}
+
+TEST_CASE("redis endpoint: malformed redis-cluster:// URLs are refused with a sentence saying why") {
+    CHECK(parse_error("redis-cluster://").find("at least one cluster node") != std::string::npos);
+    CHECK(parse_error("redis-cluster:///0").find("at least one cluster node") != std::string::npos);
+    CHECK(parse_error("redis-cluster://a,,b").find("empty cluster node address") != std::string::npos);
+    CHECK(parse_error("redis-cluster://a,").find("empty cluster node address") != std::string::npos);
+    CHECK(parse_error("redis-cluster://:1").find("no host") != std::string::npos);
+    CHECK(parse_error("redis-cluster://a:0").find("port") != std::string::npos);
+    CHECK(parse_error("redis-cluster://a:70000").find("port") != std::string::npos);
+    CHECK(parse_error("redis-cluster://a/1").find("database 0") != std::string::npos);
+    CHECK(parse_error("redis-cluster://a/x").find("database") != std::string::npos);
+    CHECK(parse_error("redis-cluster://a?x=1").find("query") != std::string::npos);
+    CHECK(parse_error("redis-cluster://u:p@a").find("user name") != std::string::npos);
+    CHECK(parse_error("rediss-cluster://a").find("TLS") != std::string::npos);
+    CHECK(parse_error("cluster://a").find("redis-cluster://") != std::string::npos);
+    for (const std::string url : {"redis-cluster://:hunter2@a:0", "redis-cluster://:hunter2@a/5",
+                                  "redis-cluster://:hunter2%zz@a", "redis-cluster://:hunter2@"}) {
+        const auto msg = parse_error(url);
+        CHECK_FALSE(msg.empty());
+        CHECK(msg.find("hunter2") == std::string::npos);
+    }
+}
+
+TEST_CASE("redis cluster: CRC16 is the XMODEM variant Redis specifies") {
+    // The reference value in the Redis Cluster specification (and crc16.c).
+    CHECK(warmline::redis::crc16("123456789") == 0x31C3);
+    CHECK(warmline::redis::crc16("") == 0);
+}
+
+TEST_CASE("redis cluster: a key's slot is what CLUSTER KEYSLOT answers") {
+    using warmline::redis::key_slot;
+    // Answers of Redis 7.0's CLUSTER KEYSLOT.
+    CHECK(key_slot("foo") == 12182);
+    CHECK(key_slot("bar") == 5061);
+    CHECK(key_slot("hello") == 866);
+    CHECK(key_slot("123456789") == 12739);
+    SUBCASE("a non-empty hash tag decides, so tagged keys share a slot") {
+        CHECK(key_slot("{user1000}.following") == 3443);
+        CHECK(key_slot("{user1000}.followers") == 3443);
+        CHECK(key_slot("foo{bar}{zap}") == 5061);  // the first tag only
+        CHECK(key_slot("foo{{bar}}zap") == 4015);  // the tag is "{bar"
+        CHECK(key_slot("wl:relay:{b3f}:c1") == 10669);
+    }
+    SUBCASE("an empty tag counts for nothing: the whole key is hashed") {
+        CHECK(key_slot("foo{}{bar}") == 8363);
+        CHECK(key_slot("{}foo") == 9500);
+    }
+}
+
+TEST_CASE("redis cluster: a command is routed by its first key") {
+    using warmline::redis::command_slot;
+    using warmline::redis::key_slot;
+    CHECK(command_slot({"GET", "foo"}) == key_slot("foo"));
+    CHECK(command_slot({"set", "{user1000}.x", "v"}) == 3443);
+    CHECK(command_slot({"EVALSHA", "abc", "2", "foo", "bar", "arg"}) == key_slot("foo"));
+    CHECK_FALSE(command_slot({"EVAL", "return 1", "0", "arg"}).has_value());
+    CHECK(command_slot({"XREAD", "COUNT", "5", "STREAMS", "s1", "0"}) == key_slot("s1"));
+    CHECK(command_slot({"BITOP", "AND", "dest", "a"}) == key_slot("dest"));
+    CHECK(command_slot({"MEMORY", "USAGE", "foo"}) == key_slot("foo"));
+    CHECK(command_slot({"XGROUP", "CREATE", "s1", "g", "$"}) == key_slot("s1"));
+    CHECK_FALSE(command_slot({"PING"}).has_value());
+    CHECK_FALSE(command_slot({"CLUSTER", "SLOTS"}).has_value());
+    CHECK_FALSE(command_slot({"SCRIPT", "LOAD", "return 1"}).has_value());
 }
