@@ -5,6 +5,7 @@
 // replaced by its replica. Every wait polls an observable condition with a deadline.
 #include "common/redis.hpp"
 #include "tests/support/redis_cluster.hpp"
+#include "tests/support/redis_test_client.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -36,30 +37,15 @@ using warmline::test::redis_cluster;
 namespace {
 
 client_options options_for(const std::string& url) {
-    client_options o;
-    o.where = endpoint::parse(url);
-    o.connect_timeout = 1000ms;
-    // Short backoff keeps the tests fast without changing what they prove.
-    o.backoff_initial = 5ms;
-    o.backoff_max = 100ms;
-    o.command_timeout = 2000ms;
-    o.name = "cluster-test";
+    auto o = warmline::test::fast_client_options(url, "cluster-test");
     return o;
 }
 
 void run(std::function<asio::awaitable<void>(asio::any_io_executor)> body, std::chrono::seconds limit = 40s) {
-    asio::io_context ioc;
-    auto done = asio::co_spawn(ioc, body(ioc.get_executor()), asio::use_future);
-    ioc.run_for(limit);
-    REQUIRE_MESSAGE(done.wait_for(0s) == std::future_status::ready, "the test coroutine did not finish");
-    done.get();
-    CHECK_MESSAGE(ioc.stopped(), "something kept the io_context busy after the client was stopped");
+    warmline::test::run_to_end(std::move(body), limit);
 }
 
-asio::awaitable<void> pause(std::chrono::milliseconds d) {
-    asio::steady_timer t(co_await asio::this_coro::executor, d);
-    co_await t.async_wait(asio::use_awaitable);
-}
+using warmline::test::pause;
 
 asio::awaitable<std::shared_ptr<cluster_client>> started_client(asio::any_io_executor ex, const redis_cluster& c) {
     auto client = cluster_client::create(ex, options_for(c.url()));

@@ -6,6 +6,7 @@
 #include "common/argv.hpp"
 #include "common/redis.hpp"
 #include "tests/support/redis_sentinel.hpp"
+#include "tests/support/redis_test_client.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -35,34 +36,16 @@ using warmline::test::sentinel_cluster;
 namespace {
 
 client_options options_for(const std::string& url) {
-    client_options o;
-    o.where = endpoint::parse(url);
-    o.connect_timeout = 1000ms;
+    auto o = warmline::test::fast_client_options(url, "sentinel-test");
     o.sentinel_timeout = 300ms;
-    // Short backoff keeps the tests fast without changing what they prove.
-    o.backoff_initial = 5ms;
-    o.backoff_max = 100ms;
-    o.command_timeout = 2000ms;
-    o.name = "sentinel-test";
     return o;
 }
 
-// Run `body` on an io_context in this thread; it must finish within `limit`, and afterwards
-// nothing the clients left behind (their watches on the sentinels included) may keep the
-// io_context busy.
 void run(std::function<asio::awaitable<void>(asio::any_io_executor)> body, std::chrono::seconds limit = 40s) {
-    asio::io_context ioc;
-    auto done = asio::co_spawn(ioc, body(ioc.get_executor()), asio::use_future);
-    ioc.run_for(limit);
-    REQUIRE_MESSAGE(done.wait_for(0s) == std::future_status::ready, "the test coroutine did not finish");
-    done.get();
-    CHECK_MESSAGE(ioc.stopped(), "something kept the io_context busy after the clients were stopped");
+    warmline::test::run_to_end(std::move(body), limit);
 }
 
-asio::awaitable<void> pause(std::chrono::milliseconds d) {
-    asio::steady_timer t(co_await asio::this_coro::executor, d);
-    co_await t.async_wait(asio::use_awaitable);
-}
+using warmline::test::pause;
 
 // Poll a condition (on Redis, on a sentinel) until it holds, bounded in time.
 asio::awaitable<bool> eventually(std::function<bool()> condition, std::chrono::milliseconds limit) {
