@@ -139,7 +139,10 @@ asio::awaitable<net::http_response> service::on_http(net::http_request req) {
         res.status = ready ? 200 : 503;
         res.body = ready ? R"({"status":"ready"})"
                          : std::string(R"({"status":"not ready","redis":")") + (redis_->connected() ? "up" : "down") +
-                               R"(","events":")" + (events_->connected() ? "up" : "down") + R"(","recovered":)" +
+                               R"(","events":")" + (events_->connected() ? "up" : "down") +
+                               (writes_ != redis_ ? std::string(R"(","writes":")") + (writes_->connected() ? "up" : "down")
+                                                  : std::string()) +
+                               R"(","recovered":)" +
                                (settled ? "true" : "false") + "}";
     } else if (req.path == "/metrics") {
         res.content_type = "text/plain; version=0.0.4";
