@@ -20,6 +20,10 @@ using namespace std::chrono_literals;
 
 recovery::recovery(asio::io_context& ioc, std::shared_ptr<redis::client> redis,
                    std::shared_ptr<redis::subscriber> events, step_fn step, std::function<void(bool)> tell)
+    : recovery(ioc, std::move(redis), redis::any_subscriber::of(std::move(events)), std::move(step), std::move(tell)) {}
+
+recovery::recovery(asio::io_context& ioc, std::shared_ptr<redis::client> redis,
+                   std::shared_ptr<redis::any_subscriber> events, step_fn step, std::function<void(bool)> tell)
     : ioc_(ioc),
       redis_(std::move(redis)),
       events_(std::move(events)),
@@ -41,6 +45,13 @@ void recovery::watch() {
                 self->connection_state(up, up && !std::exchange(self->events_seen_up_, true));
             });
     });
+    for (std::size_t i = 0; i < extra_.size(); ++i)
+        extra_[i].client->on_state_change([weak, i](bool up) {
+            if (auto self = weak.lock())
+                asio::post(self->ioc_, [self, up, i] {
+                    self->connection_state(up, up && !std::exchange(self->extra_[i].seen_up, true));
+                });
+        });
 }
 
 void recovery::connection_state(bool up, bool first_up) {
@@ -75,6 +86,7 @@ asio::awaitable<void> recovery::run() {
             // that would miss the events published while it runs, would be lost for good
             co_await redis_->wait_connected(5s);
             co_await events_->wait_subscribed(5s);
+            for (auto& e : extra_) co_await e.client->wait_connected(5s);
             co_await step_();
         } catch (const std::exception& e) {
             failure = e.what();

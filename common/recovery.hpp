@@ -17,6 +17,7 @@
 
 #include <functional>
 #include <memory>
+#include <vector>
 
 namespace warmline {
 
@@ -27,8 +28,13 @@ public:
     using step_fn = std::function<boost::asio::awaitable<void>()>;
     recovery(boost::asio::io_context& ioc, std::shared_ptr<redis::client> redis,
              std::shared_ptr<redis::subscriber> events, step_fn step, std::function<void(bool)> tell);
+    recovery(boost::asio::io_context& ioc, std::shared_ptr<redis::client> redis,
+             std::shared_ptr<redis::any_subscriber> events, step_fn step, std::function<void(bool)> tell);
 
-    // Watch both connections' state (call once, before they start).
+    // A further connection the recovery needs (e.g. the relay's chat Redis), watched and waited
+    // for as the other two. Call before watch().
+    void also_watch(std::shared_ptr<redis::any_client> c) { extra_.push_back({std::move(c), false}); }
+    // Watch the connections' state (call once, before they start).
     void watch();
     // False from the moment a connection drops until the recovery after it has succeeded.
     bool settled() const { return settled_; }
@@ -41,7 +47,7 @@ private:
 
     boost::asio::io_context& ioc_;
     std::shared_ptr<redis::client> redis_;
-    std::shared_ptr<redis::subscriber> events_;
+    std::shared_ptr<redis::any_subscriber> events_;
     step_fn step_;
     std::function<void(bool)> tell_;
     bool settled_ = true;
@@ -50,6 +56,11 @@ private:
     bool running_ = false;
     bool client_seen_up_ = false;
     bool events_seen_up_ = false;
+    struct extra {
+        std::shared_ptr<redis::any_client> client;
+        bool seen_up;
+    };
+    std::vector<extra> extra_;
 };
 
 }  // namespace warmline

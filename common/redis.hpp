@@ -206,6 +206,10 @@ public:
 
     // As client::command: routed by the first key's slot (keyless commands go to any primary).
     boost::asio::awaitable<value> command(std::vector<std::string> args);
+    // A keyless command (e.g. WAIT) on the connection to the primary that serves `key`'s slot.
+    boost::asio::awaitable<value> command_near(std::string key, std::vector<std::string> args);
+    // As client::on_state_change: up while connected() (the map loaded, every primary connected).
+    void on_state_change(std::function<void(bool up)> f);
     // As client::pipeline. Commands are grouped by the primary that serves them and each group
     // sent as one pipeline (all groups at once); replies come back in the order of `cmds`. Order
     // holds among commands of one node, not across nodes. Redirected commands are retried one
@@ -231,6 +235,33 @@ public:
 private:
     explicit cluster_client(std::shared_ptr<impl> p);
     std::shared_ptr<impl> impl_;
+};
+
+// One Redis (plain or under Sentinel) or a Cluster, chosen by the URL, behind one type: for a
+// path whose every step is a single-slot command or script (the relay's chat Redis), so that
+// the same code runs on both. Members as client's; command_near as cluster_client's (on one
+// server, the one connection).
+class any_client {
+public:
+    static std::shared_ptr<any_client> create(boost::asio::any_io_executor ex, client_options opts);
+    static std::shared_ptr<any_client> of(std::shared_ptr<client> c);
+
+    void start();
+    void stop();
+    bool connected() const;
+    bool is_cluster() const { return cluster_ != nullptr; }
+    void on_state_change(std::function<void(bool up)> f);
+    boost::asio::awaitable<void> wait_connected(std::chrono::milliseconds timeout);
+    boost::asio::awaitable<value> command(std::vector<std::string> args);
+    boost::asio::awaitable<value> command_near(std::string key, std::vector<std::string> args);
+    boost::asio::awaitable<std::vector<value>> pipeline(std::vector<std::vector<std::string>> cmds);
+    boost::asio::awaitable<value> eval(const script& s, std::vector<std::string> keys, std::vector<std::string> args);
+    // The one-server client (null on a cluster), for what needs one connection (WAIT batches).
+    const std::shared_ptr<client>& single() const { return single_; }
+
+private:
+    std::shared_ptr<client> single_;
+    std::shared_ptr<cluster_client> cluster_;
 };
 
 // A dedicated pub/sub connection. After a reconnect it subscribes again to every channel and
@@ -259,6 +290,26 @@ public:
 private:
     explicit subscriber(std::shared_ptr<impl> p);
     std::shared_ptr<impl> impl_;
+};
+
+// The subscriber counterpart of any_client: shard channels (SSUBSCRIBE) on one server or on a
+// Cluster, chosen by the URL. Members as subscriber's.
+class any_subscriber {
+public:
+    using handler = subscriber::handler;
+    static std::shared_ptr<any_subscriber> create(boost::asio::any_io_executor ex, client_options opts);
+    static std::shared_ptr<any_subscriber> of(std::shared_ptr<subscriber> s);
+
+    void ssubscribe(std::string channel, handler h);
+    void on_resubscribed(std::function<void()> f);
+    void on_state_change(std::function<void(bool up)> f);
+    void start();
+    void stop();
+    bool connected() const;
+    boost::asio::awaitable<void> wait_subscribed(std::chrono::milliseconds timeout);
+
+private:
+    std::shared_ptr<subscriber> single_;
 };
 
 }  // namespace warmline::redis

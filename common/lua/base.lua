@@ -80,12 +80,3 @@ end
 local function match_event(field, body)
   redis.call('PUBLISH', K.events, PB.msg(field, body))
 end
-
--- Publish a RelayEvent to relay process `node` (nothing when no process holds that side):
--- for side `to` ('s' | 'l') of chat `session`; `kind` is its oneof member, already written
--- (e.g. PB.bytes(11, key)).
-local function relay_event(node, session, to, kind)
-  if node and node ~= '' then
-    redis.call('PUBLISH', K.relay_channel(node), PB.bytes(1, session) .. PB.uint(2, ROLE[to]) .. kind)
-  end
-end

@@ -165,10 +165,10 @@ local after_chat_end = function(sid, lid, requeued)
   if requeued then redis.call('ZADD', K.due_match, NOW, 's:' .. sid) end
 end
 
--- A chat starts with both sides absent from the relay until each says hello (a side that never
--- joins is lost like one that left).
+-- A chat starts unseen by the relay until either side says hello there (a chat neither side
+-- ever joins ends as lost: the relay's sweep, services/relay/store.cpp).
 local function chat_presence_start(session)
-  redis.call('ZADD', K.relay_absent, NOW, session .. '|s', NOW, session .. '|l')
+  redis.call('ZADD', K.relay_unseen, NOW, session)
 end
 
 -- The seeker of a chat whose listener was lost goes back to the front of the line in its tier,
@@ -196,8 +196,8 @@ local function requeue_front(sid, lost_lid)
   touch_seeker(sid)
 end
 
--- End an open chat: free the listener's slot, tell both sides (through the matchmakers and the
--- relay processes that hold them), delete the relay's log, record and presence, then match the
+-- End an open chat: free the listener's slot, tell both sides through the matchmakers, queue
+-- the relay's records for deletion (the relays tell the sides they hold), then match the
 -- listener again. by: seeker | listener | idle | expired | peer_lost; with peer_lost, `lost`
 -- ('s' | 'l') is the side that was gone, and a lost listener's seeker goes back to the front of
 -- the line (so does a seeker who is here but lost the chat's keys: requeue_seeker).
@@ -224,18 +224,11 @@ local function finish_chat(session, by, lost, requeue_seeker)
   refresh_listener(lid)
   local ended = chat_ended_pb(session, by, lost, requeued)
   match_event(5, PB.bytes(1, sid) .. PB.bytes(2, lid) .. PB.msg(3, ended))
-  -- the relay's share of the chat goes with it: its processes are told, its log is deleted
-  local r = redis.call('HMGET', K.relay(session), 'node_s', 'node_l')
-  relay_event(r[1], session, 's', PB.msg(14, ended))
-  relay_event(r[2], session, 'l', PB.msg(14, ended))
-  for i, role in ipairs({ 's', 'l' }) do
-    local side = session .. '|' .. role
-    redis.call('ZREM', K.relay_absent, side)
-    redis.call('ZREM', K.relay_away, side)
-    if r[i] and r[i] ~= '' then redis.call('SREM', K.relay_node_sides(r[i]), side) end
-  end
-  redis.call('DEL', K.relay(session), K.log(session, 's'), K.log(session, 'l'))
-  redis.call('ZREM', K.relay_active, session)
+  -- the relay's share of the chat lives in the chat Redis (maybe a Cluster), which no script
+  -- here can reach: the relays delete it and tell the sides they hold (wl:relay:ended)
+  redis.call('HSET', K.session(session), 'ended_pb', ended)
+  redis.call('ZREM', K.relay_unseen, session)
+  redis.call('ZADD', K.relay_ended, NOW, session)
   after_chat_end(sid, lid, requeued)
   return sid, lid
 end

@@ -137,6 +137,10 @@ struct cluster_client::impl : std::enable_shared_from_this<impl> {
         o.where.port = a.port;
         o.where.password = opts_.where.password;
         auto c = client::create(ex_, std::move(o));
+        std::weak_ptr<impl> weak = shared_from_this();
+        c->on_state_change([weak](bool) {
+            if (auto self = weak.lock()) self->report_state();
+        });
         c->start();
         nodes_.emplace(key, c);
         return c;
@@ -452,6 +456,7 @@ struct cluster_client::impl : std::enable_shared_from_this<impl> {
             } catch (const unavailable&) {
             }
         }
+        report_state();
         if (changed) {
             std::string list;
             for (const auto& p : primaries) list += (list.empty() ? "" : ", ") + detail::describe(p);
@@ -480,6 +485,19 @@ struct cluster_client::impl : std::enable_shared_from_this<impl> {
         for (auto& [name, c] : nodes) c->stop();
     }
 
+    // Tell the state handler when connected() changed (a node client's state, or the map).
+    void report_state() {
+        const bool up = connected();
+        std::function<void(bool)> f;
+        {
+            std::lock_guard lock(mutex_);
+            if (reported_ && *reported_ == up) return;
+            reported_ = up;
+            f = on_state_;
+        }
+        if (f) f(up);
+    }
+
     bool connected() const {
         std::lock_guard lock(mutex_);
         if (primaries_.empty()) return false;
@@ -498,6 +516,8 @@ struct cluster_client::impl : std::enable_shared_from_this<impl> {
     std::array<std::int16_t, cluster_slot_count> owner_;  // index into primaries_, -1: unknown
     std::vector<endpoint::address> primaries_;
     std::map<std::string, std::shared_ptr<client>> nodes_;  // by "host:port"
+    std::function<void(bool)> on_state_;
+    std::optional<bool> reported_;
     std::size_t next_any_ = 0;
     counters stats_;
     std::string last_error_;
@@ -559,6 +579,22 @@ asio::awaitable<value> cluster_client::command(std::vector<std::string> args) {
     value v = co_await p->run_unit(std::move(unit), slot);
     if (v.is_error()) throw reply_error(v.str);
     co_return v;
+}
+
+asio::awaitable<value> cluster_client::command_near(std::string key, std::vector<std::string> args) {
+    auto p = impl_;
+    std::vector<std::vector<std::string>> unit;
+    unit.push_back(std::move(args));
+    check_cluster_commands(unit);
+    if (!p->map_loaded()) co_await p->refresh_quietly();
+    value v = co_await p->run_unit(std::move(unit), key_slot(key));
+    if (v.is_error()) throw reply_error(v.str);
+    co_return v;
+}
+
+void cluster_client::on_state_change(std::function<void(bool up)> f) {
+    std::lock_guard lock(impl_->mutex_);
+    impl_->on_state_ = std::move(f);
 }
 
 asio::awaitable<std::vector<value>> cluster_client::pipeline(std::vector<std::vector<std::string>> cmds) {

@@ -19,6 +19,10 @@ int main(int argc, char** argv) {
     // a Send frame is the ciphertext plus a few dozen bytes of envelope (base64 in JSON frames)
     net::add_server_flags(opts, "127.0.0.1:8091", "32768");
     net::add_redis_flags(opts);
+    opts.add("chat-redis-url", "",
+             "where chats' records and messages are kept, when not in the --redis-url Redis: redis://, "
+             "redis-sentinel:// or redis-cluster://[:password@]host:port,host:port,... (seed nodes of a Redis Cluster; "
+             "docs/operations.md, \"Redis Cluster for chats\")");
     opts.add("ticket-secret", "", "the matchmaker's relay-ticket secret (32+ characters)");
     opts.add("state-ttl-s", "86400", "expiry of a chat's relay records and log in Redis (as the matchmaker's)");
     opts.add("max-ciphertext-bytes", "16384", "largest sealed message accepted");
@@ -81,15 +85,35 @@ int main(int argc, char** argv) {
             throw config::config_error("--ack-timeout-ms must be below --redis-timeout-ms: a WAIT that outlasts the "
                                        "command deadline would close the connection");
 
-        net::serve("relay", so, ro, "/v1/relay", [&](asio::io_context& ioc, auto redis, auto events) {
-            // a WAIT holds its connection: with acks on, messages are stored over one of their own
-            std::shared_ptr<redis::client> writes;
-            if (s.ack_replicas > 0) {
-                auto wo = ro;
-                wo.name += "-writes";
-                writes = redis::client::create(ioc.get_executor(), wo);
+        // the chat Redis: the control Redis unless --chat-redis-url names another
+        const std::string chat_url = opts.str("chat-redis-url");
+        redis::client_options co = ro;
+        if (!chat_url.empty()) {
+            try {
+                co.where = redis::endpoint::parse(chat_url);
+            } catch (const std::invalid_argument& e) {
+                throw config::config_error(std::string("--chat-redis-url: ") + e.what());
             }
-            return std::make_shared<relay::service>(ioc, s, redis, events, system_now_ms, writes);
+            co.name += "-chat";
+        }
+
+        net::serve("relay", so, ro, "/v1/relay", [&](asio::io_context& ioc, auto redis, auto events) {
+            std::shared_ptr<redis::any_client> chat;
+            std::shared_ptr<redis::any_subscriber> node_events = redis::any_subscriber::of(events);
+            if (!chat_url.empty()) {
+                chat = redis::any_client::create(ioc.get_executor(), co);
+                auto eo = co;
+                eo.name += "-events";
+                node_events = redis::any_subscriber::create(ioc.get_executor(), eo);
+            }
+            // a WAIT holds its connection: with acks on, messages are stored over one of their own
+            std::shared_ptr<redis::any_client> writes;
+            if (s.ack_replicas > 0) {
+                auto wo = co;
+                wo.name += "-writes";
+                writes = redis::any_client::create(ioc.get_executor(), wo);
+            }
+            return std::make_shared<relay::service>(ioc, s, redis, node_events, system_now_ms, writes, chat);
         });
         return 0;
     } catch (const config::config_error& e) {

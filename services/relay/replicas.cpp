@@ -13,11 +13,24 @@
 namespace warmline::relay {
 namespace asio = boost::asio;
 
-replica_acks::replica_acks(asio::any_io_executor ex, std::shared_ptr<redis::client> redis, int replicas,
+replica_acks::replica_acks(asio::any_io_executor ex, std::shared_ptr<redis::any_client> redis, int replicas,
                            std::chrono::milliseconds timeout)
     : ex_(std::move(ex)), redis_(std::move(redis)), replicas_(replicas), timeout_(timeout) {}
 
-asio::awaitable<bool> replica_acks::confirmed() {
+asio::awaitable<bool> replica_acks::confirmed(std::string key) {
+    if (redis_->is_cluster()) {
+        ++rounds_;
+        long long have = 0;
+        try {
+            auto v = co_await redis_->command_near(std::move(key), argv("WAIT", std::to_string(replicas_),
+                                                                          std::to_string(timeout_.count())));
+            have = v.as_int();
+        } catch (const std::exception& e) {
+            spdlog::debug("relay: WAIT failed: {}", e.what());
+        }
+        if (have < replicas_) spdlog::warn("relay: {} of {} replicas confirmed a write in time", have, replicas_);
+        co_return have >= replicas_;
+    }
     if (!next_) next_ = std::make_shared<round>(ex_);
     auto mine = next_;
     if (!running_) {

@@ -2,7 +2,9 @@
 // says, by WAIT, that enough replicas have the write. WAIT covers every write made before it on
 // its connection, so this is a group commit: the sends that arrive while one WAIT is out share
 // the next one, a WAIT per round trip rather than per message. WAIT blocks its connection, so
-// the relay gives the send path a connection of its own (service.hpp).
+// the relay gives the send path a connection of its own (service.hpp). On a Cluster, each write
+// went to the primary of its chat's slot, so each send waits for its own WAIT there (no group
+// commit across nodes yet).
 #pragma once
 
 #include "common/redis.hpp"
@@ -18,12 +20,13 @@ namespace warmline::relay {
 
 class replica_acks {
 public:
-    replica_acks(boost::asio::any_io_executor ex, std::shared_ptr<redis::client> redis, int replicas,
+    replica_acks(boost::asio::any_io_executor ex, std::shared_ptr<redis::any_client> redis, int replicas,
                  std::chrono::milliseconds timeout);
 
-    // True once `replicas` replicas have every write this connection made before the call; false
-    // when they did not say so within the timeout, or Redis could not be asked.
-    boost::asio::awaitable<bool> confirmed();
+    // True once `replicas` replicas have every write this connection made before the call (on a
+    // Cluster: the connection to the primary serving `key`); false when they did not say so
+    // within the timeout, or Redis could not be asked.
+    boost::asio::awaitable<bool> confirmed(std::string key);
     // WAITs sent so far (one per round, whatever the number of sends in it).
     std::uint64_t rounds() const { return rounds_; }
 
@@ -37,7 +40,7 @@ private:
     boost::asio::awaitable<void> run();
 
     boost::asio::any_io_executor ex_;
-    std::shared_ptr<redis::client> redis_;
+    std::shared_ptr<redis::any_client> redis_;
     int replicas_;
     std::chrono::milliseconds timeout_;
     std::shared_ptr<round> next_;  // the round new callers join; sent when the one out returns

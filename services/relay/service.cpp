@@ -32,14 +32,17 @@ net::http_response refuse(unsigned status, const char* code, const std::string& 
 }  // namespace
 
 service::service(asio::io_context& ioc, relay_settings s, std::shared_ptr<redis::client> redis,
-                 std::shared_ptr<redis::subscriber> events, clock_fn now, std::shared_ptr<redis::client> writes)
+                 std::shared_ptr<redis::any_subscriber> events, clock_fn now, std::shared_ptr<redis::any_client> writes,
+                 std::shared_ptr<redis::any_client> chat)
     : ioc_(ioc),
       settings_(std::move(s)),
       redis_(redis),
+      chat_(chat ? chat : redis::any_client::of(redis)),
+      own_chat_(chat != nullptr),
       events_(std::move(events)),
-      writes_(writes ? writes : redis),
-      store_(redis, settings_.store, now),
-      send_store_(writes_, settings_.store, now),
+      writes_(writes ? writes : chat_),
+      store_(redis, chat_, settings_.store, now),
+      send_store_(redis, writes_, settings_.store, now),
       node_("r" + crypto::random_id().substr(0, 12)),
       messages_total_(metrics_.counter("warmline_relay_messages_total", "Messages stored and forwarded")),
       ciphertext_bytes_total_(
@@ -57,10 +60,15 @@ service::service(asio::io_context& ioc, relay_settings s, std::shared_ptr<redis:
 
 void service::start() {
     std::weak_ptr<service> weak = shared_from_this();
-    if (writes_ != redis_) writes_->start();
-    events_->subscribe(keys::relay_channel(node_), [weak](std::string_view, std::string_view payload) {
-        if (auto self = weak.lock()) self->on_node_event(payload);
-    });
+    if (own_chat_) {
+        chat_->start();
+        events_->start();
+    }
+    if (writes_ != chat_) writes_->start();
+    for (int b = 0; b < bucket_count; ++b)
+        events_->ssubscribe(keys::relay_channel(bucket_name(b), node_), [weak](std::string_view, std::string_view payload) {
+            if (auto self = weak.lock()) self->on_node_event(payload);
+        });
     // events sent while either connection was down are lost: every client catches up from the
     // log once both are back, retried until it worked
     recovery_ = std::make_shared<recovery>(
@@ -75,6 +83,7 @@ void service::start() {
             m.mutable_service()->set_degraded(degraded);
             self->tell_all(m);
         });
+    if (own_chat_) recovery_->also_watch(chat_);
     recovery_->watch();
     metrics_.gauge("warmline_relay_participants", "Chat participants connected to this process", [weak] {
         auto self = weak.lock();
@@ -108,7 +117,11 @@ void service::start() {
 
 void service::stop() {
     stopped_ = true;
-    if (writes_ != redis_) writes_->stop();
+    if (writes_ != chat_) writes_->stop();
+    if (own_chat_) {
+        events_->stop();
+        chat_->stop();
+    }
     if (idle_timer_) idle_timer_->cancel();
     if (presence_timer_) presence_timer_->cancel();
 }
@@ -135,15 +148,18 @@ asio::awaitable<net::http_response> service::on_http(net::http_request req) {
     } else if (req.path == "/readyz") {
         // not ready while Redis is unreachable, nor until every chat has caught up after it
         const bool settled = recovery_ && recovery_->settled();
-        bool ready = redis_->connected() && events_->connected() && writes_->connected() && settled;
+        bool ready = redis_->connected() && chat_->connected() && events_->connected() && writes_->connected() &&
+                     settled;
+        auto state = [](std::string_view name, bool up) {
+            return std::string(R"(,")") + std::string(name) + R"(":")" + (up ? "up" : "down") + "\"";
+        };
         res.status = ready ? 200 : 503;
         res.body = ready ? R"({"status":"ready"})"
-                         : std::string(R"({"status":"not ready","redis":")") + (redis_->connected() ? "up" : "down") +
-                               R"(","events":")" + (events_->connected() ? "up" : "down") +
-                               (writes_ != redis_ ? std::string(R"(","writes":")") + (writes_->connected() ? "up" : "down")
-                                                  : std::string()) +
-                               R"(","recovered":)" +
-                               (settled ? "true" : "false") + "}";
+                         : std::string(R"({"status":"not ready")") + state("redis", redis_->connected()) +
+                               (own_chat_ ? state("chat", chat_->connected()) : std::string()) +
+                               state("events", events_->connected()) +
+                               (writes_ != chat_ ? state("writes", writes_->connected()) : std::string()) +
+                               R"(,"recovered":)" + (settled ? "true" : "false") + "}";
     } else if (req.path == "/metrics") {
         res.content_type = "text/plain; version=0.0.4";
         res.body = metrics_.render();
@@ -348,7 +364,7 @@ asio::awaitable<RelayServerMessage> service::send_message(participant_ptr p, con
         ciphertext_bytes_total_.fetch_add(m.ciphertext().size(), std::memory_order_relaxed);
     }
     // stored on the primary, and on its way to the other side; the Ack promises more
-    if (acks_ && !co_await acks_->confirmed()) {
+    if (acks_ && !co_await acks_->confirmed(store::log_key(p->session, p->role))) {
         acks_unreplicated_total_.fetch_add(1, std::memory_order_relaxed);
         co_return error_reply<RelayServerMessage>(
             v1::UNAVAILABLE, "Your message reached the relay but could not be copied to a standby database in time; "

@@ -1,8 +1,9 @@
 // The relay: carries the sealed messages of one chat between its two participants, who may be
 // connected to different relay processes. Every message is stored in Redis (the session's log)
 // before it is acknowledged to its sender, then pushed to the relay process of the other side
-// over its node channel (wl:relaynode:<node>); a client that reconnects anywhere says what it
-// has and gets the rest from the log. The relay never holds a key or a plaintext.
+// over its node channels (wl:relaynode:{<bucket>}:<node>, one shard channel per bucket); a client
+// that reconnects anywhere says what it has and gets the rest from the log. The relay never
+// holds a key or a plaintext.
 //
 // The members are defined by concern: service.cpp (the door and the requests), delivery.cpp
 // (the node channel, delivery, catch-up) and upkeep.cpp (timer loops, recovery after an outage).
@@ -67,11 +68,14 @@ inline char peer_of(char r) { return r == 's' ? 'l' : 's'; }
 
 class service : public net::handler, public std::enable_shared_from_this<service> {
 public:
-    // `writes`: a connection of its own for storing messages when acks wait for replicas (a WAIT
-    // blocks its connection); the service starts and stops it. Null: messages go over `redis`.
+    // `redis`: the control Redis (the matchmaker's). `chat`: the chat Redis, this relay's records
+    // (one server or a Cluster; null: the control Redis); `events`: its node channels. `writes`:
+    // a connection of the chat Redis of its own for storing messages when acks wait for replicas
+    // (a WAIT blocks its connection); null: messages go over `chat`. The service starts and
+    // stops `chat` and `writes`.
     service(boost::asio::io_context& ioc, relay_settings s, std::shared_ptr<redis::client> redis,
-            std::shared_ptr<redis::subscriber> events, clock_fn now = system_now_ms,
-            std::shared_ptr<redis::client> writes = nullptr);
+            std::shared_ptr<redis::any_subscriber> events, clock_fn now = system_now_ms,
+            std::shared_ptr<redis::any_client> writes = nullptr, std::shared_ptr<redis::any_client> chat = nullptr);
 
     // Subscribe to this process's node channel and start the idle sweep. Call once.
     void start();
@@ -133,9 +137,11 @@ private:
 
     boost::asio::io_context& ioc_;
     relay_settings settings_;
-    std::shared_ptr<redis::client> redis_;
-    std::shared_ptr<redis::subscriber> events_;
-    std::shared_ptr<redis::client> writes_;  // redis_ unless acks wait for replicas
+    std::shared_ptr<redis::client> redis_;   // control
+    std::shared_ptr<redis::any_client> chat_;  // wraps redis_ unless a chat Redis of its own
+    bool own_chat_ = false;
+    std::shared_ptr<redis::any_subscriber> events_;
+    std::shared_ptr<redis::any_client> writes_;  // chat_ unless acks wait for replicas
     store store_;
     store send_store_;                       // store_ over writes_
     std::unique_ptr<replica_acks> acks_;     // set when settings_.ack_replicas > 0

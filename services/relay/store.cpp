@@ -4,32 +4,155 @@
 #include "common/argv.hpp"
 #include "common/keys.hpp"
 #include "services/relay/lua_sources.hpp"
+#include "warmline/v1/matchmaker.pb.h"
 
-#include <stdexcept>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <map>
 
 namespace warmline::relay {
 namespace asio = boost::asio;
 
-store::store(std::shared_ptr<redis::client> redis, store_settings s, clock_fn now)
-    : redis_(std::move(redis)), settings_(s), now_(std::move(now)), scripts_(lua_sources()) {}
+namespace {
+
+// Every key a chat script may touch, in the order lua/lib.lua names them.
+std::vector<std::string> chat_keys(const std::string& bucket, const std::string& session) {
+    return {keys::relay(bucket, session), keys::log(bucket, session, "s"), keys::log(bucket, session, "l"),
+            keys::relay_active(bucket),   keys::relay_absent(bucket),      keys::relay_away(bucket),
+            keys::relay_sides(bucket),    keys::relay_clock(bucket)};
+}
+
+// "<session>|<s|l>[|...]" -> session and role ('\0' when it does not parse).
+std::pair<std::string, char> split_side(const std::string& side) {
+    const auto bar = side.find('|');
+    if (bar == std::string::npos || bar + 1 >= side.size()) return {side, '\0'};
+    return {side.substr(0, bar), side[bar + 1]};
+}
+
+}  // namespace
+
+std::string bucket_name(int b) {
+    char out[4];
+    std::snprintf(out, sizeof out, "b%02x", b & 0xff);
+    return out;
+}
+
+std::string bucket_of(std::string_view session) { return bucket_name(redis::crc16(session) & 0xff); }
+
+std::string store::log_key(const std::string& session, char role) {
+    return keys::log(bucket_of(session), session, std::string(1, role));
+}
+
+store::store(std::shared_ptr<redis::client> control, std::shared_ptr<redis::any_client> chat, store_settings s,
+             clock_fn now)
+    : control_(std::move(control)),
+      chat_(std::move(chat)),
+      settings_(s),
+      now_(std::move(now)),
+      scripts_(lua_sources()) {}
 
 asio::awaitable<redis::value> store::run(std::string name, std::string session, char role,
-                                         std::vector<std::string> args) {
+                                         std::vector<std::string> args, std::string bucket) {
+    if (bucket.empty()) bucket = bucket_of(session);
+    auto keys = chat_keys(bucket, session);
     auto full = warmline::argv(std::to_string(now_()), std::to_string(settings_.state_ttl_s), std::move(session),
                                std::string(1, role));
     for (auto& a : args) full.push_back(std::move(a));
-    std::vector<std::string> no_keys;
-    co_return co_await redis_->eval(scripts_.at(name), std::move(no_keys), std::move(full));
+    co_return co_await chat_->eval(scripts_.at(name), std::move(keys), std::move(full));
 }
+
+asio::awaitable<redis::value> store::run_control(std::string name, std::string session,
+                                                 std::vector<std::string> args) {
+    auto full = warmline::argv(std::to_string(now_()), std::to_string(settings_.state_ttl_s), std::move(session), "s");
+    for (auto& a : args) full.push_back(std::move(a));
+    std::vector<std::string> no_keys;
+    co_return co_await control_->eval(scripts_.at(name), std::move(no_keys), std::move(full));
+}
+
+// ---- ending a chat: the control Redis first, then this chat's records -------------------------
+
+asio::awaitable<bool> store::finish(std::string session, std::string by, std::string lost, bool requeue_seeker) {
+    auto v = co_await run_control("finish", session, argv(std::move(by), std::move(lost), requeue_seeker ? "1" : "0"));
+    co_await purge(std::move(session), str_at(v, 1));
+    co_return str_at(v, 0) == "ok";
+}
+
+asio::awaitable<void> store::purge(std::string session, std::string ended_pb) {
+    if (ended_pb.empty()) {
+        // a chat the control Redis no longer knows (its records expired): its sides hear it ended
+        v1::ChatEnded e;
+        e.set_session_id(session);
+        ended_pb = e.SerializeAsString();
+    }
+    co_await run("purge", session, 's', argv(std::move(ended_pb)));
+    co_await control_->command(argv("ZREM", keys::relay_ended(), std::move(session)));
+}
+
+asio::awaitable<int> store::drain_ended() {
+    auto due = co_await control_->command(argv("ZRANGE", keys::relay_ended(), "0", "99"));
+    for (const auto& s : due.elements) {
+        auto pb = co_await control_->command(argv("HGET", keys::session(s.str), "ended_pb"));
+        co_await purge(s.str, pb.is_nil() ? std::string() : pb.str);
+    }
+    co_return static_cast<int>(due.elements.size());
+}
+
+asio::awaitable<int> store::end_unseen(std::int64_t grace_ms) {
+    // chats neither side joined within the grace; one a side did join (a relay died before it
+    // could say so here) is only taken off the list
+    auto due = co_await control_->command(argv("ZRANGEBYSCORE", keys::relay_unseen(), "-inf",
+                                               std::to_string(now_() - grace_ms), "LIMIT", "0", "100"));
+    for (const auto& s : due.elements) {
+        auto seen = co_await chat_->command(argv("EXISTS", keys::relay(bucket_of(s.str), s.str)));
+        if (seen.as_int() == 1) co_await control_->command(argv("ZREM", keys::relay_unseen(), s.str));
+        else co_await finish(s.str, "peer_lost", "l");
+    }
+    co_return static_cast<int>(due.elements.size());
+}
+
+// ---- a side's requests ------------------------------------------------------------------------
 
 asio::awaitable<outcome<hello_result>> store::hello(std::string session, char role, std::string node,
                                                     std::string conn_id, std::string public_key, std::int64_t lease_ms) {
-    auto v = co_await run("hello", std::move(session), role,
-                          argv(std::move(node), std::move(conn_id), std::move(public_key), std::to_string(lease_ms)));
     outcome<hello_result> out;
-    if (!refused(v, out.error))
-        out.value = hello_result{static_cast<std::uint64_t>(int_at(v, 1)), str_at(v, 2), int_at(v, 3),
-                                 static_cast<std::uint64_t>(int_at(v, 4))};
+    std::vector<std::vector<std::string>> ask;
+    ask.push_back(argv("HGET", keys::session(session), "state"));
+    ask.push_back(argv("ZSCORE", keys::relay_unseen(), session));
+    auto open = co_await control_->pipeline(std::move(ask));
+    if (open[0].is_nil() || open[0].str != "active") {
+        out.error.code = "NOT_FOUND";
+        out.error.message = "This chat has ended.";
+        co_return out;
+    }
+    const std::int64_t unseen_since = open[1].is_nil() ? 0 : static_cast<std::int64_t>(std::stod(open[1].str));
+    if (!leased_) {
+        // a lease before the first side it holds, so that its sides are let go if it dies
+        // before its first presence sweep
+        presence_settings p;
+        p.node = node;
+        p.lease_ms = lease_ms;
+        co_await lease(p);
+    }
+    auto v = co_await run("hello", session, role,
+                          argv(std::move(node), std::move(conn_id), std::move(public_key), std::to_string(unseen_since)));
+    if (str_at(v, 0) == "keys_lost") {
+        // a seeker here without the keys is still here: back to the front of the line
+        co_await finish(session, "peer_lost", std::string(1, role), role == 's');
+        out.error.code = "NOT_FOUND";
+        if (role == 'l')
+            out.error.message = "This chat was open on another device, which is gone, and its keys went with it, so it "
+                                "has ended here. The person is back at the front of the line and will be matched "
+                                "again quickly.";
+        else
+            out.error.message = "This chat's keys are not in this browser any more, so it has ended. You are back at "
+                                "the front of the line, and we are finding someone for you now.";
+        co_return out;
+    }
+    if (refused(v, out.error)) co_return out;
+    if (unseen_since > 0) co_await control_->command(argv("ZREM", keys::relay_unseen(), session));
+    out.value = hello_result{static_cast<std::uint64_t>(int_at(v, 1)), str_at(v, 2), int_at(v, 3),
+                             static_cast<std::uint64_t>(int_at(v, 4))};
     co_return out;
 }
 
@@ -71,35 +194,80 @@ asio::awaitable<void> store::gone(std::string session, char role, std::string co
 }
 
 asio::awaitable<outcome<bool>> store::end(std::string session, char role) {
-    auto v = co_await run("end", std::move(session), role, argv());
     outcome<bool> out;
-    if (!refused(v, out.error)) out.value = true;
+    if (co_await finish(std::move(session), role == 's' ? "seeker" : "listener")) out.value = true;
+    else out.error.message = "That chat is not open.", out.error.code = "NOT_FOUND";
     co_return out;
 }
 
+// ---- the sweeps -------------------------------------------------------------------------------
+
 asio::awaitable<int> store::end_idle(std::int64_t since_unix_ms, int limit) {
-    auto v = co_await run("end_idle", "", 's', argv(std::to_string(since_unix_ms), std::to_string(limit)));
-    co_return static_cast<int>(int_at(v, 1));
+    int ended = 0;
+    for (int b = 0; b < bucket_count; ++b) {
+        auto v = co_await run("end_idle", "", 's', argv(std::to_string(since_unix_ms), std::to_string(limit)),
+                              bucket_name(b));
+        for (std::size_t i = 1; i < v.elements.size(); ++i)
+            if (co_await finish(v.elements[i].str, "idle")) ++ended;
+    }
+    co_return ended;
+}
+
+asio::awaitable<std::vector<std::string>> store::lease(const presence_settings& p) {
+    std::vector<std::string> lease_keys{keys::relay_nodes(), keys::relay_nodes_clock()};
+    auto v = co_await chat_->eval(scripts_.at("lease"), std::move(lease_keys),
+                                  argv(std::to_string(now_()), std::to_string(settings_.state_ttl_s), "", "s", p.node,
+                                       std::to_string(p.lease_ms)));
+    leased_ = true;
+    std::vector<std::string> dead;
+    for (std::size_t i = 1; i < v.elements.size(); ++i) dead.push_back(v.elements[i].str);
+    co_return dead;
 }
 
 asio::awaitable<int> store::presence(const presence_settings& p) {
-    auto v = co_await run("presence", "", 's',
-                          argv(p.node, std::to_string(p.lease_ms), std::to_string(p.away_ms), std::to_string(p.grace_ms),
-                               std::to_string(p.limit)));
-    co_return static_cast<int>(int_at(v, 1));
+    const auto dead = co_await lease(p);
+    int handled = 0;
+    for (int b = 0; b < bucket_count; ++b) {
+        auto args = argv(std::to_string(p.lease_ms), std::to_string(p.away_ms), std::to_string(p.grace_ms),
+                         std::to_string(p.limit));
+        args.insert(args.end(), dead.begin(), dead.end());
+        auto v = co_await run("presence", "", 's', std::move(args), bucket_name(b));
+        handled += static_cast<int>(int_at(v, 1));
+        for (std::size_t i = 2; i < v.elements.size(); ++i) {
+            auto [session, role] = split_side(v.elements[i].str);
+            if (role) co_await finish(session, "peer_lost", std::string(1, role));
+        }
+    }
+    if (!dead.empty()) {
+        auto args = argv(std::to_string(now_()), std::to_string(settings_.state_ttl_s), "", "s");
+        args.insert(args.end(), dead.begin(), dead.end());
+        std::vector<std::string> nodes_key{keys::relay_nodes()};
+        co_await chat_->eval(scripts_.at("drop_nodes"), std::move(nodes_key), std::move(args));
+    }
+    handled += co_await drain_ended();
+    handled += co_await end_unseen(p.grace_ms);
+    co_return handled;
 }
 
 asio::awaitable<void> store::node_sync(const presence_settings& p, std::vector<std::string> sides) {
-    auto args = argv(p.node, std::to_string(p.lease_ms));
-    for (auto& s : sides) args.push_back(std::move(s));
-    co_await run("node_sync", "", 's', std::move(args));
+    co_await lease(p);
+    std::map<std::string, std::vector<std::string>> by_bucket;
+    for (auto& s : sides) by_bucket[bucket_of(split_side(s).first)].push_back(std::move(s));
+    for (int b = 0; b < bucket_count; ++b) {
+        auto args = argv(p.node);
+        auto& mine = by_bucket[bucket_name(b)];
+        args.insert(args.end(), std::make_move_iterator(mine.begin()), std::make_move_iterator(mine.end()));
+        co_await run("node_sync", "", 's', std::move(args), bucket_name(b));
+    }
 }
+
+// ---- reads ------------------------------------------------------------------------------------
 
 asio::awaitable<std::vector<log_entry>> store::log_after(std::string session, char from, std::uint64_t after,
                                                          std::size_t count) {
     // entry ids are 0-<seq>: "(0-<after>" is the first id after it
-    auto v = co_await redis_->command(argv("XRANGE", keys::log(session, std::string(1, from)),
-                                           "(0-" + std::to_string(after), "+", "COUNT", std::to_string(count)));
+    auto v = co_await chat_->command(argv("XRANGE", log_key(session, from), "(0-" + std::to_string(after), "+",
+                                          "COUNT", std::to_string(count)));
     std::vector<log_entry> out;
     for (const auto& e : v.elements) {
         if (e.elements.size() < 2) continue;
@@ -118,13 +286,13 @@ asio::awaitable<std::vector<log_entry>> store::log_after(std::string session, ch
 }
 
 asio::awaitable<bool> store::chat_open(std::string session) {
-    auto v = co_await redis_->command(argv("HGET", keys::session(session), "state"));
+    auto v = co_await control_->command(argv("HGET", keys::session(session), "state"));
     co_return !v.is_nil() && v.str == "active";
 }
 
 asio::awaitable<std::string> store::peer_key(std::string session, char role) {
-    auto v = co_await redis_->command(argv("HGET", keys::relay(session),
-                                           std::string("pub_") + (role == 's' ? 'l' : 's')));
+    auto v = co_await chat_->command(argv("HGET", keys::relay(bucket_of(session), session),
+                                          std::string("pub_") + (role == 's' ? 'l' : 's')));
     co_return v.is_nil() ? std::string() : v.str;
 }
 

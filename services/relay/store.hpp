@@ -1,6 +1,14 @@
 // The relay's state in Redis: who is connected where, each side's public key, and each side's
 // messages as a bounded stream (see lua/lib.lua for the keys). Every change is one Lua script,
 // so a relay process can die at any instant and another finds a consistent chat.
+//
+// Two Redis deployments (docs/architecture.md, "Redis Cluster for the chat path"): the control
+// Redis (the matchmaker's: whether a chat is open, and ending it) and the chat Redis (this
+// relay's records, one server or a Cluster; both may be the same server). A chat's keys carry
+// the hash tag of one of 256 buckets, so every chat script is one single-slot step; the sweeps
+// visit every bucket. Ending a chat is two idempotent steps: the control Redis ends it
+// (finish.lua), then purge.lua deletes its records here; a relay that dies in between leaves
+// it in the control Redis's wl:relay:ended, which every relay's sweep drains.
 #pragma once
 
 #include "common/clock.hpp"
@@ -13,9 +21,15 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace warmline::relay {
+
+// The 256 buckets of chats: "b" and two hex digits, from the CRC16 of the chat id.
+inline constexpr int bucket_count = 256;
+std::string bucket_name(int b);
+std::string bucket_of(std::string_view session);
 
 struct store_settings {
     std::int64_t state_ttl_s = 24 * 3600;  // relay keys of a chat; the chat's end deletes them sooner
@@ -50,7 +64,8 @@ struct log_entry {
 
 class store {
 public:
-    store(std::shared_ptr<redis::client> redis, store_settings s, clock_fn now);
+    store(std::shared_ptr<redis::client> control, std::shared_ptr<redis::any_client> chat, store_settings s,
+          clock_fn now);
 
     // role: 's' or 'l'.
     boost::asio::awaitable<outcome<hello_result>> hello(std::string session, char role, std::string node,
@@ -69,15 +84,19 @@ public:
     boost::asio::awaitable<void> gone(std::string session, char role, std::string conn_id);
     // One side ends its chat (its relay ticket proved which), as the matchmaker's EndChat does.
     boost::asio::awaitable<outcome<bool>> end(std::string session, char role);
-    // End up to `limit` chats nobody wrote in since `since_unix_ms`, oldest first, in one step;
-    // returns how many this call ended.
+    // End the chats nobody wrote in since `since_unix_ms` (up to `limit` per bucket); returns
+    // how many this call ended.
     boost::asio::awaitable<int> end_idle(std::int64_t since_unix_ms, int limit);
-    // One round of the presence sweep (presence.lua): this process's lease, dead processes,
-    // sides away, sides lost. Returns how many items it handled.
+    // One round of the presence sweep: this process's lease (lease.lua), then in every bucket
+    // the sides of dead processes, sides away, sides lost (presence.lua); then the chats the
+    // control Redis ended (wl:relay:ended) purged, and chats no side ever joined ended as lost.
+    // Returns how many items it handled.
     boost::asio::awaitable<int> presence(const presence_settings& p);
     // After an outage: renew the lease and say which sides this process holds, each as
-    // "<session>|<s|l>|<connection id>" (node_sync.lua).
+    // "<session>|<s|l>|<connection id>" (node_sync.lua, in every bucket).
     boost::asio::awaitable<void> node_sync(const presence_settings& p, std::vector<std::string> sides);
+    // The key a send's WAIT must follow (its log), for replica_acks.
+    static std::string log_key(const std::string& session, char role);
     // Up to `count` messages `from` sent after seq `after`, in order.
     boost::asio::awaitable<std::vector<log_entry>> log_after(std::string session, char from, std::uint64_t after,
                                                              std::size_t count);
@@ -89,10 +108,23 @@ public:
     std::int64_t now_ms() const { return now_(); }
 
 private:
+    // A chat script of `session`'s bucket (`bucket` for a bucket's sweeps, session ""), and a
+    // control script.
     boost::asio::awaitable<redis::value> run(std::string name, std::string session, char role,
-                                             std::vector<std::string> args);
+                                             std::vector<std::string> args, std::string bucket = {});
+    boost::asio::awaitable<redis::value> run_control(std::string name, std::string session,
+                                                     std::vector<std::string> args);
+    // End the chat on the control Redis (finish.lua) and purge it here; true if it ended now.
+    boost::asio::awaitable<bool> finish(std::string session, std::string by, std::string lost = {},
+                                        bool requeue_seeker = false);
+    boost::asio::awaitable<void> purge(std::string session, std::string ended_pb);
+    boost::asio::awaitable<std::vector<std::string>> lease(const presence_settings& p);
+    boost::asio::awaitable<int> drain_ended();
+    boost::asio::awaitable<int> end_unseen(std::int64_t grace_ms);
 
-    std::shared_ptr<redis::client> redis_;
+    std::shared_ptr<redis::client> control_;
+    std::shared_ptr<redis::any_client> chat_;
+    bool leased_ = false;  // this process's lease was written once (before its first hello)
     store_settings settings_;
     clock_fn now_;
     script_set scripts_;

@@ -75,8 +75,7 @@ asio::awaitable<void> service::presence_loop() {
         // after an outage, only once this process has said which sides it holds
         if (!recovery_->settled()) continue;
         try {
-            for (int round = 0; round < 20; ++round)
-                if (co_await store_.presence(presence()) == 0) break;
+            co_await store_.presence(presence());
         } catch (const redis::unavailable&) {
             // reported by /readyz; the recovery after the outage comes first
         } catch (const std::exception& e) {

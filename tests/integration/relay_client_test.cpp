@@ -17,9 +17,9 @@ namespace {
 
 // Everything the relay keeps of a chat in Redis, as raw bytes.
 std::string relay_records(relay_fixture& f, const std::string& session) {
-    return f.mm.server.cmd({"XRANGE", "wl:log:" + session + ":s", "-", "+"}) + "\n" +
-           f.mm.server.cmd({"XRANGE", "wl:log:" + session + ":l", "-", "+"}) + "\n" +
-           f.mm.server.cmd({"HGETALL", "wl:relay:" + session});
+    return f.mm.server.cmd({"XRANGE", log_key(session, "s"), "-", "+"}) + "\n" +
+           f.mm.server.cmd({"XRANGE", log_key(session, "l"), "-", "+"}) + "\n" +
+           f.mm.server.cmd({"HGETALL", relay_key(session)});
 }
 
 }  // namespace
@@ -37,7 +37,7 @@ TEST_CASE("client chat: two people on two relays hear exactly each other's lines
     CHECK_FALSE(seeker.chat.secure());
     CHECK_FALSE(seeker.chat.safety_code());
     CHECK(seeker.chat.pending() == 1);
-    CHECK(f.mm.server.cmd({"EXISTS", "wl:log:" + session + ":s"}) == "0");
+    CHECK(f.mm.server.cmd({"EXISTS", log_key(session, "s")}) == "0");
 
     side listener(v1::LISTENER, session, relay_url(b), relay_fixture::ticket_for(session, ticket::role::listener));
     REQUIRE(both_secure(seeker, listener));
@@ -56,8 +56,8 @@ TEST_CASE("client chat: two people on two relays hear exactly each other's lines
     // once the relay has stored every line, Redis holds a sealed copy of each and none of the words
     REQUIRE(pump_until({&seeker, &listener},
                        [&] { return seeker.chat.pending() == 0 && listener.chat.pending() == 0; }));
-    CHECK(f.mm.server.cmd({"XLEN", "wl:log:" + session + ":s"}) == "7");
-    CHECK(f.mm.server.cmd({"XLEN", "wl:log:" + session + ":l"}) == "5");
+    CHECK(f.mm.server.cmd({"XLEN", log_key(session, "s")}) == "7");
+    CHECK(f.mm.server.cmd({"XLEN", log_key(session, "l")}) == "5");
     const auto records = relay_records(f, session);
     for (const auto& line : early + from_seeker + from_listener) CHECK(records.find(line) == std::string::npos);
     CHECK(records.find("line") == std::string::npos);
@@ -141,7 +141,7 @@ TEST_CASE("client chat: dropped connections resume without losing or repeating a
     CHECK(listener.chat.heard() == said_by_seeker);
     CHECK(seeker.chat.heard() == said_by_listener);
     CHECK(seeker.chat.safety_code() == code);  // the same keys throughout
-    CHECK(f.mm.server.cmd({"XLEN", "wl:log:" + session + ":s"}) == std::to_string(said_by_seeker.size()));
+    CHECK(f.mm.server.cmd({"XLEN", log_key(session, "s")}) == std::to_string(said_by_seeker.size()));
     const auto records = relay_records(f, session);
     for (const auto& line : said_by_seeker + said_by_listener) CHECK(records.find(line) == std::string::npos);
 }
@@ -194,7 +194,7 @@ TEST_CASE("client chat: either side ends the chat and both are told kindly" * do
     CHECK(listener.text_of(chat_event::kind::ended) == "You ended the chat. Thank you for talking.");
     CHECK(f.mm.field("wl:session:" + session, "state") == "ended");
     CHECK_FALSE(seeker.chat.say("one more thing"));
-    CHECK(f.mm.server.cmd({"EXISTS", "wl:log:" + session + ":s"}) == "0");
+    CHECK(f.mm.server.cmd({"EXISTS", log_key(session, "s")}) == "0");
 
     // a chat that has ended is not joined again
     side late(v1::SEEKER, session, relay_url(a), relay_fixture::ticket_for(session, ticket::role::seeker));

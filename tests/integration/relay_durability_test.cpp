@@ -71,10 +71,10 @@ TEST_CASE("relay durability: acknowledged messages Redis lost are sent again, no
     for (const auto& l : after) REQUIRE(seeker.chat.say(l));
     REQUIRE(pump_until({&seeker}, [&] { return seeker.chat.pending() == 0; }));
     CHECK(seeker.chat.unreceived() == 2);  // acknowledged, kept until the listener has them
-    CHECK(f.mm.server.cmd({"HGET", "wl:relay:" + session, "sent_s"}) == "5");
+    CHECK(f.mm.server.cmd({"HGET", relay_key(session), "sent_s"}) == "5");
 
     lose_last_writes(f.mm.server);
-    CHECK(f.mm.server.cmd({"HGET", "wl:relay:" + session, "sent_s"}) == "3");
+    CHECK(f.mm.server.cmd({"HGET", relay_key(session), "sent_s"}) == "3");
 
     // the relay refuses line 6 (it expects 4), the client asks where the chat stands and sends
     // 4, 5 and 6 again; the listener comes back and hears every line once, in order
@@ -83,7 +83,7 @@ TEST_CASE("relay durability: acknowledged messages Redis lost are sent again, no
         return listener.chat.heard().size() >= 6 && seeker.chat.unreceived() == 0;
     }, 30s));
     CHECK(listener.chat.heard() == before + after + later);
-    CHECK(f.mm.server.cmd({"HGET", "wl:relay:" + session, "sent_s"}) == "6");
+    CHECK(f.mm.server.cmd({"HGET", relay_key(session), "sent_s"}) == "6");
     CHECK_FALSE(noticed(seeker, "could not be delivered"));
     CHECK_FALSE(noticed(listener, "could not be delivered"));
     CHECK(seeker.chat.welcomes() >= 2);  // the resync was a hello on the open connection
@@ -108,7 +108,7 @@ TEST_CASE("relay durability: lost messages the other side already had are passed
     CHECK_FALSE(noticed(seeker, "could not be delivered"));
     CHECK_FALSE(noticed(listener, "could not be delivered"));
     // the log keeps the gap as one entry, so a later catch-up passes over it too
-    CHECK(f.mm.server.cmd({"XRANGE", "wl:log:" + session + ":s", "0-4", "0-4"}).find("g") != std::string::npos);
+    CHECK(f.mm.server.cmd({"XRANGE", log_key(session, "s"), "0-4", "0-4"}).find("g") != std::string::npos);
     CHECK(metric(a.port, "warmline_relay_messages_skipped_total") == 2);
 }
 
@@ -175,7 +175,7 @@ TEST_CASE("relay durability: with --ack-replicas an Ack means a replica has the 
     relay_peer listener(a.port, relay_fixture::ticket_for(session, ticket::role::listener));
     REQUIRE(seeker.hello(std::string(32, 's')).has_welcome());
     REQUIRE(listener.hello(std::string(32, 'l')).has_welcome());
-    const std::string log = "wl:log:" + session + ":s";
+    const std::string log = log_key(session, "s");
 
     // when the Ack comes, the replica has the message already
     REQUIRE(seeker.send_sealed(1, "sealed-1").ack().seq() == 1);

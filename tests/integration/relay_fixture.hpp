@@ -4,11 +4,13 @@
 #pragma once
 
 #include "common/codec.hpp"
+#include "common/keys.hpp"
 #include "common/ticket.hpp"
 #include "common/ws_client.hpp"
 #include "tests/integration/matchmaker_fixture.hpp"
 #include "tests/support/pending_reader.hpp"
 #include "tests/support/process.hpp"
+#include "services/relay/store.hpp"
 #include "warmline/v1/relay.pb.h"
 
 #include <doctest/doctest.h>
@@ -19,6 +21,14 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+// A chat's relay record and logs, in its bucket (common/keys.list).
+inline std::string relay_key(const std::string& session) {
+    return warmline::keys::relay(warmline::relay::bucket_of(session), session);
+}
+inline std::string log_key(const std::string& session, const std::string& role) {
+    return warmline::keys::log(warmline::relay::bucket_of(session), session, role);
+}
 
 namespace warmline::test {
 

@@ -94,7 +94,7 @@ TEST_CASE("presence: a listener gone past the grace ends the chat as peer_lost; 
     CHECK_FALSE(f.mm.server.cmd({"ZSCORE", "wl:due:match", "s:" + f.seeker}).empty());
     CHECK(f.mm.field("wl:session:" + session, "lost") == "l");
     CHECK(f.mm.field("wl:stats:grief:en", "peer_lost") == "1");
-    CHECK(f.mm.server.cmd({"EXISTS", "wl:relay:" + session}) == "0");
+    CHECK(f.mm.server.cmd({"EXISTS", relay_key(session)}) == "0");
 }
 
 TEST_CASE("presence: a seeker gone past the grace ends the chat and the listener is told; a side that "
@@ -157,7 +157,7 @@ TEST_CASE("new device: a hello with other keys is refused while the side's own d
     old_device.reset();
     // the close is recorded (gone.lua) before the new device tries again
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    while (!f.mm.field("wl:relay:" + session, "conn_l").empty()) REQUIRE(std::chrono::steady_clock::now() < deadline);
+    while (!f.mm.field(relay_key(session), "conn_l").empty()) REQUIRE(std::chrono::steady_clock::now() < deadline);
     relay_peer newer(a.port, relay_fixture::ticket_for(session, ticket::role::listener));
     auto lost = newer.hello(key_of('n'));
     REQUIRE(lost.has_error());
@@ -184,7 +184,7 @@ TEST_CASE("new device: a seeker back without the chat's keys is still here: the 
         seeker.ws.close();
     }
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    while (!f.mm.field("wl:relay:" + session, "conn_s").empty()) REQUIRE(std::chrono::steady_clock::now() < deadline);
+    while (!f.mm.field(relay_key(session), "conn_s").empty()) REQUIRE(std::chrono::steady_clock::now() < deadline);
     relay_peer again(a.port, relay_fixture::ticket_for(session, ticket::role::seeker));
     auto lost = again.hello(key_of('x'));
     REQUIRE(lost.has_error());

@@ -3,6 +3,7 @@
 // server gets a fresh loopback port and a mkdtemp directory, so parallel test runs never meet.
 #include "tests/support/redis_server.hpp"
 
+#include <cstdlib>
 #include <hiredis/hiredis.h>
 
 #include <arpa/inet.h>
@@ -205,7 +206,7 @@ redis_server::redis_server(std::vector<std::string> extra_args) : extra_args_(st
 redis_server::~redis_server() {
     kill();
     std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
+    if (!std::getenv("WL_KEEP")) std::filesystem::remove_all(dir_, ec);
 }
 
 std::string redis_server::url() const { return "redis://127.0.0.1:" + std::to_string(port_); }

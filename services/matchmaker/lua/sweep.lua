@@ -105,4 +105,7 @@ for _, session in ipairs(redis.call('ZRANGEBYSCORE', K.sessions, '-inf', NOW - T
   handled = handled + 1
 end
 
+-- ended chats whose relay records no relay deleted (none running): the records expired by now
+redis.call('ZREMRANGEBYSCORE', K.relay_ended, '-inf', fmt(NOW - TTL * 1000))
+
 return { 'ok', handled }

@@ -16,12 +16,12 @@ end
 if sent - (tonumber(f[2]) or 0) >= tonumber(ARGV[8]) then
   return err('RATE_LIMITED', 'The other side has not received your last messages yet; try again when they have.')
 end
-redis.call('XADD', K.log(SESSION, ROLE), 'MAXLEN', '~', ARGV[7], '0-' .. seq, 'c', ARGV[6], 't', ARGV[1])
+redis.call('XADD', LOG[ROLE], 'MAXLEN', '~', ARGV[7], '0-' .. seq, 'c', ARGV[6], 't', ARGV[1])
 -- writes go to the AOF: the log's expiry and the chat's last activity (for the idle sweep,
 -- minutes) are only moved when they fell a little (at most a minute), resp. a second, behind
-extend(K.log(SESSION, ROLE), TTL)
+extend(LOG[ROLE], TTL)
 redis.call('HSET', RKEY, 'sent_' .. ROLE, seq)
-local active = tonumber(redis.call('ZSCORE', K.relay_active, SESSION))
-if not active or NOW - active >= 1000 then redis.call('ZADD', K.relay_active, NOW, SESSION) end
+local active = tonumber(redis.call('ZSCORE', ACTIVE, SESSION))
+if not active or NOW - active >= 1000 then redis.call('ZADD', ACTIVE, NOW, SESSION) end
 relay_event(f[3], SESSION, PEER, PB.msg(10, PB.uint(1, ROLE_ENUM) .. PB.uint(2, seq) .. PB.bytes(3, ARGV[6]) .. PB.uint(4, NOW)))
 return { 'ok', 'stored' }

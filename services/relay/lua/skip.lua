@@ -12,8 +12,8 @@ if through - sent > tonumber(ARGV[7]) then
     sent .. '.')
 end
 local first = sent + 1
-redis.call('XADD', K.log(SESSION, ROLE), 'MAXLEN', '~', ARGV[6], '0-' .. through, 'g', first, 't', ARGV[1])
-extend(K.log(SESSION, ROLE), TTL)
+redis.call('XADD', LOG[ROLE], 'MAXLEN', '~', ARGV[6], '0-' .. through, 'g', first, 't', ARGV[1])
+extend(LOG[ROLE], TTL)
 redis.call('HSET', RKEY, 'sent_' .. ROLE, through)
 relay_event(f[2], SESSION, PEER, PB.msg(18, PB.uint(1, ROLE_ENUM) .. PB.uint(2, first) .. PB.uint(3, through)))
 return { 'ok', fmt(first) }
