@@ -60,9 +60,9 @@ std::set<std::string> documented() {
 TEST_CASE("keys: the generated functions spell the list's patterns") {
     CHECK(keys::seeker("s1") == "wl:seeker:s1");
     CHECK(keys::cooldown("s1") == "wl:seeker:s1:cooldown");
-    CHECK(keys::log("c9", "l") == "wl:log:c9:l");
+    CHECK(keys::log("b3f", "c9", "l") == "wl:log:{b3f}:c9:l");
     CHECK(keys::queue("grief", "de") == "wl:q:grief:de");
-    CHECK(keys::relay_node_sides("r1") == "wl:relay:node:r1:sides");
+    CHECK(keys::relay_channel("b00", "r1") == "wl:relaynode:{b00}:r1");
     CHECK(keys::events() == "wl:events");
 }
 

@@ -12,6 +12,17 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { until } from "../harness.mjs";
 import { T, withStack, blankPage, routeSockets, countSockets, availableListener, visit, askForChat, acceptAndChat, say,
+
+// A chat's bucket, as the relay computes it (relay::bucket_of, docs/redis-keys.md): "b" and the
+// low byte of the CRC16 (XMODEM, Redis Cluster's) of its id, in two hex digits.
+function bucketOf(id) {
+  let crc = 0;
+  for (const byte of Buffer.from(id, "utf8")) {
+    crc ^= byte << 8;
+    for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return "b" + (crc & 0xff).toString(16).padStart(2, "0");
+}
          waitForMessage, expectTranscript, axeViolations } from "../flows.mjs";
 
 const NOT_DELIVERED = /could not be delivered/;
@@ -89,7 +100,7 @@ describe("Redis losing its last writes in the middle of a chat", () => {
                            "the listener before the snapshot");
     await until(async () => (await stored(seeker)).kept === 0, T, "the seeker to let go of what the listener has");
     const { sessionId } = await stored(seeker);
-    const relayField = (field) => stack.redis("HGET", `wl:relay:${sessionId}`, field);
+    const relayField = (field) => stack.redis("HGET", `wl:relay:{${bucketOf(sessionId)}}:${sessionId}`, field);
     await stack.redis("SAVE");
 
     // received and confirmed: the seeker lets s3 and s4 go
@@ -122,7 +133,7 @@ describe("Redis losing its last writes in the middle of a chat", () => {
     await allDelivered(seeker, "every line of the seeker to reach the listener");
     await until(async () => (await stored(seeker)).kept === 0, T, "the seeker to let go of what the listener has");
     assert.equal(await relayField("sent_s"), "7");
-    assert.match(await stack.redis("XRANGE", `wl:log:${sessionId}:s`, "0-4", "0-4"), /\bg\b/,
+    assert.match(await stack.redis("XRANGE", `wl:log:{${bucketOf(sessionId)}}:${sessionId}:s`, "0-4", "0-4"), /\bg\b/,
                  "s3 and s4 were passed over (one log entry with g)");
     assert.equal(seekerRelay.opened, 1, "the resync was a hello on the open connection");
     for (const [page, who] of [[seeker, "seeker"], [desk, "listener"]]) {
@@ -148,7 +159,7 @@ describe("Redis losing its last writes in the middle of a chat", () => {
     await expectTranscript(desk, [["them", "b1: hello"]], "the listener before the snapshot");
     await until(async () => (await stored(seeker)).kept === 0, T, "the seeker to let go of what the listener has");
     const { sessionId } = await stored(seeker);
-    const relayField = (field) => stack.redis("HGET", `wl:relay:${sessionId}`, field);
+    const relayField = (field) => stack.redis("HGET", `wl:relay:{${bucketOf(sessionId)}}:${sessionId}`, field);
     await stack.redis("SAVE");
 
     deskNet.cut = true;
