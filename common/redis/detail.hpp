@@ -20,6 +20,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <exception>
@@ -253,6 +254,21 @@ struct client_access {
     // As wait_connected, but fails as soon as a connection attempt fails.
     static asio::awaitable<void> wait_attempt(client& c, std::chrono::milliseconds timeout);
 };
+
+// ---- Redis Cluster (slots.cpp), for cluster.cpp and cluster_subscriber.cpp
+
+// Who serves which slot, as CLUSTER SLOTS said.
+struct slot_map {
+    std::array<std::int16_t, cluster_slot_count> owner;  // index into primaries, -1: no one
+    std::vector<endpoint::address> primaries;
+    std::optional<endpoint::address> owner_of(std::uint16_t slot) const;
+};
+// CLUSTER SLOTS as `from` answered it: [[start, end, [host, port, id, ...], replica...], ...].
+// nullopt if the answer is unusable (an error, or a node that is not in a cluster).
+std::optional<slot_map> parse_slot_map(const value& v, const endpoint::address& from);
+// The options of a connection to one node of the cluster `cluster` describes: its address as a
+// redis:// endpoint, with the cluster's password.
+client_options node_options(const client_options& cluster, const endpoint::address& node);
 
 // subscriber.cpp: a subscriber to +switch-master on the sentinels of `opts`, started. `on_switch`
 // gets every event's payload, on the watch's strand.
