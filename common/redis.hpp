@@ -1,9 +1,10 @@
 // The asynchronous Redis client every service uses: hiredis's async API attached to an Asio
 // executor in the shape of hiredis's own adapters/ (a read watch, a write watch, a cleanup hook),
 // with commands as awaitables, pipelining, Lua scripts run by EVALSHA with NOSCRIPT recovery,
-// reconnection with backoff, a separate pub/sub connection, Redis Sentinel (the master is
-// found through the sentinels on every (re)connect and followed through failovers), and a Redis
-// Cluster client (cluster_client: the slot map, MOVED and ASK, one client per primary).
+// reconnection with backoff, a separate pub/sub connection (channels and shard channels), Redis
+// Sentinel (the master is found through the sentinels on every (re)connect and followed through
+// failovers), and a Redis Cluster client (cluster_client: the slot map, MOVED and ASK, one
+// client per primary).
 // The implementation is in common/redis/ (one file per concern).
 //
 // Threading: each client and subscriber owns a strand on the executor it is given. Every public
@@ -27,6 +28,7 @@ namespace warmline::redis {
 
 namespace detail {
 struct client_access;
+struct subscriber_access;
 }
 
 // Where Redis is, parsed from a URL:
@@ -244,6 +246,11 @@ public:
 
     // Handlers run on the subscriber's strand. Call before or after start().
     void subscribe(std::string channel, handler h);
+    // A shard channel (SSUBSCRIBE, Redis 7; what SPUBLISH reaches), with the same guarantees as
+    // subscribe(). On a single server any channels mix. Channels added together (before
+    // start(), or in one burst) are sent in a few SSUBSCRIBE commands. A name is a channel or a shard channel, kept apart. If
+    // Redis refuses it (NOPERM, Redis < 7), that is logged and wait_subscribed never completes.
+    void ssubscribe(std::string channel, handler h);
     void on_resubscribed(std::function<void()> f);
     // As client::on_state_change: up once every channel is subscribed, down when the
     // connection is lost (or stops answering its PINGs).
@@ -257,6 +264,7 @@ public:
     struct impl;
 
 private:
+    friend struct detail::subscriber_access;
     explicit subscriber(std::shared_ptr<impl> p);
     std::shared_ptr<impl> impl_;
 };

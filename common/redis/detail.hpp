@@ -270,6 +270,24 @@ std::optional<slot_map> parse_slot_map(const value& v, const endpoint::address& 
 // redis:// endpoint, with the cluster's password.
 client_options node_options(const client_options& cluster, const endpoint::address& node);
 
+// What cluster_subscriber.cpp needs of the subscriber it keeps on one cluster node
+// (subscriber.cpp). The hooks run on that subscriber's strand.
+struct shard_hooks {
+    bool per_slot = false;  // SSUBSCRIBE one slot's channels per command (else CROSSSLOT)
+    std::function<void(std::string_view channel)> confirmed;  // an SSUBSCRIBE acknowledged
+    std::function<void(std::string_view channel)> dropped;    // Redis sunsubscribed it: its slot moved
+    std::function<void(std::string_view error)> refused;      // an error reply to SSUBSCRIBE (MOVED...)
+    std::function<void()> lost;                               // no connection: nothing is confirmed
+};
+struct subscriber_access {
+    // Before start().
+    static void set_shard_hooks(subscriber& s, shard_hooks h);
+    // Stop listening to a shard channel (SUNSUBSCRIBE if connected): it moved to another node.
+    static void forget(subscriber& s, std::string channel);
+    // SSUBSCRIBE again every shard channel not confirmed yet.
+    static void resend(subscriber& s);
+};
+
 // subscriber.cpp: a subscriber to +switch-master on the sentinels of `opts`, started. `on_switch`
 // gets every event's payload, on the watch's strand.
 std::shared_ptr<connection> make_switch_watch(const asio::any_io_executor& ex, const client_options& opts,
