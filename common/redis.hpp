@@ -1,9 +1,10 @@
 // The asynchronous Redis client every service uses: hiredis's async API attached to an Asio
 // executor in the shape of hiredis's own adapters/ (a read watch, a write watch, a cleanup hook),
 // with commands as awaitables, pipelining, Lua scripts run by EVALSHA with NOSCRIPT recovery,
-// reconnection with backoff, a separate pub/sub connection, Redis Sentinel (the master is
-// found through the sentinels on every (re)connect and followed through failovers), and a Redis
-// Cluster client (cluster_client: the slot map, MOVED and ASK, one client per primary).
+// reconnection with backoff, a separate pub/sub connection (channels and shard channels), Redis
+// Sentinel (the master is found through the sentinels on every (re)connect and followed through
+// failovers), and for Redis Cluster a client (cluster_client: the slot map, MOVED and ASK, one
+// client per primary) and a sharded subscriber (cluster_subscriber: one subscriber per primary).
 // The implementation is in common/redis/ (one file per concern).
 //
 // Threading: each client and subscriber owns a strand on the executor it is given. Every public
@@ -27,6 +28,7 @@ namespace warmline::redis {
 
 namespace detail {
 struct client_access;
+struct subscriber_access;
 }
 
 // Where Redis is, parsed from a URL:
@@ -256,8 +258,9 @@ public:
     boost::asio::awaitable<value> command_near(std::string key, std::vector<std::string> args);
     boost::asio::awaitable<std::vector<value>> pipeline(std::vector<std::vector<std::string>> cmds);
     boost::asio::awaitable<value> eval(const script& s, std::vector<std::string> keys, std::vector<std::string> args);
-    // The one-server client (null on a cluster), for what needs one connection (WAIT batches).
-    const std::shared_ptr<client>& single() const { return single_; }
+    // Which connection a command about `key` goes over ("host:port" of its slot's primary on a
+    // cluster, "" if not known yet; always "" on one server).
+    std::string node_of(std::string_view key) const;
 
 private:
     std::shared_ptr<client> single_;
@@ -275,6 +278,12 @@ public:
 
     // Handlers run on the subscriber's strand. Call before or after start().
     void subscribe(std::string channel, handler h);
+    // A shard channel (SSUBSCRIBE, Redis 7; what SPUBLISH reaches), with the same guarantees as
+    // subscribe(). On a single server any channels mix; for a Redis Cluster use
+    // cluster_subscriber. Channels added together (before start(), or in one burst) are sent
+    // in a few SSUBSCRIBE commands. A name is a channel or a shard channel, kept apart. If
+    // Redis refuses it (NOPERM, Redis < 7), that is logged and wait_subscribed never completes.
+    void ssubscribe(std::string channel, handler h);
     void on_resubscribed(std::function<void()> f);
     // As client::on_state_change: up once every channel is subscribed, down when the
     // connection is lost (or stops answering its PINGs).
@@ -288,7 +297,49 @@ public:
     struct impl;
 
 private:
+    friend struct detail::subscriber_access;
     explicit subscriber(std::shared_ptr<impl> p);
+    std::shared_ptr<impl> impl_;
+};
+
+// Sharded pub/sub on a Redis Cluster (a redis-cluster:// endpoint): shard channels, each on the
+// primary that serves its key slot (a hash tag picks it: wl:relaynode:{b0a}:n1). It loads the
+// slot map as cluster_client does and keeps one `subscriber` per primary that serves a channel
+// of ours, so each node connection has the subscriber's whole life cycle (handshake, PING probe,
+// reconnect, resubscribe). When a node's connection drops, Redis refuses an SSUBSCRIBE (MOVED)
+// or drops a channel (sunsubscribe: its slot moved away), it loads the map again (from any node
+// that answers, retrying with backoff while a node is unreachable) and moves the channels to
+// their new owners; once every channel is confirmed again it calls on_resubscribed, so the owner
+// can resynchronise what it missed.
+//
+// Threading: every member may be called from any thread. A channel's handler runs on the strand
+// of the node connection that carries it, one message at a time per channel, in order; handlers
+// of channels on different nodes may run at once on a multi-threaded executor. on_resubscribed
+// and on_state_change run on the cluster_subscriber's own strand.
+class cluster_subscriber : public std::enable_shared_from_this<cluster_subscriber> {
+public:
+    using handler = subscriber::handler;
+
+    // `opts.where` must be a redis-cluster:// endpoint (else std::invalid_argument).
+    static std::shared_ptr<cluster_subscriber> create(boost::asio::any_io_executor ex, client_options opts);
+    ~cluster_subscriber();
+
+    // Call before or after start(); a second call for a channel replaces its handler.
+    void ssubscribe(std::string channel, handler h);
+    void on_resubscribed(std::function<void()> f);
+    // Up once every channel is confirmed on its current owner, down when one is not.
+    void on_state_change(std::function<void(bool up)> f);
+    void start();
+    void stop();
+    // Every channel is confirmed on the primary that serves its slot in the current map.
+    bool connected() const;
+    // Completes once connected(); throws unavailable after timeout or on stop().
+    boost::asio::awaitable<void> wait_subscribed(std::chrono::milliseconds timeout);
+
+    struct impl;
+
+private:
+    explicit cluster_subscriber(std::shared_ptr<impl> p);
     std::shared_ptr<impl> impl_;
 };
 
@@ -310,6 +361,7 @@ public:
 
 private:
     std::shared_ptr<subscriber> single_;
+    std::shared_ptr<cluster_subscriber> cluster_;
 };
 
 }  // namespace warmline::redis

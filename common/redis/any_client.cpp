@@ -19,6 +19,12 @@ std::shared_ptr<any_client> any_client::of(std::shared_ptr<client> c) {
     return a;
 }
 
+std::string any_client::node_of(std::string_view key) const {
+    if (!cluster_) return {};
+    auto a = cluster_->slot_owner(key_slot(key));
+    return a ? a->host + ":" + std::to_string(a->port) : std::string();
+}
+
 void any_client::start() { cluster_ ? cluster_->start() : single_->start(); }
 void any_client::stop() { cluster_ ? cluster_->stop() : single_->stop(); }
 bool any_client::connected() const { return cluster_ ? cluster_->connected() : single_->connected(); }
@@ -59,7 +65,8 @@ namespace warmline::redis {
 
 std::shared_ptr<any_subscriber> any_subscriber::create(boost::asio::any_io_executor ex, client_options opts) {
     auto a = std::make_shared<any_subscriber>();
-    a->single_ = subscriber::create(std::move(ex), std::move(opts));
+    if (opts.where.is_cluster()) a->cluster_ = cluster_subscriber::create(std::move(ex), std::move(opts));
+    else a->single_ = subscriber::create(std::move(ex), std::move(opts));
     return a;
 }
 
@@ -69,15 +76,22 @@ std::shared_ptr<any_subscriber> any_subscriber::of(std::shared_ptr<subscriber> s
     return a;
 }
 
-void any_subscriber::ssubscribe(std::string channel, handler h) { single_->subscribe(std::move(channel), std::move(h)); }
-void any_subscriber::on_resubscribed(std::function<void()> f) { single_->on_resubscribed(std::move(f)); }
-void any_subscriber::on_state_change(std::function<void(bool up)> f) { single_->on_state_change(std::move(f)); }
-void any_subscriber::start() { single_->start(); }
-void any_subscriber::stop() { single_->stop(); }
-bool any_subscriber::connected() const { return single_->connected(); }
+void any_subscriber::ssubscribe(std::string channel, handler h) {
+    cluster_ ? cluster_->ssubscribe(std::move(channel), std::move(h)) : single_->ssubscribe(std::move(channel), std::move(h));
+}
+void any_subscriber::on_resubscribed(std::function<void()> f) {
+    cluster_ ? cluster_->on_resubscribed(std::move(f)) : single_->on_resubscribed(std::move(f));
+}
+void any_subscriber::on_state_change(std::function<void(bool up)> f) {
+    cluster_ ? cluster_->on_state_change(std::move(f)) : single_->on_state_change(std::move(f));
+}
+void any_subscriber::start() { cluster_ ? cluster_->start() : single_->start(); }
+void any_subscriber::stop() { cluster_ ? cluster_->stop() : single_->stop(); }
+bool any_subscriber::connected() const { return cluster_ ? cluster_->connected() : single_->connected(); }
 
 boost::asio::awaitable<void> any_subscriber::wait_subscribed(std::chrono::milliseconds timeout) {
-    co_await single_->wait_subscribed(timeout);
+    if (cluster_) co_await cluster_->wait_subscribed(timeout);
+    else co_await single_->wait_subscribed(timeout);
 }
 
 }  // namespace warmline::redis

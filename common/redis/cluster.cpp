@@ -96,10 +96,6 @@ asio::awaitable<void> pause_for(std::chrono::milliseconds d) {
     co_await t.async_wait(asio::use_awaitable);
 }
 
-std::string text_of(const value& v) {
-    return v.type == value::kind::string || v.type == value::kind::status ? v.str : std::string();
-}
-
 }  // namespace
 
 struct cluster_client::impl : std::enable_shared_from_this<impl> {
@@ -131,12 +127,7 @@ struct cluster_client::impl : std::enable_shared_from_this<impl> {
         auto it = nodes_.find(key);
         fresh = it == nodes_.end();
         if (!fresh) return it->second;
-        client_options o = opts_;
-        o.where = endpoint{};
-        o.where.host = a.host;
-        o.where.port = a.port;
-        o.where.password = opts_.where.password;
-        auto c = client::create(ex_, std::move(o));
+        auto c = client::create(ex_, detail::node_options(opts_, a));
         std::weak_ptr<impl> weak = shared_from_this();
         c->on_state_change([weak](bool) {
             if (auto self = weak.lock()) self->report_state();
@@ -395,34 +386,12 @@ struct cluster_client::impl : std::enable_shared_from_this<impl> {
             asio::detached);
     }
 
-    // CLUSTER SLOTS: [[start, end, [host, port, id, ...], replica...], ...]. Returns false if the
-    // answer is unusable (an error, or a node that is not in a cluster).
+    // CLUSTER SLOTS as `from` answered it. Returns false if the answer is unusable (an error, or
+    // a node that is not in a cluster).
     bool apply_map(const value& v, const endpoint::address& from) {
-        if (v.type != value::kind::array || v.elements.empty()) return false;
-        std::array<std::int16_t, cluster_slot_count> owner;
-        owner.fill(-1);
-        std::vector<endpoint::address> primaries;
-        for (const auto& range : v.elements) {
-            if (range.type != value::kind::array || range.elements.size() < 3) return false;
-            const auto& master = range.elements[2];
-            if (master.type != value::kind::array || master.elements.size() < 2) return false;
-            long long start = 0, end = 0, port = 0;
-            try {
-                start = range.elements[0].as_int();
-                end = range.elements[1].as_int();
-                port = master.elements[1].as_int();
-            } catch (const std::runtime_error&) {
-                return false;
-            }
-            if (start < 0 || end < start || end >= cluster_slot_count || port <= 0 || port > 65535) return false;
-            endpoint::address a{text_of(master.elements[0]), static_cast<std::uint16_t>(port)};
-            // An empty or "?" endpoint means "the node you asked" (cluster-preferred-endpoint-type).
-            if (a.host.empty() || a.host == "?") a.host = from.host;
-            auto it = std::find(primaries.begin(), primaries.end(), a);
-            if (it == primaries.end()) it = primaries.insert(primaries.end(), a);
-            for (long long s = start; s <= end; ++s)
-                owner[static_cast<std::size_t>(s)] = static_cast<std::int16_t>(it - primaries.begin());
-        }
+        auto parsed = detail::parse_slot_map(v, from);
+        if (!parsed) return false;
+        const auto& primaries = parsed->primaries;
         std::vector<std::shared_ptr<client>> dropped;
         std::vector<endpoint::address> connect;
         bool changed = false;
@@ -431,7 +400,7 @@ struct cluster_client::impl : std::enable_shared_from_this<impl> {
             if (!running_) return true;
             changed = primaries != primaries_;
             primaries_ = primaries;
-            owner_ = owner;
+            owner_ = parsed->owner;
             ++stats_.refreshes;
             last_error_.clear();
             // Nodes that are not primaries any more (failed, demoted, or seeds only): close.
@@ -491,7 +460,9 @@ struct cluster_client::impl : std::enable_shared_from_this<impl> {
         std::function<void(bool)> f;
         {
             std::lock_guard lock(mutex_);
-            if (reported_ && *reported_ == up) return;
+            // nothing to report before the first time it is up (a client's first connect is
+            // not a loss either)
+            if ((reported_ && *reported_ == up) || (!reported_ && !up)) return;
             reported_ = up;
             f = on_state_;
         }

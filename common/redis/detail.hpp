@@ -20,6 +20,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <exception>
@@ -252,6 +253,39 @@ void check_commands(const std::vector<std::vector<std::string>>& cmds);
 struct client_access {
     // As wait_connected, but fails as soon as a connection attempt fails.
     static asio::awaitable<void> wait_attempt(client& c, std::chrono::milliseconds timeout);
+};
+
+// ---- Redis Cluster (slots.cpp), for cluster.cpp and cluster_subscriber.cpp
+
+// Who serves which slot, as CLUSTER SLOTS said.
+struct slot_map {
+    std::array<std::int16_t, cluster_slot_count> owner;  // index into primaries, -1: no one
+    std::vector<endpoint::address> primaries;
+    std::optional<endpoint::address> owner_of(std::uint16_t slot) const;
+};
+// CLUSTER SLOTS as `from` answered it: [[start, end, [host, port, id, ...], replica...], ...].
+// nullopt if the answer is unusable (an error, or a node that is not in a cluster).
+std::optional<slot_map> parse_slot_map(const value& v, const endpoint::address& from);
+// The options of a connection to one node of the cluster `cluster` describes: its address as a
+// redis:// endpoint, with the cluster's password.
+client_options node_options(const client_options& cluster, const endpoint::address& node);
+
+// What cluster_subscriber.cpp needs of the subscriber it keeps on one cluster node
+// (subscriber.cpp). The hooks run on that subscriber's strand.
+struct shard_hooks {
+    bool per_slot = false;  // SSUBSCRIBE one slot's channels per command (else CROSSSLOT)
+    std::function<void(std::string_view channel)> confirmed;  // an SSUBSCRIBE acknowledged
+    std::function<void(std::string_view channel)> dropped;    // Redis sunsubscribed it: its slot moved
+    std::function<void(std::string_view error)> refused;      // an error reply to SSUBSCRIBE (MOVED...)
+    std::function<void()> lost;                               // no connection: nothing is confirmed
+};
+struct subscriber_access {
+    // Before start().
+    static void set_shard_hooks(subscriber& s, shard_hooks h);
+    // Stop listening to a shard channel (SUNSUBSCRIBE if connected): it moved to another node.
+    static void forget(subscriber& s, std::string channel);
+    // SSUBSCRIBE again every shard channel not confirmed yet.
+    static void resend(subscriber& s);
 };
 
 // subscriber.cpp: a subscriber to +switch-master on the sentinels of `opts`, started. `on_switch`

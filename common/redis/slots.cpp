@@ -1,7 +1,8 @@
 // Redis Cluster's hash slots: CRC16 (the XMODEM variant Redis uses: polynomial 0x1021, initial
-// value 0, no reflection), the slot of a key (its hash tag if it has a non-empty one), and which
-// argument of a command is its first key. No Asio and no hiredis here.
-#include "common/redis.hpp"
+// value 0, no reflection), the slot of a key (its hash tag if it has a non-empty one), which
+// argument of a command is its first key, and the slot map read from CLUSTER SLOTS that the
+// cluster client and the cluster subscriber share. No I/O and no hiredis here.
+#include "common/redis/detail.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -77,5 +78,53 @@ std::optional<std::uint16_t> command_slot(const std::vector<std::string>& args) 
     }
     return key_slot(args[1]);
 }
+
+namespace detail {
+
+std::optional<endpoint::address> slot_map::owner_of(std::uint16_t slot) const {
+    if (slot >= cluster_slot_count || owner[slot] < 0) return std::nullopt;
+    return primaries[static_cast<std::size_t>(owner[slot])];
+}
+
+std::optional<slot_map> parse_slot_map(const value& v, const endpoint::address& from) {
+    if (v.type != value::kind::array || v.elements.empty()) return std::nullopt;
+    slot_map m;
+    m.owner.fill(-1);
+    for (const auto& range : v.elements) {
+        if (range.type != value::kind::array || range.elements.size() < 3) return std::nullopt;
+        const auto& master = range.elements[2];
+        if (master.type != value::kind::array || master.elements.size() < 2) return std::nullopt;
+        long long start = 0, end = 0, port = 0;
+        try {
+            start = range.elements[0].as_int();
+            end = range.elements[1].as_int();
+            port = master.elements[1].as_int();
+        } catch (const std::runtime_error&) {
+            return std::nullopt;
+        }
+        if (start < 0 || end < start || end >= cluster_slot_count || port <= 0 || port > 65535) return std::nullopt;
+        const auto& host = master.elements[0];
+        endpoint::address a{host.type == value::kind::string || host.type == value::kind::status ? host.str : "",
+                            static_cast<std::uint16_t>(port)};
+        // An empty or "?" endpoint means "the node you asked" (cluster-preferred-endpoint-type).
+        if (a.host.empty() || a.host == "?") a.host = from.host;
+        auto it = std::find(m.primaries.begin(), m.primaries.end(), a);
+        if (it == m.primaries.end()) it = m.primaries.insert(m.primaries.end(), a);
+        for (long long s = start; s <= end; ++s)
+            m.owner[static_cast<std::size_t>(s)] = static_cast<std::int16_t>(it - m.primaries.begin());
+    }
+    return m;
+}
+
+client_options node_options(const client_options& cluster, const endpoint::address& node) {
+    client_options o = cluster;
+    o.where = endpoint{};
+    o.where.host = node.host;
+    o.where.port = node.port;
+    o.where.password = cluster.where.password;
+    return o;
+}
+
+}  // namespace detail
 
 }  // namespace warmline::redis

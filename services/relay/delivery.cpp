@@ -117,7 +117,10 @@ void service::on_node_event(const v1::RelayEvent& e) {
     }
     case K::kLost: deliver(p, log_entry{e.lost().through(), 0, {}, e.lost().first()}); return;
     case K::kReceived: m.mutable_peer_received()->set_through(e.received()); break;
-    case K::kPeerKey: m.mutable_peer_key()->set_public_key(e.peer_key()); break;
+    case K::kPeerKey:
+        m.mutable_peer_key()->set_public_key(e.peer_key());
+        p->has_peer_key = true;
+        break;
     case K::kTyping: m.mutable_peer_typing()->set_typing(e.typing()); break;
     case K::kRead: m.mutable_peer_read()->set_through(e.read()); break;
     case K::kPresence: *m.mutable_peer_presence() = e.presence(); break;

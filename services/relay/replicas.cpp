@@ -18,24 +18,17 @@ replica_acks::replica_acks(asio::any_io_executor ex, std::shared_ptr<redis::any_
     : ex_(std::move(ex)), redis_(std::move(redis)), replicas_(replicas), timeout_(timeout) {}
 
 asio::awaitable<bool> replica_acks::confirmed(std::string key) {
-    if (redis_->is_cluster()) {
-        ++rounds_;
-        long long have = 0;
-        try {
-            auto v = co_await redis_->command_near(std::move(key), argv("WAIT", std::to_string(replicas_),
-                                                                          std::to_string(timeout_.count())));
-            have = v.as_int();
-        } catch (const std::exception& e) {
-            spdlog::debug("relay: WAIT failed: {}", e.what());
-        }
-        if (have < replicas_) spdlog::warn("relay: {} of {} replicas confirmed a write in time", have, replicas_);
-        co_return have >= replicas_;
+    // callers run on the same single I/O thread: no lock
+    const std::string node = redis_->node_of(key);
+    auto& l = lanes_[node];
+    if (!l.next) {
+        l.next = std::make_shared<round>(ex_);
+        l.next->key = std::move(key);
     }
-    if (!next_) next_ = std::make_shared<round>(ex_);
-    auto mine = next_;
-    if (!running_) {
-        running_ = true;
-        asio::co_spawn(ex_, run(), asio::detached);
+    auto mine = l.next;
+    if (!l.running) {
+        l.running = true;
+        asio::co_spawn(ex_, run(node), asio::detached);
     }
     if (!mine->done) {
         boost::system::error_code ec;
@@ -44,14 +37,16 @@ asio::awaitable<bool> replica_acks::confirmed(std::string key) {
     co_return mine->ok;
 }
 
-asio::awaitable<void> replica_acks::run() {
-    // callers run on the same single I/O thread: no lock; a round's callers all wrote before its WAIT
-    while (next_) {
-        auto r = std::exchange(next_, nullptr);
+asio::awaitable<void> replica_acks::run(std::string node) {
+    // a round's callers all wrote (on this node's connection) before its WAIT
+    auto& l = lanes_[node];
+    while (l.next) {
+        auto r = std::exchange(l.next, nullptr);
         ++rounds_;
         long long have = 0;
         try {
-            auto v = co_await redis_->command(argv("WAIT", std::to_string(replicas_), std::to_string(timeout_.count())));
+            auto v = co_await redis_->command_near(r->key, argv("WAIT", std::to_string(replicas_),
+                                                                 std::to_string(timeout_.count())));
             have = v.as_int();
         } catch (const std::exception& e) {
             spdlog::debug("relay: WAIT failed: {}", e.what());
@@ -61,7 +56,7 @@ asio::awaitable<void> replica_acks::run() {
         r->done = true;
         r->wake.cancel();
     }
-    running_ = false;
+    l.running = false;
 }
 
 }  // namespace warmline::relay

@@ -2,9 +2,9 @@
 // says, by WAIT, that enough replicas have the write. WAIT covers every write made before it on
 // its connection, so this is a group commit: the sends that arrive while one WAIT is out share
 // the next one, a WAIT per round trip rather than per message. WAIT blocks its connection, so
-// the relay gives the send path a connection of its own (service.hpp). On a Cluster, each write
-// went to the primary of its chat's slot, so each send waits for its own WAIT there (no group
-// commit across nodes yet).
+// the relay gives the send path a connection of its own (service.hpp). On a Cluster a write went
+// to the primary of its chat's slot, and only that connection's WAIT covers it: one group commit
+// per primary (a "lane"), each with its own round out at a time.
 #pragma once
 
 #include "common/redis.hpp"
@@ -14,7 +14,9 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
+#include <map>
 #include <memory>
+#include <string>
 
 namespace warmline::relay {
 
@@ -34,17 +36,21 @@ private:
     struct round {
         explicit round(boost::asio::any_io_executor ex) : wake(ex, boost::asio::steady_timer::time_point::max()) {}
         boost::asio::steady_timer wake;
+        std::string key;    // the first caller's: routes the WAIT to the node its write went to
         bool done = false;  // set before wake is cancelled: a caller not yet waiting must not wait
         bool ok = false;
     };
-    boost::asio::awaitable<void> run();
+    struct lane {
+        std::shared_ptr<round> next;  // the round new callers join; sent when the one out returns
+        bool running = false;
+    };
+    boost::asio::awaitable<void> run(std::string node);
 
     boost::asio::any_io_executor ex_;
     std::shared_ptr<redis::any_client> redis_;
     int replicas_;
     std::chrono::milliseconds timeout_;
-    std::shared_ptr<round> next_;  // the round new callers join; sent when the one out returns
-    bool running_ = false;
+    std::map<std::string, lane> lanes_;  // by node (one, "", on one server)
     std::uint64_t rounds_ = 0;
 };
 

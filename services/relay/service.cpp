@@ -337,6 +337,7 @@ asio::awaitable<RelayServerMessage> service::hello(participant_ptr p, const v1::
     std::string peer_key = r.value->peer_public_key;
     if (peer_key.empty()) peer_key = co_await store_.peer_key(p->session, p->role);
     if (peer_key.empty()) peer_key = std::move(p->early_peer_key);
+    p->has_peer_key = !peer_key.empty();
     p->peer_away_since = r.value->peer_away_since;
     p->welcomed = true;
     RelayServerMessage out;

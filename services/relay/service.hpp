@@ -100,6 +100,7 @@ private:
         bool greeted = false;         // hello done
         bool welcomed = false;        // ... and its welcome built: live events may go out
         std::string early_peer_key;   // the other side's key, if it came before the welcome
+        bool has_peer_key = false;    // the client was given the other side's key
         std::int64_t peer_away_since = 0;  // the other side is away: say so right after the welcome
         codec::format format = codec::format::binary;
         std::uint64_t forwarded = 0;  // highest seq of the other side's messages sent to this client

@@ -34,6 +34,15 @@ asio::awaitable<void> service::recover() {
             if (auto c = p->conn.lock()) c->close(1000, "chat ended");
             continue;
         }
+        // the other side's key may have been published while events could not reach us
+        if (!p->has_peer_key && p->welcomed) {
+            if (auto key = co_await store_.peer_key(p->session, p->role); !key.empty()) {
+                RelayServerMessage m;
+                m.mutable_peer_key()->set_public_key(key);
+                p->has_peer_key = true;
+                push(p, m);
+            }
+        }
         if (!co_await catch_up(p)) failed = true;
     }
     if (failed) throw redis::unavailable("a chat could not catch up from its log yet");

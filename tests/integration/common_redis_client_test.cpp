@@ -1,10 +1,12 @@
 // Integration tests of the asynchronous Redis client and subscriber against a real redis-server
 // started per test case: commands, errors, pipelines, scripts, fail-fast while Redis is down,
-// reconnection after restarts and CLIENT KILL, pub/sub with resubscription, and lifetimes.
+// reconnection after restarts and CLIENT KILL, pub/sub with resubscription (channels and shard
+// channels), and lifetimes.
 #include "common/argv.hpp"
 #include "common/crypto.hpp"
 #include "common/redis.hpp"
 #include "tests/support/redis_server.hpp"
+#include "tests/support/redis_test_client.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -19,6 +21,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -712,7 +715,12 @@ TEST_CASE("redis client: connections are named in CLIENT LIST" * doctest::timeou
 
 TEST_CASE("redis subscriber: a stalled Redis is noticed by its PINGs, and it resubscribes when Redis "
           "resumes" *
-          doctest::timeout(15)) {
+          doctest::timeout(20)) {
+    // The same probe and recovery whichever kind of channel the subscriber holds.
+    bool shard = false;
+    SUBCASE("a channel") {}
+    SUBCASE("a shard channel only") { shard = true; }
+    const std::string publish = shard ? "SPUBLISH" : "PUBLISH";
     redis_server server;
     run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
         auto o = options_for(server.url());
@@ -721,7 +729,10 @@ TEST_CASE("redis subscriber: a stalled Redis is noticed by its PINGs, and it res
         auto box = std::make_shared<inbox>(ex);
         auto states = std::make_shared<std::vector<bool>>();
         auto s = subscriber::create(ex, o);
-        s->subscribe("wl:events", record_into(box));
+        if (shard)
+            s->ssubscribe("wl:events", record_into(box));
+        else
+            s->subscribe("wl:events", record_into(box));
         s->on_resubscribed([box] { box->resubscribed.notify(); });
         s->on_state_change([states](bool up) { states->push_back(up); });
         s->start();
@@ -732,23 +743,28 @@ TEST_CASE("redis subscriber: a stalled Redis is noticed by its PINGs, and it res
         co_await pause(1500ms);
         CHECK(s->connected());
         CHECK(states->size() == 1);
-        CHECK(server.cmd({"PUBLISH", "wl:events", "between pings"}) == "1");
+        CHECK(server.cmd({publish, "wl:events", "between pings"}) == "1");
         {
             const bool ok = co_await box->received.wait_for(1, 3s);
             REQUIRE(ok);
         }
 
         server.pause();
+        const auto paused = std::chrono::steady_clock::now();
         {
             const bool ok = co_await eventually([&] { return !s->connected(); }, 2s);
             CHECK(ok);
         }
+        MESSAGE(publish << ": SIGSTOP -> reported down in "
+                        << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - paused)
+                               .count()
+                        << " ms");
         server.resume();
         {
             const bool ok = co_await box->resubscribed.wait_for(1, 5s);
             REQUIRE(ok);
         }
-        CHECK(server.cmd({"PUBLISH", "wl:events", "after the stall"}) == "1");
+        CHECK(server.cmd({publish, "wl:events", "after the stall"}) == "1");
         {
             const bool ok = co_await box->received.wait_for(2, 3s);
             REQUIRE(ok);
@@ -756,6 +772,129 @@ TEST_CASE("redis subscriber: a stalled Redis is noticed by its PINGs, and it res
         CHECK(box->messages.back().second == "after the stall");
         REQUIRE(states->size() == 3);
         CHECK(((*states)[0] && !(*states)[1] && (*states)[2]));
+        s->stop();
+    });
+}
+
+namespace {
+
+int line_count(const std::string& text) {
+    if (text.empty()) return 0;
+    return static_cast<int>(std::count(text.begin(), text.end(), '\n')) + 1;
+}
+
+}  // namespace
+
+TEST_CASE("redis subscriber: 256 shard channels go in one SSUBSCRIBE, and SPUBLISH reaches each one's own "
+          "handler" *
+          doctest::timeout(10)) {
+    redis_server server;
+    run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        const auto channels = warmline::test::relay_shard_channels("n1");
+        auto box = std::make_shared<inbox>(ex);
+        auto classic = std::make_shared<inbox>(ex);
+        auto s = subscriber::create(ex, options_for(server.url()));
+        // Each handler checks it is called for its own channel only.
+        auto misrouted = std::make_shared<int>(0);
+        for (const auto& c : channels)
+            s->ssubscribe(c, [box, misrouted, c](std::string_view channel, std::string_view payload) {
+                if (channel != c || payload != "to " + c) ++*misrouted;
+                box->messages.emplace_back(channel, payload);
+                box->received.notify();
+            });
+        // The same name as a plain channel is another subscription, with its own handler.
+        s->subscribe(channels[0], record_into(classic));
+        s->start();
+        co_await s->wait_subscribed(3s);
+        CHECK(line_count(server.cmd({"PUBSUB", "SHARDCHANNELS"})) == 256);
+        CHECK(command_calls(server, "ssubscribe") == 1);
+
+        for (const auto& c : channels) CHECK(server.cmd({"SPUBLISH", c, "to " + c}) == "1");
+        {
+            const bool ok = co_await box->received.wait_for(256, 3s);
+            REQUIRE(ok);
+        }
+        CHECK(*misrouted == 0);
+        CHECK(classic->received.count() == 0);
+        CHECK(server.cmd({"PUBLISH", channels[0], "plain"}) == "1");
+        {
+            const bool ok = co_await classic->received.wait_for(1, 3s);
+            REQUIRE(ok);
+        }
+        CHECK(classic->messages[0].second == "plain");
+        CHECK(box->received.count() == 256);
+
+        // A shard channel added while connected is subscribed at once.
+        s->ssubscribe("wl:late", record_into(box));
+        co_await s->wait_subscribed(3s);
+        CHECK(server.cmd({"SPUBLISH", "wl:late", "to wl:late"}) == "1");
+        {
+            const bool ok = co_await box->received.wait_for(257, 3s);
+            REQUIRE(ok);
+        }
+        CHECK(box->messages.back().first == "wl:late");
+        CHECK(box->resubscribed.count() == 0);
+        s->stop();
+    });
+}
+
+TEST_CASE("redis subscriber: after CLIENT KILL it subscribes its shard channels again and calls on_resubscribed" *
+          doctest::timeout(10)) {
+    redis_server server;
+    run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        const auto channels = warmline::test::relay_shard_channels("n2");
+        auto box = std::make_shared<inbox>(ex);
+        auto s = subscriber::create(ex, options_for(server.url()));
+        for (const auto& c : channels) s->ssubscribe(c, record_into(box));
+        s->on_resubscribed([box] { box->resubscribed.notify(); });
+        s->start();
+        co_await s->wait_subscribed(3s);
+
+        CHECK(server.cmd({"CLIENT", "KILL", "TYPE", "pubsub"}) == "1");
+        {
+            const bool ok = co_await box->resubscribed.wait_for(1, 5s);
+            REQUIRE(ok);
+        }
+        CHECK(line_count(server.cmd({"PUBSUB", "SHARDCHANNELS"})) == 256);
+        for (const auto& c : channels) CHECK(server.cmd({"SPUBLISH", c, "after the kill"}) == "1");
+        {
+            const bool ok = co_await box->received.wait_for(256, 3s);
+            REQUIRE(ok);
+        }
+        CHECK(box->resubscribed.count() == 1);
+        s->stop();
+    });
+}
+
+TEST_CASE("redis subscriber: a refused SSUBSCRIBE (ACL) leaves it unsubscribed without dropping the connection, "
+          "and the other shard channels still get their messages" *
+          doctest::timeout(10)) {
+    redis_server server;
+    REQUIRE(server.cmd({"ACL", "SETUSER", "default", "resetchannels", "&wl:allowed:*"}) == "OK");
+    run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto box = std::make_shared<inbox>(ex);
+        auto s = subscriber::create(ex, options_for(server.url()));
+        s->ssubscribe("wl:allowed:1", record_into(box));
+        s->start();
+        co_await s->wait_subscribed(3s);
+        const std::string id = server.cmd({"CLIENT", "LIST", "TYPE", "pubsub"});
+
+        // Two refusals, one after the other: each error reply finds hiredis's error callback.
+        s->ssubscribe("wl:denied:1", record_into(box));
+        const auto first = co_await thrown<unavailable>(s->wait_subscribed(300ms));
+        CHECK(first.has_value());
+        s->ssubscribe("wl:denied:2", record_into(box));
+        const auto second = co_await thrown<unavailable>(s->wait_subscribed(300ms));
+        CHECK(second.has_value());
+        CHECK(server.cmd({"PUBSUB", "SHARDCHANNELS"}) == "wl:allowed:1");
+        CHECK(server.cmd({"SPUBLISH", "wl:allowed:1", "still here"}) == "1");
+        {
+            const bool ok = co_await box->received.wait_for(1, 3s);
+            REQUIRE(ok);
+        }
+        CHECK(s->connected());
+        // the same connection all along (the id is the first field of the line)
+        CHECK(server.cmd({"CLIENT", "LIST", "TYPE", "pubsub"}).substr(0, 8) == id.substr(0, 8));
         s->stop();
     });
 }

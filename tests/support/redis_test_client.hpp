@@ -1,6 +1,6 @@
-// What the Redis client's own integration tests share (sentinel_*, cluster_client_*): client
-// options that fail over fast, running a test coroutine to its end on an io_context of its own,
-// and a pause inside one.
+// What the Redis client's own integration tests share (common_redis_*, sentinel_*, cluster_*):
+// client options that fail over fast, running a test coroutine to its end on an io_context of
+// its own, a pause inside one, and the relay's shard channel names.
 #pragma once
 
 #include "common/redis.hpp"
@@ -16,9 +16,11 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <cstdio>
 #include <functional>
 #include <future>
 #include <string>
+#include <vector>
 
 namespace warmline::test {
 
@@ -52,6 +54,17 @@ inline void run_to_end(std::function<boost::asio::awaitable<void>(boost::asio::a
 inline boost::asio::awaitable<void> pause(std::chrono::milliseconds d) {
     boost::asio::steady_timer t(co_await boost::asio::this_coro::executor, d);
     co_await t.async_wait(boost::asio::use_awaitable);
+}
+
+// The relay's 256 shard channels of one relay node: wl:relaynode:{bXX}:<node>, XX = 00..ff.
+inline std::vector<std::string> relay_shard_channels(const std::string& node) {
+    std::vector<std::string> out;
+    for (int b = 0; b < 256; ++b) {
+        char bucket[3];
+        std::snprintf(bucket, sizeof bucket, "%02x", b);
+        out.push_back("wl:relaynode:{b" + std::string(bucket) + "}:" + node);
+    }
+    return out;
 }
 
 }  // namespace warmline::test

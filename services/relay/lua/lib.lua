@@ -29,7 +29,7 @@ local ENDED = 'This chat has ended.'
 -- `session`; `kind` is its oneof member, already written (e.g. PB.bytes(11, key)).
 local function relay_event(node, session, to, kind)
   if node and node ~= '' then
-    redis.call('PUBLISH', K.relay_channel(BUCKET, node), PB.bytes(1, session) .. PB.uint(2, to == 's' and 1 or 2) .. kind)
+    redis.call('SPUBLISH', K.relay_channel(BUCKET, node), PB.bytes(1, session) .. PB.uint(2, to == 's' and 1 or 2) .. kind)
   end
 end
 
