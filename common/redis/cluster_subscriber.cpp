@@ -42,7 +42,7 @@ struct cluster_subscriber::impl : std::enable_shared_from_this<impl> {
         std::uint64_t id = 0;  // tells a late report of a replaced subscriber from the current one's
     };
 
-    // ---- strand only
+    // ---- any thread: each posts to the strand
 
     void ssubscribe(std::string channel, handler h) {
         asio::post(strand_, [self = shared_from_this(), channel = std::move(channel), h = std::move(h)]() mutable {
@@ -80,6 +80,8 @@ struct cluster_subscriber::impl : std::enable_shared_from_this<impl> {
             self->update();
         });
     }
+
+    // ---- strand only
 
     // Subscribe `name` on the primary that serves its slot, if that is not where it is.
     void place(const std::string& name, channel_state& c) {
