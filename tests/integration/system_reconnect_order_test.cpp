@@ -13,7 +13,9 @@ using R = v1::RelayServerMessage;
 namespace {
 
 bool subscribed(const std::string& client_list_line) {
-    return client_list_line.find(" sub=0 ") == std::string::npos;
+    // a matchmaker's channel (sub=1) or a relay's shard channels (ssub=256)
+    return client_list_line.find(" sub=0 ") == std::string::npos ||
+           client_list_line.find(" ssub=0 ") == std::string::npos;
 }
 
 }  // namespace
