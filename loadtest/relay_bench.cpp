@@ -54,9 +54,10 @@ struct options {
     int idle_pid = 0;
     std::string echo_url;
     std::string acks_url;             // a relay with --ack-replicas, on a Redis with a replica
+    std::string cluster_url;          // a relay whose chats are on a Redis Cluster (--chat-redis-url)
     std::string redis_url = "redis://127.0.0.1:6379";
     std::string ticket_secret;  // WARMLINE_TICKET_SECRET, the relays' own
-    std::string steps = "pubsub,echo,throughput,throughput_cross,latency,cross,acks,idle";
+    std::string steps = "pubsub,echo,throughput,throughput_cross,latency,cross,acks,cluster,idle";
     int chats = 200, window = 16;
     double warmup_s = 2, throughput_s = 10;
     int latency_chats = 2000;
@@ -77,8 +78,10 @@ const char* usage = R"(warmline-relay-bench: relay load generator (normally run 
   --echo-url ws://127.0.0.1:E/          warmline-echo-server
   --acks-url ws://127.0.0.1:K/v1/relay  a relay run with --ack-replicas (acks step: throughput and
                                         latency again, each Ack after WAIT)
+  --cluster-url ws://127.0.0.1:L/v1/relay  a relay whose chats are on a Redis Cluster (cluster step:
+                                        throughput and latency again)
   --redis-url redis://127.0.0.1:P       the relays' Redis (sessions are written into it)
-  --steps pubsub,echo,throughput,throughput_cross,latency,cross,acks,idle
+  --steps pubsub,echo,throughput,throughput_cross,latency,cross,acks,cluster,idle
   --chats N (200) --window N (16)       throughput and echo: chats (2 connections each), sends in flight
   --warmup-s S (2) --throughput-s S (10)
   --latency-chats N (2000) --per-side-rate R (1) --latency-s S (10)
@@ -100,6 +103,7 @@ std::optional<options> parse_options(int argc, char** argv) {
         {"idle-pid", into(o.idle_pid)},
         {"echo-url", into(o.echo_url)},
         {"acks-url", into(o.acks_url)},
+        {"cluster-url", into(o.cluster_url)},
         {"redis-url", into(o.redis_url)},
         {"steps", into(o.steps)},
         {"chats", into(o.chats)},
@@ -327,6 +331,8 @@ private:
     // Acks after WAIT (--ack-replicas), and send -> Ack without and with it
     double acks_per_s_ = NAN, acks_p50_ = NAN, acks_p99_ = NAN, ack_p50_ = NAN, ack_p99_ = NAN,
            acks_ack_p50_ = NAN, acks_ack_p99_ = NAN;
+    // chats on a Redis Cluster
+    double cluster_per_s_ = NAN, cluster_p50_ = NAN, cluster_p99_ = NAN;
     long long max_conns_ = -1;
 };
 
@@ -941,6 +947,12 @@ asio::awaitable<int> bench::run() {
         std::tie(acks_p50_, acks_p99_) = co_await step_latency("latency_acks", acks, acks);
         std::tie(acks_ack_p50_, acks_ack_p99_) = p50_p99(ack_latency_);
     }
+    if (has_step(opt_, "cluster")) {
+        if (opt_.cluster_url.empty()) throw std::invalid_argument("--cluster-url is required for the cluster step");
+        auto cluster = parse_url(opt_.cluster_url, "/v1/relay");
+        cluster_per_s_ = co_await step_throughput("throughput_cluster", cluster, cluster);
+        std::tie(cluster_p50_, cluster_p99_) = co_await step_latency("latency_cluster", cluster, cluster);
+    }
     if (has_step(opt_, "idle")) {
         if (opt_.idle_url.empty()) throw std::invalid_argument("--idle-url is required for the idle step");
         co_await sleep_for_ms(500);  // the closed chats' sockets leave first
@@ -969,6 +981,10 @@ asio::awaitable<int> bench::run() {
         .num("acks_p99_ms", acks_p99_, 3)
         .num("acks_send_to_ack_p50_ms", acks_ack_p50_, 3)
         .num("acks_send_to_ack_p99_ms", acks_ack_p99_, 3)
+        .num("cluster_msgs_per_s", cluster_per_s_, 0)
+        .num("cluster_vs_one_redis", cluster_per_s_ / msgs_per_s_, 3)
+        .num("cluster_p50_ms", cluster_p50_, 3)
+        .num("cluster_p99_ms", cluster_p99_, 3)
         .str("note", "chats written directly into Redis (wl:session:<id> state active), not through the matchmaker; "
                      "relays run with --rate-burst/--rate-per-second 100000; null: step not run");
     final.print();

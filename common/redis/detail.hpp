@@ -107,6 +107,8 @@ struct link {
     endpoint::address peer;  // where it goes
     int handshake_left = 0;
     bool ready = false;
+    // subscriber: standing reply callbacks queued in hiredis (subscriber.cpp)
+    int standing = 0;
     // Through Sentinel, a READONLY reply means the server was demoted: the link ends.
     bool readonly_ends_link = false;
     // sentinel_query: the master's address, once the sentinel has answered.

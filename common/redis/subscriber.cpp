@@ -145,12 +145,28 @@ struct subscriber::impl : detail::connection {
     // (redisAppendFormattedCommand), so hiredis queues nothing for them. Every reply, pushed or
     // answered, errors included, then takes the standing callback in order, and on_reply routes
     // it by what it is. hiredis stays out of subscribed mode: its routing, its dropping of the
-    // connection on an error and its assert are never reached.
+    // connection on an error and its assert are never reached. Queuing one asks the event loop
+    // for a write turn (hiredis's addWrite), so they are queued in batches: up to
+    // standing_target, topped up when fewer than standing_low are left, never zero.
+    static constexpr int standing_target = 64;
+    static constexpr int standing_low = 16;
+
     bool stand(redisAsyncContext* ac) {
         if (ac == nullptr) return false;
-        if (redisAsyncFormattedCommand(ac, &impl::on_reply, nullptr, standing_text().c_str(), 0) != REDIS_OK) {
+        if (!top_up(ac)) {
             close_link_later(link_.get(), "cannot queue the reply callback");
             return false;
+        }
+        return true;
+    }
+
+    static bool top_up(redisAsyncContext* ac) {
+        auto* l = static_cast<detail::link*>(ac->data);
+        if (l == nullptr) return false;
+        while (l->standing < standing_target) {
+            if (redisAsyncFormattedCommand(ac, &impl::on_reply, nullptr, standing_text().c_str(), 0) != REDIS_OK)
+                return false;
+            ++l->standing;
         }
         return true;
     }
@@ -255,7 +271,11 @@ struct subscriber::impl : detail::connection {
         auto owner = l != nullptr && l->ac != nullptr ? l->owner.lock() : nullptr;
         auto* self = static_cast<impl*>(owner.get());
         // Stand again before anything else: a reply that found no callback would be an assert.
-        if (redisAsyncFormattedCommand(ac, &impl::on_reply, nullptr, standing_text().c_str(), 0) != REDIS_OK) {
+        if (l == nullptr) {
+            redisAsyncFormattedCommand(ac, &impl::on_reply, nullptr, standing_text().c_str(), 0);
+            return;
+        }
+        if (--l->standing < standing_low && !top_up(ac)) {
             if (self) self->close_link_later(l, "cannot queue the reply callback");
             return;
         }

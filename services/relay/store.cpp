@@ -8,7 +8,14 @@
 
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 #include <cstdio>
+#include <functional>
 #include <map>
 
 namespace warmline::relay {
@@ -202,14 +209,38 @@ asio::awaitable<outcome<bool>> store::end(std::string session, char role) {
 
 // ---- the sweeps -------------------------------------------------------------------------------
 
+asio::awaitable<void> store::each_bucket(std::function<asio::awaitable<void>(int)> step) {
+    // all at once: their commands share the connection's pipeline (one per node on a cluster),
+    // so a sweep costs about one round trip, not 256; the first failure is rethrown once all
+    // have finished
+    auto ex = co_await asio::this_coro::executor;
+    struct state {
+        explicit state(asio::any_io_executor e) : done(e, asio::steady_timer::time_point::max()) {}
+        int left = bucket_count;
+        asio::steady_timer done;
+        std::exception_ptr error;
+    };
+    auto st = std::make_shared<state>(ex);
+    for (int b = 0; b < bucket_count; ++b)
+        asio::co_spawn(ex, step(b), [st](std::exception_ptr e) {
+            if (e && !st->error) st->error = e;
+            if (--st->left == 0) st->done.cancel();
+        });
+    boost::system::error_code ec;
+    co_await st->done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (st->error) std::rethrow_exception(st->error);
+}
+
 asio::awaitable<int> store::end_idle(std::int64_t since_unix_ms, int limit) {
-    int ended = 0;
-    for (int b = 0; b < bucket_count; ++b) {
+    std::vector<std::string> idle;
+    co_await each_bucket([&](int b) -> asio::awaitable<void> {
         auto v = co_await run("end_idle", "", 's', argv(std::to_string(since_unix_ms), std::to_string(limit)),
                               bucket_name(b));
-        for (std::size_t i = 1; i < v.elements.size(); ++i)
-            if (co_await finish(v.elements[i].str, "idle")) ++ended;
-    }
+        for (std::size_t i = 1; i < v.elements.size(); ++i) idle.push_back(v.elements[i].str);
+    });
+    int ended = 0;
+    for (auto& s : idle)
+        if (co_await finish(std::move(s), "idle")) ++ended;
     co_return ended;
 }
 
@@ -227,16 +258,18 @@ asio::awaitable<std::vector<std::string>> store::lease(const presence_settings& 
 asio::awaitable<int> store::presence(const presence_settings& p) {
     const auto dead = co_await lease(p);
     int handled = 0;
-    for (int b = 0; b < bucket_count; ++b) {
+    std::vector<std::string> lost;
+    co_await each_bucket([&](int b) -> asio::awaitable<void> {
         auto args = argv(std::to_string(p.lease_ms), std::to_string(p.away_ms), std::to_string(p.grace_ms),
                          std::to_string(p.limit));
         args.insert(args.end(), dead.begin(), dead.end());
         auto v = co_await run("presence", "", 's', std::move(args), bucket_name(b));
         handled += static_cast<int>(int_at(v, 1));
-        for (std::size_t i = 2; i < v.elements.size(); ++i) {
-            auto [session, role] = split_side(v.elements[i].str);
-            if (role) co_await finish(session, "peer_lost", std::string(1, role));
-        }
+        for (std::size_t i = 2; i < v.elements.size(); ++i) lost.push_back(v.elements[i].str);
+    });
+    for (const auto& side : lost) {
+        auto [session, role] = split_side(side);
+        if (role) co_await finish(session, "peer_lost", std::string(1, role));
     }
     if (!dead.empty()) {
         auto args = argv(std::to_string(now_()), std::to_string(settings_.state_ttl_s), "", "s");
@@ -253,12 +286,12 @@ asio::awaitable<void> store::node_sync(const presence_settings& p, std::vector<s
     co_await lease(p);
     std::map<std::string, std::vector<std::string>> by_bucket;
     for (auto& s : sides) by_bucket[bucket_of(split_side(s).first)].push_back(std::move(s));
-    for (int b = 0; b < bucket_count; ++b) {
+    co_await each_bucket([&](int b) -> asio::awaitable<void> {
         auto args = argv(p.node);
-        auto& mine = by_bucket[bucket_name(b)];
-        args.insert(args.end(), std::make_move_iterator(mine.begin()), std::make_move_iterator(mine.end()));
+        auto it = by_bucket.find(bucket_name(b));
+        if (it != by_bucket.end()) args.insert(args.end(), it->second.begin(), it->second.end());
         co_await run("node_sync", "", 's', std::move(args), bucket_name(b));
-    }
+    });
 }
 
 // ---- reads ------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -119,6 +120,8 @@ private:
                                         bool requeue_seeker = false);
     boost::asio::awaitable<void> purge(std::string session, std::string ended_pb);
     boost::asio::awaitable<std::vector<std::string>> lease(const presence_settings& p);
+    // Run `step` for every bucket at once; rethrows the first failure once all are done.
+    boost::asio::awaitable<void> each_bucket(std::function<boost::asio::awaitable<void>(int)> step);
     boost::asio::awaitable<int> drain_ended();
     boost::asio::awaitable<int> end_unseen(std::int64_t grace_ms);
 
