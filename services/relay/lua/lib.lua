@@ -37,3 +37,17 @@ local function split_side(side)
   local session, role = string.match(side, '^(.*)|([sl])$')
   return session, role
 end
+
+-- Relay process `node` no longer holds `side` of this bucket (its connection closed while Redis
+-- could not be told, or the process is dead): unless another took the side over meanwhile, the
+-- side has no connection and is absent from now.
+local function let_go(side, node)
+  local session, role = split_side(side)
+  redis.call('HDEL', SIDES, side)
+  if not session then return end
+  local rkey = K.relay(BUCKET, session)
+  if redis.call('HGET', rkey, 'node_' .. role) == node then
+    redis.call('HSET', rkey, 'node_' .. role, '', 'conn_' .. role, '')
+    redis.call('ZADD', ABSENT, 'NX', NOW, side)
+  end
+end

@@ -27,14 +27,6 @@ end
 local held = redis.call('HGETALL', SIDES)
 for i = 1, #held, 2 do
   local side = held[i]
-  if held[i + 1] == node and not live[side] then
-    local session, role = split_side(side)
-    redis.call('HDEL', SIDES, side)
-    local rkey = K.relay(BUCKET, session or '')
-    if session and redis.call('HGET', rkey, 'node_' .. role) == node then
-      redis.call('HSET', rkey, 'node_' .. role, '', 'conn_' .. role, '')
-      redis.call('ZADD', ABSENT, 'NX', NOW, side)
-    end
-  end
+  if held[i + 1] == node and not live[side] then let_go(side, node) end
 end
 return { 'ok' }

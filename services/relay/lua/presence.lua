@@ -31,13 +31,7 @@ if #ARGV >= 9 then
   for i = 1, #held, 2 do
     local side, node = held[i], held[i + 1]
     if dead[node] then
-      local session, role = split_side(side)
-      redis.call('HDEL', SIDES, side)
-      local rkey = K.relay(BUCKET, session or '')
-      if session and redis.call('HGET', rkey, 'node_' .. role) == node then
-        redis.call('HSET', rkey, 'node_' .. role, '', 'conn_' .. role, '')
-        redis.call('ZADD', ABSENT, 'NX', NOW, side)
-      end
+      let_go(side, node)
       handled = handled + 1
     end
   end
