@@ -295,6 +295,41 @@ TEST_CASE("relay: either side ends the chat; both are told and the log is gone" 
     CHECK(f.mm.seeker_state(f.seeker) == "ended");                      // may rate and block
 }
 
+TEST_CASE("relay: a chat ended on the control Redis is purged from the chat Redis, also when no relay ran "
+          "at that moment" * doctest::timeout(60)) {
+    relay_fixture f;
+    std::string held, orphaned;
+    {
+        relay_process a(f.mm.server.url(), f.log);
+        held = f.open_chat();
+        orphaned = f.open_chat();
+        relay_peer seeker(a.port, relay_fixture::ticket_for(held, ticket::role::seeker));
+        relay_peer other(a.port, relay_fixture::ticket_for(orphaned, ticket::role::seeker));
+        REQUIRE(seeker.hello(key_of('s')).has_welcome());
+        REQUIRE(other.hello(key_of('s')).has_welcome());
+        REQUIRE(other.send_sealed(1, "kept until the chat ends").has_ack());
+
+        // the matchmaker ends one (as EndChat does): the relay holding its side tells it and purges
+        auto ended = f.mm.run(f.mm.store->end_chat("listener", f.listener.id, held));
+        REQUIRE(ended);
+        auto e = seeker.until([](const M& m) { return m.has_ended(); }, std::chrono::seconds(10));
+        CHECK(e.ended().ended_by() == v1::LISTENER);
+    }  // the relay stops (as if it died): nobody is left to purge what ends now
+    CHECK(f.mm.server.cmd({"EXISTS", relay_key(held)}) == "0");
+    auto ended = f.mm.run(f.mm.store->end_chat("listener", f.listener.id, orphaned));
+    REQUIRE(ended);
+    CHECK(f.mm.server.cmd({"ZSCORE", keys::relay_ended(), orphaned}) != "");
+    CHECK(f.mm.server.cmd({"EXISTS", log_key(orphaned, "s")}) == "1");
+
+    // the next relay's first sweep drains the queue: records and log gone, queue empty
+    relay_process b(f.mm.server.url(), f.log, {"--presence-sweep-ms=50", "--node-lease-ms=500"});
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (f.mm.server.cmd({"ZCARD", keys::relay_ended()}) != "0") REQUIRE(std::chrono::steady_clock::now() < deadline);
+    CHECK(f.mm.server.cmd({"EXISTS", log_key(orphaned, "s")}) == "0");
+    CHECK(f.mm.server.cmd({"EXISTS", relay_key(orphaned)}) == "0");
+    CHECK(f.mm.server.cmd({"ZSCORE", keys::relay_active(relay::bucket_of(orphaned)), orphaned}).empty());
+}
+
 TEST_CASE("relay: a chat nobody writes in ends with a notice" * doctest::timeout(60)) {
     relay_fixture f;
     auto session = f.open_chat();

@@ -115,6 +115,22 @@ TEST_CASE("presence: a seeker gone past the grace ends the chat and the listener
     CHECK(f.mm.field("wl:listener:" + f.listener.id, "chats") == "0");
 }
 
+TEST_CASE("presence: a chat neither side ever joins ends after the grace as lost, and the seeker is served "
+          "again" * doctest::timeout(60)) {
+    relay_fixture f;
+    relay_process a(f.mm.server.url(), f.log, presence_flags(200, 700));
+    auto session = f.open_chat();
+    CHECK(f.mm.server.cmd({"ZSCORE", keys::relay_unseen(), session}) != "");
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (f.mm.field("wl:session:" + session, "state") != "ended") REQUIRE(std::chrono::steady_clock::now() < deadline);
+    // the listener counted lost, so the seeker goes back to the front of the line
+    CHECK(f.mm.field("wl:session:" + session, "ended_by") == "peer_lost");
+    CHECK(f.mm.field("wl:session:" + session, "lost") == "l");
+    CHECK(f.mm.seeker_state(f.seeker) == "queued");
+    CHECK(f.mm.field("wl:listener:" + f.listener.id, "chats") == "0");
+    CHECK(f.mm.server.cmd({"ZCARD", keys::relay_unseen()}) == "0");
+}
+
 TEST_CASE("presence: the sides of a relay process killed with SIGKILL are gone once its lease runs out" *
           doctest::timeout(60)) {
     relay_fixture f;
