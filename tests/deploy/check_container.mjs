@@ -73,7 +73,12 @@ if (stages.length >= 2) {
   const in_slim = new Set(["libc6", "libgcc-s1", "libstdc++6"]);
   const linked = new Set();
   for (const program of ["services/matchmaker/matchmaker", "services/relay/relay", "services/web/warmline-web", "services/admin/warmline-admin"]) {
-    const ldd = execFileSync("ldd", [path.join(bin_dir, program)], { encoding: "utf8" });
+    let ldd = "";
+    try {
+      ldd = execFileSync("ldd", [path.join(bin_dir, program)], { encoding: "utf8" });
+    } catch (e) {
+      problem(`cannot list what ${program} links (build it first): ${e.message.split("\n")[0]}`);
+    }
     for (const [, lib_path] of ldd.matchAll(/=>\s+(\/\S+)/g)) {
       const owner = execFileSync("dpkg", ["-S", fs.realpathSync(lib_path)], { encoding: "utf8" }).split(":")[0];
       linked.add(owner);
@@ -103,9 +108,8 @@ if (stages.length >= 2) {
   const names = new Set(stages.map((s) => s.from.getBuildStage()).filter(Boolean));
   for (const s of stages)
     for (const c of all(s, "COPY")) {
-      const words = c.args.split(/\s+/);
-      const from = words.find((w) => w.startsWith("--from="))?.slice(7);
-      const sources = words.filter((w) => !w.startsWith("--")).slice(0, -1);
+      const from = c.ins.getFlags().find((f) => f.getName() === "from")?.getValue();
+      const sources = c.args.split(/\s+/).filter((w) => !w.startsWith("--")).slice(0, -1);
       if (from && !names.has(from)) problem(`COPY --from=${from}: no such stage`);
       if (!from) for (const src of sources) if (src !== "." && !fs.existsSync(path.join(root, src))) problem(`COPY ${src}: no such file`);
     }
