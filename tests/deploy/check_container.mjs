@@ -71,18 +71,38 @@ if (stages.length >= 2) {
   // The runtime stage: the Debian packages of every library the binaries link, and no more.
   const runtime_packages = apt_packages(runtime);
   const in_slim = new Set(["libc6", "libgcc-s1", "libstdc++6"]);
-  const linked = new Set();
+  const libs = new Set();
   for (const program of ["services/matchmaker/matchmaker", "services/relay/relay", "services/web/warmline-web", "services/admin/warmline-admin"]) {
-    let ldd = "";
     try {
-      ldd = execFileSync("ldd", [path.join(bin_dir, program)], { encoding: "utf8" });
+      const ldd = execFileSync("ldd", [path.join(bin_dir, program)], { encoding: "utf8" });
+      for (const [, lib_path] of ldd.matchAll(/=>\s+(\/\S+)/g)) libs.add(lib_path);
     } catch (e) {
       problem(`cannot list what ${program} links (build it first): ${e.message.split("\n")[0]}`);
     }
-    for (const [, lib_path] of ldd.matchAll(/=>\s+(\/\S+)/g)) {
-      const owner = execFileSync("dpkg", ["-S", fs.realpathSync(lib_path)], { encoding: "utf8" }).split(":")[0];
-      linked.add(owner);
-    }
+  }
+  // dpkg knows a file by the path its package ships it at: /lib or /usr/lib (merged /usr), the
+  // symlink or the file it points to. One dpkg -S for all of them (each call reads the database).
+  const candidates = new Map();
+  for (const lib of libs) {
+    const real = fs.realpathSync(lib);
+    candidates.set(lib, [...new Set([lib, real, real.replace(/^\/usr\//, "/"), lib.replace(/^\/usr\//, "/"), `/usr${lib}`])]);
+  }
+  let owners = "";
+  try {
+    owners = execFileSync("dpkg", ["-S", ...[...candidates.values()].flat()], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+  } catch (e) {
+    owners = e.stdout ?? ""; // exit 1 when some candidate is unknown; the others are still printed
+  }
+  const owner_of = new Map();
+  for (const line of owners.split("\n")) {
+    const m = line.match(/^([^:,]+)(?::[\w-]+)?: (\S+)$/);
+    if (m) owner_of.set(m[2], m[1]);
+  }
+  const linked = new Set();
+  for (const [lib, paths] of candidates) {
+    const owner = paths.map((p) => owner_of.get(p)).find(Boolean);
+    if (owner) linked.add(owner);
+    else problem(`the binaries link ${lib}, which no Debian package ships`);
   }
   for (const p of linked) if (!in_slim.has(p) && !runtime_packages.has(p)) problem(`the runtime stage lacks ${p}, which the binaries link`);
   for (const p of runtime_packages)
