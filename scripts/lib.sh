@@ -36,18 +36,35 @@ ensure_web_test_tools() {
   command -v node >/dev/null || missing+=(nodejs)
   command -v npm >/dev/null || missing+=(npm)
   apt_install ${missing[@]+"${missing[@]}"}
-  # the packages whose installed version is not the one package.json pins (all of them on a fresh clone)
+  npm_ci_pinned tests/web
+}
+
+# npm_ci_pinned DIR: `npm ci` in DIR (relative to the root) when a package its package.json pins is
+# missing or at another version (all of them on a fresh clone); nothing otherwise.
+npm_ci_pinned() {
   local stale
   stale=$(node -e '
     const dir = process.argv[1];
     const version = (name) => { try { return require(`${dir}/node_modules/${name}/package.json`).version; } catch { return ""; } };
     const pinned = Object.entries(require(`${dir}/package.json`).devDependencies);
     console.log(pinned.filter(([name, v]) => version(name) !== v).map(([name]) => name).join(" "));
-  ' "$ROOT/tests/web")
+  ' "$ROOT/$1")
   if [ -n "$stale" ]; then
-    say "installing $stale (tests/web)"
-    (cd "$ROOT/tests/web" && npm ci --no-audit --no-fund --loglevel=error)
+    say "installing $stale ($1)"
+    (cd "$ROOT/$1" && npm ci --no-audit --no-fund --loglevel=error)
   fi
+}
+
+# deploy_tests' tools, so that they run offline: systemd-analyze (Debian's systemd; it needs no
+# running systemd), Node.js, and the Containerfile linter and Kubernetes schemas from the npm
+# registry, pinned by tests/deploy/package-lock.json.
+ensure_deploy_test_tools() {
+  local missing=()
+  command -v systemd-analyze >/dev/null || missing+=(systemd)
+  command -v node >/dev/null || missing+=(nodejs)
+  command -v npm >/dev/null || missing+=(npm)
+  apt_install ${missing[@]+"${missing[@]}"}
+  npm_ci_pinned tests/deploy
 }
 
 export CCACHE_SLOPPINESS="pch_defines,time_macros,include_file_mtime,include_file_ctime"
