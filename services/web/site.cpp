@@ -113,6 +113,12 @@ net::http_response site::get(const std::string& path, const std::string& if_none
         r.body = R"({"status":"ok"})";
         return with_headers(std::move(r));
     }
+    // Nothing to wait for (no Redis), so ready while it runs; while draining, net::server answers
+    // 503 instead. A load balancer checks /readyz on every Warmline service alike.
+    if (path == "/readyz") {
+        r.body = R"({"status":"ready"})";
+        return with_headers(std::move(r));
+    }
     // Only exact names of files read at start: "..", "%2e" or a symlink never reach the disk.
     const auto it = assets_.find(path == "/" ? std::string("/index.html") : path);
     if (it == assets_.end()) {

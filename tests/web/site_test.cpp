@@ -65,6 +65,15 @@ TEST_CASE("site serves the app's files with their types and a strict CSP") {
     CHECK(js.headers.at("Referrer-Policy") == "no-referrer");
 }
 
+TEST_CASE("site is live on /healthz and ready on /readyz, having nothing to wait for") {
+    temp_root root;
+    web::site s(options_for(root));
+    CHECK(s.get("/healthz", "").status == 200);
+    const auto ready = s.get("/readyz", "");
+    CHECK(ready.status == 200);
+    CHECK(ready.body == R"({"status":"ready"})");
+}
+
 TEST_CASE("site never serves anything outside its root, dotfiles or unknown kinds of file") {
     temp_root root;
     web::site s(options_for(root));
