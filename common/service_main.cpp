@@ -96,9 +96,11 @@ void stop_on_signal(boost::asio::io_context& ioc, server& srv, std::chrono::mill
     signals->async_wait([&ioc, &srv, drain_delay, close_within, after = std::move(after), signals,
                          delay](const boost::system::error_code& ec, int) {
         if (ec) return;
-        // a second signal means "now": it ends the drain delay
+        // a second signal means "now": it ends the drain delay, whether or not the wait has
+        // begun (an expiry in the past cancels a wait in progress and makes a later one return)
+        delay->expires_after(drain_delay);
         signals->async_wait([delay](const boost::system::error_code& again, int) {
-            if (!again) delay->cancel();
+            if (!again) delay->expires_at(boost::asio::steady_timer::time_point::min());
         });
         srv.start_draining();
         if (drain_delay.count() > 0) {
@@ -109,7 +111,6 @@ void stop_on_signal(boost::asio::io_context& ioc, server& srv, std::chrono::mill
         boost::asio::co_spawn(ioc, [&ioc, &srv, drain_delay, close_within, after, signals,
                                     delay]() -> boost::asio::awaitable<void> {
             if (drain_delay.count() > 0) {
-                delay->expires_after(drain_delay);
                 co_await delay->async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
                 spdlog::info("shutting down");
             }
