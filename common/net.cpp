@@ -286,6 +286,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     std::atomic<std::uint16_t> port_{0};
     std::atomic<std::size_t> count_{0};
     std::atomic<std::uint64_t> next_id_{1};
+    std::atomic<bool> draining_{false};
 
     std::mutex mu_;
     bool stopping_ = false;  // guarded by mu_
@@ -622,8 +623,13 @@ asio::awaitable<void> serve_http(std::shared_ptr<server::impl> srv, Stream strea
         }
 
         std::optional<http_response> res;
+        if (srv->draining_.load() && r.path == "/readyz") {
+            // the service may still be ready in every other sense; what matters to a load
+            // balancer is that this process is about to close its connections
+            res = http_response{503, "application/json", R"({"status":"draining"})", {}};
+        }
         try {
-            res = co_await srv->handler_.on_http(std::move(r));
+            if (!res) res = co_await srv->handler_.on_http(std::move(r));
         } catch (const std::exception& e) {
             // the path only: a query may carry a credential (the relay's ticket)
             auto target = to_string(req.target());
@@ -749,9 +755,14 @@ std::uint16_t server::port() const { return impl_->port_.load(); }
 
 std::size_t server::connection_count() const { return impl_->count_.load(); }
 
+void server::start_draining() { impl_->draining_.store(true); }
+
+bool server::draining() const { return impl_->draining_.load(); }
+
 asio::awaitable<void> server::shutdown(std::chrono::milliseconds drain) {
     auto s = impl_;
     std::vector<std::shared_ptr<session_base>> live;
+    s->draining_.store(true);  // a stopping server is not ready either
     {
         std::lock_guard lock(s->mu_);
         s->stopping_ = true;

@@ -30,6 +30,9 @@ struct server_options {
     std::string tls_cert_file;                   // both set: TLS on this port
     std::string tls_key_file;
     std::size_t max_connections = 200000;        // beyond it: HTTP 503 before the upgrade
+    // Not the server's own: how long stop_on_signal (common/service_main) lets /readyz say
+    // "draining" before shutdown() closes the connections, so a load balancer stops sending here.
+    std::chrono::milliseconds drain_delay{0};
 };
 
 struct http_request {
@@ -91,6 +94,12 @@ public:
     void start();
     std::uint16_t port() const;
     std::size_t connection_count() const;
+    // From now on the server answers GET /readyz itself with 503 {"status":"draining"}, whatever
+    // the handler would say; everything else (accepting, serving, open WebSockets) goes on. A load
+    // balancer that checks /readyz stops sending new clients here before shutdown() closes the
+    // connections, so the clients that reconnect are sent elsewhere. Any thread; cannot be undone.
+    void start_draining();
+    bool draining() const;
     // Stop accepting, close every WebSocket with 1001 (going away), wait up to `drain` for them.
     boost::asio::awaitable<void> shutdown(std::chrono::milliseconds drain);
 

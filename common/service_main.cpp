@@ -4,7 +4,10 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
 #include <iostream>
@@ -22,6 +25,9 @@ void add_server_flags(config::options& opts, const std::string& listen, const st
     opts.add("handshake-timeout-ms", "10000", "time allowed for the HTTP/WebSocket handshake");
     opts.add("idle-timeout-ms", "60000", "a silent connection is pinged, then closed");
     opts.add("max-connections", "200000", "WebSocket connections this process accepts");
+    opts.add("drain-delay-ms", "0",
+             "on SIGTERM/SIGINT, answer /readyz with 503 \"draining\" this long, still serving, before closing "
+             "WebSockets with 1001 (set it above the load balancer's health-check interval)");
     opts.add("allowed-origins", "", "comma-separated Origins allowed to open a WebSocket (empty: any)");
     opts.add("tls-cert", "", "PEM certificate chain; with --tls-key, serve wss/https");
     opts.add("tls-key", "", "PEM private key");
@@ -74,6 +80,7 @@ server_options server_options_from(const config::options& opts) {
     so.handshake_timeout = opts.millis("handshake-timeout-ms", 100, 600000);
     so.idle_timeout = opts.millis("idle-timeout-ms", 100, 3600000);
     so.max_connections = static_cast<std::size_t>(opts.integer("max-connections", 1, 10000000));
+    so.drain_delay = opts.millis("drain-delay-ms", 0, 600000);
     so.allowed_origins = opts.list("allowed-origins");
     so.tls_cert_file = opts.str("tls-cert");
     so.tls_key_file = opts.str("tls-key");
@@ -82,15 +89,32 @@ server_options server_options_from(const config::options& opts) {
     return so;
 }
 
-void stop_on_signal(boost::asio::io_context& ioc, server& srv, std::chrono::milliseconds drain,
-                    std::function<void()> after) {
+void stop_on_signal(boost::asio::io_context& ioc, server& srv, std::chrono::milliseconds drain_delay,
+                    std::chrono::milliseconds close_within, std::function<void()> after) {
     auto signals = std::make_shared<boost::asio::signal_set>(ioc, SIGINT, SIGTERM);
-    signals->async_wait([&ioc, &srv, drain, after = std::move(after), signals](const boost::system::error_code& ec,
-                                                                              int) {
+    auto delay = std::make_shared<boost::asio::steady_timer>(ioc);
+    signals->async_wait([&ioc, &srv, drain_delay, close_within, after = std::move(after), signals,
+                         delay](const boost::system::error_code& ec, int) {
         if (ec) return;
-        spdlog::info("shutting down");
-        boost::asio::co_spawn(ioc, [&ioc, &srv, drain, after]() -> boost::asio::awaitable<void> {
-            co_await srv.shutdown(drain);
+        // a second signal means "now": it ends the drain delay, whether or not the wait has
+        // begun (an expiry in the past cancels a wait in progress and makes a later one return)
+        delay->expires_after(drain_delay);
+        signals->async_wait([delay](const boost::system::error_code& again, int) {
+            if (!again) delay->expires_at(boost::asio::steady_timer::time_point::min());
+        });
+        srv.start_draining();
+        if (drain_delay.count() > 0) {
+            spdlog::info("draining: /readyz answers 503 for {} ms, then connections are closed", drain_delay.count());
+        } else {
+            spdlog::info("shutting down");
+        }
+        boost::asio::co_spawn(ioc, [&ioc, &srv, drain_delay, close_within, after, signals,
+                                    delay]() -> boost::asio::awaitable<void> {
+            if (drain_delay.count() > 0) {
+                co_await delay->async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+                spdlog::info("shutting down");
+            }
+            co_await srv.shutdown(close_within);
             after();
             ioc.stop();
         }, boost::asio::detached);

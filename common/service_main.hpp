@@ -1,6 +1,7 @@
 // What every service's main() shares: the flags of its net::server (listen address, limits,
 // timeouts, Origin allowlist, TLS, logging), declared once so each --help and check agree, and
-// the run itself (Redis connections, the server, READY line, clean stop on SIGINT/SIGTERM).
+// the run itself (Redis connections, the server, READY line, clean stop on SIGINT/SIGTERM after
+// an optional drain that a load balancer can see on /readyz).
 #pragma once
 
 #include "common/config.hpp"
@@ -29,10 +30,12 @@ bool parse_and_log(config::options& opts, int argc, char** argv, const std::stri
 // Read them back (after opts.parse); throws config::config_error with a sentence on bad values.
 server_options server_options_from(const config::options& opts);
 
-// On SIGINT or SIGTERM: close the server's connections (1001, up to `drain`), run `after`
-// (stop the service and its Redis connections), then stop `ioc`. Call before ioc.run().
-void stop_on_signal(boost::asio::io_context& ioc, server& srv, std::chrono::milliseconds drain,
-                    std::function<void()> after);
+// On SIGINT or SIGTERM: report not ready on /readyz ("draining") for `drain_delay` while
+// serving on as before (a second signal cuts it short), then close the server's connections
+// (1001, waiting up to `close_within` for them), run `after` (stop the service and its Redis
+// connections), then stop `ioc`. Call before ioc.run().
+void stop_on_signal(boost::asio::io_context& ioc, server& srv, std::chrono::milliseconds drain_delay,
+                    std::chrono::milliseconds close_within, std::function<void()> after);
 
 // The rest of every service's main(). One I/O thread: a process mostly waits on Redis, and more
 // capacity comes from more processes against the same Redis. make(ioc, redis, events) builds
@@ -54,7 +57,7 @@ void serve(const std::string& program, const server_options& so, const redis::cl
                  ro.where.to_string());
     std::cout << "READY " << (so.tls_cert_file.empty() ? "ws" : "wss") << "://" << so.address << ":" << srv.port()
               << path << std::endl;
-    stop_on_signal(ioc, srv, std::chrono::seconds(5), [&] {
+    stop_on_signal(ioc, srv, so.drain_delay, std::chrono::seconds(5), [&] {
         svc->stop();
         events->stop();
         redis->stop();

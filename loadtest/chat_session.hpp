@@ -95,6 +95,8 @@ struct chat_event {
     kind what;
     std::string text;
     bool typing = false;
+    // connection_lost: the close code the relay sent (1001: it is shutting down), 0 if none
+    std::uint16_t close_code = 0;
 };
 
 // A sentence for the end of a chat, as the person on side `me` should read it.
@@ -362,14 +364,15 @@ private:
         events_.push_back({k, std::move(text)});
     }
 
-    void schedule_retry(const std::string& why) {
+    void schedule_retry(const std::string& why, std::uint16_t close_code = 0) {
         state_ = state::connecting;
         std::uniform_int_distribution<long> spread(0, retry_delay_.count() / 4);
         const auto delay = retry_delay_ + std::chrono::milliseconds(spread(jitter_));
         retry_at_ = clock::now() + delay;
         retry_delay_ = std::min(retry_delay_ * 2, opts_.max_retry);
         events_.push_back({chat_event::kind::connection_lost,
-                           why + "; trying again in " + std::to_string((delay.count() + 999) / 1000) + " s."});
+                           why + "; trying again in " + std::to_string((delay.count() + 999) / 1000) + " s.", false,
+                           close_code});
     }
 
     void lost_connection() {
@@ -381,7 +384,7 @@ private:
         } else if (code == 4401) {
             finish_ticket();
         } else {
-            schedule_retry("Lost the connection to the relay");
+            schedule_retry("Lost the connection to the relay", code);
         }
     }
 

@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
         spdlog::info("warmline-web serving {} files on {}:{}", site.file_count(), sopts.address, srv.port());
         std::cout << "READY " << (sopts.tls_cert_file.empty() ? "http" : "https") << "://" << sopts.address << ":"
                   << srv.port() << "/" << std::endl;
-        net::stop_on_signal(ioc, srv, std::chrono::seconds(1), [] {});
+        net::stop_on_signal(ioc, srv, sopts.drain_delay, std::chrono::seconds(1), [] {});
         ioc.run();
         return 0;
     } catch (const config::config_error& e) {

@@ -3,6 +3,7 @@
 #include "common/crypto.hpp"
 #include "common/log.hpp"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -63,8 +64,12 @@ std::string content_type_for(const std::string& name) {
 }
 
 std::string content_security_policy(const std::string& matchmaker_url, const std::vector<std::string>& connect_src) {
-    std::string connect = "'self' " + origin_of(matchmaker_url);
-    for (const auto& url : connect_src) connect += " " + origin_of(url);
+    // each origin once: behind one front door the matchmaker and the relays share one
+    std::vector<std::string> origins{origin_of(matchmaker_url)};
+    for (const auto& url : connect_src)
+        if (std::find(origins.begin(), origins.end(), origin_of(url)) == origins.end()) origins.push_back(origin_of(url));
+    std::string connect = "'self'";
+    for (const auto& o : origins) connect += " " + o;
     return "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
            "media-src 'self' data: blob:; connect-src " +
            connect + "; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; object-src 'none'";
@@ -111,6 +116,12 @@ net::http_response site::get(const std::string& path, const std::string& if_none
     net::http_response r;
     if (path == "/healthz") {
         r.body = R"({"status":"ok"})";
+        return with_headers(std::move(r));
+    }
+    // Nothing to wait for (no Redis), so ready while it runs; while draining, net::server answers
+    // 503 instead. A load balancer checks /readyz on every Warmline service alike.
+    if (path == "/readyz") {
+        r.body = R"({"status":"ready"})";
         return with_headers(std::move(r));
     }
     // Only exact names of files read at start: "..", "%2e" or a symlink never reach the disk.

@@ -475,6 +475,37 @@ TEST_CASE("net server: shutdown() closes every WebSocket with 1001 and returns o
     CHECK_THROWS_AS(late.connect(loopback, s.port(), "/ws", {}, 1s), std::runtime_error);
 }
 
+TEST_CASE("net server: while draining, /readyz is 503 \"draining\" and everything else goes on as before" *
+          doctest::timeout(10)) {
+    test_server s;
+    net::ws_client open_before;
+    open_before.connect(loopback, s.port(), "/ws");
+    REQUIRE(s.handler().wait_opened(1));
+    // the handler's own answer until then
+    CHECK(net::http_request_blocking(loopback, s.port(), "GET", "/readyz").status == 200);
+
+    s.server().start_draining();
+    CHECK(s.server().draining());
+    const auto ready = net::http_request_blocking(loopback, s.port(), "GET", "/readyz");
+    CHECK(ready.status == 503);
+    CHECK(ready.body == R"({"status":"draining"})");
+    // other requests, open WebSockets and new ones are served: only the balancer is told
+    CHECK(net::http_request_blocking(loopback, s.port(), "GET", "/healthz").body.find("path=/healthz") !=
+          std::string::npos);
+    open_before.send_text("still here");
+    CHECK(open_before.read(wait_limit)->data == "still here");
+    net::ws_client opened_while_draining;
+    opened_while_draining.connect(loopback, s.port(), "/ws");
+    opened_while_draining.send_text("new");
+    CHECK(opened_while_draining.read(wait_limit)->data == "new");
+
+    // the shutdown that follows closes them all with 1001, as without a drain
+    const auto done = s.start_shutdown(3s);
+    CHECK(read_until_closed(open_before) == 1001);
+    CHECK(read_until_closed(opened_while_draining) == 1001);
+    CHECK(done->wait());
+}
+
 TEST_CASE("net server: a WebSocket over TLS with a self-signed certificate echoes" * doctest::timeout(10)) {
     temp_dir dir;
     const auto [cert, key] = warmline::test::make_test_certificate(dir.path);

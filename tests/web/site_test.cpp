@@ -65,6 +65,25 @@ TEST_CASE("site serves the app's files with their types and a strict CSP") {
     CHECK(js.headers.at("Referrer-Policy") == "no-referrer");
 }
 
+TEST_CASE("site is live on /healthz and ready on /readyz, having nothing to wait for") {
+    temp_root root;
+    web::site s(options_for(root));
+    CHECK(s.get("/healthz", "").status == 200);
+    const auto ready = s.get("/readyz", "");
+    CHECK(ready.status == 200);
+    CHECK(ready.body == R"({"status":"ready"})");
+}
+
+TEST_CASE("site names each WebSocket origin once in the CSP, as behind one front door") {
+    temp_root root;
+    auto o = options_for(root);
+    o.matchmaker_url = "ws://127.0.0.1:8080/v1/ws";
+    o.connect_src = {"ws://127.0.0.1:8080/v1/relay"};
+    web::site s(std::move(o));
+    CHECK(s.get("/", "").headers.at("Content-Security-Policy").find("connect-src 'self' ws://127.0.0.1:8080;") !=
+          std::string::npos);
+}
+
 TEST_CASE("site never serves anything outside its root, dotfiles or unknown kinds of file") {
     temp_root root;
     web::site s(options_for(root));
