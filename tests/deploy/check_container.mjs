@@ -64,7 +64,7 @@ if (stages.length >= 2) {
   // test, run Redis or cache).
   const lib = fs.readFileSync(path.join(root, "scripts/lib.sh"), "utf8");
   const listed = lib.match(/PACKAGES=\(([^)]*)\)/)[1].split(/\s+/).filter(Boolean);
-  const not_for_building = new Set(["ccache", "doctest-dev", "redis-server", "redis-sentinel", "redis-tools", "openssl"]);
+  const not_for_building = new Set(["ccache", "doctest-dev", "redis-server", "redis-sentinel", "redis-tools", "openssl", "haproxy", "python3-matplotlib", "gnuplot"]);
   const build_packages = apt_packages(build);
   for (const p of listed) if (!not_for_building.has(p) && !build_packages.has(p)) problem(`the build stage does not install ${p} (scripts/lib.sh)`);
 

@@ -61,7 +61,6 @@ for f in "$units"/*.service; do
     *) problem "$n: ExecStart is not a Warmline program in /opt/warmline/bin"; continue ;;
   esac
   flags=$(env -i "$bin/$help" --help | grep -o 'WARMLINE_[A-Z0-9_]*' | sort -u)
-  flags+=$'\nWARMLINE_DRAIN_DELAY_MS'  # being added on another branch; ignored until then
   for envfile in $(sed -n 's#^EnvironmentFile=-\{0,1\}/etc/warmline/##p' "$f"); do
     example="$units/env/$envfile"
     [ -f "$example" ] || { problem "$n: loads /etc/warmline/$envfile, but env/$envfile is not in deploy/systemd"; continue; }

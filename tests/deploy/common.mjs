@@ -1,17 +1,12 @@
 // What the deploy checks share: a program's settings as its --help names them, and the report.
 import { execFileSync } from "node:child_process";
 
-// Variables of flags that another branch is adding (the drain delay before SIGTERM closes the
-// WebSockets); the manifests may set them already, since a program ignores a WARMLINE_* variable
-// it has no flag for. Remove a name once --help lists it.
-const pending = ["WARMLINE_DRAIN_DELAY_MS"];
-
 const cache = new Map();
-// The WARMLINE_* variables PROGRAM reads: every one its --help mentions, and the pending ones.
+// The WARMLINE_* variables PROGRAM reads: every one its --help mentions.
 export function flags_of(program) {
   if (!cache.has(program)) {
     const help = execFileSync(program, ["--help"], { encoding: "utf8", env: {} });
-    cache.set(program, new Set([...(help.match(/WARMLINE_[A-Z0-9_]+/g) ?? []), ...pending]));
+    cache.set(program, new Set(help.match(/WARMLINE_[A-Z0-9_]+/g) ?? []));
   }
   return cache.get(program);
 }
