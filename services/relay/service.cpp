@@ -132,6 +132,7 @@ presence_settings service::presence() const {
     p.lease_ms = settings_.node_lease.count();
     p.away_ms = settings_.peer_away.count();
     p.grace_ms = settings_.peer_grace.count();
+    p.sweep_ms = settings_.presence_interval.count();
     return p;
 }
 

@@ -14,6 +14,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <functional>
 #include <map>
@@ -231,7 +232,16 @@ asio::awaitable<void> store::each_bucket(std::function<asio::awaitable<void>(int
     if (st->error) std::rethrow_exception(st->error);
 }
 
-asio::awaitable<int> store::end_idle(std::int64_t since_unix_ms, int limit) {
+asio::awaitable<bool> store::my_turn(const std::string& sweep, const std::string& node, std::int64_t every_ms) {
+    // a little shorter than the interval, so that the next tick of any process finds it free
+    auto v = co_await chat_->command(argv("SET", keys::relay_turn(sweep), node, "NX", "PX",
+                                          std::to_string(std::max<std::int64_t>(1, every_ms * 9 / 10))));
+    co_return !v.is_nil();
+}
+
+asio::awaitable<int> store::end_idle(std::int64_t since_unix_ms, int limit, std::int64_t every_ms,
+                                     const std::string& node) {
+    if (!co_await my_turn("idle", node, every_ms)) co_return 0;
     std::vector<std::string> idle;
     co_await each_bucket([&](int b) -> asio::awaitable<void> {
         auto v = co_await run("end_idle", "", 's', argv(std::to_string(since_unix_ms), std::to_string(limit)),
@@ -258,24 +268,27 @@ asio::awaitable<std::vector<std::string>> store::lease(const presence_settings& 
 asio::awaitable<int> store::presence(const presence_settings& p) {
     const auto dead = co_await lease(p);
     int handled = 0;
-    std::vector<std::string> lost;
-    co_await each_bucket([&](int b) -> asio::awaitable<void> {
-        auto args = argv(std::to_string(p.lease_ms), std::to_string(p.away_ms), std::to_string(p.grace_ms),
-                         std::to_string(p.limit));
-        args.insert(args.end(), dead.begin(), dead.end());
-        auto v = co_await run("presence", "", 's', std::move(args), bucket_name(b));
-        handled += static_cast<int>(int_at(v, 1));
-        for (std::size_t i = 2; i < v.elements.size(); ++i) lost.push_back(v.elements[i].str);
-    });
-    for (const auto& side : lost) {
-        auto [session, role] = split_side(side);
-        if (role) co_await finish(session, "peer_lost", std::string(1, role));
-    }
-    if (!dead.empty()) {
-        auto args = argv(std::to_string(now_()), std::to_string(settings_.state_ttl_s), "", "s");
-        args.insert(args.end(), dead.begin(), dead.end());
-        std::vector<std::string> nodes_key{keys::relay_nodes()};
-        co_await chat_->eval(scripts_.at("drop_nodes"), std::move(nodes_key), std::move(args));
+    if (co_await my_turn("presence", p.node, p.sweep_ms)) {
+        std::vector<std::string> lost;
+        co_await each_bucket([&](int b) -> asio::awaitable<void> {
+            auto args = argv(std::to_string(p.lease_ms), std::to_string(p.away_ms), std::to_string(p.grace_ms),
+                             std::to_string(p.limit));
+            args.insert(args.end(), dead.begin(), dead.end());
+            auto v = co_await run("presence", "", 's', std::move(args), bucket_name(b));
+            handled += static_cast<int>(int_at(v, 1));
+            for (std::size_t i = 2; i < v.elements.size(); ++i) lost.push_back(v.elements[i].str);
+        });
+        for (const auto& side : lost) {
+            auto [session, role] = split_side(side);
+            if (role) co_await finish(session, "peer_lost", std::string(1, role));
+        }
+        // every bucket has let the dead processes' sides go: they can leave the lease list
+        if (!dead.empty()) {
+            auto args = argv(std::to_string(now_()), std::to_string(settings_.state_ttl_s), "", "s");
+            args.insert(args.end(), dead.begin(), dead.end());
+            std::vector<std::string> nodes_key{keys::relay_nodes()};
+            co_await chat_->eval(scripts_.at("drop_nodes"), std::move(nodes_key), std::move(args));
+        }
     }
     handled += co_await drain_ended();
     handled += co_await end_unseen(p.grace_ms);

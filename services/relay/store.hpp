@@ -51,6 +51,7 @@ struct presence_settings {
     std::int64_t lease_ms = 5000;   // a relay process silent this long (on Redis's clock) is presumed dead
     std::int64_t away_ms = 30000;
     std::int64_t grace_ms = 120000;
+    std::int64_t sweep_ms = 1000;  // --presence-sweep-ms
     int limit = 200;
 };
 
@@ -86,12 +87,15 @@ public:
     // One side ends its chat (its relay ticket proved which), as the matchmaker's EndChat does.
     boost::asio::awaitable<outcome<bool>> end(std::string session, char role);
     // End the chats nobody wrote in since `since_unix_ms` (up to `limit` per bucket); returns
-    // how many this call ended.
-    boost::asio::awaitable<int> end_idle(std::int64_t since_unix_ms, int limit);
-    // One round of the presence sweep: this process's lease (lease.lua), then in every bucket
-    // the sides of dead processes, sides away, sides lost (presence.lua); then the chats the
-    // control Redis ended (wl:relay:ended) purged, and chats no side ever joined ended as lost.
-    // Returns how many items it handled.
+    // how many this call ended. One relay process a turn (`every_ms`, this process's interval)
+    // sweeps the buckets; the others find the turn taken and do nothing.
+    boost::asio::awaitable<int> end_idle(std::int64_t since_unix_ms, int limit, std::int64_t every_ms,
+                                         const std::string& node);
+    // One round of the presence sweep: this process's lease (lease.lua); then, if it is this
+    // process's turn (one relay process a --presence-sweep-ms, wl:{relay}:turn:presence), in
+    // every bucket the sides of dead processes, sides away, sides lost (presence.lua); then the
+    // chats the control Redis ended (wl:relay:ended) purged, and chats no side ever joined ended
+    // as lost. Returns how many items it handled.
     boost::asio::awaitable<int> presence(const presence_settings& p);
     // After an outage: renew the lease and say which sides this process holds, each as
     // "<session>|<s|l>|<connection id>" (node_sync.lua, in every bucket).
@@ -120,6 +124,8 @@ private:
                                         bool requeue_seeker = false);
     boost::asio::awaitable<void> purge(std::string session, std::string ended_pb);
     boost::asio::awaitable<std::vector<std::string>> lease(const presence_settings& p);
+    // Whether this process takes this turn of `sweep` (the first to ask in `every_ms` does).
+    boost::asio::awaitable<bool> my_turn(const std::string& sweep, const std::string& node, std::int64_t every_ms);
     // Run `step` for every bucket at once; rethrows the first failure once all are done.
     boost::asio::awaitable<void> each_bucket(std::function<boost::asio::awaitable<void>(int)> step);
     boost::asio::awaitable<int> drain_ended();

@@ -70,7 +70,7 @@ asio::awaitable<void> service::idle_loop() {
     while (co_await tick(*t, settings_.idle_sweep_interval)) {
         try {
             auto since = store_.now_ms() - settings_.idle_limit.count();
-            if (int n = co_await store_.end_idle(since, 100); n > 0)
+            if (int n = co_await store_.end_idle(since, 100, settings_.idle_sweep_interval.count(), node_); n > 0)
                 metrics_.counter("warmline_relay_idle_ended_total", "Chats ended because nobody wrote").fetch_add(n);
         } catch (const std::exception& e) {
             spdlog::warn("relay: idle sweep failed: {}", e.what());
