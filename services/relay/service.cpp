@@ -297,7 +297,8 @@ asio::awaitable<RelayServerMessage> service::handle(participant_ptr p, const Rel
         co_return r ? ok_reply<RelayServerMessage>() : refusal_reply<RelayServerMessage>(r.error);
     }
     case B::kTyping: {
-        auto r = co_await store_.signal(p->session, p->role, "typing", m.typing().typing() ? "1" : "0");
+        std::string on = m.typing().typing() ? "1" : "0";
+        auto r = co_await store_.signal(p->session, p->role, "typing", std::move(on));
         co_return r ? ok_reply<RelayServerMessage>() : refusal_reply<RelayServerMessage>(r.error);
     }
     case B::kRead: {

@@ -81,8 +81,12 @@ asio::awaitable<redis::value> store::run_control(std::string name, std::string s
 // ---- ending a chat: the control Redis first, then this chat's records -------------------------
 
 asio::awaitable<bool> store::finish(std::string session, std::string by, std::string lost, bool requeue_seeker) {
-    auto v = co_await run_control("finish", session, argv(std::move(by), std::move(lost), requeue_seeker ? "1" : "0"));
-    co_await purge(std::move(session), str_at(v, 1));
+    // (no ?: or temporaries inside a co_await's arguments: GCC 12 destroys such a temporary twice)
+    std::string requeue = requeue_seeker ? "1" : "0";
+    auto args = argv(std::move(by), std::move(lost), std::move(requeue));
+    auto v = co_await run_control("finish", session, std::move(args));
+    std::string ended_pb = str_at(v, 1);
+    co_await purge(std::move(session), std::move(ended_pb));
     co_return str_at(v, 0) == "ok";
 }
 
@@ -101,7 +105,9 @@ asio::awaitable<int> store::drain_ended() {
     auto due = co_await control_->command(argv("ZRANGE", keys::relay_ended(), "0", "99"));
     for (const auto& s : due.elements) {
         auto pb = co_await control_->command(argv("HGET", keys::session(s.str), "ended_pb"));
-        co_await purge(s.str, pb.is_nil() ? std::string() : pb.str);
+        std::string ended_pb;
+        if (!pb.is_nil()) ended_pb = pb.str;
+        co_await purge(s.str, std::move(ended_pb));
     }
     co_return static_cast<int>(due.elements.size());
 }
@@ -203,7 +209,8 @@ asio::awaitable<void> store::gone(std::string session, char role, std::string co
 
 asio::awaitable<outcome<bool>> store::end(std::string session, char role) {
     outcome<bool> out;
-    if (co_await finish(std::move(session), role == 's' ? "seeker" : "listener")) out.value = true;
+    std::string by = role == 's' ? "seeker" : "listener";
+    if (co_await finish(std::move(session), std::move(by))) out.value = true;
     else out.error.message = "That chat is not open.", out.error.code = "NOT_FOUND";
     co_return out;
 }
