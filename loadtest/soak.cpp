@@ -481,7 +481,22 @@ int run(const options& o) {
         }
     };
 
-    std::vector<std::thread> seeker_threads;
+    // a seeker's thread is joined once it is done, so that a long run does not keep them all
+    struct seeker_thread {
+        std::shared_ptr<std::atomic<bool>> done;
+        std::thread t;
+    };
+    std::vector<seeker_thread> seeker_threads;
+    const auto join_finished = [&] {
+        for (auto it = seeker_threads.begin(); it != seeker_threads.end();) {
+            if (*it->done) {
+                it->t.join();
+                it = seeker_threads.erase(it);
+            } else {
+                ++it;
+            }
+        }
+    };
     while (now_ms() < end_ms) {
         const double now = now_ms();
         if (now >= next_arrival) {
@@ -492,9 +507,14 @@ int run(const options& o) {
             sp.chat_ms = std::uniform_real_distribution<double>(5000, 30000)(rng);
             sp.ender = unit(rng) < 0.5 ? seeker_side : listener_side;
             sp.seed = rng();
-            seeker_threads.emplace_back(run_seeker, std::ref(run), sp);
+            auto done = std::make_shared<std::atomic<bool>>(false);
+            seeker_threads.push_back({done, std::thread([&run, sp, done] {
+                                          run_seeker(run, sp);
+                                          *done = true;
+                                      })});
             ++seekers;
         }
+        if (now >= next_sample) join_finished();  // once a second, before watch() moves it on
         watch(now);
         std::this_thread::sleep_for(10ms);
     }
@@ -528,7 +548,7 @@ int run(const options& o) {
         std::this_thread::sleep_for(50ms);
     }
     run.quit = true;
-    for (auto& t : seeker_threads) t.join();
+    for (auto& st : seeker_threads) st.t.join();
     for (auto& t : threads) t.join();
     std::cerr << "\n";
 
@@ -626,7 +646,7 @@ int main(int argc, char** argv) {
     };
     try {
         if (!warmline::bench::apply_flags(argc, argv, set, usage)) return 0;
-        if (o.seconds < 20) throw std::invalid_argument("--seconds must be at least 20 (the faults need room)");
+        if (o.seconds < 30) throw std::invalid_argument("--seconds must be at least 30 (the faults need room)");
         return run(o);
     } catch (const std::exception& e) {
         std::cerr << "warmline-soak: " << e.what() << "\n";

@@ -74,7 +74,7 @@ struct planned_fault {
 
 // For a run of `seconds`: one of each kind per started window (failover every 180 s, the others
 // every 120 s; at least one of each), at random times between 8 s and 10 s before the end, at
-// least 6 s apart, so that each fault's recovery can be seen on its own.
+// least 6 s apart (failovers 30 s), so that each fault's recovery can be seen on its own.
 inline std::vector<planned_fault> plan_faults(double seconds, std::mt19937_64& rng) {
     std::vector<std::string> kinds;
     const auto add = [&](const std::string& k, double every_s) {
@@ -86,18 +86,26 @@ inline std::vector<planned_fault> plan_faults(double seconds, std::mt19937_64& r
     add("redis_stall", 120);
     add("failover", 180);
     const double from = 8000, to = std::max(from + 1000, seconds * 1000 - 10000);
-    const double gap = std::min(6000.0, (to - from) / static_cast<double>(kinds.size() + 1));
+    // one fault in each of n equal slots, at a random time that leaves the next slot's fault at
+    // least `gap` (6 s, or half a slot when slots are short) later
+    const double slot = (to - from) / static_cast<double>(kinds.size());
+    const double gap = std::min(6000.0, slot / 2);
+    std::uniform_real_distribution<double> within(0, slot - gap);
     std::vector<double> at;
-    std::uniform_real_distribution<double> pick(from, to);
+    for (std::size_t i = 0; i < kinds.size(); ++i) at.push_back(from + static_cast<double>(i) * slot + within(rng));
+    // two failovers at least 30 s apart where there is room: Sentinel makes the old primary a
+    // replica only ~10 s after a failover, and until then there is no replica to fail over to
     for (int attempt = 0; attempt < 10000; ++attempt) {
-        at.clear();
-        for (std::size_t i = 0; i < kinds.size(); ++i) at.push_back(pick(rng));
-        std::sort(at.begin(), at.end());
+        std::shuffle(kinds.begin(), kinds.end(), rng);
         bool ok = true;
-        for (std::size_t i = 1; i < at.size(); ++i) ok = ok && at[i] - at[i - 1] >= gap;
+        double last_failover = -1e9;
+        for (std::size_t i = 0; i < at.size(); ++i) {
+            if (kinds[i] != "failover") continue;
+            ok = ok && at[i] - last_failover >= 30000;
+            last_failover = at[i];
+        }
         if (ok) break;
     }
-    std::shuffle(kinds.begin(), kinds.end(), rng);
     std::vector<planned_fault> out;
     for (std::size_t i = 0; i < kinds.size(); ++i) out.push_back({at[i], kinds[i]});
     return out;
