@@ -358,6 +358,9 @@ std::string num_or_null(double v, int decimals) {
     return o.str();
 }
 
+// A latency on the progress line: "-" when there was none to measure.
+std::string shown(double ms) { return std::isfinite(ms) ? num_or_null(ms, 0) : "-"; }
+
 int run(const options& o) {
     const std::uint64_t seed = o.seed.empty() ? std::random_device{}() : std::stoull(o.seed);
     std::cerr << "soak: seed " << seed << " (--seed " << seed << " repeats the arrivals, the people and the faults)\n";
@@ -476,8 +479,8 @@ int run(const options& o) {
             const double since = now - 10000;
             std::fprintf(stderr, "\rsoak %5.0f/%.0f s | matches %lld | messages %lld | faults %lld | last 10 s: offer p99 %s ms, msg p99 %s ms   ",
                          now / 1000, o.seconds, book.matches(), book.messages(), book.faults(),
-                         num_or_null(book.offer_percentile(99, since), 0).c_str(),
-                         num_or_null(book.message_percentile(99, since), 0).c_str());
+                         shown(book.offer_percentile(99, since)).c_str(),
+                         shown(book.message_percentile(99, since)).c_str());
         }
     };
 
