@@ -274,6 +274,9 @@ public:
     std::size_t unreceived() const { return kept_.size() + waiting_for_key_.size(); }
     // The highest sequence number of the other side's messages shown here.
     std::uint64_t delivered() const { return receiver_ ? receiver_->delivered() : 0; }
+    // The relay has this side's messages up to this sequence number (its Ack, or the welcome's
+    // sent_through after a resume, which can be lower if Redis lost its last writes).
+    std::uint64_t acknowledged_through() const { return stored_through_; }
     // How many times the relay welcomed this side (1 + successful resumes).
     int welcomes() const { return welcomes_; }
 
