@@ -4,11 +4,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PACKAGES=(build-essential cmake ninja-build ccache pkg-config libboost1.81-all-dev libhiredis-dev
           libspdlog-dev libprotobuf-dev protobuf-compiler doctest-dev redis-server redis-sentinel redis-tools libssl-dev openssl
-<<<<<<< HEAD
-          haproxy)
-=======
-          python3-matplotlib)  # python3-matplotlib: the soak's chart (scripts/soak)
->>>>>>> soak
+          haproxy python3-matplotlib)  # haproxy: scripts/up --fleet; python3-matplotlib: the soak's chart
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
