@@ -15,7 +15,14 @@ apt_install() {
   local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  # all at once; if that fails (one package's dependencies can hold the others back), one by one,
+  # so that the one that cannot be installed is named
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null && return 0
+  local p
+  for p in "$@"; do
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$p" >/dev/null ||
+      { echo "could not install $p" >&2; return 1; }
+  done
 }
 
 ensure_packages() {
