@@ -622,8 +622,9 @@ int run(const options& o) {
         .integer("processes_died", crashed);
     j.print();
     for (const auto& e : fault_errors) std::cerr << "soak: a fault could not be made: " << e << "\n";
+    // recovery: NaN when the run had no failover, infinity when one never recovered
     const bool broken = lost || duplicates || wedged_chats || dropped || !fault_errors.empty() || crashed ||
-                        !std::isfinite(recovery);
+                        std::isinf(recovery);
     return broken ? 1 : 0;
 }
 
