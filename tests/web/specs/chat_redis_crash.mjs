@@ -12,6 +12,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { until } from "../harness.mjs";
 import { T, withStack, blankPage, routeSockets, countSockets, availableListener, visit, askForChat, acceptAndChat, say,
+         waitForMessage, expectTranscript, axeViolations } from "../flows.mjs";
 
 // A chat's bucket, as the relay computes it (relay::bucket_of, docs/redis-keys.md): "b" and the
 // low byte of the CRC16 (XMODEM, Redis Cluster's) of its id, in two hex digits.
@@ -23,7 +24,6 @@ function bucketOf(id) {
   }
   return "b" + (crc & 0xff).toString(16).padStart(2, "0");
 }
-         waitForMessage, expectTranscript, axeViolations } from "../flows.mjs";
 
 const NOT_DELIVERED = /could not be delivered/;
 
