@@ -296,9 +296,11 @@ asio::awaitable<int> store::presence(const presence_settings& p) {
             std::vector<std::string> nodes_key{keys::relay_nodes()};
             co_await chat_->eval(scripts_.at("drop_nodes"), std::move(nodes_key), std::move(args));
         }
+        // the control Redis's queues too: every relay doing them each tick purged the same chats
+        // several times over
+        handled += co_await drain_ended();
+        handled += co_await end_unseen(p.grace_ms);
     }
-    handled += co_await drain_ended();
-    handled += co_await end_unseen(p.grace_ms);
     co_return handled;
 }
 

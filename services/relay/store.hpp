@@ -92,10 +92,10 @@ public:
     boost::asio::awaitable<int> end_idle(std::int64_t since_unix_ms, int limit, std::int64_t every_ms,
                                          const std::string& node);
     // One round of the presence sweep: this process's lease (lease.lua); then, if it is this
-    // process's turn (one relay process a --presence-sweep-ms, wl:{relay}:turn:presence), in
-    // every bucket the sides of dead processes, sides away, sides lost (presence.lua); then the
-    // chats the control Redis ended (wl:relay:ended) purged, and chats no side ever joined ended
-    // as lost. Returns how many items it handled.
+    // process's turn (one relay process a --presence-sweep-ms, wl:{relay}:turn:presence): in
+    // every bucket the sides of dead processes, sides away, sides lost (presence.lua), the chats
+    // the control Redis ended (wl:relay:ended) purged, and chats no side ever joined ended as
+    // lost. Returns how many items it handled.
     boost::asio::awaitable<int> presence(const presence_settings& p);
     // After an outage: renew the lease and say which sides this process holds, each as
     // "<session>|<s|l>|<connection id>" (node_sync.lua, in every bucket).

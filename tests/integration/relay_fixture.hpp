@@ -49,6 +49,14 @@ struct relay_process {
         proc = std::make_unique<child_process>(argv, log);
         port = proc->ready_port();
     }
+
+    // READY comes once it listens, before its Redis connections are up; a test that connects at
+    // once (a ticket is checked against Redis) waits for /readyz first.
+    void wait_ready(std::chrono::seconds limit = std::chrono::seconds(10)) const {
+        const auto deadline = std::chrono::steady_clock::now() + limit;
+        while (net::http_request_blocking("127.0.0.1", port, "GET", "/readyz").status != 200)
+            REQUIRE(std::chrono::steady_clock::now() < deadline);
+    }
 };
 
 struct relay_fixture {

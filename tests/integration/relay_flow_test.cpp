@@ -338,10 +338,7 @@ TEST_CASE("relay: a chat nobody writes in ends with a notice" * doctest::timeout
     const auto active = keys::relay_active(relay::bucket_of(session));
     for (int i = 0; i < 150; ++i) f.mm.server.cmd({"ZADD", active, "1", "c-expired-" + std::to_string(i)});
     relay_process a(f.mm.server.url(), f.log, {"--idle-limit-ms=300", "--idle-sweep-ms=50"});
-    // READY comes before Redis is connected: a ticket is checked against Redis
-    const auto up_by = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (net::http_request_blocking("127.0.0.1", a.port, "GET", "/readyz").status != 200)
-        REQUIRE(std::chrono::steady_clock::now() < up_by);
+    a.wait_ready();
     relay_peer seeker(a.port, relay_fixture::ticket_for(session, ticket::role::seeker));
     REQUIRE(seeker.hello(key_of('s')).has_welcome());
     auto ended = seeker.until([](const M& m) { return m.has_ended(); }, std::chrono::seconds(10));
