@@ -138,6 +138,10 @@ public:
     void stop();
 
     bool connected() const;
+    // The number of the connection in use now, unique in this process (0 while disconnected).
+    // WAIT counts only writes made on its own connection: a write and a WAIT that see the same
+    // link_id went over one connection (a reconnect in between changes it).
+    std::uint64_t link_id() const;
     // Why the last connection attempt or connection failed; empty while healthy.
     std::string last_error() const;
     // Completes when connected; throws `unavailable` after `timeout`.
@@ -202,6 +206,8 @@ public:
 
     // The slot map is loaded and every primary in it is connected.
     bool connected() const;
+    // client::link_id of the connection to the primary that serves `key`'s slot (0: none yet).
+    std::uint64_t link_id_near(std::string_view key) const;
     std::string last_error() const;
     // Completes once connected(); throws `unavailable` after `timeout`.
     boost::asio::awaitable<void> wait_connected(std::chrono::milliseconds timeout);
@@ -251,6 +257,8 @@ public:
     void start();
     void stop();
     bool connected() const;
+    // As cluster_client::link_id_near; on one server client::link_id.
+    std::uint64_t link_id_near(std::string_view key) const;
     bool is_cluster() const { return cluster_ != nullptr; }
     void on_state_change(std::function<void(bool up)> f);
     boost::asio::awaitable<void> wait_connected(std::chrono::milliseconds timeout);

@@ -57,6 +57,31 @@ redis::client_options redis_options_from(const config::options& opts, const std:
     return ro;
 }
 
+void add_ack_flags(config::options& opts, const std::string& what, const std::string& refused,
+                   const std::string& degrade_after) {
+    opts.add("ack-replicas", "0",
+             what + " waits until this many Redis replicas have the write (WAIT), so that it survives a failover; "
+                    "0: it follows the write on the primary");
+    opts.add("ack-timeout-ms", "1000",
+             "with --ack-replicas, how long to wait for the replicas before " + refused +
+                 " is refused with UNAVAILABLE (below --redis-timeout-ms)");
+    opts.add("ack-degrade-after-ms", degrade_after,
+             "with --ack-replicas, replicas silent this long are presumed gone: writes are confirmed without them "
+             "(as with --ack-replicas 0) until ROLE shows them attached again; 0: never, " + refused +
+                 " is refused while no replica confirms it. Keep it above a failover's switch (a few seconds)");
+}
+
+ack_settings ack_settings_from(const config::options& opts, const redis::client_options& ro) {
+    ack_settings a;
+    a.replicas = static_cast<int>(opts.integer("ack-replicas", 0, 100));
+    a.timeout = opts.millis("ack-timeout-ms", 1, 600000);
+    a.degrade_after = opts.millis("ack-degrade-after-ms", 0, 86400000);
+    if (a.replicas > 0 && ro.command_timeout.count() > 0 && a.timeout >= ro.command_timeout)
+        throw config::config_error("--ack-timeout-ms must be below --redis-timeout-ms: a WAIT that outlasts the "
+                                   "command deadline would close the connection");
+    return a;
+}
+
 bool parse_and_log(config::options& opts, int argc, char** argv, const std::string& program) {
     if (!opts.parse(argc, argv)) {
         std::cout << opts.help();

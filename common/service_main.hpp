@@ -24,6 +24,19 @@ void add_server_flags(config::options& opts, const std::string& listen, const st
 void add_redis_flags(config::options& opts);
 // Read them back: connections named "<program>-<pid>" (CLIENT LIST); throws config::config_error.
 redis::client_options redis_options_from(const config::options& opts, const std::string& program);
+// --ack-replicas, --ack-timeout-ms and --ack-degrade-after-ms (common/replica_acks.hpp): `what`
+// is what waits ("an Ack", "a reply that changed something"), `refused` what is refused when the
+// replicas do not confirm it; `degrade_after` the service's default (milliseconds, "0": never).
+void add_ack_flags(config::options& opts, const std::string& what, const std::string& refused,
+                   const std::string& degrade_after);
+struct ack_settings {
+    int replicas = 0;  // 0: off
+    std::chrono::milliseconds timeout{1000};
+    std::chrono::milliseconds degrade_after{0};
+};
+// Read them back; the timeout must stay below the command deadline of `ro` (a WAIT that
+// outlasts it would close the connection). Throws config::config_error.
+ack_settings ack_settings_from(const config::options& opts, const redis::client_options& ro);
 // Parse flags and WARMLINE_* variables; on --help print the help and return false; otherwise
 // start logging as `program` (--log-format, --log-level) and return true.
 bool parse_and_log(config::options& opts, int argc, char** argv, const std::string& program);

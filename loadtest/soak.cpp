@@ -30,7 +30,7 @@ void run_seeker(run_state& run, seeker_plan plan) {
     bool cancelled = false;
     bool dropped = false;
     bool checking = false, checked = false;
-    double t_request = -1, retry_request_at = -1, cancel_at = -1;
+    double t_request = -1, retry_request_at = -1, retry_hello_at = -1, cancel_at = -1;
     std::string request_id;
     std::unique_ptr<chat_side> chat;
     bool had_chat = false;
@@ -119,6 +119,10 @@ void run_seeker(run_state& run, seeker_plan plan) {
                     confirmed = true;
                     t_request = now_ms();
                 }
+            } else if (m.has_error() && m.request_id() == mm.first_id() && m.error().code() != v1::RESUME_FAILED) {
+                // UNAVAILABLE (Redis away, or a change no replica confirmed): say hello again shortly
+                retry_hello_at = now_ms() + 500;
+                run.book->asked_again();
             } else if (m.has_error() && m.request_id() == mm.first_id() && !resume.empty()) {
                 // RESUME_FAILED: the seeker's record is gone. A seeker that was waiting lost its place.
                 if (checking) checked = true;
@@ -132,9 +136,14 @@ void run_seeker(run_state& run, seeker_plan plan) {
                 waiting = false;
             } else if (m.has_error() && m.request_id() == request_id && waiting && !cancelled) {
                 retry_request_at = now_ms() + 500;  // UNAVAILABLE during an outage: ask again
+                run.book->asked_again();
             }
         }
         if (retry_request_at > 0 && now >= retry_request_at && mm.connected()) request();
+        if (retry_hello_at > 0 && now >= retry_hello_at) {
+            retry_hello_at = 0;
+            mm.reopen();
+        }
         if (chat) {
             chat->step(chat->done() ? 0ms : 10ms, end_via_mm);
             if (chat->wants_ticket()) mm.reopen();  // a resume brings a fresh ticket
@@ -179,7 +188,8 @@ void run_listener(run_state& run, listener_plan plan) {
     bool want_available = true;
     bool available = false;
     double next_toggle = now_ms() + std::uniform_real_distribution<double>(8000, 20000)(rng);
-    double asked_available_at = -1e9;
+    double asked_available_at = -1e9, retry_sign_in_at = -1, retry_avail_at = -1;
+    std::string avail_id;  // the last SetAvailability's request id
     struct offer {
         double t_seen, accept_at, t_accept_sent = -1;
     };
@@ -195,7 +205,7 @@ void run_listener(run_state& run, listener_plan plan) {
     const auto set_available = [&](bool on) {
         v1::ClientMessage m;
         m.mutable_set_availability()->set_available(on);
-        mm.send(m);
+        avail_id = mm.send(m);
         asked_available_at = now_ms();
     };
     const auto end_via_mm = [&](const std::string& session) {
@@ -264,14 +274,31 @@ void run_listener(run_state& run, listener_plan plan) {
                 accepts.erase(m.request_id());
             } else if (m.has_chat_ended()) {
                 if (auto it = chats.find(m.chat_ended().session_id()); it != chats.end()) it->second->ended_elsewhere();
+            } else if (m.has_error() && m.request_id() == mm.first_id()) {
+                retry_sign_in_at = now_ms() + 500;  // UNAVAILABLE: sign in again shortly
+                run.book->asked_again();
+            } else if (m.has_error() && m.request_id() == avail_id) {
+                retry_avail_at = now_ms() + 500;  // UNAVAILABLE: say it again shortly
+                run.book->asked_again();
             } else if (m.has_error()) {
                 if (auto a = accepts.find(m.request_id()); a != accepts.end()) {
                     auto it = offers.find(a->second);
-                    if (it != offers.end() && m.error().code() == v1::UNAVAILABLE) it->second.accept_at = now_ms() + 300;
+                    if (it != offers.end() && m.error().code() == v1::UNAVAILABLE) {
+                        it->second.accept_at = now_ms() + 300;
+                        run.book->asked_again();
+                    }
                     else if (it != offers.end()) offers.erase(it);  // withdrawn or expired
                     accepts.erase(a);
                 }
             }
+        }
+        if (retry_sign_in_at > 0 && now >= retry_sign_in_at) {
+            retry_sign_in_at = -1;
+            mm.reopen();
+        }
+        if (retry_avail_at > 0 && now >= retry_avail_at && mm.connected()) {
+            retry_avail_at = -1;
+            set_available(want_available);
         }
         for (auto& [id, o] : offers) {
             if (o.accept_at > 0 && now >= o.accept_at && mm.connected()) {
@@ -618,6 +645,7 @@ int run(const options& o) {
         .num("msg_p50_ms", book.message_percentile(50), 1)
         .integer("dashboard_snapshots", view.snapshots)
         .num("dashboard_max_gap_s", view.max_gap_s, 1)
+        .integer("requests_asked_again", book.asked_again_count())
         .integer("fault_errors", static_cast<long long>(fault_errors.size()))
         .integer("processes_died", crashed);
     j.print();

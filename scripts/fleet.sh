@@ -131,7 +131,7 @@ for i in 0 1 2; do
 done
 for i in 0 1 2; do
   supervise "matchmaker-$((i + 1))" "$ROOT/build/services/matchmaker/matchmaker" --listen "127.0.0.1:${mm[i]}" \
-    --relay-url "ws://127.0.0.1:$front/v1/relay"
+    --relay-url "ws://127.0.0.1:$front/v1/relay" --ack-replicas 1
 done
 supervise web-1 "$ROOT/build/services/web/warmline-web" --listen "127.0.0.1:$web" \
   --matchmaker-url "ws://127.0.0.1:$front/v1/ws" --connect-src "ws://127.0.0.1:$front"
@@ -184,7 +184,7 @@ cat <<INFO
     HAProxy:      stats at http://127.0.0.1:$stats/ (CSV: http://127.0.0.1:$stats/;csv),
                   admin socket var/fleet/run/haproxy.sock
     Matchmakers:  127.0.0.1:${mm[0]}, :${mm[1]}, :${mm[2]}
-    Relays:       127.0.0.1:${relay[0]}, :${relay[1]}, :${relay[2]}   (--ack-replicas 1)
+    Relays:       127.0.0.1:${relay[0]}, :${relay[1]}, :${relay[2]}   (--ack-replicas 1, as the matchmakers)
     Web app:      127.0.0.1:$web
     Redis:        $REDIS_URL
                   (primary 127.0.0.1:$redis1, replica 127.0.0.1:$redis2, data in var/fleet/)

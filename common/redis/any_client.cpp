@@ -27,6 +27,9 @@ std::string any_client::node_of(std::string_view key) const {
 
 void any_client::start() { cluster_ ? cluster_->start() : single_->start(); }
 void any_client::stop() { cluster_ ? cluster_->stop() : single_->stop(); }
+std::uint64_t any_client::link_id_near(std::string_view key) const {
+    return cluster_ ? cluster_->link_id_near(key) : single_->link_id();
+}
 bool any_client::connected() const { return cluster_ ? cluster_->connected() : single_->connected(); }
 
 void any_client::on_state_change(std::function<void(bool up)> f) {

@@ -205,6 +205,7 @@ void client::start() { impl_->start(); }
 void client::on_state_change(std::function<void(bool up)> f) { impl_->set_state_handler(std::move(f)); }
 void client::stop() { impl_->stop(); }
 bool client::connected() const { return impl_->connected(); }
+std::uint64_t client::link_id() const { return impl_->link_id(); }
 std::string client::last_error() const { return impl_->last_error(); }
 
 asio::awaitable<void> client::wait_connected(std::chrono::milliseconds timeout) {

@@ -606,6 +606,14 @@ std::optional<endpoint::address> cluster_client::slot_owner(std::uint16_t slot) 
     return impl_->primaries_[static_cast<std::size_t>(impl_->owner_[slot])];
 }
 
+std::uint64_t cluster_client::link_id_near(std::string_view key) const {
+    std::lock_guard lock(impl_->mutex_);
+    const auto slot = key_slot(key);
+    if (impl_->owner_[slot] < 0) return 0;
+    auto it = impl_->nodes_.find(detail::describe(impl_->primaries_[static_cast<std::size_t>(impl_->owner_[slot])]));
+    return it == impl_->nodes_.end() ? 0 : it->second->link_id();
+}
+
 cluster_client::counters cluster_client::stats() const {
     std::lock_guard lock(impl_->mutex_);
     return impl_->stats_;

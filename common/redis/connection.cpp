@@ -376,6 +376,8 @@ void connection::link_ready(link* l) {
     if (link_.get() != l) return;
     l->ready = true;
     ready_ = true;
+    static std::atomic<std::uint64_t> links_made{0};
+    link_id_ = ++links_made;
     connected_ = true;
     backoff_ = opts_.backoff_initial;
     connect_timer_.cancel();
@@ -422,6 +424,7 @@ void connection::step_failed(link_purpose purpose, std::string reason, bool was_
 void connection::attempt_failed(std::string reason, bool was_ready) {
     ready_ = false;
     connected_ = false;
+    link_id_ = 0;
     connect_timer_.cancel();
     const std::string where = kind_ == target_kind::sentinel_watch ? "sentinel " + describe(sentinels_.front())
                               : kind_ == target_kind::via_sentinels && was_ready
@@ -478,6 +481,7 @@ void connection::do_stop() {
     if (was_running) set_last_error("client stopped");
     ready_ = false;
     connected_ = false;
+    link_id_ = 0;
     auto waiting = std::move(waiters_);
     waiters_.clear();
     for (auto& w : waiting)

@@ -142,6 +142,8 @@ struct connection : std::enable_shared_from_this<connection> {
     void start();
     void stop();
     bool connected() const { return connected_.load(); }
+    // The current link's number, unique in the process (0 while not ready): see client::link_id.
+    std::uint64_t link_id() const { return link_id_.load(); }
     std::string last_error() const;
     // Completes once satisfied() holds; throws unavailable after `timeout`, or, with
     // `fail_fast`, as soon as a connection attempt fails (a refused port costs no timeout).
@@ -232,6 +234,7 @@ private:
     bool down_logged_ = false;  // one warning per outage, not one per retry
     std::vector<std::shared_ptr<waiter>> waiters_;
     std::atomic<bool> connected_{false};
+    std::atomic<std::uint64_t> link_id_{0};
     mutable std::mutex error_mutex_;
     std::string last_error_;
 

@@ -123,6 +123,16 @@ public:
         std::lock_guard l(m_);
         ++dropped_;
     }
+    // A request of a seeker or listener answered UNAVAILABLE (Redis away, or a change no replica
+    // confirmed) and asked again.
+    void asked_again() {
+        std::lock_guard l(m_);
+        ++asked_again_;
+    }
+    long long asked_again_count() {
+        std::lock_guard l(m_);
+        return asked_again_;
+    }
 
     long long matches() {
         std::lock_guard l(m_);
@@ -222,6 +232,7 @@ private:
     std::vector<fault_at> faults_;
     long long messages_ = 0;
     long long dropped_ = 0;
+    long long asked_again_ = 0;
     std::mutex series_m_;
     std::FILE* series_ = nullptr;
 };

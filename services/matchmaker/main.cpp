@@ -40,6 +40,8 @@ int main(int argc, char** argv) {
     opts.add("rate-burst", "20", "requests one connection may send at once");
     opts.add("rate-per-second", "10", "requests per second one connection may sustain");
     opts.add("requests-in-flight", "32", "requests of one signed-in connection answered at once");
+    net::add_ack_flags(opts, "a reply that changed something (a queued request, an accepted offer, ...)",
+                       "a request", "5000");
     try {
         if (!net::parse_and_log(opts, argc, argv, "matchmaker")) return 0;
 
@@ -68,10 +70,22 @@ int main(int argc, char** argv) {
         net::server_options so = net::server_options_from(opts);
 
         redis::client_options ro = net::redis_options_from(opts, "matchmaker");
+        const net::ack_settings acks = net::ack_settings_from(opts, ro);
+        s.ack_replicas = acks.replicas;
+        s.ack_timeout = acks.timeout;
+        s.ack_degrade_after = acks.degrade_after;
         auto cat = catalogue::load_file(opts.str("catalogue"));
 
         net::serve("matchmaker", so, ro, "/v1/ws", [&](asio::io_context& ioc, auto redis, auto events) {
-            return std::make_shared<matchmaker::service>(ioc, s, std::move(cat), redis, events);
+            // a WAIT holds its connection: with acks on, the writes it covers go over one of their own
+            std::shared_ptr<redis::client> promises;
+            if (s.ack_replicas > 0) {
+                auto po = ro;
+                po.name += "-promises";
+                promises = redis::client::create(ioc.get_executor(), po);
+            }
+            return std::make_shared<matchmaker::service>(ioc, s, std::move(cat), redis, events, system_now_ms,
+                                                         promises);
         });
         return 0;
     } catch (const config::config_error& e) {

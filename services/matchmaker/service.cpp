@@ -31,12 +31,13 @@ std::string bearer(const net::http_request& req) {
 }  // namespace
 
 service::service(asio::io_context& ioc, service_settings s, catalogue cat, std::shared_ptr<redis::client> redis,
-                 std::shared_ptr<redis::subscriber> events, clock_fn now)
+                 std::shared_ptr<redis::subscriber> events, clock_fn now, std::shared_ptr<redis::client> promises)
     : ioc_(ioc),
       settings_(std::move(s)),
       catalogue_(std::move(cat)),
       redis_(std::move(redis)),
       events_(std::move(events)),
+      promises_(std::move(promises)),
       node_("n" + crypto::random_id().substr(0, 12)),
       store_(redis_, settings_.store, std::move(now)),
       handlers_(settings_, catalogue_, store_, peers_, metrics_, node_),
@@ -56,6 +57,16 @@ service::service(asio::io_context& ioc, service_settings s, catalogue cat, std::
     metrics_.gauge("warmline_matchmaker_settled",
                    "1 unless recovering from a Redis outage (the sweep waits until this process confirmed its clients)",
                    [this] { return recovery_->settled() ? 1.0 : 0.0; });
+    if (settings_.ack_replicas > 0)
+        store_.keep_on_replicas(ioc_.get_executor(), promises_ ? promises_ : redis_, settings_.ack_replicas,
+                                settings_.ack_timeout, settings_.ack_degrade_after);
+    metrics_.gauge("warmline_matchmaker_ack_rounds",
+                   "WAITs sent so that replies which changed something survive a failover (--ack-replicas; one per round)",
+                   [this] { return static_cast<double>(store_.acks() ? store_.acks()->rounds() : 0); });
+    metrics_.gauge("warmline_matchmaker_acks_degraded_total",
+                   "Replies that changed something confirmed without their replicas, which had been silent for "
+                   "--ack-degrade-after-ms",
+                   [this] { return static_cast<double>(store_.acks() ? store_.acks()->degraded() : 0); });
     // every counter from the start, at 0: a dashboard or an alert sees the series before it moves
     metrics_.counter("warmline_offers_delivered_total", "Offers delivered to listeners on this process");
     metrics_.counter("warmline_bad_frames_total", "Frames that could not be parsed");
@@ -70,6 +81,7 @@ void service::start() {
     events_->subscribe(keys::events(), [weak](std::string_view, std::string_view payload) {
         if (auto self = weak.lock()) self->fanout_.on_event(payload);
     });
+    if (promises_) promises_->start();
     recovery_->watch();
     tickers_.start();
 }
@@ -85,6 +97,7 @@ asio::awaitable<void> service::recover() {
 void service::stop() {
     stopping_ = true;
     tickers_.stop();
+    if (promises_) promises_->stop();
 }
 
 // ---- HTTP -----------------------------------------------------------------------------------
@@ -101,11 +114,15 @@ asio::awaitable<net::http_response> service::on_http(net::http_request req) {
         res.body = R"({"status":"ok"})";
     } else if (req.path == "/readyz") {
         // not ready while Redis is unreachable, nor until the recovery after it has finished
-        bool ready = redis_->connected() && events_->connected() && recovery_->settled();
+        bool ready = redis_->connected() && events_->connected() && recovery_->settled() &&
+                     (!promises_ || promises_->connected());
         res.status = ready ? 200 : 503;
         res.body = ready ? R"({"status":"ready"})"
                          : R"({"status":"not ready","redis":")" + std::string(redis_->connected() ? "up" : "down") +
-                               R"(","events":")" + (events_->connected() ? "up" : "down") + R"(","recovered":)" +
+                               R"(","events":")" + (events_->connected() ? "up" : "down") +
+                               (promises_ ? R"(","promises":")" + std::string(promises_->connected() ? "up" : "down")
+                                          : std::string()) +
+                               R"(","recovered":)" +
                                (recovery_->settled() ? "true" : "false") + R"(,"error":")" +
                                log::json_escape(redis_->last_error()) + "\"}";
     } else if (req.path == "/metrics") {

@@ -29,8 +29,11 @@ namespace warmline::matchmaker {
 
 class service : public net::handler, public std::enable_shared_from_this<service> {
 public:
+    // `promises`: with settings.ack_replicas, a connection of its own for the writes whose WAIT
+    // blocks it (started and stopped by the service; null: `redis` carries them too).
     service(boost::asio::io_context& ioc, service_settings s, catalogue cat, std::shared_ptr<redis::client> redis,
-            std::shared_ptr<redis::subscriber> events, clock_fn now = system_now_ms);
+            std::shared_ptr<redis::subscriber> events, clock_fn now = system_now_ms,
+            std::shared_ptr<redis::client> promises = nullptr);
 
     // Start the timers (sweep, heartbeat, positions, stats) and subscribe to events.
     void start();
@@ -59,6 +62,7 @@ private:
     catalogue catalogue_;
     std::shared_ptr<redis::client> redis_;
     std::shared_ptr<redis::subscriber> events_;
+    std::shared_ptr<redis::client> promises_;  // null unless a connection of its own for WAITed writes
     std::string node_;
     metrics::registry metrics_;
     store store_;

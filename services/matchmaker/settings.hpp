@@ -31,6 +31,13 @@ struct service_settings {
     std::chrono::milliseconds position_refresh{30000};
     double rate_burst = 20;              // requests a connection may send at once
     double rate_per_second = 10;         // and sustained
+    // a reply that changed something waits until this many replicas have the change (WAIT), at
+    // most ack_timeout, or becomes UNAVAILABLE; 0: it follows the write on the primary
+    int ack_replicas = 0;
+    std::chrono::milliseconds ack_timeout{1000};
+    // replicas silent this long are presumed gone and replies go on without them (0: never): a
+    // seeker is better served by a primary alone than not at all
+    std::chrono::milliseconds ack_degrade_after{5000};
 };
 
 }  // namespace warmline::matchmaker

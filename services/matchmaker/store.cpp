@@ -6,12 +6,25 @@
 #include "common/keys.hpp"
 #include "services/matchmaker/lua_sources.hpp"
 
+#include <set>
 #include <stdexcept>
 
 namespace warmline::matchmaker {
 namespace asio = boost::asio;
 
 namespace {
+
+// The scripts that answer a person's request and may change something for them: their reply is
+// a promise, kept through a failover with keep_on_replicas. (The clock's work, leases and reads
+// need no WAIT: what they change is recomputed after a failover.)
+bool promises(const std::string& script) {
+    static const std::set<std::string, std::less<>> names{
+        "seeker_hello", "request_chat",  "cancel_request", "rate_chat",   "report_chat", "listener_sign_in",
+        "set_availability", "set_preferences", "accept_offer", "decline_offer", "end_chat", "admin_update"};
+    return names.contains(script);
+}
+
+bool is_refusal(const redis::value& v) { return str_at(v, 0) == "err"; }
 
 hello_result to_hello(const redis::value& v) {
     return hello_result{str_at(v, 1), str_at(v, 2),          str_at(v, 3),        str_at(v, 4),
@@ -23,6 +36,14 @@ hello_result to_hello(const redis::value& v) {
 store::store(std::shared_ptr<redis::client> redis, store_settings s, clock_fn now)
     : redis_(std::move(redis)), settings_(s), now_(std::move(now)), scripts_(lua_sources()) {}
 
+void store::keep_on_replicas(asio::any_io_executor ex, std::shared_ptr<redis::client> writes, int replicas,
+                             std::chrono::milliseconds timeout, std::chrono::milliseconds degrade_after) {
+    if (replicas <= 0) return;
+    writes_ = std::move(writes);
+    acks_ = std::make_unique<replica_acks>(std::move(ex), redis::any_client::of(writes_), replicas, timeout,
+                                           "matchmaker", degrade_after);
+}
+
 asio::awaitable<redis::value> store::run(std::string name, std::vector<std::string> args) {
     // the layout of services/matchmaker/lua/lib.lua: now, TTL, offer timeout, grace, id salt,
     // decline cool-down, crisis widening
@@ -32,7 +53,14 @@ asio::awaitable<redis::value> store::run(std::string name, std::vector<std::stri
                                std::to_string(settings_.crisis_widen_ms));
     for (auto& a : args) full.push_back(std::move(a));
     std::vector<std::string> no_keys;
-    co_return co_await redis_->eval(scripts_.at(name), std::move(no_keys), std::move(full));
+    const bool wait = acks_ && promises(name);
+    const std::uint64_t link = wait ? acks_->link("") : 0;
+    auto& over = wait ? *writes_ : *redis_;  // a WAIT must follow its write on one connection
+    redis::value v = co_await over.eval(scripts_.at(name), std::move(no_keys), std::move(full));
+    // a refusal changed nothing, so it promises nothing
+    if (wait && !is_refusal(v) && !co_await acks_->confirmed("", link))
+        throw redis::unavailable("the change was not confirmed by a replica in time");
+    co_return v;
 }
 
 asio::awaitable<outcome<bool>> store::run_ok(std::string name, std::vector<std::string> args) {

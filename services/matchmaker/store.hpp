@@ -8,6 +8,7 @@
 #include "common/clock.hpp"
 #include "common/lua_scripts.hpp"
 #include "common/redis.hpp"
+#include "common/replica_acks.hpp"
 #include "common/script_reply.hpp"
 
 #include <boost/asio/awaitable.hpp>
@@ -102,6 +103,15 @@ class store {
 public:
     store(std::shared_ptr<redis::client> redis, store_settings s, clock_fn now = system_now_ms);
 
+    // From now on a reply that changed something on a person's behalf (every member below that
+    // answers a client's request) is written over `writes` and waits until `replicas` replicas
+    // have the change (WAIT, at most `timeout`), and is turned into redis::unavailable if they
+    // do not confirm it (unless degraded, `degrade_after`): see common/replica_acks.hpp and
+    // docs/architecture.md, "Acknowledged means kept".
+    void keep_on_replicas(boost::asio::any_io_executor ex, std::shared_ptr<redis::client> writes, int replicas,
+                          std::chrono::milliseconds timeout, std::chrono::milliseconds degrade_after);
+    const replica_acks* acks() const { return acks_.get(); }
+
     boost::asio::awaitable<outcome<hello_result>> seeker_new(std::string seeker_id, std::string resume_hash,
                                                              std::string node);
     boost::asio::awaitable<outcome<hello_result>> seeker_resume(std::string resume_hash, std::string node);
@@ -185,6 +195,8 @@ private:
     boost::asio::awaitable<outcome<bool>> run_ok(std::string name, std::vector<std::string> args);
 
     std::shared_ptr<redis::client> redis_;
+    std::shared_ptr<redis::client> writes_;  // redis_ unless keep_on_replicas gave another
+    std::unique_ptr<replica_acks> acks_;     // set by keep_on_replicas
     store_settings settings_;
     clock_fn now_;
     script_set scripts_;

@@ -37,12 +37,7 @@ int main(int argc, char** argv) {
              "the front of the line)");
     opts.add("node-lease-ms", "5000", "a relay process that has not renewed its lease this long is presumed dead");
     opts.add("presence-sweep-ms", "1000", "how often absent sides and dead relay processes are looked for");
-    opts.add("ack-replicas", "0",
-             "an Ack waits until this many Redis replicas have the message (WAIT), so that it survives a failover; "
-             "0: an Ack follows the write on the primary (docs/relay-protocol.md, \"Acknowledged means kept\")");
-    opts.add("ack-timeout-ms", "1000",
-             "with --ack-replicas, how long a send waits for the replicas before it is refused with UNAVAILABLE "
-             "(below --redis-timeout-ms)");
+    net::add_ack_flags(opts, "an Ack (docs/relay-protocol.md, \"Acknowledged means kept\")", "a send", "0");
     opts.add("rate-burst", "60", "messages one connection may send at once");
     opts.add("rate-per-second", "20", "messages per second one connection may sustain");
     try {
@@ -69,8 +64,6 @@ int main(int argc, char** argv) {
         // time would make this process look dead, and each sweep look like an outage
         if (s.presence_interval * 3 > s.node_lease)
             throw config::config_error("--presence-sweep-ms must be at most a third of --node-lease-ms");
-        s.ack_replicas = static_cast<int>(opts.integer("ack-replicas", 0, 100));
-        s.ack_timeout = opts.millis("ack-timeout-ms", 1, 600000);
         s.rate_burst = static_cast<double>(opts.integer("rate-burst", 1, 100000));
         s.rate_per_second = static_cast<double>(opts.integer("rate-per-second", 1, 100000));
 
@@ -81,9 +74,10 @@ int main(int argc, char** argv) {
                                        "bytes of envelope");
 
         redis::client_options ro = net::redis_options_from(opts, "relay");
-        if (s.ack_replicas > 0 && ro.command_timeout.count() > 0 && s.ack_timeout >= ro.command_timeout)
-            throw config::config_error("--ack-timeout-ms must be below --redis-timeout-ms: a WAIT that outlasts the "
-                                       "command deadline would close the connection");
+        const net::ack_settings acks = net::ack_settings_from(opts, ro);
+        s.ack_replicas = acks.replicas;
+        s.ack_timeout = acks.timeout;
+        s.ack_degrade_after = acks.degrade_after;
 
         // the chat Redis: the control Redis unless --chat-redis-url names another
         const std::string chat_url = opts.str("chat-redis-url");

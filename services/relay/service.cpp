@@ -55,7 +55,7 @@ service::service(asio::io_context& ioc, relay_settings s, std::shared_ptr<redis:
                            "Messages passed over (Skip): Redis lost them and their sender no longer had them")) {
     if (settings_.ack_replicas > 0)
         acks_ = std::make_unique<replica_acks>(ioc_.get_executor(), writes_, settings_.ack_replicas,
-                                               settings_.ack_timeout);
+                                               settings_.ack_timeout, "relay", settings_.ack_degrade_after);
 }
 
 void service::start() {
@@ -360,6 +360,8 @@ asio::awaitable<RelayServerMessage> service::send_message(participant_ptr p, con
         co_return error_reply<RelayServerMessage>(v1::MESSAGE_TOO_LARGE, "A message can be at most " +
                                                          std::to_string(settings_.max_ciphertext) +
                                                          " bytes once encrypted; split it up.");
+    const std::string log = store::log_key(p->session, p->role);
+    const std::uint64_t link = acks_ ? acks_->link(log) : 0;  // the connection the write goes over
     auto r = co_await send_store_.send(p->session, p->role, m.seq(), m.ciphertext(), acks_ != nullptr);
     if (!r) co_return refusal_reply<RelayServerMessage>(r.error);
     if (*r.value) {
@@ -367,7 +369,7 @@ asio::awaitable<RelayServerMessage> service::send_message(participant_ptr p, con
         ciphertext_bytes_total_.fetch_add(m.ciphertext().size(), std::memory_order_relaxed);
     }
     // stored on the primary, and on its way to the other side; the Ack promises more
-    if (acks_ && !co_await acks_->confirmed(store::log_key(p->session, p->role))) {
+    if (acks_ && !co_await acks_->confirmed(log, link)) {
         acks_unreplicated_total_.fetch_add(1, std::memory_order_relaxed);
         co_return error_reply<RelayServerMessage>(
             v1::UNAVAILABLE, "Your message reached the relay but could not be copied to a standby database in time; "

@@ -18,7 +18,7 @@
 #include "common/recovery.hpp"
 #include "common/rate_limit.hpp"
 #include "common/redis.hpp"
-#include "services/relay/replicas.hpp"
+#include "common/replica_acks.hpp"
 #include "services/relay/store.hpp"
 #include "warmline/v1/events.pb.h"
 #include "warmline/v1/relay.pb.h"
@@ -57,6 +57,8 @@ struct relay_settings {
     // Ack follows the write on the primary alone (docs/relay-protocol.md, "Acknowledged means kept")
     int ack_replicas = 0;
     std::chrono::milliseconds ack_timeout{1000};
+    // replicas silent this long are presumed gone and Acks go on without them (0: never)
+    std::chrono::milliseconds ack_degrade_after{0};
     double rate_burst = 60;                // messages a connection may send at once
     double rate_per_second = 20;           // and sustained
     int max_bad_frames = 20;               // then the connection is closed with 1008

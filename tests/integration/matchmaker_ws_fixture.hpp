@@ -35,8 +35,11 @@ struct running_matchmaker {
         o.where = redis::endpoint::parse(redis_url);
         redis = redis::client::create(ioc.get_executor(), o);
         events = redis::subscriber::create(ioc.get_executor(), o);
+        // with acks, as the binary does: the WAITed writes over a connection of their own
+        std::shared_ptr<redis::client> promises;
+        if (s.ack_replicas > 0) promises = redis::client::create(ioc.get_executor(), o);
         svc = std::make_shared<matchmaker::service>(ioc, s, catalogue::load_file(WARMLINE_SOURCE_DIR "/deploy/catalogue.json"),
-                                                    redis, events, std::move(now));
+                                                    redis, events, std::move(now), promises);
         server = std::make_unique<net::server>(ioc, so, *svc);
         redis->start();
         events->start();
@@ -45,6 +48,7 @@ struct running_matchmaker {
         // ready once Redis is connected and the events channel subscribed, so no push is missed
         run_sync(ioc, redis->wait_connected(std::chrono::seconds(5)));
         run_sync(ioc, events->wait_subscribed(std::chrono::seconds(5)));
+        if (promises) run_sync(ioc, promises->wait_connected(std::chrono::seconds(5)));
         thread = std::thread([this] { ioc.run(); });
     }
     ~running_matchmaker() {

@@ -165,10 +165,9 @@ TEST_CASE("relay durability: a message nobody has any more is skipped with a not
 
 TEST_CASE("relay durability: with --ack-replicas an Ack means a replica has the message" * doctest::timeout(90)) {
     relay_fixture f;
+    f.mm.server.cmd({"CONFIG", "SET", "repl-diskless-sync-delay", "0"});  // no 5-s wait for more replicas
     redis_server replica({"--replicaof", "127.0.0.1", std::to_string(f.mm.server.port())});
-    REQUIRE(pump_until({}, [&] {
-        return replica.cmd({"INFO", "replication"}).find("master_link_status:up") != std::string::npos;
-    }, 20s));
+    wait_until_replicating(f.mm.server, replica);
     relay_process a(f.mm.server.url(), f.log, {"--ack-replicas=1", "--ack-timeout-ms=300"});
     auto session = f.open_chat();
     relay_peer seeker(a.port, relay_fixture::ticket_for(session, ticket::role::seeker));

@@ -1,6 +1,7 @@
 // Redis Sentinel with everything running: a primary, a replica and three sentinels; two
 // matchmakers and two relays given only the sentinels (redis-sentinel://...), the relays
-// acknowledging a message once the replica has it (--ack-replicas 1); live chats, seekers
+// acknowledging a message once the replica has it (--ack-replicas 1) and the matchmakers answering
+// a change once the replica has it too (degraded after 5 s without one); live chats, seekers
 // waiting. First a SENTINEL FAILOVER, then the new primary killed with SIGKILL (and started
 // again, to come back as a replica). After each: nobody waiting is dropped or moved, every chat
 // goes on, every acknowledged message reaches the other side in order, the invariants hold.
@@ -97,7 +98,7 @@ struct waiting_seeker {
 TEST_CASE("failover: under Sentinel, a forced failover and a killed primary drop nobody, wedge no chat and lose "
           "no acknowledged message" * doctest::timeout(240)) {
     sentinel_cluster sc;
-    stack s(2, 2, {"--node-lease-ms=3000", "--grace-ms=30000"},
+    stack s(2, 2, {"--node-lease-ms=3000", "--grace-ms=30000", "--ack-replicas=1", "--ack-timeout-ms=500"},
             {"--ack-replicas=1", "--ack-timeout-ms=500", "--rate-burst=100000", "--rate-per-second=100000"},
             sc.url());
     auto& mm_a = s.matchmakers[0];

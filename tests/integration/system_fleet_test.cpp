@@ -135,6 +135,7 @@ TEST_CASE("fleet: a rolling restart of every matchmaker and relay behind HAProxy
                                 "--ticket-secret=" + system_secret, "--redis-timeout-ms=1000",
                                 "--idle-timeout-ms=600000", "--sweep-interval-ms=50", "--position-interval-ms=100",
                                 "--node-lease-ms=3000", "--grace-ms=30000", "--rate-burst=100000",
+                                "--ack-replicas=1", "--ack-timeout-ms=500",
                                 "--relay-url=" + front.ws_url("/v1/relay"), drain},
                                log, nullptr, mm_ports["matchmaker-" + std::to_string(i)]});
         matchmakers.back().start();

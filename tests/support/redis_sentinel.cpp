@@ -149,8 +149,7 @@ sentinel_cluster::sentinel_cluster(options o) : opts_(o) {
     replica_ = std::make_unique<redis_server>(replica_args);
     // Sentinels learn of replicas from the master's INFO, which they read on connecting and then
     // only every 10 s: the replica must be attached before they start.
-    poll_until([&] { return replica_->cmd({"INFO", "replication"}).find("master_link_status:up") != std::string::npos; },
-               10s, "the replica did not sync with the primary");
+    wait_until_replicating(*primary_, *replica_, 10s);
     for (std::size_t i = 0; i < opts_.sentinels; ++i)
         sentinels_.push_back(std::make_unique<sentinel_process>(primary_->port(), opts_));
     wait_settled(15s);

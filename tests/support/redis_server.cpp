@@ -301,3 +301,24 @@ std::string redis_connection::cmd(const std::vector<std::string>& args) {
 }
 
 }  // namespace warmline::test
+
+namespace warmline::test {
+
+void wait_until_replicating(const redis_server& primary, const redis_server& replica,
+                            std::chrono::milliseconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    for (int n = 1;; ++n) {
+        if (replica.cmd({"INFO", "replication"}).find("master_link_status:up") != std::string::npos) {
+            primary.cmd({"SET", "wl:test:replicating", std::to_string(n)});
+            if (replica.cmd({"GET", "wl:test:replicating"}) == std::to_string(n)) break;
+        }
+        if (std::chrono::steady_clock::now() > deadline)
+            throw std::runtime_error("the replica on port " + std::to_string(replica.port()) +
+                                     " did not start replicating the primary");
+        // Redis has no way to say when this happens: look again shortly
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    primary.cmd({"DEL", "wl:test:replicating"});
+}
+
+}  // namespace warmline::test

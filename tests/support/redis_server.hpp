@@ -2,6 +2,7 @@
 // directory (AOF on), stopped and removed when the object goes away.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -62,6 +63,14 @@ public:
 private:
     void* context_;  // redisContext
 };
+
+// Wait (up to `limit`, else throw) until `replica` replicates `primary` live: it has synced, and
+// a write made on the primary after that has reached it. The second half matters: after a
+// diskless full sync Redis 7 holds writes back from a new replica until the replica's first ack
+// (up to a second later), so a replica that says master_link_status:up may still miss a write
+// made now, and WAIT would not count it yet.
+void wait_until_replicating(const redis_server& primary, const redis_server& replica,
+                            std::chrono::milliseconds limit = std::chrono::seconds(20));
 
 // A loopback TCP port that was free a moment ago.
 std::uint16_t free_port();
