@@ -27,7 +27,10 @@ public:
     static bool allowed(role r, v1::ClientMessage::BodyCase body);
 
     role who = role::none;
-    std::string id;  // seeker or listener id
+    std::string id;  // seeker, listener or supervisor id
+    // listener, supervisor: the SHA-256 of the token they signed in with; a session whose token is
+    // no longer the account's (revoked, rotated) is closed (sessions.hpp)
+    std::string token_hash;
     codec::format format = codec::format::json;
     int bad_frames = 0;
     bool waiting = false;                // seeker: queued or offered

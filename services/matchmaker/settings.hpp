@@ -17,6 +17,9 @@ struct service_settings {
     std::chrono::milliseconds sweep_interval{250};
     std::chrono::milliseconds position_interval{1000};
     std::chrono::milliseconds stats_interval{1000};
+    // how often signed-in listeners' and supervisors' tokens are checked against Redis, so that a
+    // revoke or a rotation this process did not hear of still ends their sessions (sessions.hpp)
+    std::chrono::milliseconds session_check_interval{5000};
     // The supervisors' stats history: one sample per step (taken by one process of all those
     // running, whether or not anyone watches; every process checks once per stats_interval),
     // kept for the window.

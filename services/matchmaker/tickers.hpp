@@ -1,7 +1,7 @@
 // The matchmaker's clock-driven work, each a loop on its own timer: the heartbeat that keeps
 // this process's lease, the sweep (timeouts, widening, dead processes), queue positions for
-// this process's waiting seekers, the supervisors' live stats and one sample per step of their
-// stats history. All idempotent, so every process runs them and none is special.
+// this process's waiting seekers, the supervisors' live stats, one sample per step of their
+// stats history, and the session check (sessions.hpp). All idempotent, so every process runs them and none is special.
 //
 // Threading: the loops run on the io_context the object is given (one I/O thread).
 #pragma once
@@ -43,6 +43,7 @@ private:
     boost::asio::awaitable<void> position_loop();
     boost::asio::awaitable<void> stats_loop();
     boost::asio::awaitable<void> history_loop();
+    boost::asio::awaitable<void> session_loop();
     boost::asio::awaitable<void> positions();
     // Wait `every` on t; false once stop() was called.
     boost::asio::awaitable<bool> tick(boost::asio::steady_timer& t, std::chrono::milliseconds every);

@@ -21,6 +21,16 @@ local function tell_listener(lid, change)
   match_event(6, PB.bytes(1, lid) .. PB.uint(2, LISTENER_CHANGE[change]))
 end
 
+-- Whether a listener may act: refused when the account is gone or revoked, in every listener
+-- script (a revoke closes their connections everywhere, but a request may already be on its way
+-- or come through a process that missed the event). Returns the refusal, or nil.
+local function listener_refusal(lid)
+  local f = redis.call('HMGET', K.listener(lid), 'status', 'revoked')
+  if not f[1] then return err('UNAUTHENTICATED', 'This listener account no longer exists.') end
+  if f[2] == '1' then return err('UNAUTHENTICATED', 'This listener account has been revoked.') end
+  return nil
+end
+
 local function new_id(kind)
   return kind .. SALT .. string.format('%x', redis.call('INCR', K.ids))
 end
