@@ -55,6 +55,11 @@ service::service(asio::io_context& ioc, service_settings s, catalogue cat, std::
       tickers_(ioc_, settings_, catalogue_, store_, peers_, node_, [r = recovery_.get()] { return r->settled(); }) {
     metrics_.gauge("warmline_matchmaker_connections", "Open WebSocket connections on this process",
                    [this] { return static_cast<double>(peers_.size()); });
+    metrics_.gauge("warmline_redis_used_memory_bytes", "Redis's used_memory, read every 10 s",
+                   [this] { return static_cast<double>(tickers_.redis_used_memory()); });
+    metrics_.gauge("warmline_redis_maxmemory_bytes",
+                   "Redis's maxmemory (0: none set); writes fail with UNAVAILABLE beyond it (noeviction)",
+                   [this] { return static_cast<double>(tickers_.redis_maxmemory()); });
     metrics_.gauge("warmline_matchmaker_redis_up", "1 while the Redis connection is up",
                    [this] { return redis_->connected() ? 1.0 : 0.0; });
     metrics_.gauge("warmline_matchmaker_settled",
@@ -254,6 +259,16 @@ asio::awaitable<void> service::answer(peer_ptr p, ClientMessage m, bool concurre
     } catch (const redis::unavailable&) {
         r = error_reply<reply>(v1::UNAVAILABLE,
                                "Warmline can't reach its database for a moment. Please try again shortly.");
+    } catch (const redis::reply_error& e) {
+        // Redis at its maxmemory (noeviction) refuses writes: nothing was changed, try later
+        if (e.out_of_memory()) {
+            spdlog::error("Redis is full (maxmemory): a request was refused");
+            r = error_reply<reply>(v1::UNAVAILABLE,
+                                   "Warmline is out of room for a moment. Please try again shortly.");
+        } else {
+            spdlog::error("request failed: {}", e.what());
+            r = error_reply<reply>(v1::INTERNAL, "Something went wrong on our side. Please try again.");
+        }
     } catch (const std::exception& e) {
         spdlog::error("request failed: {}", e.what());
         r = error_reply<reply>(v1::INTERNAL, "Something went wrong on our side. Please try again.");

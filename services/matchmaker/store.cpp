@@ -304,6 +304,16 @@ asio::awaitable<std::map<std::string, std::string>> store::hash(std::string key)
     co_return out;
 }
 
+asio::awaitable<store::memory> store::redis_memory() {
+    const std::string info = (co_await redis_->command(argv("INFO", "memory"))).as_string();
+    const auto field = [&](const std::string& name) -> std::int64_t {
+        const auto at = info.find("\n" + name + ":");
+        if (at == std::string::npos) return 0;
+        return std::stoll(info.substr(at + name.size() + 2));
+    };
+    co_return memory{field("used_memory"), field("maxmemory")};
+}
+
 asio::awaitable<std::vector<std::string>> store::current_tokens(std::vector<std::string> owners) {
     std::vector<std::vector<std::string>> cmds;
     for (const auto& o : owners) {

@@ -44,6 +44,7 @@ void tickers::start() {
     spawn(&tickers::stats_loop);
     spawn(&tickers::history_loop);
     spawn(&tickers::session_loop);
+    spawn(&tickers::memory_loop);
 }
 
 void tickers::stop() {
@@ -205,6 +206,19 @@ asio::awaitable<void> tickers::session_loop() {
             spdlog::warn("session check failed: {}", e.what());
         }
     }
+}
+
+asio::awaitable<void> tickers::memory_loop() {
+    auto t = timer();
+    do {
+        try {
+            const auto m = co_await store_.redis_memory();
+            redis_used_ = m.used;
+            redis_max_ = m.max;
+        } catch (const std::exception& e) {
+            spdlog::debug("could not read Redis's memory: {}", e.what());
+        }
+    } while (co_await tick(*t, std::chrono::seconds(10)));
 }
 
 asio::awaitable<bool> tickers::sample_history() {

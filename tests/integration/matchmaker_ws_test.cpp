@@ -315,3 +315,20 @@ TEST_CASE("matchmaker ws: a connection that does not sign in in time is closed, 
     while (std::chrono::steady_clock::now() < until) REQUIRE_NOTHROW(seeker.ws.read(std::chrono::milliseconds(100)));
     CHECK(seeker.call(R"("cancelRequest":{})").has_error());  // answered (nothing to cancel)
 }
+
+TEST_CASE("matchmaker ws: a Redis at its maxmemory (noeviction) refuses with UNAVAILABLE, not a crash or INTERNAL" *
+          doctest::timeout(30)) {
+    matchmaker_fixture f;
+    running_matchmaker mm(f.server.url(), fast_settings());
+    f.server.cmd({"CONFIG", "SET", "maxmemory-policy", "noeviction"});
+    f.server.cmd({"CONFIG", "SET", "maxmemory", "1"});  // full: every write is refused
+    peer p(mm.port());
+    auto refused = p.call(R"("seekerHello":{})");
+    REQUIRE(refused.has_error());
+    CHECK(refused.error().code() == v1::UNAVAILABLE);
+    CHECK(refused.error().message().find("out of room") != std::string::npos);
+    f.server.cmd({"CONFIG", "SET", "maxmemory", "0"});
+    auto again = p.call(R"("seekerHello":{})");
+    CHECK(again.has_seeker_welcome());
+    CHECK(check_invariants(f.server).empty());
+}
