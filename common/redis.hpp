@@ -89,6 +89,9 @@ struct unavailable : std::runtime_error {
 // Redis answered with an error reply (the message is Redis's, e.g. "WRONGTYPE ...").
 struct reply_error : std::runtime_error {
     using std::runtime_error::runtime_error;
+    // Redis refused a write because it is at its maxmemory (policy noeviction): nothing was
+    // changed, and the request may be made again once there is room.
+    bool out_of_memory() const { return std::string_view(what()).find("OOM") != std::string_view::npos; }
 };
 
 struct client_options {

@@ -50,7 +50,7 @@ start_redis() {
   local name="$1" port="$2"; shift 2
   redis-server --port "$port" --bind 127.0.0.1 --dir "$FLEET_DIR/$name" --appendonly yes \
     --appendfsync everysec --save "" --daemonize no --logfile "$FLEET_LOG/$name.log" \
-    --repl-diskless-sync-delay 0 "$@" &
+    --repl-diskless-sync-delay 0 --maxmemory "${WARMLINE_REDIS_MAXMEMORY:-1gb}" --maxmemory-policy noeviction "$@" &
   REDIS_PIDS+=($!)
   for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && return 0; sleep 0.1; done
   echo "redis-server $name did not start; see var/fleet/log/$name.log" >&2

@@ -144,10 +144,13 @@ asio::awaitable<std::string> accounts::rotate_token(std::string id) {
     if (fields["revoked"] == "1") throw std::invalid_argument("account '" + id + "' is revoked");
     std::string token = (kind == "listener" ? "wll_" : "wls_") + crypto::random_token();
     std::string hash = crypto::sha256_hex(token);
+    v1::MatchEvent replaced;  // every matchmaker closes the sessions signed in with the old token
+    replaced.mutable_token_replaced()->set_owner(kind + ":" + id);
     co_await store_.redis().pipeline(commands(
         argv("DEL", keys::token(fields["token"])),
         argv("SET", keys::token(hash), kind + ":" + id),
-        argv("HSET", record_of(kind, id), "token", hash)
+        argv("HSET", record_of(kind, id), "token", hash),
+        argv("PUBLISH", keys::events(), replaced.SerializeAsString())
     ));
     co_return token;
 }

@@ -19,7 +19,10 @@ public:
     enum class role { none, seeker, listener, supervisor };
 
     // Remember a request id; false if it is empty, too long or already used on this connection.
+    // Only once signed in: before that nothing is remembered per connection (valid_request_id).
     bool use_request_id(const std::string& id, std::size_t max_remembered);
+    // 1 to 64 bytes.
+    static bool valid_request_id(const std::string& id) { return !id.empty() && id.size() <= 64; }
     // A token bucket per connection: `burst` requests at once, refilled at `per_second`. False
     // when the request must be refused with RATE_LIMITED. now_ms comes from the caller's clock.
     bool take_token(std::int64_t now_ms, double burst, double per_second);
@@ -27,7 +30,10 @@ public:
     static bool allowed(role r, v1::ClientMessage::BodyCase body);
 
     role who = role::none;
-    std::string id;  // seeker or listener id
+    std::string id;  // seeker, listener or supervisor id
+    // listener, supervisor: the SHA-256 of the token they signed in with; a session whose token is
+    // no longer the account's (revoked, rotated) is closed (sessions.hpp)
+    std::string token_hash;
     codec::format format = codec::format::json;
     int bad_frames = 0;
     bool waiting = false;                // seeker: queued or offered

@@ -3,6 +3,7 @@
 
 #include "common/keys.hpp"
 #include "services/matchmaker/messages.hpp"
+#include "services/matchmaker/sessions.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -91,6 +92,9 @@ void event_fanout::on_event(const v1::MatchEvent& e) {
             if (p->state.id == e.supervisor_revoked().supervisor_id())
                 if (auto c = p->conn.lock()) c->close(4003, "account revoked");
         break;
+    case K::kTokenReplaced:
+        asio::co_spawn(ioc_, check_sessions(e.token_replaced().owner()), asio::detached);
+        break;
     case K::kSeekerResumed:
         // the seeker came back on another connection: the old one here is stale
         if (e.seeker_resumed().node() == node_) return;
@@ -117,6 +121,15 @@ asio::awaitable<void> event_fanout::push_status(std::string lid, v1::ListenerCha
                 if (auto c = p->conn.lock()) c->close(4003, "account revoked");
     } catch (const std::exception& e) {
         spdlog::warn("could not tell a listener of a status change: {}", e.what());
+    }
+}
+
+asio::awaitable<void> event_fanout::check_sessions(std::string owner) {
+    try {
+        co_await close_stale_sessions(store_, peers_, std::move(owner));
+    } catch (const std::exception& e) {
+        // the session check loop tries again shortly (tickers.cpp)
+        spdlog::warn("could not check sessions after a token change: {}", e.what());
     }
 }
 

@@ -35,6 +35,8 @@ public:
 
 private:
     boost::asio::awaitable<void> push_status(std::string lid, v1::ListenerChange change);
+    // Close this account's sessions signed in with a token that is no longer its own.
+    boost::asio::awaitable<void> check_sessions(std::string owner);
     void send_offer_closed(const std::string& lid, const std::string& oid, v1::OfferOutcome outcome);
 
     boost::asio::io_context& ioc_;

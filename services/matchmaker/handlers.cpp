@@ -193,20 +193,24 @@ asio::awaitable<ServerMessage> request_handlers::listener_sign_in(peer_ptr p, co
         co_return error_reply<reply>(v1::INVALID_ARGUMENT,
                                      "utc_offset_min is your clock's offset from UTC in minutes, from -840 to 840 "
                                      "(in a browser: -new Date().getTimezoneOffset()).");
-    auto r = co_await store_.listener_sign_in(crypto::sha256_hex(m.token()), node_, m.utc_offset_min());
+    std::string token_hash = crypto::sha256_hex(m.token());
+    auto r = co_await store_.listener_sign_in(token_hash, node_, m.utc_offset_min());
     if (!r) co_return refusal_reply<reply>(r.error);
+    p->state.token_hash = std::move(token_hash);
     peers_.bind_listener(p, *r.value);
     co_return co_await read_listener_welcome(store_, settings_, *r.value);
 }
 
 asio::awaitable<ServerMessage> request_handlers::supervisor_sign_in(peer_ptr p, const v1::SupervisorSignIn& m) {
-    std::string owner = co_await store_.token_owner(crypto::sha256_hex(m.token()));
+    std::string token_hash = crypto::sha256_hex(m.token());
+    std::string owner = co_await store_.token_owner(token_hash);
     if (owner.rfind("supervisor:", 0) != 0)
         co_return error_reply<reply>(v1::UNAUTHENTICATED,
                                      "That supervisor token is not valid. Ask an admin for a new one.");
     std::string id = owner.substr(11);
     // every supervisor sign-in is audited: who and when, never what they saw
     co_await store_.audit("supervisor_sign_in", id);
+    p->state.token_hash = std::move(token_hash);
     peers_.bind_supervisor(p, id);
     ServerMessage out;
     auto* stats = out.mutable_stats();

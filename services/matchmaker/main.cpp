@@ -35,6 +35,11 @@ int main(int argc, char** argv) {
     opts.add("sweep-interval-ms", "250", "how often timeouts, widening and dead processes are handled");
     opts.add("position-interval-ms", "1000", "how often waiting seekers get their queue position");
     opts.add("stats-interval-ms", "1000", "how often supervisors get a snapshot");
+    opts.add("sign-in-timeout-ms", "10000",
+             "a connection that has not signed in this long after opening is closed with 1008 (0: never)");
+    opts.add("session-check-ms", "5000",
+             "how often signed-in listeners' and supervisors' tokens are checked, so that a revoke or a token "
+             "rotation this process did not hear of still ends their sessions");
     opts.add("stats-history-step-s", "20",
              "seconds between two samples of the supervisors' one-hour stats history (one process takes each)");
     opts.add("rate-burst", "20", "requests one connection may send at once");
@@ -56,6 +61,8 @@ int main(int argc, char** argv) {
         s.sweep_interval = opts.millis("sweep-interval-ms", 5, 60000);
         s.position_interval = opts.millis("position-interval-ms", 10, 60000);
         s.stats_interval = opts.millis("stats-interval-ms", 10, 60000);
+        s.session_check_interval = opts.millis("session-check-ms", 10, 600000);
+        s.sign_in_timeout = opts.millis("sign-in-timeout-ms", 0, 600000);
         s.stats_history_step = std::chrono::seconds(opts.integer("stats-history-step-s", 1, 3600));
         s.ticket_secret = opts.str("ticket-secret");
         if (s.ticket_secret.size() < 32)

@@ -11,6 +11,9 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
 namespace warmline::matchmaker {
@@ -52,6 +55,11 @@ service::service(asio::io_context& ioc, service_settings s, catalogue cat, std::
       tickers_(ioc_, settings_, catalogue_, store_, peers_, node_, [r = recovery_.get()] { return r->settled(); }) {
     metrics_.gauge("warmline_matchmaker_connections", "Open WebSocket connections on this process",
                    [this] { return static_cast<double>(peers_.size()); });
+    metrics_.gauge("warmline_redis_used_memory_bytes", "Redis's used_memory, read every 10 s",
+                   [this] { return static_cast<double>(tickers_.redis_used_memory()); });
+    metrics_.gauge("warmline_redis_maxmemory_bytes",
+                   "Redis's maxmemory (0: none set); writes fail with UNAVAILABLE beyond it (noeviction)",
+                   [this] { return static_cast<double>(tickers_.redis_maxmemory()); });
     metrics_.gauge("warmline_matchmaker_redis_up", "1 while the Redis connection is up",
                    [this] { return redis_->connected() ? 1.0 : 0.0; });
     metrics_.gauge("warmline_matchmaker_settled",
@@ -164,7 +172,22 @@ asio::awaitable<std::optional<net::http_response>> service::on_upgrade(const net
 
 // ---- WebSocket ------------------------------------------------------------------------------
 
-void service::on_open(std::shared_ptr<net::connection> c) { peers_.opened(c); }
+void service::on_open(std::shared_ptr<net::connection> c) {
+    peers_.opened(c);
+    if (settings_.sign_in_timeout.count() == 0) return;
+    // a connection that has not said who it is in time is closed: an anonymous socket costs a
+    // slot and a file descriptor, and nothing about it is kept meanwhile (no request ids)
+    asio::co_spawn(ioc_, [self = shared_from_this(), weak = std::weak_ptr<net::connection>(c)]() -> asio::awaitable<void> {
+        asio::steady_timer t(self->ioc_, self->settings_.sign_in_timeout);
+        boost::system::error_code ec;
+        co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        auto c = weak.lock();
+        if (!c) co_return;
+        auto p = self->peers_.find(c->id());
+        if (p && p->state.who == client_state::role::none)
+            c->close(1008, "no sign-in within " + std::to_string(self->settings_.sign_in_timeout.count()) + " ms");
+    }, asio::detached);
+}
 
 void service::on_close(std::shared_ptr<net::connection> c) {
     auto gone = peers_.closed(c->id());
@@ -198,7 +221,9 @@ asio::awaitable<void> service::on_message(std::shared_ptr<net::connection> c, st
     if (!p->state.take_token(store_.now_ms(), settings_.rate_burst, settings_.rate_per_second)) {
         r = error_reply<reply>(v1::RATE_LIMITED,
                                "Too many requests at once; please slow down and try again in a moment.");
-    } else if (!p->state.use_request_id(m.request_id(), settings_.max_request_ids)) {
+    } else if (!(p->state.who == client_state::role::none ? client_state::valid_request_id(m.request_id())
+                                                          : p->state.use_request_id(m.request_id(),
+                                                                                    settings_.max_request_ids))) {
         r = m.request_id().empty() || m.request_id().size() > 64
                 ? error_reply<reply>(v1::INVALID_ARGUMENT, "Every request needs a request_id of 1 to 64 characters.")
                 : error_reply<reply>(v1::DUPLICATE_REQUEST_ID,
@@ -216,7 +241,12 @@ asio::awaitable<void> service::on_message(std::shared_ptr<net::connection> c, st
         asio::co_spawn(co_await asio::this_coro::executor, answer(p, std::move(m), true), asio::detached);
         co_return;
     } else {
+        const bool anonymous = p->state.who == client_state::role::none;
+        std::string id = m.request_id();
         co_await answer(p, std::move(m), false);
+        // a sign-in that succeeded: its id is the first this connection remembers
+        if (anonymous && p->state.who != client_state::role::none)
+            p->state.use_request_id(id, settings_.max_request_ids);
         co_return;
     }
     reply_to(p, m.request_id(), std::move(r));
@@ -229,6 +259,16 @@ asio::awaitable<void> service::answer(peer_ptr p, ClientMessage m, bool concurre
     } catch (const redis::unavailable&) {
         r = error_reply<reply>(v1::UNAVAILABLE,
                                "Warmline can't reach its database for a moment. Please try again shortly.");
+    } catch (const redis::reply_error& e) {
+        // Redis at its maxmemory (noeviction) refuses writes: nothing was changed, try later
+        if (e.out_of_memory()) {
+            spdlog::error("Redis is full (maxmemory): a request was refused");
+            r = error_reply<reply>(v1::UNAVAILABLE,
+                                   "Warmline is out of room for a moment. Please try again shortly.");
+        } else {
+            spdlog::error("request failed: {}", e.what());
+            r = error_reply<reply>(v1::INTERNAL, "Something went wrong on our side. Please try again.");
+        }
     } catch (const std::exception& e) {
         spdlog::error("request failed: {}", e.what());
         r = error_reply<reply>(v1::INTERNAL, "Something went wrong on our side. Please try again.");

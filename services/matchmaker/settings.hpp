@@ -17,12 +17,18 @@ struct service_settings {
     std::chrono::milliseconds sweep_interval{250};
     std::chrono::milliseconds position_interval{1000};
     std::chrono::milliseconds stats_interval{1000};
+    // how often signed-in listeners' and supervisors' tokens are checked against Redis, so that a
+    // revoke or a rotation this process did not hear of still ends their sessions (sessions.hpp)
+    std::chrono::milliseconds session_check_interval{5000};
     // The supervisors' stats history: one sample per step (taken by one process of all those
     // running, whether or not anyone watches; every process checks once per stats_interval),
     // kept for the window.
     std::chrono::milliseconds stats_history_step{20000};
     std::chrono::milliseconds stats_history_window{3600 * 1000};
-    std::size_t max_request_ids = 4096;  // remembered per connection to refuse reuse
+    std::size_t max_request_ids = 4096;  // remembered per signed-in connection to refuse reuse
+    // a connection that has not signed in (SeekerHello, ListenerSignIn, SupervisorSignIn) this
+    // long after opening is closed with 1008 (0: never)
+    std::chrono::milliseconds sign_in_timeout{10000};
     int max_bad_frames = 20;             // then the connection is closed with 1008
     // Requests of one signed-in connection answered at once (replies carry the request id and
     // may come back out of order); beyond it the connection's frames wait. Sign-in is serial.

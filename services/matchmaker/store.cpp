@@ -304,6 +304,30 @@ asio::awaitable<std::map<std::string, std::string>> store::hash(std::string key)
     co_return out;
 }
 
+asio::awaitable<store::memory> store::redis_memory() {
+    const std::string info = (co_await redis_->command(argv("INFO", "memory"))).as_string();
+    const auto field = [&](const std::string& name) -> std::int64_t {
+        const auto at = info.find("\n" + name + ":");
+        if (at == std::string::npos) return 0;
+        return std::stoll(info.substr(at + name.size() + 2));
+    };
+    co_return memory{field("used_memory"), field("maxmemory")};
+}
+
+asio::awaitable<std::vector<std::string>> store::current_tokens(std::vector<std::string> owners) {
+    std::vector<std::vector<std::string>> cmds;
+    for (const auto& o : owners) {
+        const bool listener = o.rfind("listener:", 0) == 0;
+        const std::string id = o.substr(o.find(':') + 1);
+        cmds.push_back(argv("HMGET", listener ? keys::listener(id) : keys::supervisor(id), "token", "revoked"));
+    }
+    std::vector<std::string> out;
+    if (cmds.empty()) co_return out;
+    for (const auto& v : co_await redis_->pipeline(std::move(cmds)))
+        out.push_back(v.is_error() || str_at(v, 1) == "1" ? std::string() : str_at(v, 0));
+    co_return out;
+}
+
 asio::awaitable<std::vector<std::string>> store::members(std::string key) {
     auto v = co_await redis_->command(argv("SMEMBERS", std::move(key)));
     std::vector<std::string> out;

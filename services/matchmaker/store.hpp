@@ -182,6 +182,14 @@ public:
     boost::asio::awaitable<std::vector<std::string>> members(std::string key);
     // Append to the audit stream (wl:audit): who did what, when; never what they saw.
     boost::asio::awaitable<void> audit(std::string event, std::string supervisor_id);
+    // Redis's used_memory and maxmemory (0: no limit), from INFO memory.
+    struct memory {
+        std::int64_t used = 0, max = 0;
+    };
+    boost::asio::awaitable<memory> redis_memory();
+    // The current token hash of each account ("listener:<id>" or "supervisor:<id>"), "" for one
+    // revoked or gone: one pipeline, for the session check (sessions.hpp).
+    boost::asio::awaitable<std::vector<std::string>> current_tokens(std::vector<std::string> owners);
     // Who a bearer token belongs to: "listener:<id>", "supervisor:<id>" or empty.
     boost::asio::awaitable<std::string> token_owner(std::string token_hash);
     boost::asio::awaitable<std::string> listener_by_handle(std::string handle);

@@ -2,6 +2,7 @@
 #include "services/matchmaker/tickers.hpp"
 
 #include "services/matchmaker/messages.hpp"
+#include "services/matchmaker/sessions.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -42,6 +43,8 @@ void tickers::start() {
     spawn(&tickers::position_loop);
     spawn(&tickers::stats_loop);
     spawn(&tickers::history_loop);
+    spawn(&tickers::session_loop);
+    spawn(&tickers::memory_loop);
 }
 
 void tickers::stop() {
@@ -190,6 +193,32 @@ asio::awaitable<void> tickers::history_loop() {
         }
         if (!co_await tick(*t, settings_.stats_interval)) break;
     }
+}
+
+asio::awaitable<void> tickers::session_loop() {
+    auto t = timer();
+    while (co_await tick(*t, settings_.session_check_interval)) {
+        try {
+            co_await close_stale_sessions(store_, peers_);
+        } catch (const redis::unavailable&) {
+            // reported by /readyz; the next tick tries again
+        } catch (const std::exception& e) {
+            spdlog::warn("session check failed: {}", e.what());
+        }
+    }
+}
+
+asio::awaitable<void> tickers::memory_loop() {
+    auto t = timer();
+    do {
+        try {
+            const auto m = co_await store_.redis_memory();
+            redis_used_ = m.used;
+            redis_max_ = m.max;
+        } catch (const std::exception& e) {
+            spdlog::debug("could not read Redis's memory: {}", e.what());
+        }
+    } while (co_await tick(*t, std::chrono::seconds(10)));
 }
 
 asio::awaitable<bool> tickers::sample_history() {

@@ -1,7 +1,7 @@
 // The matchmaker's clock-driven work, each a loop on its own timer: the heartbeat that keeps
 // this process's lease, the sweep (timeouts, widening, dead processes), queue positions for
-// this process's waiting seekers, the supervisors' live stats and one sample per step of their
-// stats history. All idempotent, so every process runs them and none is special.
+// this process's waiting seekers, the supervisors' live stats, one sample per step of their
+// stats history, and the session check (sessions.hpp). All idempotent, so every process runs them and none is special.
 //
 // Threading: the loops run on the io_context the object is given (one I/O thread).
 #pragma once
@@ -31,6 +31,10 @@ public:
     tickers(boost::asio::io_context& ioc, const service_settings& s, const catalogue& cat, store& st,
             peer_registry& peers, std::string node, std::function<bool()> settled);
 
+    // Redis's memory as last read (every 10 s): for the gauges and the alert before it fills.
+    std::int64_t redis_used_memory() const { return redis_used_.load(); }
+    std::int64_t redis_maxmemory() const { return redis_max_.load(); }
+
     void start();
     void stop();
     // Offer this process's sample of the stats history for the current step; true if it was
@@ -43,6 +47,8 @@ private:
     boost::asio::awaitable<void> position_loop();
     boost::asio::awaitable<void> stats_loop();
     boost::asio::awaitable<void> history_loop();
+    boost::asio::awaitable<void> session_loop();
+    boost::asio::awaitable<void> memory_loop();
     boost::asio::awaitable<void> positions();
     // Wait `every` on t; false once stop() was called.
     boost::asio::awaitable<bool> tick(boost::asio::steady_timer& t, std::chrono::milliseconds every);
@@ -56,6 +62,7 @@ private:
     std::string node_;
     std::function<bool()> settled_;
     std::atomic<bool> stopping_{false};
+    std::atomic<std::int64_t> redis_used_{0}, redis_max_{0};
     std::vector<std::shared_ptr<boost::asio::steady_timer>> timers_;
 };
 

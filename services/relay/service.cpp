@@ -259,6 +259,15 @@ asio::awaitable<void> service::on_message(std::shared_ptr<net::connection> c, st
             caught_up_needed = m.body_case() == RelayClientMessage::kHello && reply.has_welcome();
         } catch (const redis::unavailable&) {
             reply = error_reply<RelayServerMessage>(v1::UNAVAILABLE, "The relay can't reach its database for a moment. Please try again shortly.");
+        } catch (const redis::reply_error& e) {
+            if (e.out_of_memory()) {  // at maxmemory (noeviction): nothing stored; the client sends again
+                spdlog::error("relay: Redis is full (maxmemory): a request was refused");
+                reply = error_reply<RelayServerMessage>(v1::UNAVAILABLE,
+                                                        "The relay is out of room for a moment. Please try again shortly.");
+            } else {
+                spdlog::error("relay: request failed: {}", e.what());
+                reply = error_reply<RelayServerMessage>(v1::INTERNAL, "Something went wrong on our side. Please try again.");
+            }
         } catch (const std::exception& e) {
             spdlog::error("relay: request failed: {}", e.what());
             reply = error_reply<RelayServerMessage>(v1::INTERNAL, "Something went wrong on our side. Please try again.");

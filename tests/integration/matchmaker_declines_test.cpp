@@ -183,3 +183,45 @@ TEST_CASE("declines: in a crisis, waiting for a named listener lasts no longer t
     CHECK(f.offered_listener(s) == other.id);
     require_consistent(f.server);
 }
+
+TEST_CASE("matchmaker: a listener is offered the oldest seeker they may take, behind 100 who avoid them" *
+          doctest::timeout(60)) {
+    matchmaker_fixture f;
+    auto l = f.listener({"anxiety"}, {"en"}, 1, /*available=*/false);
+    // half blocked this listener, half were declined by them (cool-down): all ahead in line
+    std::vector<std::string> ahead;
+    for (int i = 0; i < 100; ++i) {
+        auto sid = f.seeker();
+        f.request(sid, "anxiety", "en");  // (a new request forgets earlier cool-downs: set them after)
+        if (i % 2) f.server.cmd({"SADD", "wl:seeker:" + sid + ":blocked", l.id});
+        else f.server.cmd({"ZADD", "wl:seeker:" + sid + ":cooldown", std::to_string(f.now + 3600000), l.id});
+        ahead.push_back(sid);
+    }
+    auto behind = f.seeker();
+    f.request(behind, "anxiety", "en");
+    auto last = f.seeker();
+    f.request(last, "anxiety", "en");
+
+    REQUIRE(f.run(f.store->set_availability(l.id, true)));
+    CHECK(f.seeker_state(behind) == "offered");
+    CHECK(f.offered_listener(behind) == l.id);
+    CHECK(f.seeker_state(last) == "queued");
+    for (const auto& sid : ahead) CHECK(f.seeker_state(sid) == "queued");
+    require_consistent(f.server);
+}
+
+TEST_CASE("matchmaker: a seeker is offered the listener idle longest they may take, behind 40 they avoid" *
+          doctest::timeout(60)) {
+    matchmaker_fixture f;
+    auto sid = f.seeker();
+    for (int i = 0; i < 40; ++i) {
+        auto avoided = f.listener({"anxiety"}, {"en"}, 1);
+        f.server.cmd({"SADD", "wl:seeker:" + sid + ":blocked", avoided.id});
+    }
+    f.now += 1000;
+    auto free = f.listener({"anxiety"}, {"en"}, 1);  // idle the shortest of all: last in line
+    f.request(sid, "anxiety", "en");
+    CHECK(f.seeker_state(sid) == "offered");
+    CHECK(f.offered_listener(sid) == free.id);
+    require_consistent(f.server);
+}

@@ -279,3 +279,56 @@ TEST_CASE("matchmaker ws: requests sent without waiting each get their own reply
     for (const auto& m : seeker.pending) CHECK_MESSAGE(!m.has_pong(), "a ping was answered twice");
     CHECK(check_invariants(f.server).empty());
 }
+
+TEST_CASE("matchmaker ws: a connection that does not sign in in time is closed, and nothing is kept for it before" *
+          doctest::timeout(30)) {
+    matchmaker_fixture f;
+    auto s = fast_settings();
+    s.sign_in_timeout = std::chrono::milliseconds(400);
+    running_matchmaker mm(f.server.url(), s);
+
+    // before sign-in no request id is remembered: a refused sign-in may be sent again as it was
+    peer anon(mm.port());
+    const std::string bad = R"({"requestId":"same","listenerSignIn":{"token":"wll_not-a-token"}})";
+    anon.ws.send_text(bad);
+    CHECK(anon.reply("same").error().code() == v1::UNAUTHENTICATED);
+    anon.ws.send_text(bad);
+    CHECK(anon.reply("same").error().code() == v1::UNAUTHENTICATED);  // not DUPLICATE_REQUEST_ID
+    // and then it is closed: it never said who it is
+    const auto opened = std::chrono::steady_clock::now();
+    std::uint16_t code = 0;
+    try {
+        while (std::chrono::steady_clock::now() - opened < std::chrono::seconds(5)) anon.ws.read(std::chrono::milliseconds(100));
+    } catch (const std::exception&) {
+        code = anon.ws.close_code();
+    }
+    CHECK(code == 1008);
+
+    // one that signed in stays, and from then on its ids are remembered
+    peer seeker(mm.port());
+    seeker.ws.send_text(R"({"requestId":"one","seekerHello":{}})");
+    REQUIRE(seeker.reply("one").has_seeker_welcome());
+    seeker.ws.send_text(R"({"requestId":"one","cancelRequest":{}})");
+    CHECK(seeker.reply("one").error().code() == v1::DUPLICATE_REQUEST_ID);
+    // past the deadline it is still open: reading for 600 ms sees no close
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(600);
+    while (std::chrono::steady_clock::now() < until) REQUIRE_NOTHROW(seeker.ws.read(std::chrono::milliseconds(100)));
+    CHECK(seeker.call(R"("cancelRequest":{})").has_error());  // answered (nothing to cancel)
+}
+
+TEST_CASE("matchmaker ws: a Redis at its maxmemory (noeviction) refuses with UNAVAILABLE, not a crash or INTERNAL" *
+          doctest::timeout(30)) {
+    matchmaker_fixture f;
+    running_matchmaker mm(f.server.url(), fast_settings());
+    f.server.cmd({"CONFIG", "SET", "maxmemory-policy", "noeviction"});
+    f.server.cmd({"CONFIG", "SET", "maxmemory", "1"});  // full: every write is refused
+    peer p(mm.port());
+    auto refused = p.call(R"("seekerHello":{})");
+    REQUIRE(refused.has_error());
+    CHECK(refused.error().code() == v1::UNAVAILABLE);
+    CHECK(refused.error().message().find("out of room") != std::string::npos);
+    f.server.cmd({"CONFIG", "SET", "maxmemory", "0"});
+    auto again = p.call(R"("seekerHello":{})");
+    CHECK(again.has_seeker_welcome());
+    CHECK(check_invariants(f.server).empty());
+}

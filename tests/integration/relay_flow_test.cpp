@@ -426,3 +426,26 @@ TEST_CASE("relay: two sides saying hello at once each get the other's key and fi
         REQUIRE(seeker.call(end).has_ok());  // frees the listener's slot for the next chat
     }
 }
+
+TEST_CASE("relay: a Redis at its maxmemory (noeviction) refuses a send with UNAVAILABLE, and the resend is kept" *
+          doctest::timeout(60)) {
+    relay_fixture f;
+    relay_process a(f.mm.server.url(), f.log);
+    auto session = f.open_chat();
+    relay_peer seeker(a.port, relay_fixture::ticket_for(session, ticket::role::seeker));
+    relay_peer listener(a.port, relay_fixture::ticket_for(session, ticket::role::listener));
+    REQUIRE(seeker.hello(key_of('s')).has_welcome());
+    REQUIRE(listener.hello(key_of('l')).has_welcome());
+    REQUIRE(seeker.send_sealed(1, sealed("s", 1)).has_ack());
+
+    f.mm.server.cmd({"CONFIG", "SET", "maxmemory-policy", "noeviction"});
+    f.mm.server.cmd({"CONFIG", "SET", "maxmemory", "1"});
+    auto full = seeker.send_sealed(2, sealed("s", 2));
+    REQUIRE(full.has_error());
+    CHECK(full.error().code() == v1::UNAVAILABLE);
+    CHECK(full.error().message().find("out of room") != std::string::npos);
+    f.mm.server.cmd({"CONFIG", "SET", "maxmemory", "0"});
+    CHECK(seeker.send_sealed(2, sealed("s", 2)).ack().seq() == 2);
+    CHECK(listener.next_delivery().seq() == 1);
+    CHECK(listener.next_delivery().seq() == 2);
+}

@@ -3,6 +3,8 @@
 -- Returns {'ok', session id, seeker id, topic, language, tier}.
 local lid, oid = ARGV[8], ARGV[9]
 after_outage(tonumber(ARGV[10]), false)
+local refusal = listener_refusal(lid)
+if refusal then return refusal end
 local o = redis.call('HMGET', K.offer(oid), 'seeker', 'listener', 'deadline', 'topic', 'lang', 'enq_ms', 'tier')
 if not o[1] or o[2] ~= lid then
   return err('NOT_FOUND', 'That offer is no longer open.')

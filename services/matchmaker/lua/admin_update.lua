@@ -1,6 +1,11 @@
 -- An admin edits or revokes a listener. ARGV[8] = listener id, [9] name ('' unchanged),
 -- [10] trained topics csv ('' unchanged), [11] trained languages csv ('' unchanged),
 -- [12] max-chats cap (0 unchanged), [13] '1' to revoke. Keeps the availability indexes true.
+-- A revoke bites at once: the token stops working, every open offer of theirs is withdrawn (its
+-- seeker back in its place), every chat of theirs ends as for a lost listener (the seeker back
+-- at the front of the line, told kindly; the relays close both sides), and every matchmaker
+-- closes their connections (the 'revoked' event; a process that misses it finds out at its
+-- next session check, services/matchmaker/tickers.cpp).
 local lid = ARGV[8]
 local key = K.listener(lid)
 if redis.call('EXISTS', key) == 0 then return err('NOT_FOUND', 'There is no listener ' .. lid .. '.') end
@@ -17,10 +22,17 @@ if cap > 0 then
 end
 if ARGV[13] == '1' then
   local h = redis.call('HGET', key, 'token')
-  if h then redis.call('DEL', K.token(h)) end
+  if h and h ~= '' then redis.call('DEL', K.token(h)) end
   local handle = redis.call('HGET', key, 'handle')
   if handle then redis.call('DEL', K.handle(handle)) end
-  redis.call('HSET', key, 'revoked', '1', 'status', 'away')
+  redis.call('HSET', key, 'revoked', '1', 'status', 'away', 'token', '')
+  for _, oid in ipairs(redis.call('SMEMBERS', K.listener_offers(lid))) do
+    local sid = close_offer(oid, 'withdrawn', true)
+    if sid then match_seeker(sid) end
+  end
+  for _, session in ipairs(redis.call('SMEMBERS', K.listener_chats(lid))) do
+    finish_chat(session, 'peer_lost', 'l')
+  end
   tell_listener(lid, 'revoked')
 end
 refresh_listener(lid)

@@ -10,7 +10,7 @@ local GRACE = tonumber(ARGV[4])
 local SALT = ARGV[5]
 local COOLDOWN = tonumber(ARGV[6])      -- a listener who declined or missed a seeker is not offered them again for this long
 local CRISIS_WIDEN = tonumber(ARGV[7])  -- a crisis request nobody took this long goes to every listener of its language
-local SCAN_LIMIT = 32
+local SCAN_PAGE = 32  -- members read at a time when looking for the first eligible one
 local WAIT_WINDOW_MS = 15 * 60 * 1000
 local ACCEPTS_KEEP_S = 48 * 3600  -- wl:listener:<lid>:accepts, for ListenerProfile.chats_today
 
@@ -19,6 +19,16 @@ local ACCEPTS_KEEP_S = 48 * 3600  -- wl:listener:<lid>:accepts, for ListenerProf
 local LISTENER_CHANGE = { profile = 0, offer_missed = 1, revoked = 2 }
 local function tell_listener(lid, change)
   match_event(6, PB.bytes(1, lid) .. PB.uint(2, LISTENER_CHANGE[change]))
+end
+
+-- Whether a listener may act: refused when the account is gone or revoked, in every listener
+-- script (a revoke closes their connections everywhere, but a request may already be on its way
+-- or come through a process that missed the event). Returns the refusal, or nil.
+local function listener_refusal(lid)
+  local f = redis.call('HMGET', K.listener(lid), 'status', 'revoked')
+  if not f[1] then return err('UNAUTHENTICATED', 'This listener account no longer exists.') end
+  if f[2] == '1' then return err('UNAUTHENTICATED', 'This listener account has been revoked.') end
+  return nil
 end
 
 local function new_id(kind)
@@ -82,16 +92,26 @@ local function anyone_for(sid)
   return online > n
 end
 
+-- The first member of a sorted set (lowest score first) that passes `ok`, with its score, read
+-- a page at a time however deep it is. What it skips are the seekers (or listeners) that must
+-- not meet: a seeker who blocked this listener or whom they declined, so the cost is bounded by
+-- those, not by the length of the queue.
+local function first_passing(zkey, ok)
+  local from = 0
+  while true do
+    local entries = redis.call('ZRANGE', zkey, from, from + SCAN_PAGE - 1, 'WITHSCORES')
+    for i = 1, #entries, 2 do
+      if ok(entries[i]) then return entries[i], tonumber(entries[i + 1]) end
+    end
+    if #entries < 2 * SCAN_PAGE then return nil, nil end
+    from = from + SCAN_PAGE
+  end
+end
+
 -- The first seeker of a queue that does not avoid this listener (and passes `accept`, if
 -- given), with its score.
 local function head_for(qkey, lid, accept)
-  local entries = redis.call('ZRANGE', qkey, 0, SCAN_LIMIT - 1, 'WITHSCORES')
-  for i = 1, #entries, 2 do
-    if not avoids(entries[i], lid) and (accept == nil or accept(entries[i])) then
-      return entries[i], tonumber(entries[i + 1])
-    end
-  end
-  return nil, nil
+  return first_passing(qkey, function(sid) return not avoids(sid, lid) and (accept == nil or accept(sid)) end)
 end
 
 -- Seekers are served by tier, then oldest first, across every queue the listener takes: the
@@ -122,11 +142,7 @@ end
 
 -- Among eligible listeners the one idle longest (lowest idle_since) gets the offer.
 local function first_listener(zkey, sid)
-  local entries = redis.call('ZRANGE', zkey, 0, SCAN_LIMIT - 1, 'WITHSCORES')
-  for i = 1, #entries, 2 do
-    if not avoids(sid, entries[i]) then return entries[i], tonumber(entries[i + 1]) end
-  end
-  return nil, nil
+  return first_passing(zkey, function(lid) return not avoids(sid, lid) end)
 end
 
 local function find_listener_for(sid)

@@ -1,8 +1,9 @@
 -- A listener narrows what it takes now. ARGV[8] = listener id, [9] topics csv ('' = all trained),
 -- [10] languages csv ('' = all trained), [11] max chats (0 = unchanged).
 local lid = ARGV[8]
+local refusal = listener_refusal(lid)
+if refusal then return refusal end
 local f = redis.call('HMGET', K.listener(lid), 'topics', 'langs', 'cap')
-if not f[1] then return err('UNAUTHENTICATED', 'This listener account no longer exists.') end
 local function subset(wanted, trained, what)
   local ok = {}
   for _, v in ipairs(split(trained)) do ok[v] = true end

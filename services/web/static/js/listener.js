@@ -142,7 +142,10 @@ function onStatus(s) {
     if (s.code === 4003) {
       save({ token: "" });
       stopEverything();
-      showSignIn("This listener account has been revoked by an admin.");
+      // 4003 "signed out: the token was replaced" (an admin gave a new token) or "account revoked"
+      showSignIn(/replaced/.test(s.reason || "")
+        ? "You were signed out because an admin gave you a new token. Sign in with the new one."
+        : "This listener account has been revoked by an admin.");
     } else {
       setConn("This page is no longer connected to Warmline. Please reload it.");
     }

@@ -663,8 +663,12 @@ function on_status(s) {
       ? "That supervisor token was not accepted. Check that you copied all of it, or ask an admin for a new one."
       : `${s.error?.message || "Warmline did not accept the sign-in."} Please try signing in again.`, refused);
   } else if (s.state === "closed") {
-    // 4003: the account was revoked. Another final close code is not ours to retry either.
-    signed_out(s.code === 4003
+    // 4003: the account was revoked, or its token replaced. Another final close code is not ours
+    // to retry either.
+    const replaced = s.code === 4003 && /replaced/.test(s.reason || "");
+    signed_out(replaced
+      ? "You were signed out because an admin gave you a new token. Sign in with the new one."
+      : s.code === 4003
       ? "This supervisor account has been revoked, so the dashboard has stopped. Ask an admin if you need access again."
       : "The dashboard was disconnected. Reload the page to sign in again.", s.code === 4003);
   }
