@@ -327,6 +327,13 @@ asio::awaitable<RelayServerMessage> service::handle(participant_ptr p, const Rel
 asio::awaitable<RelayServerMessage> service::hello(participant_ptr p, const v1::RelayHello& m) {
     if (m.public_key().size() != 32)
         co_return error_reply<RelayServerMessage>(v1::INVALID_ARGUMENT, "public_key must be the 32 bytes of an X25519 public key.");
+    // counted until this side is in by_side_ (or refused): see recover()
+    struct in_flight {
+        int& n;
+        explicit in_flight(int& count) : n(++count) {}
+        ~in_flight() { --n; }
+    } counted(hellos_in_flight_);
+    ++hellos_begun_;
     auto r = co_await store_.hello(p->session, p->role, node_, p->conn_id, m.public_key(), settings_.node_lease.count());
     if (!r) co_return refusal_reply<RelayServerMessage>(r.error);
     participant_ptr older;

@@ -159,6 +159,10 @@ private:
     std::mutex mutex_;
     std::unordered_map<std::uint64_t, participant_ptr> by_conn_;
     std::map<std::pair<std::string, char>, participant_ptr> by_side_;  // the greeted connection per side
+    // hellos on their way (between their hello.lua and by_side_), and every one ever begun: the
+    // recovery's node_sync must not let go of a side a hello registered while it ran (upkeep.cpp)
+    int hellos_in_flight_ = 0;
+    std::uint64_t hellos_begun_ = 0;
     std::shared_ptr<recovery> recovery_;
     std::shared_ptr<boost::asio::steady_timer> idle_timer_;
     std::shared_ptr<boost::asio::steady_timer> presence_timer_;

@@ -10,20 +10,43 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 namespace warmline::relay {
 namespace asio = boost::asio;
 using v1::RelayServerMessage;
 
 asio::awaitable<void> service::recover() {
+    // the sides it holds first (they were judged gone if the lease ran out), then the catch-up.
+    // A side that says hello while node_sync is on its way is not in the list node_sync got,
+    // and if its hello.lua ran first, node_sync lets it go: the other side's messages would then
+    // be published to nobody until something else woke the chat. (A side that closes meanwhile
+    // is the same in reverse.) So: wait for hellos on their way, sync, and again until no hello
+    // began during a sync and the sides held are the sides synced.
     std::vector<participant_ptr> all;
-    {
-        std::lock_guard lock(mutex_);
-        for (auto& [_, p] : by_side_) all.push_back(p);
+    std::vector<std::string> synced;
+    bool have_synced = false;
+    std::uint64_t begun = 0;  // hellos begun before the last sync
+    for (int round = 0; round < 100; ++round) {
+        if (hellos_in_flight_ > 0) {
+            asio::steady_timer t(ioc_, std::chrono::milliseconds(10));
+            co_await t.async_wait(asio::use_awaitable);
+            continue;
+        }
+        all.clear();
+        {
+            std::lock_guard lock(mutex_);
+            for (auto& [_, p] : by_side_) all.push_back(p);
+        }
+        std::vector<std::string> sides;
+        for (auto& p : all) sides.push_back(p->session + "|" + p->role + "|" + p->conn_id);
+        std::sort(sides.begin(), sides.end());
+        if (have_synced && sides == synced && hellos_begun_ == begun) break;
+        begun = hellos_begun_;
+        co_await store_.node_sync(presence(), sides);
+        synced = std::move(sides);
+        have_synced = true;
     }
-    // the sides it holds first (they were judged gone if the lease ran out), then the catch-up
-    std::vector<std::string> sides;
-    for (auto& p : all) sides.push_back(p->session + "|" + p->role + "|" + p->conn_id);
-    co_await store_.node_sync(presence(), std::move(sides));
     bool failed = false;
     for (auto& p : all) {
         // a chat that ended while events could not reach this process: say so and close
