@@ -86,12 +86,16 @@ struct value {
 struct unavailable : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
-// Redis answered with an error reply (the message is Redis's, e.g. "WRONGTYPE ...").
+// Redis refused a write because it is at its maxmemory (policy noeviction: "OOM command not
+// allowed ..."): nothing was changed, and the command may be made again once there is room. An
+// `unavailable`, so every caller that waits and tries again does so for this too.
+struct out_of_memory : unavailable {
+    using unavailable::unavailable;
+};
+// Redis answered with an error reply (the message is Redis's, e.g. "WRONGTYPE ..."); an OOM reply
+// is thrown as out_of_memory instead.
 struct reply_error : std::runtime_error {
     using std::runtime_error::runtime_error;
-    // Redis refused a write because it is at its maxmemory (policy noeviction): nothing was
-    // changed, and the request may be made again once there is room.
-    bool out_of_memory() const { return std::string_view(what()).find("OOM") != std::string_view::npos; }
 };
 
 struct client_options {

@@ -23,12 +23,6 @@ replica_acks::replica_acks(asio::any_io_executor ex, std::shared_ptr<redis::any_
       who_(std::move(who)),
       degrade_after_(degrade_after) {}
 
-bool replica_acks::degraded_now() const {
-    for (const auto& [node, l] : lanes_)
-        if (l.degraded) return true;
-    return false;
-}
-
 asio::awaitable<bool> replica_acks::confirmed(std::string key, std::uint64_t link) {
     if (link == 0) co_return false;  // the write went over no connection we know of
     const std::string node = redis_->node_of(key);

@@ -55,8 +55,6 @@ public:
     std::uint64_t rounds() const { return rounds_; }
     // Writes confirmed without their replicas (degraded) so far.
     std::uint64_t degraded() const { return degraded_; }
-    // Whether any primary's writes are confirmed without replicas now.
-    bool degraded_now() const;
 
 private:
     using time_point = std::chrono::steady_clock::time_point;

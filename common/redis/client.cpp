@@ -247,7 +247,7 @@ asio::awaitable<value> client::command(std::vector<std::string> args) {
     cmds.push_back(std::move(args));
     detail::check_commands(cmds);
     auto replies = co_await p->run(std::move(cmds));
-    if (replies.at(0).is_error()) throw reply_error(replies[0].str);
+    if (replies.at(0).is_error()) detail::throw_error_reply(replies[0].str);
     co_return std::move(replies[0]);
 }
 
@@ -280,14 +280,14 @@ asio::awaitable<value> client::eval(const script& s, std::vector<std::string> ke
         load_and_retry.push_back({"SCRIPT", "LOAD", source});
         load_and_retry.push_back(std::move(evalsha));
         auto retry = co_await p->run(std::move(load_and_retry));
-        if (retry.at(0).is_error()) throw reply_error(retry[0].str);
+        if (retry.at(0).is_error()) detail::throw_error_reply(retry[0].str);
         if (retry[0].str != sha) {
             // Our sha1 disagrees with Redis's: every later call would take this path again.
             spdlog::error("redis client: SCRIPT LOAD returned a different SHA1 than computed locally");
         }
         result = std::move(retry.at(1));
     }
-    if (result.is_error()) throw reply_error(result.str);
+    if (result.is_error()) detail::throw_error_reply(result.str);
     co_return result;
 }
 

@@ -548,7 +548,7 @@ asio::awaitable<value> cluster_client::command(std::vector<std::string> args) {
     const auto slot = command_slot(unit.front());
     if (!p->map_loaded()) co_await p->refresh_quietly();
     value v = co_await p->run_unit(std::move(unit), slot);
-    if (v.is_error()) throw reply_error(v.str);
+    if (v.is_error()) detail::throw_error_reply(v.str);
     co_return v;
 }
 
@@ -559,7 +559,7 @@ asio::awaitable<value> cluster_client::command_near(std::string key, std::vector
     check_cluster_commands(unit);
     if (!p->map_loaded()) co_await p->refresh_quietly();
     value v = co_await p->run_unit(std::move(unit), key_slot(key));
-    if (v.is_error()) throw reply_error(v.str);
+    if (v.is_error()) detail::throw_error_reply(v.str);
     co_return v;
 }
 
@@ -596,7 +596,7 @@ asio::awaitable<value> cluster_client::eval(const script& s, std::vector<std::st
         load_and_retry.push_back(std::move(evalsha));
         result = co_await p->run_unit(std::move(load_and_retry), slot);
     }
-    if (result.is_error()) throw reply_error(result.str);
+    if (result.is_error()) detail::throw_error_reply(result.str);
     co_return result;
 }
 

@@ -42,6 +42,8 @@ namespace asio = boost::asio;
 struct asio_events;
 
 value copy_reply(const redisReply* r);
+// Throw Redis's error reply `text`: out_of_memory for an OOM refusal, else reply_error.
+[[noreturn]] void throw_error_reply(const std::string& text);
 
 // A type-erased completion handler. complete() posts the handler to its associated executor (for
 // an awaitable: the awaiting coroutine's), never runs it inline, so a coroutine never resumes

@@ -84,6 +84,11 @@ value copy_reply(const redisReply* r) {
     return v;
 }
 
+void throw_error_reply(const std::string& text) {
+    if (text.rfind("OOM", 0) == 0) throw out_of_memory(text);
+    throw reply_error(text);
+}
+
 }  // namespace detail
 
 }  // namespace warmline::redis

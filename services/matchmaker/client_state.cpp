@@ -6,7 +6,8 @@ namespace warmline::matchmaker {
 using v1::ClientMessage;
 
 bool client_state::use_request_id(const std::string& id, std::size_t max_remembered) {
-    if (!valid_request_id(id)) return false;
+    if (id.empty() || id.size() > 64) return false;
+    if (who == role::none) return true;
     if (!used_.insert(id).second) return false;
     order_.push_back(id);
     if (order_.size() > max_remembered) {

@@ -18,11 +18,10 @@ class client_state {
 public:
     enum class role { none, seeker, listener, supervisor };
 
-    // Remember a request id; false if it is empty, too long or already used on this connection.
-    // Only once signed in: before that nothing is remembered per connection (valid_request_id).
+    // False if the id is empty, longer than 64 bytes or already used on this connection; else
+    // remember it. Before sign-in (who == none) nothing is remembered: an anonymous socket keeps
+    // no state, and a refused sign-in may be sent again as it was.
     bool use_request_id(const std::string& id, std::size_t max_remembered);
-    // 1 to 64 bytes.
-    static bool valid_request_id(const std::string& id) { return !id.empty() && id.size() <= 64; }
     // A token bucket per connection: `burst` requests at once, refilled at `per_second`. False
     // when the request must be refused with RATE_LIMITED. now_ms comes from the caller's clock.
     bool take_token(std::int64_t now_ms, double burst, double per_second);

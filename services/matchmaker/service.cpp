@@ -177,15 +177,18 @@ void service::on_open(std::shared_ptr<net::connection> c) {
     if (settings_.sign_in_timeout.count() == 0) return;
     // a connection that has not said who it is in time is closed: an anonymous socket costs a
     // slot and a file descriptor, and nothing about it is kept meanwhile (no request ids)
-    asio::co_spawn(ioc_, [self = shared_from_this(), weak = std::weak_ptr<net::connection>(c)]() -> asio::awaitable<void> {
-        asio::steady_timer t(self->ioc_, self->settings_.sign_in_timeout);
+    // (weak: a pending deadline must not keep a stopped service alive)
+    asio::co_spawn(ioc_, [weak_self = weak_from_this(), weak = std::weak_ptr<net::connection>(c),
+                          timeout = settings_.sign_in_timeout]() -> asio::awaitable<void> {
+        asio::steady_timer t(co_await asio::this_coro::executor, timeout);
         boost::system::error_code ec;
         co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        auto self = weak_self.lock();
         auto c = weak.lock();
-        if (!c) co_return;
+        if (!self || !c) co_return;
         auto p = self->peers_.find(c->id());
         if (p && p->state.who == client_state::role::none)
-            c->close(1008, "no sign-in within " + std::to_string(self->settings_.sign_in_timeout.count()) + " ms");
+            c->close(1008, "no sign-in within " + std::to_string(timeout.count()) + " ms");
     }, asio::detached);
 }
 
@@ -221,9 +224,7 @@ asio::awaitable<void> service::on_message(std::shared_ptr<net::connection> c, st
     if (!p->state.take_token(store_.now_ms(), settings_.rate_burst, settings_.rate_per_second)) {
         r = error_reply<reply>(v1::RATE_LIMITED,
                                "Too many requests at once; please slow down and try again in a moment.");
-    } else if (!(p->state.who == client_state::role::none ? client_state::valid_request_id(m.request_id())
-                                                          : p->state.use_request_id(m.request_id(),
-                                                                                    settings_.max_request_ids))) {
+    } else if (!p->state.use_request_id(m.request_id(), settings_.max_request_ids)) {
         r = m.request_id().empty() || m.request_id().size() > 64
                 ? error_reply<reply>(v1::INVALID_ARGUMENT, "Every request needs a request_id of 1 to 64 characters.")
                 : error_reply<reply>(v1::DUPLICATE_REQUEST_ID,
@@ -245,8 +246,7 @@ asio::awaitable<void> service::on_message(std::shared_ptr<net::connection> c, st
         std::string id = m.request_id();
         co_await answer(p, std::move(m), false);
         // a sign-in that succeeded: its id is the first this connection remembers
-        if (anonymous && p->state.who != client_state::role::none)
-            p->state.use_request_id(id, settings_.max_request_ids);
+        if (anonymous) p->state.use_request_id(id, settings_.max_request_ids);
         co_return;
     }
     reply_to(p, m.request_id(), std::move(r));
@@ -256,19 +256,13 @@ asio::awaitable<void> service::answer(peer_ptr p, ClientMessage m, bool concurre
     ServerMessage r;
     try {
         r = co_await handlers_.handle(p, m);
+    } catch (const redis::out_of_memory&) {
+        // Redis at its maxmemory (noeviction) refuses writes: nothing was changed, try later
+        spdlog::error("Redis is full (maxmemory): a request was refused");
+        r = error_reply<reply>(v1::UNAVAILABLE, "Warmline is out of room for a moment. Please try again shortly.");
     } catch (const redis::unavailable&) {
         r = error_reply<reply>(v1::UNAVAILABLE,
                                "Warmline can't reach its database for a moment. Please try again shortly.");
-    } catch (const redis::reply_error& e) {
-        // Redis at its maxmemory (noeviction) refuses writes: nothing was changed, try later
-        if (e.out_of_memory()) {
-            spdlog::error("Redis is full (maxmemory): a request was refused");
-            r = error_reply<reply>(v1::UNAVAILABLE,
-                                   "Warmline is out of room for a moment. Please try again shortly.");
-        } else {
-            spdlog::error("request failed: {}", e.what());
-            r = error_reply<reply>(v1::INTERNAL, "Something went wrong on our side. Please try again.");
-        }
     } catch (const std::exception& e) {
         spdlog::error("request failed: {}", e.what());
         r = error_reply<reply>(v1::INTERNAL, "Something went wrong on our side. Please try again.");

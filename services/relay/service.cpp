@@ -110,6 +110,7 @@ void service::start() {
     });
     count_every_error_code(metrics_, "warmline_relay_errors_total", "Errors returned to clients");
     idle_timer_ = std::make_shared<asio::steady_timer>(ioc_);
+    hellos_done_ = std::make_shared<asio::steady_timer>(ioc_);
     presence_timer_ = std::make_shared<asio::steady_timer>(ioc_);
     asio::co_spawn(ioc_, idle_loop(), asio::detached);
     asio::co_spawn(ioc_, presence_loop(), asio::detached);
@@ -257,17 +258,11 @@ asio::awaitable<void> service::on_message(std::shared_ptr<net::connection> c, st
         try {
             reply = co_await handle(p, m);
             caught_up_needed = m.body_case() == RelayClientMessage::kHello && reply.has_welcome();
+        } catch (const redis::out_of_memory&) {  // at maxmemory (noeviction): nothing stored; sent again
+            spdlog::error("relay: Redis is full (maxmemory): a request was refused");
+            reply = error_reply<RelayServerMessage>(v1::UNAVAILABLE, "The relay is out of room for a moment. Please try again shortly.");
         } catch (const redis::unavailable&) {
             reply = error_reply<RelayServerMessage>(v1::UNAVAILABLE, "The relay can't reach its database for a moment. Please try again shortly.");
-        } catch (const redis::reply_error& e) {
-            if (e.out_of_memory()) {  // at maxmemory (noeviction): nothing stored; the client sends again
-                spdlog::error("relay: Redis is full (maxmemory): a request was refused");
-                reply = error_reply<RelayServerMessage>(v1::UNAVAILABLE,
-                                                        "The relay is out of room for a moment. Please try again shortly.");
-            } else {
-                spdlog::error("relay: request failed: {}", e.what());
-                reply = error_reply<RelayServerMessage>(v1::INTERNAL, "Something went wrong on our side. Please try again.");
-            }
         } catch (const std::exception& e) {
             spdlog::error("relay: request failed: {}", e.what());
             reply = error_reply<RelayServerMessage>(v1::INTERNAL, "Something went wrong on our side. Please try again.");
@@ -329,11 +324,15 @@ asio::awaitable<RelayServerMessage> service::hello(participant_ptr p, const v1::
         co_return error_reply<RelayServerMessage>(v1::INVALID_ARGUMENT, "public_key must be the 32 bytes of an X25519 public key.");
     // counted until this side is in by_side_ (or refused): see recover()
     struct in_flight {
-        int& n;
-        explicit in_flight(int& count) : n(++count) {}
-        ~in_flight() { --n; }
-    } counted(hellos_in_flight_);
-    ++hellos_begun_;
+        service& s;
+        explicit in_flight(service& svc) : s(svc) {
+            ++s.hellos_in_flight_;
+            ++s.hellos_begun_;
+        }
+        ~in_flight() {
+            if (--s.hellos_in_flight_ == 0) s.hellos_done_->cancel();
+        }
+    } counted(*this);
     auto r = co_await store_.hello(p->session, p->role, node_, p->conn_id, m.public_key(), settings_.node_lease.count());
     if (!r) co_return refusal_reply<RelayServerMessage>(r.error);
     participant_ptr older;
@@ -376,7 +375,7 @@ asio::awaitable<RelayServerMessage> service::send_message(participant_ptr p, con
         co_return error_reply<RelayServerMessage>(v1::MESSAGE_TOO_LARGE, "A message can be at most " +
                                                          std::to_string(settings_.max_ciphertext) +
                                                          " bytes once encrypted; split it up.");
-    const std::string log = store::log_key(p->session, p->role);
+    const std::string log = acks_ ? store::log_key(p->session, p->role) : std::string();
     const std::uint64_t link = acks_ ? acks_->link(log) : 0;  // the connection the write goes over
     auto r = co_await send_store_.send(p->session, p->role, m.seq(), m.ciphertext(), acks_ != nullptr);
     if (!r) co_return refusal_reply<RelayServerMessage>(r.error);

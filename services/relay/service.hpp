@@ -163,6 +163,8 @@ private:
     // recovery's node_sync must not let go of a side a hello registered while it ran (upkeep.cpp)
     int hellos_in_flight_ = 0;
     std::uint64_t hellos_begun_ = 0;
+    // cancelled when the last hello on its way is done: what recover() waits on
+    std::shared_ptr<boost::asio::steady_timer> hellos_done_;
     std::shared_ptr<recovery> recovery_;
     std::shared_ptr<boost::asio::steady_timer> idle_timer_;
     std::shared_ptr<boost::asio::steady_timer> presence_timer_;

@@ -27,10 +27,12 @@ asio::awaitable<void> service::recover() {
     std::vector<std::string> synced;
     bool have_synced = false;
     std::uint64_t begun = 0;  // hellos begun before the last sync
-    for (int round = 0; round < 100; ++round) {
+    for (int round = 0; round < 20; ++round) {
         if (hellos_in_flight_ > 0) {
-            asio::steady_timer t(ioc_, std::chrono::milliseconds(10));
-            co_await t.async_wait(asio::use_awaitable);
+            // woken when the last one is done; a hello waits on Redis at most its command timeout
+            hellos_done_->expires_after(std::chrono::seconds(5));
+            boost::system::error_code ec;
+            co_await hellos_done_->async_wait(asio::redirect_error(asio::use_awaitable, ec));
             continue;
         }
         all.clear();

@@ -109,6 +109,18 @@ inline matchmaker::service_settings fast_settings() {
     return s;
 }
 
+// Read whatever comes until the server closes the connection: its close code, or 0 if it is
+// still open after `limit`.
+inline std::uint16_t close_code_within(net::ws_client& ws, std::chrono::milliseconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    try {
+        while (std::chrono::steady_clock::now() < deadline) ws.read(std::chrono::milliseconds(100));
+    } catch (const std::exception&) {
+        return ws.close_code();
+    }
+    return 0;
+}
+
 // One WebSocket client speaking the JSON protocol.
 struct peer {
     net::ws_client ws;

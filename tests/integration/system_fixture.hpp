@@ -122,6 +122,32 @@ inline void listener_sign_in(peer& p, const std::string& token) {
     REQUIRE(p.call(R"("setAvailability":{"available":true})").has_status_changed());
 }
 
+// The id of the next offer a listener is pushed.
+inline std::string offer_id(peer& listener) {
+    return listener.until([](const v1::ServerMessage& m) { return m.has_offer(); }, std::chrono::seconds(5))
+        .offer()
+        .offer_id();
+}
+
+// Accept an offer; both sides' ChatStarted (the seeker's, the listener's).
+inline std::pair<v1::ChatStarted, v1::ChatStarted> accept(peer& listener, peer& seeker, const std::string& oid) {
+    auto l = listener.call(R"("acceptOffer":{"offerId":")" + oid + "\"}");
+    REQUIRE(l.has_chat_started());
+    auto s = seeker.until([](const v1::ServerMessage& m) { return m.has_chat_started(); });
+    return {s.chat_started(), l.chat_started()};
+}
+
+// Both sides of a started chat on the relays at these ports, each welcomed (with test keys).
+struct relay_sides {
+    relay_peer seeker, listener;
+    relay_sides(const std::pair<v1::ChatStarted, v1::ChatStarted>& chat, std::uint16_t seeker_relay,
+                std::uint16_t listener_relay)
+        : seeker(seeker_relay, chat.first.relay_ticket()), listener(listener_relay, chat.second.relay_ticket()) {
+        REQUIRE(seeker.hello(std::string(32, 's')).has_welcome());
+        REQUIRE(listener.hello(std::string(32, 'l')).has_welcome());
+    }
+};
+
 // Keeps a process's Redis connections out by taking their slots (CONFIG SET maxclients at the
 // number connected) and lets them back in one at a time: for tests that need, say, the
 // subscriber back before the command connection. Uses one connection of its own throughout.

@@ -56,14 +56,8 @@ void survive(outage kind) {
     peer s4(mm_a.port);
     seeker_hello(s4);
     REQUIRE(s4.call(R"("requestChat":{"topic":"work","language":"en"})").has_request_queued());
-    const std::string chat_offer = l2.until([](const M& m) { return m.has_offer(); }).offer().offer_id();
-    auto l2_chat = l2.call(R"("acceptOffer":{"offerId":")" + chat_offer + "\"}");
-    REQUIRE(l2_chat.has_chat_started());
-    auto s4_chat = s4.until([](const M& m) { return m.has_chat_started(); });
-    relay_peer seeker_side(s.relays[0].port, s4_chat.chat_started().relay_ticket());
-    relay_peer listener_side(s.relays[1].port, l2_chat.chat_started().relay_ticket());
-    REQUIRE(seeker_side.hello(std::string(32, 's')).has_welcome());
-    REQUIRE(listener_side.hello(std::string(32, 'l')).has_welcome());
+    relay_sides chat(accept(l2, s4, offer_id(l2)), s.relays[0].port, s.relays[1].port);
+    auto& [seeker_side, listener_side] = chat;
     for (std::uint64_t i = 1; i <= 3; ++i)
         REQUIRE(seeker_side.send_sealed(i, "sealed-" + std::to_string(i)).ack().seq() == i);
     for (std::uint64_t i = 1; i <= 3; ++i) REQUIRE(listener_side.next_delivery().seq() == i);

@@ -13,18 +13,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Read whatever comes until the server closes the connection: its close code, or 0 if it is
-// still open after `limit`.
-std::uint16_t close_code_within(net::ws_client& ws, std::chrono::milliseconds limit) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    try {
-        while (std::chrono::steady_clock::now() < deadline) ws.read(100ms);
-    } catch (const std::exception&) {
-        return ws.close_code();
-    }
-    return 0;
-}
-
 std::string sign_in_error(std::uint16_t port, const std::string& token) {
     peer p(port);
     auto r = p.call(R"("listenerSignIn":{"token":")" + token + "\"}");
@@ -47,19 +35,14 @@ TEST_CASE("revoke: a revoked listener is closed out on every process, their chat
     peer s1(mm_b.port);
     const std::string sid1 = seeker_hello(s1);
     REQUIRE(s1.call(R"("requestChat":{"topic":"anxiety","language":"en"})").has_request_queued());
-    auto offer = l_a.until([](const M& m) { return m.has_offer(); });
-    auto started = l_a.call(R"("acceptOffer":{"offerId":")" + offer.offer().offer_id() + "\"}");
-    REQUIRE(started.has_chat_started());
-    auto s1_started = s1.until([](const M& m) { return m.has_chat_started(); });
-    relay_peer s1_relay(s.relays[0].port, s1_started.chat_started().relay_ticket());
-    relay_peer l_relay(s.relays[1].port, started.chat_started().relay_ticket());
-    REQUIRE(s1_relay.hello(std::string(32, 's')).has_welcome());
-    REQUIRE(l_relay.hello(std::string(32, 'l')).has_welcome());
+    const std::string first_offer = offer_id(l_a);
+    relay_sides chat(accept(l_a, s1, first_offer), s.relays[0].port, s.relays[1].port);
+    auto& [s1_relay, l_relay] = chat;
     // an open offer, and someone waiting behind it
     peer s2(mm_a.port), s3(mm_a.port);
     const std::string sid2 = seeker_hello(s2);
     REQUIRE(s2.call(R"("requestChat":{"topic":"anxiety","language":"en"})").has_request_queued());
-    REQUIRE(l_a.until([](const M& m) { return m.has_offer(); }).offer().offer_id() != offer.offer().offer_id());
+    REQUIRE(offer_id(l_a) != first_offer);
     const std::string sid3 = seeker_hello(s3);
     REQUIRE(s3.call(R"("requestChat":{"topic":"anxiety","language":"en"})").has_request_queued());
 
@@ -79,8 +62,7 @@ TEST_CASE("revoke: a revoked listener is closed out on every process, their chat
     auto next = s.f.listener({"anxiety"}, {"en"}, 1, /*available=*/false);
     peer n(mm_b.port);
     listener_sign_in(n, next.token);
-    auto first = n.until([](const M& m) { return m.has_offer(); }, 5s);
-    CHECK(s.f.field("wl:offer:" + first.offer().offer_id(), "seeker") == sid1);
+    CHECK(s.f.field("wl:offer:" + offer_id(n), "seeker") == sid1);
     CHECK(s.f.server.cmd({"ZRANGE", "wl:q:anxiety:en", "0", "-1"}) == sid2 + "\n" + sid3);
     CHECK(s.invariant_violations().empty());
 }

@@ -21,18 +21,6 @@ const std::vector<std::string> short_times{"--decline-cooldown-ms=1500", "--grac
 // A relay with presence times short enough for a test: announced after 400 ms, lost after 1.5 s.
 const std::vector<std::string> short_presence{"--peer-away-ms=400", "--peer-grace-ms=1500", "--presence-sweep-ms=20"};
 
-std::string offer_id(peer& listener) {
-    return listener.until([](const M& m) { return m.has_offer(); }, std::chrono::seconds(5)).offer().offer_id();
-}
-
-// Accept an offer; both sides' ChatStarted.
-std::pair<v1::ChatStarted, v1::ChatStarted> accept(peer& listener, peer& seeker, const std::string& oid) {
-    auto l = listener.call(R"("acceptOffer":{"offerId":")" + oid + "\"}");
-    REQUIRE(l.has_chat_started());
-    auto s = seeker.until([](const M& m) { return m.has_chat_started(); });
-    return {s.chat_started(), l.chat_started()};
-}
-
 }  // namespace
 
 TEST_CASE("unhappy (case 1): a crisis request declined by the only listener is told nobody can take it now, "

@@ -33,6 +33,11 @@ TEST_CASE("client state: each role may make only its own requests") {
 
 TEST_CASE("client state: request ids are single-use, non-empty and bounded in memory") {
     client_state s;
+    // before sign-in they are checked but nothing is remembered
+    CHECK(s.use_request_id("a", 3));
+    CHECK(s.use_request_id("a", 3));
+    CHECK_FALSE(s.use_request_id("", 3));
+    s.who = client_state::role::seeker;
     CHECK(s.use_request_id("a", 3));
     CHECK_FALSE(s.use_request_id("a", 3));
     CHECK_FALSE(s.use_request_id("", 3));
