@@ -4,10 +4,13 @@
 // here, and only here, because Beast is slow to compile.
 #include "common/net.hpp"
 
+#include "common/client_address.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/read.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -152,7 +155,8 @@ std::string to_string(const tcp::endpoint& ep) {
                      : a.to_string() + ":" + std::to_string(ep.port());
 }
 
-http_request translate(const http::request<http::string_body>& req, const std::string& remote) {
+http_request translate(const http::request<http::string_body>& req, const std::string& remote,
+                       const ip_address& peer, const trusted_proxies& trusted) {
     http_request r;
     r.method = to_string(req.method_string());
     r.target = to_string(req.target());
@@ -169,6 +173,11 @@ http_request translate(const http::request<http::string_body>& req, const std::s
     }
     r.body = req.body();
     r.remote = remote;
+    const auto forwarded = r.headers.find("x-forwarded-for");
+    const auto client =
+        resolve_client(peer, forwarded == r.headers.end() ? std::string_view() : forwarded->second, trusted);
+    r.client = client.to_string();
+    r.client_bucket = address_bucket(client);
     return r;
 }
 
@@ -246,16 +255,26 @@ public:
 // after ~server still has somewhere to unregister. The handler and the io_context are borrowed.
 struct server::impl : std::enable_shared_from_this<server::impl> {
     impl(asio::io_context& ioc, server_options opts, handler& h)
-        : ioc_(ioc), opts_(std::move(opts)), handler_(h), acceptor_(asio::make_strand(ioc)) {}
+        : ioc_(ioc),
+          opts_(std::move(opts)),
+          trusted_(opts_.trusted_proxies),
+          handler_(h),
+          acceptor_(asio::make_strand(ioc)) {}
 
-    enum class admission { admitted, full, stopping };
+    enum class admission { admitted, full, address_full, stopping };
 
-    // Claim a connection slot before the WebSocket handshake; the count is exact because the
-    // check and the increment happen under the same lock as shutdown's snapshot.
-    admission admit() {
+    // Claim a connection slot (and one of the client's bucket) before the WebSocket handshake;
+    // the counts are exact because the check and the increment happen under the same lock as
+    // shutdown's snapshot.
+    admission admit(const std::string& bucket) {
         std::lock_guard lock(mu_);
         if (stopping_) return admission::stopping;
         if (count_.load() >= opts_.max_connections) return admission::full;
+        if (opts_.max_connections_per_address > 0) {
+            auto& n = per_address_[bucket];
+            if (n >= opts_.max_connections_per_address) return admission::address_full;
+            ++n;
+        }
         ++count_;
         return admission::admitted;
     }
@@ -272,14 +291,19 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
         if (stopping) s->going_away();
     }
 
-    void release(std::uint64_t id) {
+    void release(std::uint64_t id, const std::string& bucket) {
         std::lock_guard lock(mu_);
         sessions_.erase(id);
+        if (opts_.max_connections_per_address > 0) {
+            auto it = per_address_.find(bucket);
+            if (it != per_address_.end() && --it->second == 0) per_address_.erase(it);
+        }
         --count_;
     }
 
     asio::io_context& ioc_;
     const server_options opts_;
+    const trusted_proxies trusted_;
     handler& handler_;
     tcp::acceptor acceptor_;  // on its own strand: closed from shutdown() on another thread
     std::optional<asio::ssl::context> tls_;
@@ -291,6 +315,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     std::mutex mu_;
     bool stopping_ = false;  // guarded by mu_
     std::unordered_map<std::uint64_t, std::weak_ptr<session_base>> sessions_;  // guarded by mu_
+    std::unordered_map<std::string, std::size_t> per_address_;  // open WebSockets per bucket; mu_
 };
 
 namespace {
@@ -521,7 +546,7 @@ private:
             }
         }
         // Last, so that once shutdown() sees the count reach zero every on_close has returned.
-        srv_->release(id_);
+        srv_->release(id_, req_.client_bucket);
     }
 
     websocket::stream<Stream> ws_;
@@ -559,7 +584,8 @@ asio::awaitable<void> run_session(std::shared_ptr<Session> session, http::reques
 // The HTTP side of one connection, plain or TLS: a keep-alive loop of requests that ends when
 // the peer does, when a response says so, or when the connection becomes a WebSocket.
 template <class Stream>
-asio::awaitable<void> serve_http(std::shared_ptr<server::impl> srv, Stream stream, std::string remote) {
+asio::awaitable<void> serve_http(std::shared_ptr<server::impl> srv, Stream stream, std::string remote,
+                                 ip_address peer) {
     const auto& o = srv->opts_;
     beast::flat_buffer buffer;
     for (;;) {
@@ -577,7 +603,7 @@ asio::awaitable<void> serve_http(std::shared_ptr<server::impl> srv, Stream strea
             co_return;
         }
         auto req = parser.release();
-        http_request r = translate(req, remote);
+        http_request r = translate(req, remote, peer, srv->trusted_);
 
         if (websocket::is_upgrade(req)) {
             // Refusals are cheapest first; the handler (which may go to Redis) comes last.
@@ -597,11 +623,15 @@ asio::awaitable<void> serve_http(std::shared_ptr<server::impl> srv, Stream strea
                 }
             }
             if (!refusal) {
-                switch (srv->admit()) {
+                switch (srv->admit(r.client_bucket)) {
                 case server::impl::admission::admitted:
                     break;
                 case server::impl::admission::full:
                     refusal = plain_text(503, "server full, try again later");
+                    break;
+                case server::impl::admission::address_full:
+                    spdlog::debug("net: refused upgrade from {}: too many connections from its address", remote);
+                    refusal = plain_text(429, "too many connections from your address, try again later");
                     break;
                 case server::impl::admission::stopping:
                     refusal = plain_text(503, "server shutting down");
@@ -649,15 +679,53 @@ asio::awaitable<void> serve_http(std::shared_ptr<server::impl> srv, Stream strea
     co_await end_connection(stream, o.handshake_timeout);
 }
 
+// The client a PROXY header names (the peer itself for a header without one), or nothing when
+// the peer may not send one or sent none: the connection is then closed. The header is read
+// exactly, byte by byte where its length is not yet known, so the bytes after it (a TLS
+// handshake, an HTTP request) are left for the stream.
+asio::awaitable<std::optional<ip_address>> read_proxy_header(server::impl& srv, beast::tcp_stream& stream,
+                                                             const ip_address& peer, const std::string& remote) {
+    if (!srv.trusted_.trusts(peer)) {
+        spdlog::debug("net: closed a connection from {}: not a trusted proxy (--proxy-protocol)", remote);
+        co_return std::nullopt;
+    }
+    std::string head;
+    for (;;) {
+        const auto h = parse_proxy_header(head);
+        switch (h.state) {
+        case proxy_header::status::proxied: co_return h.source;
+        case proxy_header::status::local: co_return peer;
+        case proxy_header::status::invalid:
+            spdlog::info("net: closed a connection from {}: no valid PROXY protocol header", remote);
+            co_return std::nullopt;
+        case proxy_header::status::incomplete: break;
+        }
+        const auto have = head.size();
+        head.resize(h.length);
+        stream.expires_after(srv.opts_.handshake_timeout);
+        auto [ec, n] = co_await asio::async_read(stream, asio::buffer(head.data() + have, h.length - have), use_tuple);
+        if (ec) {
+            log_failure(ec, "PROXY header read from", remote);
+            co_return std::nullopt;
+        }
+    }
+}
+
 asio::awaitable<void> run_connection(std::shared_ptr<server::impl> srv, tcp::socket socket) {
     beast::error_code ec;
     const auto ep = socket.remote_endpoint(ec);
     if (ec) co_return;  // gone before we looked
     std::string remote = to_string(ep);
+    ip_address peer = ep.address();
     socket.set_option(tcp::no_delay(true), ec);
     beast::tcp_stream tcp_stream(std::move(socket));
+    if (srv->opts_.proxy_protocol) {
+        auto client = co_await read_proxy_header(*srv, tcp_stream, peer, remote);
+        if (!client) co_return;
+        peer = *client;
+    }
     if (!srv->tls_) {
-        co_await serve_http(srv, std::move(tcp_stream), std::move(remote));
+        co_await serve_http(srv, std::move(tcp_stream), std::move(remote), peer);
         co_return;
     }
     beast::ssl_stream<beast::tcp_stream> tls(std::move(tcp_stream), *srv->tls_);
@@ -667,7 +735,7 @@ asio::awaitable<void> run_connection(std::shared_ptr<server::impl> srv, tcp::soc
         log_failure(hec, "tls handshake with", remote);
         co_return;
     }
-    co_await serve_http(srv, std::move(tls), std::move(remote));
+    co_await serve_http(srv, std::move(tls), std::move(remote), peer);
 }
 
 asio::awaitable<void> accept_loop(std::shared_ptr<server::impl> srv) {
@@ -732,6 +800,10 @@ void server::start() {
         if (ec) throw std::system_error(ec, "net: cannot load TLS key " + o.tls_key_file);
     }
 
+    if (o.proxy_protocol && s.trusted_.empty()) {
+        // every connection would be refused
+        throw std::invalid_argument("net: proxy_protocol needs the proxies' addresses in trusted_proxies");
+    }
     const std::string where = o.address + ":" + std::to_string(o.port);
     beast::error_code ec;
     const auto address = asio::ip::make_address(o.address, ec);

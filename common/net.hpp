@@ -30,6 +30,15 @@ struct server_options {
     std::string tls_cert_file;                   // both set: TLS on this port
     std::string tls_key_file;
     std::size_t max_connections = 200000;        // beyond it: HTTP 503 before the upgrade
+    // WebSockets open at once from one client address bucket (an IPv4 address, an IPv6 /64;
+    // common/client_address.hpp); beyond it HTTP 429 before the upgrade. 0: no limit.
+    std::size_t max_connections_per_address = 0;
+    // Addresses or blocks ("10.0.0.0/8") of the proxies in front: only their X-Forwarded-For, or
+    // their PROXY header, is believed. Empty: every peer is the client.
+    std::vector<std::string> trusted_proxies;
+    // Every connection starts with a PROXY protocol header (v1 or v2, as HAProxy's send-proxy
+    // writes), from a trusted proxy; a connection from anyone else, or without one, is closed.
+    bool proxy_protocol = false;
     // Not the server's own: how long stop_on_signal (common/service_main) lets /readyz say
     // "draining" before shutdown() closes the connections, so a load balancer stops sending here.
     std::chrono::milliseconds drain_delay{0};
@@ -43,6 +52,10 @@ struct http_request {
     std::map<std::string, std::string> headers;  // names lower-cased
     std::string body;
     std::string remote;                          // peer address, "ip:port"
+    // The client's address (the peer's, or the one a trusted proxy forwarded) and the bucket
+    // per-address limits count it in: "a.b.c.d", or an IPv6 "x:x:x:x::/64".
+    std::string client;
+    std::string client_bucket;
 };
 
 struct http_response {

@@ -1,5 +1,6 @@
 #include "common/service_main.hpp"
 
+#include "common/client_address.hpp"
 #include "common/log.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -25,6 +26,15 @@ void add_server_flags(config::options& opts, const std::string& listen, const st
     opts.add("handshake-timeout-ms", "10000", "time allowed for the HTTP/WebSocket handshake");
     opts.add("idle-timeout-ms", "60000", "a silent connection is pinged, then closed");
     opts.add("max-connections", "200000", "WebSocket connections this process accepts");
+    opts.add("max-connections-per-address", "64",
+             "WebSocket connections open at once from one client address (an IPv4 address, an IPv6 /64) on this "
+             "process; beyond it the upgrade gets HTTP 429. 0: no limit");
+    opts.add("trusted-proxies", "",
+             "comma-separated addresses or blocks (10.0.0.0/8, fd00::/8) of the proxies in front of this service: "
+             "only their X-Forwarded-For, or their PROXY header, names the client. Empty: every peer is the client");
+    opts.add("proxy-protocol", "false",
+             "every connection starts with a PROXY protocol header, v1 or v2 (HAProxy's send-proxy, send-proxy-v2 and "
+             "check-send-proxy), from one of --trusted-proxies; other connections are closed");
     opts.add("drain-delay-ms", "0",
              "on SIGTERM/SIGINT, answer /readyz with 503 \"draining\" this long, still serving, before closing "
              "WebSockets with 1001 (set it above the load balancer's health-check interval)");
@@ -107,6 +117,17 @@ server_options server_options_from(const config::options& opts) {
     so.max_connections = static_cast<std::size_t>(opts.integer("max-connections", 1, 10000000));
     so.drain_delay = opts.millis("drain-delay-ms", 0, 600000);
     so.allowed_origins = opts.list("allowed-origins");
+    so.max_connections_per_address =
+        static_cast<std::size_t>(opts.integer("max-connections-per-address", 0, 10000000));
+    so.trusted_proxies = opts.list("trusted-proxies");
+    try {
+        trusted_proxies check(so.trusted_proxies);
+    } catch (const std::invalid_argument& e) {
+        throw config::config_error(std::string("--trusted-proxies: ") + e.what());
+    }
+    so.proxy_protocol = opts.boolean("proxy-protocol");
+    if (so.proxy_protocol && so.trusted_proxies.empty())
+        throw config::config_error("--proxy-protocol needs --trusted-proxies: the proxies allowed to send the header");
     so.tls_cert_file = opts.str("tls-cert");
     so.tls_key_file = opts.str("tls-key");
     if (so.tls_cert_file.empty() != so.tls_key_file.empty())

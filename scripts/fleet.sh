@@ -98,6 +98,9 @@ REDIS_URL="redis-sentinel://127.0.0.1:${sentinel[0]},127.0.0.1:${sentinel[1]},12
 export WARMLINE_REDIS_URL="$REDIS_URL"
 export WARMLINE_CATALOGUE="$ROOT/deploy/catalogue.json"
 export WARMLINE_DRAIN_DELAY_MS="$DRAIN_MS"
+# every client comes through HAProxy on loopback: its X-Forwarded-For names the client, whose
+# address the per-address limits count
+export WARMLINE_TRUSTED_PROXIES=127.0.0.1
 # browsers reach everything through the front door, so only its pages may open the WebSockets
 export WARMLINE_ALLOWED_ORIGINS="http://localhost:$front,http://127.0.0.1:$front"
 

@@ -4,6 +4,7 @@
 #include "common/codec.hpp"
 #include "common/crypto.hpp"
 #include "common/replies.hpp"
+#include "services/matchmaker/limits.hpp"
 #include "services/matchmaker/messages.hpp"
 
 #include <spdlog/spdlog.h>
@@ -75,10 +76,29 @@ asio::awaitable<ServerMessage> request_handlers::status_reply(std::string lid) {
     co_return out;
 }
 
+asio::awaitable<bool> request_handlers::within_quota(const peer_ptr& p, const char* what, std::int64_t window_ms,
+                                                    int limit) {
+    if (limit <= 0) co_return true;
+    auto c = p->conn.lock();
+    if (!c) co_return false;  // gone: nobody to serve
+    const auto address = address_hash(settings_.ticket_secret, c->upgrade_request().client_bucket);
+    const bool allowed = co_await store_.count_use(what, address, window_ms, limit);
+    if (!allowed)
+        metrics_.counter("warmline_address_limited_total", "Uses refused or downgraded by a per-address limit",
+                         std::string("limit=\"") + what + "\"").fetch_add(1);
+    co_return allowed;
+}
+
 asio::awaitable<ServerMessage> request_handlers::seeker_hello(peer_ptr p, const v1::SeekerHello& m) {
     std::string token;
     outcome<hello_result> r;
     if (m.resume_token().empty()) {
+        // a returning seeker (a resume token) is never refused: only new identities are counted
+        if (!co_await within_quota(p, "seekers", 60000, settings_.limits.new_seekers_per_min))
+            co_return error_reply<reply>(
+                v1::RATE_LIMITED,
+                "Many people have started a conversation from your network in the last minute. Please try again "
+                "in a minute. If you are in danger now, call your local emergency number.");
         token = "wlr_" + crypto::random_token();
         r = co_await store_.seeker_new(crypto::random_id(), crypto::sha256_hex(token), node_);
     } else {
@@ -130,7 +150,19 @@ asio::awaitable<ServerMessage> request_handlers::request_chat(peer_ptr p, const 
         if (preferred.empty())
             co_return error_reply<reply>(v1::NOT_FOUND, "There is no listener called '" + m.preferred_listener() + "'.");
     }
-    auto r = co_await store_.request_chat(p->state.id, m.topic(), m.language(), m.crisis() ? 0 : 1, preferred,
+    if (!co_await within_quota(p, "requests", 60000, settings_.limits.requests_per_min))
+        co_return error_reply<reply>(v1::RATE_LIMITED,
+                                     "Many requests have come from your network in the last minute. Please try "
+                                     "again in a minute. If you are in danger now, call your local emergency number.");
+    // Beyond its address's crisis quota a crisis request is still served, in the normal tier:
+    // refusing someone who says they are in crisis is worse than a queue-jumper's advantage lost.
+    // They are shown the crisis lines all the same.
+    int tier = 1;
+    if (m.crisis()) {
+        tier = 0;
+        if (!co_await within_quota(p, "crisis", 3600000, settings_.limits.crisis_per_hour)) tier = 1;
+    }
+    auto r = co_await store_.request_chat(p->state.id, m.topic(), m.language(), tier, preferred,
                                           static_cast<std::int64_t>(topic->widen_after_s()) * 1000);
     if (!r) co_return refusal_reply<reply>(r.error);
     p->state.waiting = true;
@@ -147,7 +179,7 @@ asio::awaitable<ServerMessage> request_handlers::request_chat(peer_ptr p, const 
     p->state.last_update.set_position(r.value->position);
     p->state.last_update.set_estimated_wait_s(r.value->estimate_s);
     p->state.last_update.set_no_listener_now(r.value->nobody);
-    metrics_.counter("warmline_requests_total", "Chat requests", m.crisis() ? "tier=\"crisis\"" : "tier=\"normal\"")
+    metrics_.counter("warmline_requests_total", "Chat requests", tier == 0 ? "tier=\"crisis\"" : "tier=\"normal\"")
         .fetch_add(1);
     co_return out;
 }

@@ -45,6 +45,19 @@ int main(int argc, char** argv) {
     opts.add("rate-burst", "20", "requests one connection may send at once");
     opts.add("rate-per-second", "10", "requests per second one connection may sustain");
     opts.add("requests-in-flight", "32", "requests of one signed-in connection answered at once");
+    opts.add("new-seekers-per-address-per-min", "20",
+             "new seekers (a SeekerHello without a resume token) one client address may start per minute, over every "
+             "process (an IPv4 address, an IPv6 /64; see --trusted-proxies); beyond it RATE_LIMITED. 0: no limit");
+    opts.add("requests-per-address-per-min", "30",
+             "chat requests one client address may make per minute, over every process; beyond it RATE_LIMITED. "
+             "0: no limit");
+    opts.add("crisis-per-address-per-hour", "6",
+             "crisis requests one client address may make per hour, over every process; beyond it a crisis request "
+             "is queued as a normal one (still shown the crisis lines). 0: no limit");
+    opts.add("crisis-alert-per-5min", "10",
+             "supervisors are alerted when at least this many crisis requests came in the last 5 minutes and at "
+             "least --crisis-alert-factor times the usual 5 minutes of the hour before (0: no alert)");
+    opts.add("crisis-alert-factor", "3", "see --crisis-alert-per-5min");
     net::add_ack_flags(opts, "a reply that changed something (a queued request, an accepted offer, ...)",
                        "a request", "5000");
     try {
@@ -73,6 +86,11 @@ int main(int argc, char** argv) {
         s.rate_burst = static_cast<double>(opts.integer("rate-burst", 1, 100000));
         s.rate_per_second = static_cast<double>(opts.integer("rate-per-second", 1, 100000));
         s.requests_in_flight = static_cast<std::size_t>(opts.integer("requests-in-flight", 1, 4096));
+        s.limits.new_seekers_per_min = static_cast<int>(opts.integer("new-seekers-per-address-per-min", 0, 1000000));
+        s.limits.requests_per_min = static_cast<int>(opts.integer("requests-per-address-per-min", 0, 1000000));
+        s.limits.crisis_per_hour = static_cast<int>(opts.integer("crisis-per-address-per-hour", 0, 1000000));
+        s.store.crisis_alert_min = static_cast<int>(opts.integer("crisis-alert-per-5min", 0, 1000000));
+        s.store.crisis_alert_factor = static_cast<double>(opts.integer("crisis-alert-factor", 1, 1000));
 
         net::server_options so = net::server_options_from(opts);
 

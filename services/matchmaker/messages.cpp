@@ -3,6 +3,7 @@
 
 #include "common/keys.hpp"
 #include "common/ticket.hpp"
+#include "services/matchmaker/limits.hpp"
 
 #include <algorithm>
 
@@ -203,7 +204,13 @@ boost::asio::awaitable<v1::ServerMessage> read_listener_welcome(store& st, const
 
 boost::asio::awaitable<v1::StatsSnapshot> read_snapshot(store& st, const catalogue& cat) {
     auto result = co_await st.stats(cat.topic_ids(), cat.language_tags());
-    co_return snapshot_from(result, st.now_ms());
+    auto snapshot = snapshot_from(result, st.now_ms());
+    const auto trend =
+        crisis_trend_of(co_await st.crisis_per_minute(65), st.settings().crisis_alert_min, st.settings().crisis_alert_factor);
+    snapshot.set_crisis_requests_5m(trend.last_5m);
+    snapshot.set_crisis_requests_usual_5m(trend.usual_5m);
+    snapshot.set_crisis_spike(trend.spike);
+    co_return snapshot;
 }
 
 }  // namespace warmline::matchmaker

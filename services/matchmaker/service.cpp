@@ -80,6 +80,8 @@ service::service(asio::io_context& ioc, service_settings s, catalogue cat, std::
     metrics_.counter("warmline_bad_frames_total", "Frames that could not be parsed");
     metrics_.counter("warmline_reports_total", "Chats reported by seekers");
     for (const char* tier : {"tier=\"crisis\"", "tier=\"normal\""}) metrics_.counter("warmline_requests_total", "Chat requests", tier);
+    for (const char* limit : {"limit=\"seekers\"", "limit=\"requests\"", "limit=\"crisis\""})
+        metrics_.counter("warmline_address_limited_total", "Uses refused or downgraded by a per-address limit", limit);
     count_every_error_code(metrics_, "warmline_errors_total", "Errors returned to clients");
 }
 

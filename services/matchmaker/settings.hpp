@@ -1,6 +1,7 @@
 // A matchmaker process's settings (from main.cpp's flags; tests set them directly).
 #pragma once
 
+#include "services/matchmaker/limits.hpp"
 #include "services/matchmaker/store.hpp"
 
 #include <chrono>
@@ -35,6 +36,8 @@ struct service_settings {
     std::size_t requests_in_flight = 32;
     // a waiting seeker's position is recomputed when its queue changes, and at least this often
     std::chrono::milliseconds position_refresh{30000};
+    // per client address over every process (limits.hpp); the address is hashed with ticket_secret
+    address_limits limits;
     double rate_burst = 20;              // requests a connection may send at once
     double rate_per_second = 10;         // and sustained
     // a reply that changed something waits until this many replicas have the change (WAIT), at

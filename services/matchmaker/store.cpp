@@ -296,6 +296,23 @@ asio::awaitable<std::vector<std::string>> store::stats_history(std::int64_t sinc
     co_return out;
 }
 
+asio::awaitable<bool> store::count_use(std::string what, std::string address_hash, std::int64_t window_ms,
+                                      std::int64_t limit) {
+    auto v = co_await run("count_use", argv(std::move(what), std::move(address_hash), std::to_string(window_ms),
+                                            std::to_string(limit)));
+    co_return int_at(v, 1) == 1;
+}
+
+asio::awaitable<std::vector<std::int64_t>> store::crisis_per_minute(int minutes) {
+    const std::int64_t now_minute = now_() / 60000;
+    std::vector<std::string> cmd{"MGET"};
+    for (int i = 0; i < minutes; ++i) cmd.push_back(keys::crisis_minute(std::to_string(now_minute - i)));
+    auto v = co_await redis_->command(std::move(cmd));
+    std::vector<std::int64_t> out;
+    for (const auto& e : v.elements) out.push_back(e.is_nil() ? 0 : e.as_int());
+    co_return out;
+}
+
 asio::awaitable<std::map<std::string, std::string>> store::hash(std::string key) {
     auto v = co_await redis_->command(argv("HGETALL", std::move(key)));
     std::map<std::string, std::string> out;

@@ -37,6 +37,10 @@ struct store_settings {
     std::int64_t crisis_widen_ms = 60000;
     int sweep_limit = 200;
     std::int64_t report_ttl_s = 90 * 24 * 3600;  // wl:report:<session> and the wl:reports index
+    // the supervisors' crisis alert (limits.hpp, crisis_trend_of): at least this many crisis
+    // requests in 5 minutes (0: no alert), and at least `factor` times the usual 5 minutes
+    int crisis_alert_min = 0;
+    double crisis_alert_factor = 3;
 };
 
 struct hello_result {
@@ -176,6 +180,14 @@ public:
                                                    std::int64_t keep_ms);
     // The stored samples taken at or after since_ms, oldest first.
     boost::asio::awaitable<std::vector<std::string>> stats_history(std::int64_t since_ms);
+
+    // Count one use of a per-address quota (count_use.lua): `what` by the address hash within a
+    // fixed window of window_ms. False when the window's `limit` was reached (then not counted).
+    boost::asio::awaitable<bool> count_use(std::string what, std::string address_hash, std::int64_t window_ms,
+                                           std::int64_t limit);
+    // Crisis requests per minute (counted by request_chat.lua) over the last `minutes` minutes,
+    // newest (the current) first.
+    boost::asio::awaitable<std::vector<std::int64_t>> crisis_per_minute(int minutes);
 
     // Plain reads for replies (not part of any invariant).
     boost::asio::awaitable<std::map<std::string, std::string>> hash(std::string key);

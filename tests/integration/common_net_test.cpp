@@ -9,6 +9,8 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -48,7 +50,8 @@ public:
             r.body = "short and stout";
             co_return r;
         }
-        r.body = "method=" + req.method + " path=" + req.path + " remote=" + req.remote;
+        r.body = "method=" + req.method + " path=" + req.path + " remote=" + req.remote + " client=" + req.client +
+                 " bucket=" + req.client_bucket;
         for (const auto& [k, v] : req.query) r.body += " q:" + k + "=" + v;
         if (auto it = req.headers.find("x-probe"); it != req.headers.end())
             r.body += " h:x-probe=" + it->second;
@@ -384,6 +387,119 @@ TEST_CASE("net server: upgrades beyond max_connections get 503" * doctest::timeo
     CHECK_THROWS_AS(second.connect(loopback, s.port(), "/ws"), std::runtime_error);
     CHECK(second.refused_status() == 503);
     CHECK(first.is_open());
+}
+
+namespace {
+
+// A raw loopback connection that writes `bytes` (a PROXY header and what follows) and returns
+// all the server answers until it closes.
+std::string raw_exchange(std::uint16_t port, const std::string& bytes) {
+    asio::io_context ioc;
+    asio::ip::tcp::socket socket(ioc);
+    socket.connect({asio::ip::make_address(loopback), port});
+    asio::write(socket, asio::buffer(bytes));
+    std::string out;
+    boost::system::error_code ec;
+    char chunk[4096];
+    for (;;) {
+        const auto n = socket.read_some(asio::buffer(chunk), ec);
+        if (ec) break;
+        out.append(chunk, n);
+    }
+    return out;
+}
+
+const std::string plain_get = "GET /who HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+
+}  // namespace
+
+TEST_CASE("net server: the client is the peer, or what a trusted proxy forwards in X-Forwarded-For" *
+          doctest::timeout(10)) {
+    SUBCASE("no proxies trusted: a forged header changes nothing") {
+        test_server s;
+        auto r = net::http_request_blocking(loopback, s.port(), "GET", "/who", {}, {{"X-Forwarded-For", "6.6.6.6"}});
+        CHECK(r.body.find(" client=127.0.0.1 bucket=127.0.0.1") != std::string::npos);
+    }
+    SUBCASE("the loopback proxy trusted: the last untrusted entry, an IPv6 one counted by its /64") {
+        auto o = test_options();
+        o.trusted_proxies = {"127.0.0.0/8"};
+        test_server s(o);
+        auto r = net::http_request_blocking(loopback, s.port(), "GET", "/who", {},
+                                            {{"X-Forwarded-For", "6.6.6.6, 2001:db8:1:2::77"}});
+        CHECK(r.body.find(" client=2001:db8:1:2::77 bucket=2001:db8:1:2::/64") != std::string::npos);
+    }
+}
+
+TEST_CASE("net server: with proxy_protocol the client is the PROXY header's source, v1 or v2, and a "
+          "connection without one is closed" * doctest::timeout(10)) {
+    auto o = test_options();
+    o.trusted_proxies = {"127.0.0.1"};
+    o.proxy_protocol = true;
+    test_server s(o);
+    auto r = raw_exchange(s.port(), "PROXY TCP4 203.0.113.9 10.0.0.1 40000 443\r\n" + plain_get);
+    CHECK(r.rfind("HTTP/1.1 200", 0) == 0);
+    CHECK(r.find(" client=203.0.113.9 bucket=203.0.113.9") != std::string::npos);
+
+    std::string v2("\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c", 16);
+    v2 += std::string{'\xc6', '\x33', '\x64', '\x04', '\x7f', '\x00', '\x00', '\x01', '\x9c', '\x40', '\x01', '\xbb'};
+    r = raw_exchange(s.port(), v2 + plain_get);
+    CHECK(r.find(" client=198.51.100.4 ") != std::string::npos);
+
+    // a health check's LOCAL header: the proxy itself
+    r = raw_exchange(s.port(), std::string("\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00", 16) + plain_get);
+    CHECK(r.find(" client=127.0.0.1 ") != std::string::npos);
+
+    // no header: closed without an answer, and the server goes on
+    CHECK(raw_exchange(s.port(), plain_get).empty());
+    CHECK(raw_exchange(s.port(), "PROXY TCP4 nonsense\r\n" + plain_get).empty());
+    r = raw_exchange(s.port(), "PROXY UNKNOWN\r\n" + plain_get);
+    CHECK(r.find(" client=127.0.0.1 ") != std::string::npos);
+}
+
+TEST_CASE("net server: a peer that is not a trusted proxy may not send a PROXY header" * doctest::timeout(10)) {
+    auto o = test_options();
+    o.trusted_proxies = {"10.0.0.0/8"};
+    o.proxy_protocol = true;
+    test_server s(o);
+    CHECK(raw_exchange(s.port(), "PROXY TCP4 203.0.113.9 10.0.0.1 40000 443\r\n" + plain_get).empty());
+    auto bad = test_options();
+    bad.proxy_protocol = true;  // and nobody to trust: refused at start
+    asio::io_context ioc;
+    test_handler h;
+    net::server srv(ioc, bad, h);
+    CHECK_THROWS_AS(srv.start(), std::invalid_argument);
+}
+
+TEST_CASE("net server: upgrades beyond max_connections_per_address from one address get 429; other addresses "
+          "and a freed slot are let in" * doctest::timeout(10)) {
+    auto o = test_options();
+    o.max_connections_per_address = 2;
+    o.trusted_proxies = {"127.0.0.1"};
+    test_server s(o);
+    const std::map<std::string, std::string> from_a{{"X-Forwarded-For", "203.0.113.9"}};
+    const std::map<std::string, std::string> from_a_v6{{"X-Forwarded-For", "2001:db8:5:5::1"}};
+    const std::map<std::string, std::string> same_64{{"X-Forwarded-For", "2001:db8:5:5::2"}};
+    net::ws_client a1, a2, a3;
+    a1.connect(loopback, s.port(), "/ws", from_a);
+    a2.connect(loopback, s.port(), "/ws", from_a);
+    CHECK_THROWS_AS(a3.connect(loopback, s.port(), "/ws", from_a), std::runtime_error);
+    CHECK(a3.refused_status() == 429);
+    // another address has its own two
+    net::ws_client b1, b2, b3;
+    b1.connect(loopback, s.port(), "/ws", from_a_v6);
+    b2.connect(loopback, s.port(), "/ws", same_64);
+    CHECK_THROWS_AS(b3.connect(loopback, s.port(), "/ws", from_a_v6), std::runtime_error);  // one /64
+    CHECK(b3.refused_status() == 429);
+    // a closed connection gives its slot back
+    a1.close();
+    REQUIRE(s.handler().wait_closed(1));
+    // the slot is released just after on_close, on the session's strand
+    const auto deadline = std::chrono::steady_clock::now() + wait_limit;
+    while (s.server().connection_count() > 3 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+    REQUIRE(s.server().connection_count() == 3);
+    net::ws_client again;
+    again.connect(loopback, s.port(), "/ws", from_a);
+    CHECK(again.is_open());
 }
 
 TEST_CASE("net server: a frame over read_message_max closes with 1009" * doctest::timeout(10)) {

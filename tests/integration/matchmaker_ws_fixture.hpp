@@ -16,6 +16,7 @@
 #include <deque>
 #include <future>
 #include <functional>
+#include <map>
 #include <thread>
 
 namespace warmline::test {
@@ -127,7 +128,10 @@ struct peer {
     int n = 0;
     std::deque<v1::ServerMessage> pending;
 
-    explicit peer(std::uint16_t port) { ws.connect("127.0.0.1", port, "/v1/ws"); }
+    // headers: of the upgrade, e.g. X-Forwarded-For for a matchmaker that trusts 127.0.0.1
+    explicit peer(std::uint16_t port, const std::map<std::string, std::string>& headers = {}) {
+        ws.connect("127.0.0.1", port, "/v1/ws", headers);
+    }
 
     std::string send(const std::string& body) {
         std::string id = "r" + std::to_string(++n);

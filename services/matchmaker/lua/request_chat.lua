@@ -29,6 +29,12 @@ redis.call('HSET', K.seeker(sid), 'state', 'queued', 'topic', topic, 'lang', lan
   'enq_ms', NOW, 'pref', pref, 'pref_until', pref_until, 'widen_at', widen_at, 'session', '', 'offer', '',
   'abandoned', 0, 'parked', 0)
 waiting_add(sid, topic, lang, tier, NOW)
+if tier == 0 then
+  -- the fleet's crisis requests per minute, for the supervisors' spike alert; kept an hour and
+  -- five minutes, as the alert compares the last 5 minutes with the hour before them
+  local minute = K.crisis_minute(fmt(math.floor(NOW / 60000)))
+  if redis.call('INCR', minute) == 1 then redis.call('PEXPIRE', minute, 66 * 60000) end
+end
 -- Every state change ends by matching, so no listener with room has an older seeker it could
 -- take: a free listener now goes to this seeker, and only one who finds none is queued.
 local lid = find_listener_for(sid)

@@ -182,6 +182,9 @@ function append(snap) {
   const base = window_base(s.t);
   latest = {
     t: s.t,
+    crisis_trend: {
+      last: num(snap.crisisRequests5m), usual: num(snap.crisisRequestsUsual5m), spike: snap.crisisSpike === true,
+    },
     total: { ...s.total, waits: has_waits(s.total, base.total.accepted) },
     rows: (Array.isArray(snap.queues) ? snap.queues : []).map((q) => {
       const key = pair_key(q.topic, q.language);
@@ -267,6 +270,7 @@ function set_text(node, text) {
 
 function render() {
   if (!latest) return;
+  render_crisis_spike();
   render_crisis_overdue();
   render_shortage();
   render_table();
@@ -278,24 +282,32 @@ function render() {
   render_charts();
 }
 
+// The body (a `tag` element under a heading) of a call-out region, made on first use; when `shown`
+// is false the region is emptied and null returned.
+function callout_body(region, shown, title_id, title, tag) {
+  if (!shown) {
+    if (region.firstChild) region.replaceChildren();
+    region.classList.remove("active");
+    return null;
+  }
+  let body = region.querySelector(tag);
+  if (!body) {
+    const heading = document.createElement("h2");
+    heading.id = title_id;
+    heading.textContent = title;
+    body = document.createElement(tag);
+    region.replaceChildren(heading, body);
+    region.classList.add("active");
+  }
+  return body;
+}
+
 // A call-out lists pairs, one item each: `rows` with `detail(row)` after the pair's name. It lives in
 // a role=alert region that stays in the page (so screen readers hear what is added), and is emptied
 // when no pair needs it.
 function render_callout(region, title_id, title, rows, detail) {
-  if (!rows.length) {
-    if (region.firstChild) region.replaceChildren();
-    region.classList.remove("active");
-    return;
-  }
-  let list = region.querySelector("ul");
-  if (!list) {
-    const heading = document.createElement("h2");
-    heading.id = title_id;
-    heading.textContent = title;
-    list = document.createElement("ul");
-    region.replaceChildren(heading, list);
-    region.classList.add("active");
-  }
+  const list = callout_body(region, rows.length > 0, title_id, title, "ul");
+  if (!list) return;
   const wanted = new Map(rows.map((r) => [r.key, r]));
   for (const li of [...list.children]) {
     if (!wanted.has(li.dataset.key)) li.remove();
@@ -336,6 +348,17 @@ function render_crisis_overdue() {
                  latest.rows.filter((r) => r.crisis_overdue > 0), (r) =>
                    `: ${plural(r.crisis_overdue, "crisis request", "crisis requests")} waiting too long, ` +
                    `now offered to every ${catalogue.languages.get(r.key.split("|")[1]) ?? "listener"} listener`);
+}
+
+// Many more crisis requests than usual (the matchmaker's --crisis-alert-per-5min and
+// --crisis-alert-factor decide): a local event, or someone flooding the crisis tier. Counts only.
+function render_crisis_spike() {
+  const t = latest.crisis_trend;
+  const detail = callout_body($("crisis-spike"), t.spike, "crisis-spike-title", "Crisis requests are spiking", "p");
+  if (!detail) return;
+  set_text(detail, `${plural(t.last, "crisis request", "crisis requests")} in the last 5 minutes; ` +
+    `usually about ${t.usual}. Make sure listeners are on hand. It may be a local event, or a flood ` +
+    "of requests: the per-address limits are in the matchmaker's metrics.");
 }
 
 function is_empty_row(r) {
@@ -572,7 +595,7 @@ function render_charts() {
 function clear_data() {
   samples = [];
   latest = null;
-  for (const id of ["shortage", "crisis-overdue"]) {
+  for (const id of ["shortage", "crisis-overdue", "crisis-spike"]) {
     $(id).replaceChildren();
     $(id).classList.remove("active");
   }
