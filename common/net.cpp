@@ -8,6 +8,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/read.hpp>
@@ -765,6 +766,25 @@ void close_acceptor(const std::shared_ptr<server::impl>& srv) {
 }
 
 }  // namespace
+
+// ---- deadlines ----------------------------------------------------------------------------
+
+namespace {
+
+asio::awaitable<void> deadline(std::weak_ptr<connection> weak, std::chrono::milliseconds timeout,
+                               std::function<bool(const connection&)> still_waiting, std::string reason) {
+    asio::steady_timer t(co_await asio::this_coro::executor, timeout);
+    co_await t.async_wait(use_tuple);
+    auto c = weak.lock();
+    if (c && still_waiting(*c)) c->close(1008, std::move(reason));
+}
+
+}  // namespace
+
+void close_unless_in_time(asio::io_context& ioc, const std::shared_ptr<connection>& c, std::chrono::milliseconds timeout,
+                          std::function<bool(const connection&)> still_waiting, std::string reason) {
+    asio::co_spawn(ioc, deadline(c, timeout, std::move(still_waiting), std::move(reason)), asio::detached);
+}
 
 // ---- server -------------------------------------------------------------------------------
 

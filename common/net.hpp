@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -98,6 +99,14 @@ public:
     // Exactly once per opened connection, however it ended.
     virtual void on_close(std::shared_ptr<connection> c) = 0;
 };
+
+// After `timeout`, close `c` with 1008 and `reason` if it is still open and `still_waiting()`
+// says so; `still_waiting` runs on an io_context thread and must hold its state weakly (a
+// pending deadline must not keep a stopped service alive). For sign-in deadlines: until then an
+// anonymous socket costs a slot and a descriptor.
+void close_unless_in_time(boost::asio::io_context& ioc, const std::shared_ptr<connection>& c,
+                          std::chrono::milliseconds timeout, std::function<bool(const connection&)> still_waiting,
+                          std::string reason);
 
 class server {
 public:

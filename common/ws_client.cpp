@@ -221,15 +221,16 @@ void ws_client::connect(const std::string& host, std::uint16_t port, const std::
 }
 
 void ws_client::connect_tls(const std::string& host, std::uint16_t port, const std::string& target,
-                            const std::string& ca_file, const std::map<std::string, std::string>& headers,
+                            const tls_trust& trust, const std::map<std::string, std::string>& headers,
                             std::chrono::milliseconds timeout) {
     auto& s = *impl_;
     s.reset();  // also drops the old stream, which may still use the old context
     s.tls_ctx_.emplace(asio::ssl::context::tls_client);
-    if (ca_file.empty()) {
+    if (trust.insecure) {
         s.tls_ctx_->set_verify_mode(asio::ssl::verify_none);
     } else {
-        s.tls_ctx_->load_verify_file(ca_file);
+        if (trust.ca_file.empty()) s.tls_ctx_->set_default_verify_paths();
+        else s.tls_ctx_->load_verify_file(trust.ca_file);
         s.tls_ctx_->set_verify_mode(asio::ssl::verify_peer);
         s.tls_ctx_->set_verify_callback(asio::ssl::host_name_verification(host));
     }

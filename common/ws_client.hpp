@@ -29,11 +29,18 @@ public:
     void connect(const std::string& host, std::uint16_t port, const std::string& target,
                  const std::map<std::string, std::string>& headers = {},
                  std::chrono::milliseconds timeout = std::chrono::seconds(5));
-    // The same over TLS (wss). With ca_file the server certificate must chain to it and match
-    // host (a name or an IP address); without it any certificate is accepted, which is only
-    // for tools talking to a local server.
+    // How a TLS server is trusted: by default its certificate must chain to the system's trust
+    // store (Debian's /etc/ssl/certs) or, with ca_file, to that CA alone, and must name the host
+    // (a name or an IP address). insecure accepts any certificate: only for a local server, and
+    // only when a person asked for it (warmline-client --insecure).
+    struct tls_trust {
+        tls_trust(std::string ca = {}) : ca_file(std::move(ca)) {}  // NOLINT: a CA file converts
+        std::string ca_file;
+        bool insecure = false;
+    };
+    // The same over TLS (wss), with SNI.
     void connect_tls(const std::string& host, std::uint16_t port, const std::string& target,
-                     const std::string& ca_file, const std::map<std::string, std::string>& headers = {},
+                     const tls_trust& trust, const std::map<std::string, std::string>& headers = {},
                      std::chrono::milliseconds timeout = std::chrono::seconds(5));
     void send_text(const std::string& s, std::chrono::milliseconds timeout = std::chrono::seconds(5));
     void send_binary(const std::string& s, std::chrono::milliseconds timeout = std::chrono::seconds(5));

@@ -1,5 +1,6 @@
 // One side of one end-to-end encrypted chat as the terminal client sees it: the relay WebSocket
-// (ws:// or wss://, the ticket in the query), a fresh X25519 key pair, the safety code, sealing
+// (ws:// or wss://, the ticket in the first hello, each welcome's next ticket kept for the next
+// connection), a fresh X25519 key pair, the safety code, sealing
 // and numbering what this side says, opening what the other side says in order and exactly once,
 // and resuming after a dropped connection. What this side says is kept until the other side's
 // receipt covers it, not only until the relay's Ack, so that it can be sent again if Redis
@@ -122,7 +123,7 @@ inline std::string describe_end(v1::Role me, const v1::ChatEnded& e) {
 class chat_session {
 public:
     struct options {
-        std::string ca_file;  // wss: check the relay's certificate against this CA
+        net::ws_client::tls_trust trust;  // wss: how the relay's certificate is checked
         std::chrono::milliseconds connect_timeout{3000};
         std::chrono::milliseconds first_retry{250};
         std::chrono::milliseconds max_retry{8000};
@@ -234,10 +235,11 @@ public:
         finish(state::ended, chat_event::kind::ended, how);
     }
 
-    // A fresh ticket for this chat (from the matchmaker's ChatStarted after a resume). Used for
-    // every later connection; if the old one had expired, reconnects now.
+    // A fresh ticket for this chat (from the matchmaker's ChatStarted after a resume), for the
+    // next connection; if the old one had expired or was used up, reconnects now. A ticket this
+    // session already opened a connection with is ignored: each admits one connection.
     void renew_ticket(std::string ticket) {
-        if (ticket.empty()) return;
+        if (ticket.empty() || std::find(spent_.begin(), spent_.end(), ticket) != spent_.end()) return;
         ticket_ = std::move(ticket);
         if (state_ == state::ticket_expired) {
             state_ = state::connecting;
@@ -321,11 +323,10 @@ private:
     }
 
     void connect() {
-        const std::string target =
-            relay_.target + (relay_.target.find('?') == std::string::npos ? "?" : "&") + "ticket=" + escaped_ticket();
+        const std::string& target = relay_.target;  // the ticket goes in hello: URLs are logged
         try {
             if (relay_.tls) {
-                ws_.connect_tls(relay_.host, relay_.port, target, opts_.ca_file, {}, opts_.connect_timeout);
+                ws_.connect_tls(relay_.host, relay_.port, target, opts_.trust, {}, opts_.connect_timeout);
             } else {
                 ws_.connect(relay_.host, relay_.port, target, {}, opts_.connect_timeout);
             }
@@ -341,6 +342,7 @@ private:
             return;
         }
         requests_.clear();  // nothing asked on an earlier connection will be answered
+        hello_sent_ = false;
         say_hello();
     }
 
@@ -352,6 +354,13 @@ private:
         v1::RelayClientMessage m;
         m.mutable_hello()->set_public_key(as_string(keys_.public_key));
         m.mutable_hello()->set_received_through(delivered());
+        // needed by the first hello of a connection, which uses it up; a later one's is ignored
+        m.mutable_hello()->set_ticket(ticket_);
+        if (!hello_sent_) {
+            hello_sent_ = true;
+            spent_.push_back(ticket_);
+            if (spent_.size() > 8) spent_.pop_front();
+        }
         send(std::move(m), request_kind::hello);
     }
 
@@ -451,6 +460,7 @@ private:
 
     void on_welcome(const v1::RelayWelcome& w) {
         state_ = state::open;
+        if (!w.next_ticket().empty()) ticket_ = w.next_ticket();  // this connection's is used up
         ++welcomes_;
         retry_delay_ = opts_.first_retry;
         if (w.max_ciphertext_bytes() > e2e::tag_size) max_ciphertext_ = w.max_ciphertext_bytes();
@@ -554,6 +564,11 @@ private:
                 finish(state::failed, chat_event::kind::notice,
                        "This chat is open on another device (another window, or an earlier run of this client, "
                        "still connected), with other keys, so this client cannot take part.");
+            } else if (e.code() == v1::UNAUTHENTICATED) {
+                // expired, or used up (a welcome's next ticket that never arrived): the matchmaker
+                // gives a fresh one
+                ws_.abort();
+                finish_ticket();
             } else if (e.code() == v1::NOT_FOUND) {
                 // the relay says how it ended when it has more to say (e.g. a lost device)
                 finish(state::ended, chat_event::kind::ended,
@@ -569,6 +584,14 @@ private:
                 finish(state::ended, chat_event::kind::ended, "This chat has ended.");
                 return;
             }
+            if (e.code() == v1::SEQ_CONFLICT) {
+                // another copy of this side sealed other words under our numbers: never resend
+                finish(state::failed, chat_event::kind::notice,
+                       "This chat is being written from another window with the same keys; this one has stopped "
+                       "so that no two messages share a number.");
+                return;
+            }
+            if (e.code() == v1::PERMISSION_DENIED) return;  // taken over: the relay closes with 4001
             if (state_ != state::open) return;  // a hello is out: its welcome settles what to send
             if (e.code() == v1::WRONG_STATE) {
                 // the relay's count differs from ours (Redis lost its last writes): ask again
@@ -636,6 +659,8 @@ private:
     std::string session_id_;
     relay_address relay_;
     std::string ticket_;
+    std::deque<std::string> spent_;  // tickets a hello of this session carried (used up)
+    bool hello_sent_ = false;        // on the current connection
     options opts_;
     e2e::keypair keys_;  // this chat's only key pair: the relay refuses another for this side
 

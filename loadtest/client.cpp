@@ -2,8 +2,10 @@
 // or a listener. It speaks the JSON form of the matchmaker protocol and prints what the server
 // sends (relay tickets hidden); once a chat starts it joins the relay and carries the chat,
 // end-to-end encrypted (loadtest/chat_session.hpp), until either side ends it.
-//   warmline-client [--url ws://127.0.0.1:8090/v1/ws] [--ca CA.pem] seeker [--resume TOKEN]
-//   warmline-client [--url ...] [--ca CA.pem] listener --token TOKEN
+//   warmline-client [--url ws://127.0.0.1:8090/v1/ws] [--ca CA.pem | --insecure] seeker [--resume TOKEN]
+//   warmline-client [--url ...] [--ca CA.pem | --insecure] listener --token TOKEN
+// Over wss:// it checks certificates against the system's trust store (or --ca) and the host
+// name, and says so; --insecure, for a local test server only, checks nothing and says that.
 //
 // One thread: it polls the matchmaker socket, the relay socket and stdin in turn with short
 // timeouts. One chat at a time; a listener's further chats wait until the current one ends.
@@ -155,12 +157,13 @@ std::string printable(const std::string& text) {
 
 class terminal_client {
 public:
-    terminal_client(bool seeker, std::string url, std::string token, std::string resume, std::string ca)
+    terminal_client(bool seeker, std::string url, std::string token, std::string resume,
+                    ws_client::tls_trust trust)
         : seeker_(seeker),
           url_(std::move(url)),
           token_(std::move(token)),
           resume_(std::move(resume)),
-          ca_(std::move(ca)) {}
+          trust_(std::move(trust)) {}
 
     int run() {
         connect_matchmaker();  // the first connection failing ends the program, as before
@@ -203,7 +206,7 @@ private:
     void connect_matchmaker() {
         auto u = parse_url(url_);
         auto fresh = std::make_unique<ws_client>();
-        if (u.tls) fresh->connect_tls(u.host, u.port, u.target, ca_);
+        if (u.tls) fresh->connect_tls(u.host, u.port, u.target, trust_);
         else fresh->connect(u.host, u.port, u.target);
         fresh->send_text(seeker_ ? request(R"("seekerHello":{"resumeToken":)" + quoted(resume_) + "}")
                                  : request(R"("listenerSignIn":{"token":)" + quoted(token_) + "}"));
@@ -333,7 +336,7 @@ private:
         }
         try {
             chat_session::options o;
-            o.ca_file = ca_;
+            o.trust = trust_;
             v1::Role role = c.role() != v1::ROLE_UNSPECIFIED ? c.role() : seeker_ ? v1::SEEKER : v1::LISTENER;
             chat_ = std::make_unique<chat_session>(role, c.session_id(), c.relay_url(), c.relay_ticket(), o);
             quit_armed_ = false;
@@ -446,7 +449,8 @@ private:
     }
 
     bool seeker_;
-    std::string url_, token_, resume_, ca_;
+    std::string url_, token_, resume_;
+    ws_client::tls_trust trust_;
     std::unique_ptr<ws_client> mm_;
     bool mm_auto_ = true;
     steady::time_point mm_retry_at_{};
@@ -462,23 +466,36 @@ private:
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::string url = "ws://127.0.0.1:8090/v1/ws", mode, token, resume, ca;
+    std::string url = "ws://127.0.0.1:8090/v1/ws", mode, token, resume;
+    ws_client::tls_trust trust;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "--url" && i + 1 < argc) url = argv[++i];
         else if (a == "--token" && i + 1 < argc) token = argv[++i];
         else if (a == "--resume" && i + 1 < argc) resume = argv[++i];
-        else if (a == "--ca" && i + 1 < argc) ca = argv[++i];
+        else if (a == "--ca" && i + 1 < argc) trust.ca_file = argv[++i];
+        else if (a == "--insecure") trust.insecure = true;
         else if (a == "seeker" || a == "listener") mode = a;
     }
-    if (mode.empty() || (mode == "listener" && token.empty())) {
-        std::cerr << "usage: warmline-client [--url ws://host:port/v1/ws] [--ca CA.pem] seeker [--resume TOKEN]\n"
-                     "       warmline-client [--url ...] [--ca CA.pem] listener --token TOKEN\n"
-                     "--ca checks wss:// certificates (matchmaker and relay) against CA.pem\n";
+    if (mode.empty() || (mode == "listener" && token.empty()) || (trust.insecure && !trust.ca_file.empty())) {
+        std::cerr << "usage: warmline-client [--url ws://host:port/v1/ws] [--ca CA.pem | --insecure] seeker [--resume TOKEN]\n"
+                     "       warmline-client [--url ...] [--ca CA.pem | --insecure] listener --token TOKEN\n"
+                     "wss:// certificates (matchmaker and relay) are checked against the system's trust store and the\n"
+                     "host name; --ca checks them against CA.pem instead; --insecure checks nothing (a local test\n"
+                     "server only: anyone in between could then read and change the chat's setup)\n";
         return 2;
     }
+    if (url.rfind("wss://", 0) == 0) {
+        if (trust.insecure)
+            std::cout << "(TLS: NOT checking the server's certificate (--insecure): use this only with a local test "
+                         "server)" << std::endl;
+        else
+            std::cout << "(TLS: checking the server's certificate against "
+                      << (trust.ca_file.empty() ? "the system's trust store" : trust.ca_file) << " and its name)"
+                      << std::endl;
+    }
     try {
-        terminal_client c(mode == "seeker", url, token, resume, ca);
+        terminal_client c(mode == "seeker", url, token, resume, trust);
         return c.run();
     } catch (const std::exception& e) {
         std::cerr << "warmline-client: " << e.what() << "\n";

@@ -287,7 +287,7 @@ public:
 private:
     // setup
     asio::awaitable<void> create_sessions(const std::vector<std::string>& ids);
-    ws_url with_ticket(const ws_url& relay, const std::string& session, char role) const;
+    std::string ticket_for(const std::string& session, char role) const;
     asio::awaitable<chat_list> open_chats(int n, const ws_url& seeker_relay, const ws_url& listener_relay);
     asio::awaitable<void> join(side& s, const ws_url& relay, unsigned source);
 
@@ -361,17 +361,16 @@ asio::awaitable<void> bench::create_sessions(const std::vector<std::string>& ids
     }
 }
 
-ws_url bench::with_ticket(const ws_url& relay, const std::string& session, char role) const {
+// A ticket for one side, for its first hello (tickets no longer ride in the URL).
+std::string bench::ticket_for(const std::string& session, char role) const {
     ticket::claims c{session, role == 's' ? ticket::role::seeker : ticket::role::listener, unix_ms() + 3600 * 1000};
-    ws_url u = relay;
-    u.target += "?ticket=" + ticket::sign(opt_.ticket_secret, c);
-    return u;
+    return ticket::sign(opt_.ticket_secret, c);
 }
 
 // Connect one side and say hello with its public key; s.failed if that did not work.
 asio::awaitable<void> bench::join(side& s, const ws_url& relay, unsigned source) {
     s.peer = std::make_shared<relay_peer>(ioc_);
-    auto ec = co_await s.peer->open(with_ticket(relay, s.owner->session, s.role), source_address(source, 1000), 10s);
+    auto ec = co_await s.peer->open(relay, source_address(source, 1000), 10s);
     if (ec) {
         ++errors_["connect: " + ec.message()];
         s.failed = true;
@@ -381,6 +380,7 @@ asio::awaitable<void> bench::join(side& s, const ws_url& relay, unsigned source)
     s.peer->start([this, sp](const v1::RelayServerMessage& m) { on_message(*sp, m); });
     v1::RelayClientMessage hello;
     hello.mutable_hello()->set_public_key(std::string(s.keys.public_key.begin(), s.keys.public_key.end()));
+    hello.mutable_hello()->set_ticket(ticket_for(s.owner->session, s.role));
     auto r = co_await s.peer->call(hello, 10s);
     if (!r || !r->has_welcome()) {
         ++errors_[r && r->has_error() ? "hello: " + v1::ErrorCode_Name(r->error().code()) : "hello: no reply"];
@@ -852,8 +852,7 @@ asio::awaitable<void> bench::step_idle() {
         if (!tally.next()) co_return;
         char role = i % 2 == 0 ? 's' : 'l';
         auto p = std::make_shared<relay_peer>(ioc_);
-        auto ec = co_await p->open(with_ticket(u, ids[static_cast<std::size_t>(i / 2)], role),
-                                   source_address(static_cast<unsigned>(i), 1000), 10s);
+        auto ec = co_await p->open(u, source_address(static_cast<unsigned>(i), 1000), 10s);
         if (!tally.opened(ec, "relay")) co_return;
         p->start({});
         if (!opt_.idle_hello) {
@@ -864,6 +863,7 @@ asio::awaitable<void> bench::step_idle() {
         auto keys = e2e::generate_keypair();
         v1::RelayClientMessage hello;
         hello.mutable_hello()->set_public_key(std::string(keys.public_key.begin(), keys.public_key.end()));
+        hello.mutable_hello()->set_ticket(ticket_for(ids[static_cast<std::size_t>(i / 2)], role));
         auto w = co_await p->call(hello, 10s);
         if (!w || !w->has_welcome()) {
             p->close();

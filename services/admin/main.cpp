@@ -119,7 +119,8 @@ int main(int argc, char** argv) {
                 if (found.empty()) std::cout << "No reports in the last 90 days.\n";
                 for (const auto& r : found)
                     std::cout << r.session << "  " << admin::utc_time(r.at_ms) << "  listener " << r.listener << "  "
-                              << r.messages << (r.messages == 1 ? " message" : " messages") << "\n";
+                              << r.messages << (r.messages == 1 ? " message" : " messages")
+                              << (r.messages > 0 ? " (unverified)" : "") << "\n";
             } else if (verb == "reports" && words.size() >= 2 && words[1] == "show") {
                 if (words.size() < 3) throw std::invalid_argument("missing a chat's session id (see warmline-admin reports list)");
                 admin::reports rep(*redis);

@@ -136,6 +136,7 @@ std::string render(const report& r) {
     os << "ended:     " << (field("ended").empty() ? "not yet when reported" : utc_time(to_int(field("ended")))) << "\n"
        << "reason:    " << printable(field("reason")) << "\n"
        << "messages:  " << r.messages.messages_size() << "\n";
+    if (r.messages.messages_size() > 0) os << unverified_note << "\n";
     for (const auto& m : r.messages.messages()) {
         os << "  #" << m.seq() << " " << (m.from() == v1::SEEKER ? "seeker  " : "listener") << " "
            << (m.sent_unix_ms() > 0 ? utc_time(m.sent_unix_ms()) : std::string("(time not given)")) << ": "

@@ -51,4 +51,10 @@ std::string printable(const std::string& text);
 // The whole report as text for a person to read.
 std::string render(const report& r);
 
+// Printed wherever a report's messages are shown: they are the reporter's own copy, which no one
+// can check (docs/e2e.md, "Reports are unverified").
+inline constexpr const char* unverified_note =
+    "UNVERIFIED:  these words are the reporter's own copy of the chat. Warmline cannot prove who wrote them "
+    "(the relay only ever saw them sealed), so read them as the reporter's account, not as evidence.";
+
 }  // namespace warmline::admin

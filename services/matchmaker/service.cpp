@@ -177,21 +177,16 @@ asio::awaitable<std::optional<net::http_response>> service::on_upgrade(const net
 void service::on_open(std::shared_ptr<net::connection> c) {
     peers_.opened(c);
     if (settings_.sign_in_timeout.count() == 0) return;
-    // a connection that has not said who it is in time is closed: an anonymous socket costs a
-    // slot and a file descriptor, and nothing about it is kept meanwhile (no request ids)
-    // (weak: a pending deadline must not keep a stopped service alive)
-    asio::co_spawn(ioc_, [weak_self = weak_from_this(), weak = std::weak_ptr<net::connection>(c),
-                          timeout = settings_.sign_in_timeout]() -> asio::awaitable<void> {
-        asio::steady_timer t(co_await asio::this_coro::executor, timeout);
-        boost::system::error_code ec;
-        co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-        auto self = weak_self.lock();
-        auto c = weak.lock();
-        if (!self || !c) co_return;
-        auto p = self->peers_.find(c->id());
-        if (p && p->state.who == client_state::role::none)
-            c->close(1008, "no sign-in within " + std::to_string(timeout.count()) + " ms");
-    }, asio::detached);
+    // a connection that has not said who it is in time is closed; nothing about it is kept
+    // meanwhile (no request ids)
+    net::close_unless_in_time(
+        ioc_, c, settings_.sign_in_timeout,
+        [weak_self = weak_from_this()](const net::connection& conn) {
+            auto self = weak_self.lock();
+            auto p = self ? self->peers_.find(conn.id()) : nullptr;
+            return p && p->state.who == client_state::role::none;
+        },
+        "no sign-in within " + std::to_string(settings_.sign_in_timeout.count()) + " ms");
 }
 
 void service::on_close(std::shared_ptr<net::connection> c) {

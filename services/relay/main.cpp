@@ -38,6 +38,12 @@ int main(int argc, char** argv) {
     opts.add("node-lease-ms", "5000", "a relay process that has not renewed its lease this long is presumed dead");
     opts.add("presence-sweep-ms", "1000", "how often absent sides and dead relay processes are looked for");
     net::add_ack_flags(opts, "an Ack (docs/relay-protocol.md, \"Acknowledged means kept\")", "a send", "0");
+    opts.add("ticket-ttl-ms", "300000",
+             "how long the fresh ticket each welcome gives (for the next connection) stays valid; as the "
+             "matchmaker's --ticket-ttl-ms");
+    opts.add("hello-timeout-ms", "10000",
+             "a connection that has not said hello with a valid ticket this long after opening is closed with 1008 "
+             "(0: never)");
     opts.add("rate-burst", "60", "messages one connection may send at once");
     opts.add("rate-per-second", "20", "messages per second one connection may sustain");
     try {
@@ -64,6 +70,8 @@ int main(int argc, char** argv) {
         // time would make this process look dead, and each sweep look like an outage
         if (s.presence_interval * 3 > s.node_lease)
             throw config::config_error("--presence-sweep-ms must be at most a third of --node-lease-ms");
+        s.ticket_ttl = opts.millis("ticket-ttl-ms", 1000, 86400000);
+        s.hello_timeout = opts.millis("hello-timeout-ms", 0, 600000);
         s.rate_burst = static_cast<double>(opts.integer("rate-burst", 1, 100000));
         s.rate_per_second = static_cast<double>(opts.integer("rate-per-second", 1, 100000));
 

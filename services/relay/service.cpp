@@ -104,6 +104,7 @@ void service::start() {
     // every counter from the start, at 0: a dashboard or an alert sees the series before it moves
     metrics_.counter("warmline_relay_idle_ended_total", "Chats ended because nobody wrote");
     metrics_.counter("warmline_relay_bad_frames_total", "Frames that could not be parsed");
+    metrics_.counter("warmline_relay_seq_conflicts_total", "Resends refused for other content under a used seq");
     metrics_.gauge("warmline_relay_ack_rounds", "WAITs sent for acks so far (one per round of sends)", [weak] {
         auto self = weak.lock();
         return self && self->acks_ ? static_cast<double>(self->acks_->rounds()) : 0.0;
@@ -173,40 +174,53 @@ asio::awaitable<net::http_response> service::on_http(net::http_request req) {
 
 asio::awaitable<std::optional<net::http_response>> service::on_upgrade(const net::http_request& req) {
     if (req.path != "/v1/relay") co_return refuse(404, "NOT_FOUND", "The relay's WebSocket is at /v1/relay.");
-    auto it = req.query.find("ticket");
-    if (it == req.query.end() || it->second.empty())
-        co_return refuse(401, "UNAUTHENTICATED", "Open the relay with the ticket the matchmaker gave you: /v1/relay?ticket=...");
-    ticket::claims c;
-    auto verdict = ticket::verify(settings_.ticket_secret, it->second, store_.now_ms(), c);
-    if (verdict == ticket::verdict::expired)
-        co_return refuse(401, "UNAUTHENTICATED", "That relay ticket has expired; reconnect to the matchmaker for a new one.");
-    if (verdict != ticket::verdict::ok)
-        co_return refuse(401, "UNAUTHENTICATED", "That is not a valid relay ticket.");
-    try {
-        if (!co_await store_.chat_open(c.session_id)) co_return refuse(410, "NOT_FOUND", "This chat has ended.");
-    } catch (const std::exception& e) {
-        spdlog::warn("relay: could not check a chat: {}", e.what());
-        co_return refuse(503, "UNAVAILABLE", "The relay can't reach its database for a moment. Please try again shortly.");
-    }
+    // a ticket in a URL is in the logs of every proxy on the way: it goes in hello
+    if (req.query.count("ticket"))
+        co_return refuse(400, "INVALID_ARGUMENT",
+                         "Send the relay ticket in hello, not in the URL (proxies and servers log URLs).");
     co_return std::nullopt;
 }
 
 void service::on_open(std::shared_ptr<net::connection> c) {
-    // the ticket passed on_upgrade a moment ago; read its claims again (no state rides along)
-    ticket::claims claims;
-    auto it = c->upgrade_request().query.find("ticket");
-    if (it == c->upgrade_request().query.end() ||
-        ticket::verify(settings_.ticket_secret, it->second, store_.now_ms(), claims) != ticket::verdict::ok) {
-        c->close(4401, "ticket expired");
-        return;
-    }
     auto p = std::make_shared<participant>();
     p->conn = c;
-    p->session = claims.session_id;
-    p->role = claims.who == ticket::role::seeker ? 's' : 'l';
     p->conn_id = node_ + ":" + std::to_string(c->id());
-    std::lock_guard lock(mutex_);
-    by_conn_[c->id()] = p;
+    {
+        std::lock_guard lock(mutex_);
+        by_conn_[c->id()] = p;
+    }
+    if (settings_.hello_timeout.count() == 0) return;
+    // a connection with no valid ticket in time is closed: it is bound to no chat
+    net::close_unless_in_time(
+        ioc_, c, settings_.hello_timeout,
+        [weak_self = weak_from_this()](const net::connection& conn) {
+            auto self = weak_self.lock();
+            auto p = self ? self->by_connection(conn.id()) : nullptr;
+            return p && !p->admitted;
+        },
+        "no hello with a ticket within " + std::to_string(settings_.hello_timeout.count()) + " ms");
+}
+
+asio::awaitable<std::optional<RelayServerMessage>> service::admit(participant_ptr p, const std::string& t) {
+    if (t.empty())
+        co_return error_reply<RelayServerMessage>(
+            v1::UNAUTHENTICATED, "Say hello with the relay ticket the matchmaker gave you (hello.ticket).");
+    ticket::claims c;
+    const auto verdict = ticket::verify(settings_.ticket_secret, t, store_.now_ms(), c);
+    if (verdict == ticket::verdict::expired)
+        co_return error_reply<RelayServerMessage>(
+            v1::UNAUTHENTICATED, "That relay ticket has expired; reconnect to the matchmaker for a new one.");
+    if (verdict != ticket::verdict::ok)
+        co_return error_reply<RelayServerMessage>(v1::UNAUTHENTICATED, "That is not a valid relay ticket.");
+    if (!co_await store_.use_ticket(c.session_id, crypto::sha256_hex(t), c.expires_unix_ms - store_.now_ms()))
+        co_return error_reply<RelayServerMessage>(
+            v1::UNAUTHENTICATED,
+            "That relay ticket was already used; reconnect to the matchmaker for a new one (or use the last "
+            "welcome's next_ticket).");
+    p->session = c.session_id;
+    p->role = c.who == ticket::role::seeker ? 's' : 'l';
+    p->admitted = true;
+    co_return std::nullopt;
 }
 
 void service::on_close(std::shared_ptr<net::connection> c) {
@@ -274,6 +288,8 @@ asio::awaitable<void> service::on_message(std::shared_ptr<net::connection> c, st
                          "code=\"" + v1::ErrorCode_Name(reply.error().code()) + "\"").fetch_add(1);
     push(p, reply);
     if (p->ending) c->close(1000, "chat ended");
+    // its kick may still be on its way: a connection refused as taken over goes now
+    if (p->taken_over) c->close(4001, "resumed on another connection");
     // after the welcome: whether the other side is away, then everything of theirs the client
     // does not have yet
     if (caught_up_needed && p->peer_away_since > 0) {
@@ -322,6 +338,9 @@ asio::awaitable<RelayServerMessage> service::handle(participant_ptr p, const Rel
 asio::awaitable<RelayServerMessage> service::hello(participant_ptr p, const v1::RelayHello& m) {
     if (m.public_key().size() != 32)
         co_return error_reply<RelayServerMessage>(v1::INVALID_ARGUMENT, "public_key must be the 32 bytes of an X25519 public key.");
+    // the first hello binds the connection to the ticket's chat side (and uses the ticket up)
+    if (!p->admitted)
+        if (auto refused = co_await admit(p, m.ticket())) co_return std::move(*refused);
     // counted until this side is in by_side_ (or refused): see recover()
     struct in_flight {
         service& s;
@@ -365,6 +384,9 @@ asio::awaitable<RelayServerMessage> service::hello(participant_ptr p, const v1::
     w->set_peer_public_key(peer_key);
     w->set_max_ciphertext_bytes(static_cast<std::uint32_t>(settings_.max_ciphertext));
     w->set_peer_received_through(r.value->peer_received_through);
+    w->set_next_ticket(ticket::sign(settings_.ticket_secret,
+                                    ticket::claims{p->session, p->role == 's' ? ticket::role::seeker : ticket::role::listener,
+                                                   store_.now_ms() + settings_.ticket_ttl.count()}));
     co_return out;
 }
 
@@ -377,8 +399,14 @@ asio::awaitable<RelayServerMessage> service::send_message(participant_ptr p, con
                                                          " bytes once encrypted; split it up.");
     const std::string log = acks_ ? store::log_key(p->session, p->role) : std::string();
     const std::uint64_t link = acks_ ? acks_->link(log) : 0;  // the connection the write goes over
-    auto r = co_await send_store_.send(p->session, p->role, m.seq(), m.ciphertext(), acks_ != nullptr);
-    if (!r) co_return refusal_reply<RelayServerMessage>(r.error);
+    auto r = co_await send_store_.send(p->session, p->role, m.seq(), m.ciphertext(), acks_ != nullptr, p->conn_id);
+    if (!r) {
+        p->taken_over = r.error.code == "PERMISSION_DENIED";
+        if (r.error.code == "SEQ_CONFLICT")
+            metrics_.counter("warmline_relay_seq_conflicts_total", "Resends refused for other content under a used seq")
+                .fetch_add(1);
+        co_return refusal_reply<RelayServerMessage>(r.error);
+    }
     if (*r.value) {
         messages_total_.fetch_add(1, std::memory_order_relaxed);
         ciphertext_bytes_total_.fetch_add(m.ciphertext().size(), std::memory_order_relaxed);
@@ -396,8 +424,11 @@ asio::awaitable<RelayServerMessage> service::send_message(participant_ptr p, con
 }
 
 asio::awaitable<RelayServerMessage> service::skip(participant_ptr p, const v1::Skip& m) {
-    auto r = co_await send_store_.skip(p->session, p->role, m.through());
-    if (!r) co_return refusal_reply<RelayServerMessage>(r.error);
+    auto r = co_await send_store_.skip(p->session, p->role, m.through(), p->conn_id);
+    if (!r) {
+        p->taken_over = r.error.code == "PERMISSION_DENIED";
+        co_return refusal_reply<RelayServerMessage>(r.error);
+    }
     if (*r.value > 0) {
         const auto lost = m.through() - *r.value + 1;
         messages_skipped_total_.fetch_add(lost, std::memory_order_relaxed);

@@ -59,6 +59,11 @@ struct relay_settings {
     std::chrono::milliseconds ack_timeout{1000};
     // replicas silent this long are presumed gone and Acks go on without them (0: never)
     std::chrono::milliseconds ack_degrade_after{0};
+    // the lifetime of the next ticket a welcome gives (as the matchmaker's --ticket-ttl-ms)
+    std::chrono::milliseconds ticket_ttl{5 * 60 * 1000};
+    // a connection that has not been admitted by a hello with a valid ticket this long after
+    // opening is closed with 1008 (0: never)
+    std::chrono::milliseconds hello_timeout{10000};
     double rate_burst = 60;                // messages a connection may send at once
     double rate_per_second = 20;           // and sustained
     int max_bad_frames = 20;               // then the connection is closed with 1008
@@ -99,6 +104,7 @@ private:
         std::string session;
         char role = 's';              // 's' seeker, 'l' listener
         std::string conn_id;          // node:connection, unique across processes
+        bool admitted = false;        // a hello's ticket bound it to `session` and `role` (used up)
         bool greeted = false;         // hello done
         bool welcomed = false;        // ... and its welcome built: live events may go out
         std::string early_peer_key;   // the other side's key, if it came before the welcome
@@ -109,6 +115,7 @@ private:
         bool filling = false;         // a catch-up from the log is running
         bool refill = false;          // ... and must look again when done
         bool ending = false;          // this side asked to end: close after the reply
+        bool taken_over = false;      // another connection has this side now: close (4001) after the reply
         token_bucket bucket;
         int bad_frames = 0;
     };
@@ -116,6 +123,9 @@ private:
 
     boost::asio::awaitable<v1::RelayServerMessage> handle(participant_ptr p, const v1::RelayClientMessage& m);
     boost::asio::awaitable<v1::RelayServerMessage> hello(participant_ptr p, const v1::RelayHello& m);
+    // Check a first hello's ticket and use it up; binds p to its chat side. A refusal to send, or
+    // nothing when admitted.
+    boost::asio::awaitable<std::optional<v1::RelayServerMessage>> admit(participant_ptr p, const std::string& ticket);
     boost::asio::awaitable<v1::RelayServerMessage> send_message(participant_ptr p, const v1::Send& m);
     boost::asio::awaitable<v1::RelayServerMessage> skip(participant_ptr p, const v1::Skip& m);
     // Send the other side's messages after p->forwarded from the log, in order, until caught up.

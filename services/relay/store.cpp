@@ -171,19 +171,20 @@ asio::awaitable<outcome<hello_result>> store::hello(std::string session, char ro
 }
 
 asio::awaitable<outcome<bool>> store::send(std::string session, char role, std::uint64_t seq,
-                                           std::string ciphertext, bool touch) {
+                                           std::string ciphertext, bool touch, std::string conn_id) {
     auto v = co_await run("send", std::move(session), role,
                           argv(std::to_string(seq), std::move(ciphertext), std::to_string(settings_.max_log),
-                               std::to_string(settings_.window), touch ? "1" : "0"));
+                               std::to_string(settings_.window), touch ? "1" : "0", std::move(conn_id)));
     outcome<bool> out;
     if (!refused(v, out.error)) out.value = str_at(v, 1) == "stored";
     co_return out;
 }
 
-asio::awaitable<outcome<std::uint64_t>> store::skip(std::string session, char role, std::uint64_t through) {
+asio::awaitable<outcome<std::uint64_t>> store::skip(std::string session, char role, std::uint64_t through,
+                                                    std::string conn_id) {
     auto v = co_await run("skip", std::move(session), role,
                           argv(std::to_string(through), std::to_string(settings_.max_log),
-                               std::to_string(settings_.window)));
+                               std::to_string(settings_.window), std::move(conn_id)));
     outcome<std::uint64_t> out;
     if (!refused(v, out.error)) out.value = static_cast<std::uint64_t>(int_at(v, 1));
     co_return out;
@@ -338,6 +339,12 @@ asio::awaitable<std::vector<log_entry>> store::log_after(std::string session, ch
         out.push_back(std::move(le));
     }
     co_return out;
+}
+
+asio::awaitable<bool> store::use_ticket(std::string session, std::string ticket_hash, std::int64_t ttl_ms) {
+    const auto key = keys::relay_ticket(bucket_of(session), ticket_hash.substr(0, 32));
+    auto v = co_await chat_->command(argv("SET", key, "1", "PX", std::to_string(std::max<std::int64_t>(ttl_ms, 1000)), "NX"));
+    co_return !v.is_nil();
 }
 
 asio::awaitable<bool> store::chat_open(std::string session) {

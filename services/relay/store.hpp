@@ -73,13 +73,16 @@ public:
     boost::asio::awaitable<outcome<hello_result>> hello(std::string session, char role, std::string node,
                                                         std::string conn_id, std::string public_key,
                                                         std::int64_t lease_ms);
-    // true: stored now; false: already stored (a resend). `touch`: a resend writes too, so that
-    // a WAIT after it on this connection covers the first copy (send.lua).
+    // true: stored now; false: already stored (a resend of the same ciphertext; other content
+    // is refused, SEQ_CONFLICT). `touch`: a resend writes too, so that a WAIT after it on this
+    // connection covers the first copy. conn_id: the sender's; refused (PERMISSION_DENIED) once
+    // another connection took this side over (send.lua).
     boost::asio::awaitable<outcome<bool>> send(std::string session, char role, std::uint64_t seq,
-                                               std::string ciphertext, bool touch = false);
+                                               std::string ciphertext, bool touch, std::string conn_id);
     // This side's messages after what is stored, up to `through`, are lost (skip.lua); returns
-    // the first lost seq, 0 when there was nothing to skip.
-    boost::asio::awaitable<outcome<std::uint64_t>> skip(std::string session, char role, std::uint64_t through);
+    // the first lost seq, 0 when there was nothing to skip. conn_id as for send.
+    boost::asio::awaitable<outcome<std::uint64_t>> skip(std::string session, char role, std::uint64_t through,
+                                                        std::string conn_id);
     boost::asio::awaitable<outcome<bool>> received(std::string session, char role, std::uint64_t through);
     boost::asio::awaitable<outcome<bool>> signal(std::string session, char role, std::string kind,
                                                  std::string value);
@@ -105,6 +108,9 @@ public:
     // Up to `count` messages `from` sent after seq `after`, in order.
     boost::asio::awaitable<std::vector<log_entry>> log_after(std::string session, char from, std::uint64_t after,
                                                              std::size_t count);
+    // Use a relay ticket up (by its hash) for the rest of its life (ttl_ms, at least a second):
+    // false when it was used before. One SET NX on the chat Redis, in the chat's slot.
+    boost::asio::awaitable<bool> use_ticket(std::string session, std::string ticket_hash, std::int64_t ttl_ms);
     // Whether the matchmaker still has this chat open.
     boost::asio::awaitable<bool> chat_open(std::string session);
     // The other side's public key, or "" while it has not said hello.

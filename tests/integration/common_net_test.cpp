@@ -645,6 +645,33 @@ TEST_CASE("net server: a WebSocket over TLS with a self-signed certificate echoe
     CHECK_THROWS_AS(plain.connect(loopback, s.port(), "/ws", {}, 2s), std::runtime_error);
 }
 
+TEST_CASE("ws_client: TLS is verified by default: an unknown CA or another name is refused, --insecure is explicit" *
+          doctest::timeout(10)) {
+    temp_dir dir;
+    const auto [cert, key] = warmline::test::make_test_certificate(dir.path);
+    auto o = test_options();
+    o.address = "0.0.0.0";  // reachable as 127.0.0.2 too, a name the certificate does not carry
+    o.tls_cert_file = cert;
+    o.tls_key_file = key;
+    test_server s(o);
+
+    // the system's trust store does not know our self-signed certificate
+    net::ws_client by_default;
+    CHECK_THROWS_AS(by_default.connect_tls(loopback, s.port(), "/ws", {}), std::runtime_error);
+    // the right CA, but a host name the certificate does not carry
+    net::ws_client wrong_name;
+    CHECK_THROWS_AS(wrong_name.connect_tls("127.0.0.2", s.port(), "/ws", cert), std::runtime_error);
+    net::ws_client right;
+    right.connect_tls(loopback, s.port(), "/ws", cert);
+    CHECK(right.is_open());
+    // asked for: nothing is checked
+    net::ws_client::tls_trust insecure;
+    insecure.insecure = true;
+    net::ws_client anything;
+    anything.connect_tls(loopback, s.port(), "/ws", insecure);
+    CHECK(anything.is_open());
+}
+
 TEST_CASE("net server: half a TLS configuration is refused at start" * doctest::timeout(10)) {
     asio::io_context ioc;
     test_handler h;

@@ -237,6 +237,10 @@ TEST_CASE("warmline-admin reports: list and show print what the safety team need
     CHECK(show.find("you should \\x1b[31mgive up") != std::string::npos);
     CHECK(show.find('\x1b') == std::string::npos);
     CHECK(show.find("#2 seeker") != std::string::npos);
+    // said plainly before the words: nobody can check them
+    CHECK(show.find("UNVERIFIED:") != std::string::npos);
+    CHECK(show.find("UNVERIFIED:") < show.find("#1 listener"));
+    CHECK(list.find("unverified") != std::string::npos);
 
     auto [missing_status, missing] = admin({"reports", "show", "c-none"});
     CHECK(missing_status != 0);

@@ -148,7 +148,8 @@ TEST_CASE("client chat: dropped connections resume without losing or repeating a
 
 TEST_CASE("client chat: an expired ticket stops the resume until a fresh one comes" * doctest::timeout(60)) {
     relay_fixture f;
-    relay_process a(f.mm.server.url(), f.log);
+    // the welcome's next ticket expires as fast as the matchmaker's
+    relay_process a(f.mm.server.url(), f.log, {"--ticket-ttl-ms=3000"});
     auto session = f.open_chat();
     const std::int64_t ttl_ms = 3000;
     const auto expires = wall_ms() + ttl_ms;
@@ -209,7 +210,7 @@ TEST_CASE("client chat: over wss, with the relay's certificate checked" * doctes
     relay_process plain(f.mm.server.url(), f.log);
     auto session = f.open_chat();
     chat_session::options o;
-    o.ca_file = cert;
+    o.trust = cert;
     side seeker(v1::SEEKER, session, relay_url(secure, "wss"),
                 relay_fixture::ticket_for(session, ticket::role::seeker), o);
     side listener(v1::LISTENER, session, relay_url(plain), relay_fixture::ticket_for(session, ticket::role::listener));

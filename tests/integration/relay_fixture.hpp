@@ -15,6 +15,7 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -80,8 +81,12 @@ struct relay_fixture {
         return chat.value->session_id;
     }
 
+    // A fresh ticket on every call (each admits one connection): live ones differ in their expiry
+    // by up to a second.
     static std::string ticket_for(const std::string& session, ticket::role r, std::int64_t ttl_ms = 60000) {
-        return ticket::sign(relay_secret, ticket::claims{session, r, wall_ms() + ttl_ms});
+        static std::atomic<int> n{0};
+        const std::int64_t spread = ttl_ms > 0 ? n++ % 1000 : 0;
+        return ticket::sign(relay_secret, ticket::claims{session, r, wall_ms() + ttl_ms + spread});
     }
 };
 
@@ -91,10 +96,13 @@ struct relay_peer {
     int n = 0;
     std::deque<v1::RelayServerMessage> pending;
 
+    std::string ticket;       // sent in the first hello (then the welcome's next_ticket is kept)
+    std::string next_ticket;  // from the last welcome
+
     // ca_file set: over TLS, the relay's certificate checked against it
-    relay_peer(std::uint16_t port, const std::string& ticket, const std::string& ca_file = {}) {
-        if (ca_file.empty()) ws.connect("127.0.0.1", port, "/v1/relay?ticket=" + ticket);
-        else ws.connect_tls("127.0.0.1", port, "/v1/relay?ticket=" + ticket, ca_file);
+    relay_peer(std::uint16_t port, std::string t, const std::string& ca_file = {}) : ticket(std::move(t)) {
+        if (ca_file.empty()) ws.connect("127.0.0.1", port, "/v1/relay");
+        else ws.connect_tls("127.0.0.1", port, "/v1/relay", ca_file);
     }
 
     std::string send(v1::RelayClientMessage m) {
@@ -117,7 +125,10 @@ struct relay_peer {
         v1::RelayClientMessage m;
         m.mutable_hello()->set_public_key(public_key);
         m.mutable_hello()->set_received_through(received_through);
-        return call(m);
+        m.mutable_hello()->set_ticket(ticket);
+        auto r = call(m);
+        if (r.has_welcome()) next_ticket = r.welcome().next_ticket();
+        return r;
     }
     v1::RelayServerMessage send_sealed(std::uint64_t seq, const std::string& ciphertext) {
         v1::RelayClientMessage m;

@@ -78,6 +78,7 @@ TEST_CASE("relay: a client that reconnects gets what it missed, once and in orde
     relay_peer listener(a.port, relay_fixture::ticket_for(session, ticket::role::listener));
     REQUIRE(listener.hello(key_of('l')).has_welcome());
     std::uint64_t have = 0;
+    std::string next_ticket;  // what the welcome gave for the next connection
     {
         relay_peer seeker(a.port, seeker_ticket);
         REQUIRE(seeker.hello(key_of('s')).has_welcome());
@@ -86,13 +87,14 @@ TEST_CASE("relay: a client that reconnects gets what it missed, once and in orde
         v1::RelayClientMessage got;
         got.mutable_received()->set_through(have);
         CHECK(seeker.call(got).has_ok());
+        next_ticket = seeker.next_ticket;
         seeker.ws.abort();  // the phone drops off Wi-Fi
     }
     CHECK(have == 3);
     for (std::uint64_t i = 4; i <= 9; ++i) REQUIRE(listener.send_sealed(i, sealed("l", i)).has_ack());
 
-    // back, on the other relay process, saying what it has
-    relay_peer seeker(b.port, seeker_ticket);
+    // back, on the other relay process, with the welcome's next ticket, saying what it has
+    relay_peer seeker(b.port, next_ticket);
     auto w = seeker.hello(key_of('s'), have);
     REQUIRE(w.has_welcome());
     CHECK(w.welcome().peer_public_key() == key_of('l'));
@@ -109,7 +111,7 @@ TEST_CASE("relay: a client that reconnects gets what it missed, once and in orde
     CHECK(seeker.next_delivery().seq() == 11);
 
     // a key that differs from the one this side started with is refused
-    relay_peer impostor(b.port, seeker_ticket);
+    relay_peer impostor(b.port, relay_fixture::ticket_for(session, ticket::role::seeker));
     auto refused = impostor.hello(key_of('x'));
     REQUIRE(refused.has_error());
     CHECK(refused.error().code() == v1::WRONG_STATE);
@@ -160,13 +162,13 @@ TEST_CASE("relay: SIGKILL of a relay mid-stream loses no acknowledged message" *
     }
 
     // both reconnect to B; the sender resends what the relay says it does not have
-    sender = std::make_unique<relay_peer>(b.port, seeker_ticket);
+    sender = std::make_unique<relay_peer>(b.port, relay_fixture::ticket_for(session, ticket::role::seeker));
     auto w = sender->hello(key_of('s'));
     REQUIRE(w.has_welcome());
     std::uint64_t stored = w.welcome().sent_through();
     CHECK(stored >= acked);  // nothing acknowledged was lost
     for (std::uint64_t i = stored + 1; i <= total; ++i) REQUIRE(sender->send_sealed(i, sealed("s", i)).has_ack());
-    receiver = std::make_unique<relay_peer>(b.port, listener_ticket);
+    receiver = std::make_unique<relay_peer>(b.port, relay_fixture::ticket_for(session, ticket::role::listener));
     std::uint64_t have = 0;
     for (auto s : got) {
         if (s == have + 1) have = s;  // the client keeps what it has in order and drops repeats
@@ -183,37 +185,58 @@ TEST_CASE("relay: SIGKILL of a relay mid-stream loses no acknowledged message" *
     CHECK(f.mm.server.cmd({"XLEN", log_key(session, "s")}) == std::to_string(total + 1));
 }
 
-TEST_CASE("relay: tickets are checked before the upgrade" * doctest::timeout(60)) {
+TEST_CASE("relay: tickets come in hello, not the URL; each admits one connection, and a welcome gives the next" *
+          doctest::timeout(60)) {
     relay_fixture f;
-    relay_process a(f.mm.server.url(), f.log);
+    relay_process a(f.mm.server.url(), f.log, {"--hello-timeout-ms=300"});
     auto session = f.open_chat();
-    auto refused_with = [&](const std::string& target) {
-        net::ws_client ws;
-        try {
-            ws.connect("127.0.0.1", a.port, target);
-        } catch (const std::exception&) {
-            return ws.refused_status();
-        }
-        return 101u;
-    };
-    CHECK(refused_with("/v1/relay") == 401);                                           // missing
-    CHECK(refused_with("/v1/relay?ticket=v1.nonsense") == 401);                        // malformed
     auto good = relay_fixture::ticket_for(session, ticket::role::seeker);
+
+    // a ticket in the URL is refused before the upgrade: URLs end up in logs
+    net::ws_client in_url;
+    CHECK_THROWS_AS(in_url.connect("127.0.0.1", a.port, "/v1/relay?ticket=" + good), std::runtime_error);
+    CHECK(in_url.refused_status() == 400);
+
+    auto refused = [&](const std::string& t) {
+        relay_peer p(a.port, t);
+        auto r = p.hello(key_of('s'));
+        return r.has_error() ? r.error().code() : v1::ERROR_CODE_UNSPECIFIED;
+    };
+    CHECK(refused("") == v1::UNAUTHENTICATED);               // missing
+    CHECK(refused("v1.nonsense") == v1::UNAUTHENTICATED);    // malformed
     std::string forged = good;
     forged.back() = forged.back() == 'A' ? 'B' : 'A';
-    CHECK(refused_with("/v1/relay?ticket=" + forged) == 401);                          // forged
-    CHECK(refused_with("/v1/relay?ticket=" + relay_fixture::ticket_for(session, ticket::role::seeker, -1000)) ==
-          401);                                                                        // expired
-    CHECK(refused_with("/v1/relay?ticket=" + ticket::sign("another-secret-another-secret-12345",
-                                                          {session, ticket::role::seeker, wall_ms() + 60000})) ==
-          401);                                                                        // signed elsewhere
-    CHECK(refused_with("/v1/relay?ticket=" + relay_fixture::ticket_for("c-no-such-chat", ticket::role::seeker)) ==
-          410);                                                                        // no such chat
-    CHECK(refused_with("/other?ticket=" + good) == 404);
-    CHECK(refused_with("/v1/relay?ticket=" + good) == 101);
+    CHECK(refused(forged) == v1::UNAUTHENTICATED);
+    CHECK(refused(relay_fixture::ticket_for(session, ticket::role::seeker, -1000)) == v1::UNAUTHENTICATED);  // expired
+    CHECK(refused(ticket::sign("another-secret-another-secret-12345", {session, ticket::role::seeker, wall_ms() + 60000})) ==
+          v1::UNAUTHENTICATED);                               // signed elsewhere
+    CHECK(refused(relay_fixture::ticket_for("c-no-such-chat", ticket::role::seeker)) == v1::NOT_FOUND);
+    // none of the refusals used the good ticket up, nor bound their connection to anything
+    relay_peer first(a.port, good);
+    auto welcome = first.hello(key_of('s'));
+    REQUIRE(welcome.has_welcome());
+    CHECK(welcome.welcome().session_id() == session);
+    // a hello again on the same connection needs no ticket
+    first.ticket.clear();
+    CHECK(first.hello(key_of('s')).has_welcome());
+    // the ticket admitted one connection: a second one with it is refused, even after the first closed
+    first.ws.close();
+    CHECK(refused(good) == v1::UNAUTHENTICATED);
+    CHECK(f.mm.server.cmd({"EVAL", "return #redis.call('KEYS', 'wl:relay:ticket:*')", "0"}) == "2");  // good, and the no-such-chat one
+    // the welcome's next ticket opens the next connection, as this side, and is itself used up
+    ticket::claims c;
+    REQUIRE(ticket::verify(relay_secret, first.next_ticket, wall_ms(), c) == ticket::verdict::ok);
+    CHECK(c.session_id == session);
+    CHECK(c.who == ticket::role::seeker);
+    relay_peer second(a.port, first.next_ticket);
+    REQUIRE(second.hello(key_of('s')).has_welcome());
+    CHECK(refused(first.next_ticket) == v1::UNAUTHENTICATED);
+    // a connection that never says hello with a ticket is closed
+    relay_peer silent(a.port, "");
+    CHECK(silent.read_until_closed() == 1008);
     // once the chat has ended its tickets open nothing
     REQUIRE(f.mm.run(f.mm.store->end_chat("seeker", f.seeker, session)));
-    CHECK(refused_with("/v1/relay?ticket=" + good) == 410);
+    CHECK(refused(second.next_ticket) == v1::NOT_FOUND);
 }
 
 TEST_CASE("relay: bad input gets a typed error and changes nothing" * doctest::timeout(60)) {
@@ -374,7 +397,7 @@ TEST_CASE("relay: a receiver that stops reading is closed and resumes from the l
         for (std::uint64_t i = 1; i <= total; ++i) REQUIRE(seeker.send_sealed(i, body + std::to_string(i)).has_ack());
         CHECK(slow.read_until_closed() == 1013);
     }
-    relay_peer back(a.port, listener_ticket);
+    relay_peer back(a.port, relay_fixture::ticket_for(session, ticket::role::listener));
     REQUIRE(back.hello(key_of('l')).has_welcome());
     for (std::uint64_t i = 1; i <= total; ++i) {
         auto d = back.next_delivery();
@@ -395,7 +418,9 @@ TEST_CASE("relay: two sides saying hello at once each get the other's key and fi
         relay_peer listener(chat % 2 ? b.port : a.port, relay_fixture::ticket_for(session, ticket::role::listener));
         v1::RelayClientMessage hs, hl, ms, ml;
         hs.mutable_hello()->set_public_key(key_of('s'));
+        hs.mutable_hello()->set_ticket(seeker.ticket);
         hl.mutable_hello()->set_public_key(key_of('l'));
+        hl.mutable_hello()->set_ticket(listener.ticket);
         ms.mutable_send()->set_seq(1);
         ms.mutable_send()->set_ciphertext(sealed("s", 1));
         ml.mutable_send()->set_seq(1);
@@ -448,4 +473,69 @@ TEST_CASE("relay: a Redis at its maxmemory (noeviction) refuses a send with UNAV
     CHECK(seeker.send_sealed(2, sealed("s", 2)).ack().seq() == 2);
     CHECK(listener.next_delivery().seq() == 1);
     CHECK(listener.next_delivery().seq() == 2);
+}
+
+TEST_CASE("relay: a resend must be the message stored under its seq; other content is refused, not acknowledged" *
+          doctest::timeout(60)) {
+    relay_fixture f;
+    relay_process a(f.mm.server.url(), f.log);
+    auto session = f.open_chat();
+    relay_peer seeker(a.port, relay_fixture::ticket_for(session, ticket::role::seeker));
+    REQUIRE(seeker.hello(key_of('s')).has_welcome());
+    REQUIRE(seeker.send_sealed(1, "sealed once").has_ack());
+    // a second tab that sealed another message under seq 1 (one key, one nonce, two texts)
+    auto conflict = seeker.send_sealed(1, "sealed twice");
+    REQUIRE(conflict.has_error());
+    CHECK(conflict.error().code() == v1::SEQ_CONFLICT);
+    CHECK(seeker.send_sealed(1, "sealed once").ack().seq() == 1);  // the same bytes: a plain resend
+    const auto stored = f.mm.server.cmd({"EVAL", "return redis.call('XRANGE', KEYS[1], '-', '+')[1][2][2]", "1",
+                                         log_key(session, "s")});
+    CHECK(stored == "sealed once");
+    CHECK(f.mm.server.cmd({"XLEN", log_key(session, "s")}) == "1");
+    auto metrics = net::http_request_blocking("127.0.0.1", a.port, "GET", "/metrics");
+    CHECK(metrics.body.find("warmline_relay_seq_conflicts_total 1") != std::string::npos);
+}
+
+TEST_CASE("relay: a connection whose side another connection took over may no longer send or skip" *
+          doctest::timeout(60)) {
+    relay_fixture f;
+    relay_process a(f.mm.server.url(), f.log);
+    relay_process b(f.mm.server.url(), f.log);
+    auto session = f.open_chat();
+    auto fresh = [&] { return relay_fixture::ticket_for(session, ticket::role::seeker); };
+
+    SUBCASE("refused in Redis even before the takeover's kick arrives") {
+        relay_peer tab(a.port, fresh());
+        REQUIRE(tab.hello(key_of('s')).has_welcome());
+        REQUIRE(tab.send_sealed(1, "one").has_ack());
+        // another relay's hello for this side, whose kick has not reached relay a yet
+        f.mm.server.cmd({"HSET", relay_key(session), "conn_s", "elsewhere:1"});
+        auto refused = tab.send_sealed(2, "two");
+        REQUIRE(refused.has_error());
+        CHECK(refused.error().code() == v1::PERMISSION_DENIED);
+        CHECK(tab.read_until_closed() == 4001);
+        CHECK(f.mm.server.cmd({"XLEN", log_key(session, "s")}) == "1");
+        CHECK(f.mm.server.cmd({"HGET", relay_key(session), "sent_s"}) == "1");
+    }
+    SUBCASE("two tabs on two relays: only the newer one writes") {
+        relay_peer older(a.port, fresh());
+        REQUIRE(older.hello(key_of('s')).has_welcome());
+        REQUIRE(older.send_sealed(1, "one").has_ack());
+        relay_peer newer(b.port, fresh());
+        auto welcome = newer.hello(key_of('s'));
+        REQUIRE(welcome.has_welcome());
+        CHECK(welcome.welcome().sent_through() == 1);
+        // the older tab's next message is refused, or finds itself closed by the kick first
+        v1::RelayClientMessage m;
+        m.mutable_send()->set_seq(2);
+        m.mutable_send()->set_ciphertext("from the old tab");
+        try {
+            auto r = older.call(m);
+            CHECK_FALSE(r.has_ack());
+        } catch (const std::exception&) {
+        }
+        CHECK(older.read_until_closed() == 4001);
+        REQUIRE(newer.send_sealed(2, "from the new tab").has_ack());
+        CHECK(f.mm.server.cmd({"XLEN", log_key(session, "s")}) == "2");
+    }
 }

@@ -23,6 +23,13 @@ local RKEY, ACTIVE, ABSENT, AWAY, SIDES, BUCKET_CLOCK = KEYS[1], KEYS[4], KEYS[5
 local LOG = { s = KEYS[2], l = KEYS[3] }
 local BUCKET = KEYS[1] and string.match(KEYS[1], '{([^}]*)}')
 local ENDED = 'This chat has ended.'
+local TAKEN_OVER = 'This chat was opened in another tab or on another device; this connection may no longer write to it.'
+
+-- Whether `conn` lost this side to another connection (`holder`, the record's conn_x). No holder
+-- (its connection closed, or its process was found dead) is not a takeover: the side is free.
+local function taken_over(holder, conn)
+  return holder ~= nil and holder ~= false and holder ~= '' and holder ~= conn
+end
 
 -- Publish a RelayEvent to relay process `node` (nothing when no process holds that side), on
 -- its shard channel of this bucket (same slot as the keys): for side `to` ('s' | 'l') of chat

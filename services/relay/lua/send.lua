@@ -1,12 +1,26 @@
 -- Store one sealed message, then forward it. ARGV[5] = seq, [6] ciphertext, [7] most entries
 -- kept per direction, [8] most messages the other side may be behind before sends are refused,
 -- [9] '1' when the Ack waits for replicas (WAIT): a resend then writes too, so that the WAIT
--- after it covers the first copy even if that was written on an earlier connection.
+-- after it covers the first copy even if that was written on an earlier connection, [10] the
+-- sending connection's id. A connection this side has been taken over from (a newer hello, on
+-- any relay) may no longer send; a resend must be the very message stored under its seq: two
+-- tabs sealing different messages under one seq would reuse one key and nonce.
 -- Returns {'ok', 'stored' | 'duplicate'}.
-local f = redis.call('HMGET', RKEY, 'sent_' .. ROLE, 'recv_' .. PEER, 'node_' .. PEER, 'pub_' .. ROLE)
+local f = redis.call('HMGET', RKEY, 'sent_' .. ROLE, 'recv_' .. PEER, 'node_' .. PEER, 'pub_' .. ROLE, 'conn_' .. ROLE)
 if not f[4] then return err('NOT_FOUND', ENDED) end
+if taken_over(f[5], ARGV[10]) then return err('PERMISSION_DENIED', TAKEN_OVER) end
 local seq, sent = tonumber(ARGV[5]), tonumber(f[1]) or 0
 if seq <= sent then
+  local stored = redis.call('XRANGE', LOG[ROLE], '0-' .. seq, '0-' .. seq)[1]
+  if stored then
+    local fields = stored[2]
+    for i = 1, #fields, 2 do
+      if fields[i] == 'c' and fields[i + 1] ~= ARGV[6] then
+        return err('SEQ_CONFLICT', 'Message ' .. seq .. ' was already sent with other content, from another tab or ' ..
+          'device; this one was not sent. Keep the chat in one tab.')
+      end
+    end
+  end
   if ARGV[9] == '1' then redis.call('HSET', RKEY, 'sent_' .. ROLE, sent) end
   return { 'ok', 'duplicate' }
 end

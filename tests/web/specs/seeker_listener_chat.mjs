@@ -110,6 +110,25 @@ describe("a seeker and a listener in two browsers", () => {
     }
     const sessionId = await seeker.evaluate(() => JSON.parse(sessionStorage.getItem("wl.seeker")).sessionId);
     assert.ok(sessionId);
+    // the private key is not in sessionStorage: a non-extractable CryptoKey in IndexedDB
+    const keyState = (page) => page.evaluate(async (id) => {
+      const raw = Object.values(sessionStorage).join("");
+      const db = await new Promise((ok, no) => { const r = indexedDB.open("warmline", 1); r.onsuccess = () => ok(r.result); r.onerror = () => no(r.error); });
+      const entry = await new Promise((ok, no) => {
+        const r = db.transaction("chat-keys").objectStore("chat-keys").get(id);
+        r.onsuccess = () => ok(r.result);
+        r.onerror = () => no(r.error);
+      });
+      db.close();
+      let exported = "refused";
+      if (entry) { try { await crypto.subtle.exportKey("pkcs8", entry.privateKey); exported = "exported"; } catch { /* as it should */ } }
+      return { pkcs8InStorage: /pkcs8/.test(raw), stored: !!entry, isKey: entry?.privateKey instanceof CryptoKey,
+               extractable: entry?.privateKey?.extractable, exported };
+    }, sessionId);
+    for (const page of [seeker, desk]) {
+      const k = await keyState(page);
+      assert.deepEqual(k, { pkcs8InStorage: false, stored: true, isKey: true, extractable: false, exported: "refused" });
+    }
 
     // the seeker ends the chat (with a confirmation)
     await endChat(seeker);
@@ -119,6 +138,7 @@ describe("a seeker and a listener in two browsers", () => {
     assert.equal(await desk.getByRole("tabpanel").getByRole("textbox", { name: "Message" }).isDisabled(), true);
     const left = await seeker.evaluate(() => Object.keys(sessionStorage).filter((k) => k.startsWith("wl.chat.")));
     assert.deepEqual(left, [], "the chat's keys and messages are wiped when it ends");
+    await until(async () => !(await keyState(seeker)).stored, T, "the seeker's key to leave IndexedDB when the chat ends");
 
     // rate and block
     await seeker.getByRole("radiogroup", { name: "How was this chat?" }).getByRole("radio", { name: "5 stars" }).check();

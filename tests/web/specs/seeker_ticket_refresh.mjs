@@ -16,7 +16,9 @@ async function instrument(page) {
 }
 
 describe("expired relay tickets", () => {
-  const suite = withStack({ matchmakerFlags: [`--ticket-ttl-ms=${TTL}`] }, async (stack) => ({
+  // the relay's next tickets (each welcome gives one) expire as fast as the matchmaker's
+  const suite = withStack({ matchmakerFlags: [`--ticket-ttl-ms=${TTL}`], relayFlags: [`--ticket-ttl-ms=${TTL}`] },
+                          async (stack) => ({
     listener: await stack.createListener({ name: "Ola", topics: ["depression"], languages: ["en"] }),
   }));
 
@@ -35,6 +37,9 @@ describe("expired relay tickets", () => {
     await expectTranscript(desk, [["them", "s1"]], "s1 at the listener");
     await say(desk, "l1");
     await expectTranscript(seeker, [["me", "s1"], ["them", "l1"]], "the first exchange");
+    // a ticket never rides in a relay URL (URLs are logged): it goes in hello
+    const urls = [];
+    for (const page of [seeker, desk]) page.on("websocket", (ws) => urls.push(ws.url()));
     const sMm = sIn.matchmaker.opened;
     const dMm = dIn.matchmaker.opened;
 
@@ -55,6 +60,9 @@ describe("expired relay tickets", () => {
     assert.equal(await stack.redis("HGET", `wl:listener:${listener.id}`, "status"), "available",
                  "the listener's extra sign-in left it available");
     assert.equal(await availableSwitch(desk).getAttribute("aria-checked"), "true");
+    const relayUrls = urls.filter((u) => new URL(u).pathname === "/v1/relay");
+    assert.ok(relayUrls.length >= 2, `relay sockets seen: ${relayUrls.length}`);
+    for (const u of relayUrls) assert.ok(!/ticket/i.test(u), "no ticket in a relay URL");
     assert.deepEqual(stack.pageErrors, []);
   });
 });

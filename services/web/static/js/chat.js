@@ -5,15 +5,21 @@
 // not only until the relay's ack, so that it can be sent again if Redis lost it; what nobody has
 // any more is passed over (skip, lost) with a note in the conversation on both sides, as the
 // terminal client does (loadtest/chat_session.hpp). Everything a page reload must not lose lives
-// in this tab's sessionStorage under one key per chat, and is wiped when the chat ends. Tickets
-// stay in memory only: after a reload, or when the relay refuses one, the owner fetches a fresh
-// one from the matchmaker (event "needticket").
+// in this tab's sessionStorage under one key per chat, and is wiped when the chat ends; the
+// private key is the exception: a non-extractable CryptoKey in IndexedDB (keystore.js). Tickets
+// stay in memory only: the first hello of each relay connection carries one and its welcome gives
+// the next; after a reload, or when the relay refuses one, the owner fetches a fresh one from the
+// matchmaker (event "needticket"). A chat belongs to one tab at a time: the tab that opened it
+// last holds its Web Lock, and a tab that loses the lock stops at once ("replaced"); messages are
+// sealed only after this connection's welcome, which says which numbers are taken.
 // Nothing here logs; keys, tickets and texts must never reach the console.
 
 import * as e2e from "./e2e.js";
+import * as keystore from "./keystore.js";
 import { follow, backoffDelay } from "./reconnect.js";
 
 const STORE_PREFIX = "wl.chat.";
+let swept = false;  // old keys are swept from IndexedDB once per page
 const RELAY_BACKOFF = { firstMs: 400, maxMs: 15000 };
 const MAX_HELD = 1000;
 // Hellos again on one connection (a send refused with WRONG_STATE) with no ack in between before
@@ -81,9 +87,31 @@ export class RelayChat {
   // replaced (another tab took over), refused ({text}: another device holds this side with other
   // keys), needticket, notice.
   static async open(chat, onEvent) {
+    if (!swept) { swept = true; keystore.sweep(); }
     const c = new RelayChat(chat, onEvent);
     await c.load();
+    c.claimTab();
     return c;
+  }
+
+  // Takes this chat's Web Lock from whichever tab holds it (a duplicated tab copies this one's
+  // sessionStorage, counters included): the newest tab carries the chat, and the one it took the
+  // lock from stops before it can seal another message. Without Web Locks the relay's checks
+  // still refuse a second writer (docs/relay-protocol.md, section 3).
+  claimTab() {
+    if (!globalThis.navigator?.locks?.request) return;
+    this.tabHeld = false;
+    navigator.locks.request(`warmline-chat-${this.sessionId}`, { steal: true }, () => {
+      this.tabHeld = true;
+      if (!this.ws && !this.ended && !this.stopped && this.ticket) this.connect(true);
+      return new Promise((release) => { this.releaseTab = release; });
+    }).catch(() => {
+      // stolen by a newer tab: it has the chat now
+      this.releaseTab = null;
+      if (this.ended || this.stopped) return;
+      this.stop();
+      this.emit("replaced");
+    });
   }
 
   constructor(chat, onEvent) {
@@ -119,6 +147,8 @@ export class RelayChat {
     this.helloing = null;       // the hello in flight, if any
     this.storedThrough = 0;     // the relay has this side's messages up to here (ack, welcome)
     this.resyncs = 0;           // hellos again on this connection since the last ack
+    this.tabHeld = true;        // this tab holds the chat's Web Lock (claimTab)
+    this.releaseTab = null;
   }
 
   get storeKey() { return STORE_PREFIX + this.sessionId; }
@@ -126,19 +156,36 @@ export class RelayChat {
   async load() {
     let s = null;
     try { s = JSON.parse(sessionStorage.getItem(this.storeKey) || "null"); } catch { s = null; }
-    if (s && s.v === 1 && s.pkcs8 && s.pub) {
+    if (s && (s.v === 1 || s.v === 2) && s.pub) {
       this.s = s;
-      this.privateKey = await e2e.importPrivateKey(e2e.fromBase64(s.pkcs8));
-    } else {
+      if (s.pkcs8) {
+        // kept by an earlier version in sessionStorage: moved into IndexedDB, out of reach
+        this.privateKey = await e2e.importPrivateKey(e2e.fromBase64(s.pkcs8));
+        await keystore.putKey(this.sessionId, this.privateKey).catch(() => {});
+        delete s.pkcs8;
+        s.v = 2;
+        this.save();
+      } else {
+        this.privateKey = await keystore.getKey(this.sessionId);
+      }
+    }
+    if (!this.privateKey) {
+      // a new chat, or its key is gone from this browser (IndexedDB cleared): a fresh pair. The
+      // relay ends a chat whose side comes back with another key (the keys were lost) unless the
+      // device with the old one is still connected (then this tab is refused).
       const pair = await e2e.generateKeyPair();
       this.privateKey = pair.privateKey;
+      await keystore.putKey(this.sessionId, pair.privateKey).catch(() => {});
       this.s = {
-        v: 1, sessionId: this.sessionId, role: this.role, topic: this.topic, language: this.language,
-        pkcs8: e2e.toBase64(pair.pkcs8), pub: e2e.toBase64(pair.publicRaw), peer: null,
-        nextSeq: 1, kept: [], peerReceived: 0, lostThrough: 0, outbox: [], delivered: 0, peerRead: 0,
-        nextId: 1, transcript: [], startedAt: Date.now(),
+        ...(this.s || {}),
+        v: 2, sessionId: this.sessionId, role: this.role, topic: this.topic, language: this.language,
+        pub: e2e.toBase64(pair.publicRaw), peer: null,
       };
-      pair.pkcs8.fill(0);
+      for (const [k, v] of Object.entries({ nextSeq: 1, kept: [], peerReceived: 0, lostThrough: 0, outbox: [],
+                                            delivered: 0, peerRead: 0, nextId: 1, transcript: [],
+                                            startedAt: Date.now() })) {
+        if (this.s[k] === undefined) this.s[k] = v;
+      }
       this.save();
     }
     // A tab from before messages were kept until the other side's receipt: what it kept then
@@ -195,15 +242,15 @@ export class RelayChat {
   }
 
   connect(fresh = false) {
-    if (this.ended || this.stopped || this.ws) return;
+    if (this.ended || this.stopped || this.ws || !this.tabHeld) return;
     if (!this.ticket || !this.relayUrl || (!fresh && ticketExpiry(this.ticket) < Date.now() + 1000)) {
       this.askForTicket();
       return;
     }
     let ws;
     try {
-      const sep = this.relayUrl.includes("?") ? "&" : "?";
-      ws = new WebSocket(`${this.relayUrl}${sep}ticket=${encodeURIComponent(this.ticket)}`);
+      // the ticket goes in hello: a URL is written in the logs of every proxy on the way
+      ws = new WebSocket(this.relayUrl);
     } catch {
       this.scheduleReconnect();
       return;
@@ -295,6 +342,7 @@ export class RelayChat {
   // Stops without ending the chat (page going away, tab replaced, signing out).
   stop() {
     this.stopped = true;
+    if (this.releaseTab) { this.releaseTab(); this.releaseTab = null; }
     clearTimeout(this.timer);
     if (this.ws) { const ws = this.ws; this.ws = null; try { ws.close(1000); } catch { /* ignore */ } }
     this.connected = false;
@@ -313,7 +361,11 @@ export class RelayChat {
 
   async hello(ws) {
     let reply;
-    const helloing = this.request({ hello: { publicKey: this.s.pub, receivedThrough: String(this.s.delivered) } }, ws);
+    // The ticket admits the first hello of a connection and is used up by it; a hello again on
+    // the same connection ignores it.
+    const helloing = this.request({
+      hello: { publicKey: this.s.pub, receivedThrough: String(this.s.delivered), ticket: this.ticket },
+    }, ws);
     this.helloing = helloing;
     try {
       reply = await helloing;
@@ -322,6 +374,14 @@ export class RelayChat {
       // The relay says why when it has more to say than "it ended" (e.g. this side's keys were on
       // a device that is gone, which ended the chat just now).
       if (err.code === "NOT_FOUND") { this.finish(undefined, UNKNOWN_END, { text: err.message }); return; }
+      if (err.code === "UNAUTHENTICATED") {
+        // expired, or used up (the welcome that carried the next one never arrived): the
+        // matchmaker gives a fresh one, and says whether the chat is over
+        if (this.ws === ws) { this.ws = null; this.connected = false; }
+        try { ws.close(4000); } catch { /* ignore */ }
+        this.askForTicket();
+        return;
+      }
       if (err.code === "WRONG_STATE") {
         // Another device holds this side of the chat with other keys: this page cannot take part,
         // so it stops for good and says why (its message box must not look usable).
@@ -336,6 +396,8 @@ export class RelayChat {
     }
     if (this.ws !== ws || !reply.welcome) return;
     const w = reply.welcome;
+    // this connection's ticket is used up; the next connection opens with this one
+    if (typeof w.nextTicket === "string" && w.nextTicket) this.ticket = w.nextTicket;
     // A relay that says hello has its database; whether the other side is away comes next, as a
     // push right after the welcome (none: they are here).
     this.peerAway = false;
@@ -604,7 +666,9 @@ export class RelayChat {
   // Seals what waits in the outbox (once keys exist) and sends every kept message the relay has
   // not stored.
   async flush() {
-    if (this.ended || !this.keys) return;
+    // sealed only on a welcomed connection: the welcome says which numbers the relay has taken
+    // (another copy of this tab may have used some), so none is sealed twice
+    if (this.ended || !this.keys || !this.connected) return;
     while (this.s.outbox.length) {
       const id = this.s.outbox[0];
       const entry = this.s.transcript.find((e) => e.id === id);
@@ -648,6 +712,13 @@ export class RelayChat {
     if (err.code === "NOT_FOUND") { this.finish(undefined, UNKNOWN_END); return; }
     // A hello is out on this connection (below): its welcome settles what to send, so the
     // refusals of what was sent before it say nothing new.
+    if (err.code === "SEQ_CONFLICT" || err.code === "PERMISSION_DENIED") {
+      // Another tab or device wrote this side under the same numbers, or took the side over:
+      // this tab stops for good (its message box must not look usable); never resend.
+      this.stop();
+      this.emit("replaced");
+      return;
+    }
     if (!this.connected) return;
     if (err.code === "WRONG_STATE" && this.resyncs < MAX_RESYNCS) {
       // The relay's count differs from this tab's (Redis lost its last writes): ask where the
@@ -707,7 +778,8 @@ export class RelayChat {
     try { sessionStorage.removeItem(this.storeKey); } catch { /* nothing stored */ }
     // Forget the keys (a key stolen later must not open this chat); the transcript stays in memory
     // for the owner (a seeker may still report it) until the owner lets it go.
-    this.s.pkcs8 = "";
+    keystore.deleteKey(this.sessionId);
+    if (this.releaseTab) { this.releaseTab(); this.releaseTab = null; }
     this.s.kept = [];
     this.privateKey = null;
     this.keys = null;

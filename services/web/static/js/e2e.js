@@ -65,13 +65,12 @@ export async function x25519Supported() {
   }
 }
 
-// 3.1: a fresh key pair for one chat. The private key is extractable only so that it can be kept
-// in this tab's sessionStorage (PKCS#8) across a reload; it never leaves the browser.
+// 3.1: a fresh key pair for one chat. The private key is not extractable: kept across a reload as
+// a CryptoKey in IndexedDB (keystore.js), its bytes never reach a script.
 export async function generateKeyPair() {
-  const pair = await crypto.subtle.generateKey({ name: "X25519" }, true, ["deriveBits"]);
+  const pair = await crypto.subtle.generateKey({ name: "X25519" }, false, ["deriveBits"]);
   const publicRaw = new Uint8Array(await crypto.subtle.exportKey("raw", pair.publicKey));
-  const pkcs8 = new Uint8Array(await crypto.subtle.exportKey("pkcs8", pair.privateKey));
-  return { privateKey: pair.privateKey, publicRaw, pkcs8 };
+  return { privateKey: pair.privateKey, publicRaw };
 }
 
 export function pkcs8FromRawPrivate(raw) {
