@@ -5,6 +5,7 @@
 #include "common/net.hpp"
 
 #include "common/client_address.hpp"
+#include "common/http_query.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -73,16 +74,20 @@ failure_kind classify(const beast::error_code& ec) {
     return failure_kind::unexpected;
 }
 
+// A client's address is personal data: it appears only at debug level, never in the info,
+// warning and error lines that production keeps.
 void log_failure(const beast::error_code& ec, std::string_view what, std::string_view remote) {
     switch (classify(ec)) {
     case failure_kind::expected:
         spdlog::debug("net: {} {}: {}", what, remote, ec.message());
         break;
     case failure_kind::peer:
-        spdlog::info("net: {} {}: {}", what, remote, ec.message());
+        spdlog::info("net: {} a client: {}", what, ec.message());
+        spdlog::debug("net: ... that client was {}", remote);
         break;
     case failure_kind::unexpected:
-        spdlog::error("net: {} {}: {}", what, remote, ec.message());
+        spdlog::error("net: {} a client: {}", what, ec.message());
+        spdlog::debug("net: ... that client was {}", remote);
         break;
     }
 }
@@ -103,58 +108,6 @@ auto log_escaped(std::string what) {
 }
 
 // ---- request translation ------------------------------------------------------------------
-
-int hex_digit(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-// application/x-www-form-urlencoded: '+' is a space and %XX a byte. A malformed escape is kept
-// as it was sent rather than refused; the handler validates values anyway.
-std::string percent_decode(std::string_view s) {
-    std::string out;
-    out.reserve(s.size());
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '+') {
-            out += ' ';
-        } else if (s[i] == '%' && i + 2 < s.size() && hex_digit(s[i + 1]) >= 0 && hex_digit(s[i + 2]) >= 0) {
-            out += static_cast<char>(hex_digit(s[i + 1]) * 16 + hex_digit(s[i + 2]));
-            i += 2;
-        } else {
-            out += s[i];
-        }
-    }
-    return out;
-}
-
-// The first occurrence of a repeated key wins, so a parameter appended to a signed URL cannot
-// override the one that was signed.
-std::map<std::string, std::string> parse_query(std::string_view q) {
-    std::map<std::string, std::string> out;
-    while (!q.empty()) {
-        const auto amp = q.find('&');
-        const auto pair = q.substr(0, amp);
-        q = amp == std::string_view::npos ? std::string_view{} : q.substr(amp + 1);
-        if (pair.empty()) continue;
-        const auto eq = pair.find('=');
-        if (eq == std::string_view::npos) {
-            out.emplace(percent_decode(pair), std::string{});
-        } else {
-            out.emplace(percent_decode(pair.substr(0, eq)), percent_decode(pair.substr(eq + 1)));
-        }
-    }
-    return out;
-}
-
-std::string to_string(beast::string_view s) { return std::string(s.data(), s.size()); }
-
-std::string to_string(const tcp::endpoint& ep) {
-    const auto a = ep.address();
-    return a.is_v6() ? "[" + a.to_string() + "]:" + std::to_string(ep.port())
-                     : a.to_string() + ":" + std::to_string(ep.port());
-}
 
 http_request translate(const http::request<http::string_body>& req, const std::string& remote,
                        const ip_address& peer, const trusted_proxies& trusted) {
@@ -397,7 +350,7 @@ public:
                 try {
                     srv_->handler_.on_open(self);
                 } catch (const std::exception& e) {
-                    spdlog::error("net: on_open threw for {}: {}", req_.remote, e.what());
+                    spdlog::error("net: on_open threw for connection {}: {}", id_, e.what());
                     request_close(websocket::close_code::internal_error, "internal error", false);
                 }
                 // going_away() may have arrived during the handshake, before the writer could run.
@@ -405,7 +358,7 @@ public:
                 co_await read_loop(self);
             }
         } catch (const std::exception& e) {
-            spdlog::error("net: websocket session {} failed: {}", req_.remote, e.what());
+            spdlog::error("net: websocket session {} failed: {}", id_, e.what());
         }
         finish(self);
     }
@@ -435,7 +388,7 @@ private:
             try {
                 co_await srv_->handler_.on_message(self, std::move(data), ws_.got_binary());
             } catch (const std::exception& e) {
-                spdlog::error("net: on_message threw for {}: {}", req_.remote, e.what());
+                spdlog::error("net: on_message threw for connection {}: {}", id_, e.what());
                 failed = true;
             }
             if (failed) request_close(websocket::close_code::internal_error, "internal error", false);
@@ -447,7 +400,7 @@ private:
         if (queue_.size() + (in_flight_ ? 1 : 0) >= srv_->opts_.write_queue_max) {
             // A consumer this slow would make us buffer without limit. 1013 tells it to come
             // back (resume) rather than that something is wrong with it.
-            spdlog::info("net: write queue of {} full ({} messages), closing with 1013", req_.remote,
+            spdlog::info("net: write queue of connection {} full ({} messages), closing with 1013", id_,
                          srv_->opts_.write_queue_max);
             request_close(websocket::close_code::try_again_later, "write queue full", false);
             return;
@@ -543,7 +496,7 @@ private:
             try {
                 srv_->handler_.on_close(self);
             } catch (const std::exception& e) {
-                spdlog::error("net: on_close threw for {}: {}", req_.remote, e.what());
+                spdlog::error("net: on_close threw for connection {}: {}", id_, e.what());
             }
         }
         // Last, so that once shutdown() sees the count reach zero every on_close has returned.
@@ -609,17 +562,19 @@ asio::awaitable<void> serve_http(std::shared_ptr<server::impl> srv, Stream strea
         if (websocket::is_upgrade(req)) {
             // Refusals are cheapest first; the handler (which may go to Redis) comes last.
             std::optional<http_response> refusal;
-            if (srv->count_.load() >= o.max_connections) {
+            if (!o.websockets) {
+                refusal = plain_text(404, "no WebSocket on this port");
+            } else if (srv->count_.load() >= o.max_connections) {
                 refusal = plain_text(503, "server full, try again later");
             } else if (!origin_allowed(o, r)) {
-                spdlog::info("net: refused upgrade from {}: origin '{}' not allowed", remote,
+                spdlog::info("net: refused an upgrade: origin '{}' not allowed",
                              r.headers["origin"]);
                 refusal = plain_text(403, "origin not allowed");
             } else {
                 try {
                     refusal = co_await srv->handler_.on_upgrade(r);
                 } catch (const std::exception& e) {
-                    spdlog::error("net: on_upgrade threw for {}: {}", remote, e.what());
+                    spdlog::error("net: on_upgrade threw: {}", e.what());
                     refusal = plain_text(500, "internal error");
                 }
             }
@@ -654,6 +609,8 @@ asio::awaitable<void> serve_http(std::shared_ptr<server::impl> srv, Stream strea
         }
 
         std::optional<http_response> res;
+        const bool public_readyz = !o.internal_endpoints && r.path == "/readyz";
+        if (!o.internal_endpoints && r.path == "/metrics") res = plain_text(404, "not on this port");
         if (srv->draining_.load() && r.path == "/readyz") {
             // the service may still be ready in every other sense; what matters to a load
             // balancer is that this process is about to close its connections
@@ -668,6 +625,11 @@ asio::awaitable<void> serve_http(std::shared_ptr<server::impl> srv, Stream strea
                           target.substr(0, target.find('?')), e.what());
         }
         if (!res) res = plain_text(500, "internal error");
+        if (public_readyz && res->status != 503) {
+            res->body = R"({"status":"ready"})";
+        } else if (public_readyz && res->body.find("draining") == std::string::npos) {
+            res->body = R"({"status":"not ready"})";  // which part is down is for the internal port
+        }
         bool keep_alive = req.keep_alive();
         if (keep_alive) {
             std::lock_guard lock(srv->mu_);
@@ -697,7 +659,8 @@ asio::awaitable<std::optional<ip_address>> read_proxy_header(server::impl& srv, 
         case proxy_header::status::proxied: co_return h.source;
         case proxy_header::status::local: co_return peer;
         case proxy_header::status::invalid:
-            spdlog::info("net: closed a connection from {}: no valid PROXY protocol header", remote);
+            spdlog::info("net: closed a connection: no valid PROXY protocol header");
+            spdlog::debug("net: ... it came from {}", remote);
             co_return std::nullopt;
         case proxy_header::status::incomplete: break;
         }

@@ -40,6 +40,12 @@ struct server_options {
     // Every connection starts with a PROXY protocol header (v1 or v2, as HAProxy's send-proxy
     // writes), from a trusted proxy; a connection from anyone else, or without one, is closed.
     bool proxy_protocol = false;
+    // /metrics and the details of /readyz (which connection is down, ...) are served here; when
+    // false this server answers /metrics with 404 and /readyz with its status alone, so that a
+    // public port shows nothing of the inside (they are then on an internal listener).
+    bool internal_endpoints = true;
+    // false: every WebSocket upgrade gets 404 (an internal listener is plain HTTP).
+    bool websockets = true;
     // Not the server's own: how long stop_on_signal (common/service_main) lets /readyz say
     // "draining" before shutdown() closes the connections, so a load balancer stops sending here.
     std::chrono::milliseconds drain_delay{0};

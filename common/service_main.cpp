@@ -13,6 +13,7 @@
 
 #include <iostream>
 #include <stdexcept>
+#include <tuple>
 
 #include <unistd.h>
 #include <memory>
@@ -38,7 +39,16 @@ void add_server_flags(config::options& opts, const std::string& listen, const st
     opts.add("drain-delay-ms", "0",
              "on SIGTERM/SIGINT, answer /readyz with 503 \"draining\" this long, still serving, before closing "
              "WebSockets with 1001 (set it above the load balancer's health-check interval)");
-    opts.add("allowed-origins", "", "comma-separated Origins allowed to open a WebSocket (empty: any)");
+    opts.add("allowed-origins", "",
+             "comma-separated Origins allowed to open a WebSocket from a browser (the web app's, e.g. "
+             "https://warmline.example.org); required by the matchmaker and the relay unless --dev");
+    opts.add("dev", "false",
+             "local development: a matchmaker or relay starts without --allowed-origins (then any Origin may open a "
+             "WebSocket), and /metrics and the details of /readyz are served on --listen too (scripts/up sets it)");
+    opts.add("internal-listen", "",
+             "address:port of an HTTP-only listener for /metrics and /readyz with details (keep it off the public "
+             "network); without --dev the main port answers /metrics with 404 and /readyz with its status alone. "
+             "Empty: none. Port 0: any free port, printed as INTERNAL http://address:port");
     opts.add("tls-cert", "", "PEM certificate chain; with --tls-key, serve wss/https");
     opts.add("tls-key", "", "PEM private key");
     opts.add("log-format", "plain", "plain or json");
@@ -101,15 +111,46 @@ bool parse_and_log(config::options& opts, int argc, char** argv, const std::stri
     return true;
 }
 
-server_options server_options_from(const config::options& opts) {
-    server_options so;
-    std::string listen = opts.str("listen");
-    auto colon = listen.rfind(':');
-    if (colon == std::string::npos) throw config::config_error("--listen must be address:port, e.g. 127.0.0.1:8090");
-    so.address = listen.substr(0, colon);
+namespace {
+
+// "address:port" of a flag: address and port, or a config_error naming the flag.
+std::pair<std::string, std::uint16_t> address_port(const std::string& flag, const std::string& value) {
+    auto colon = value.rfind(':');
+    if (colon == std::string::npos)
+        throw config::config_error("--" + flag + " must be address:port, e.g. 127.0.0.1:8090");
     config::options port_only("", "");
-    port_only.add("port", listen.substr(colon + 1), "");
-    so.port = static_cast<std::uint16_t>(port_only.integer("port", 0, 65535));
+    port_only.add("port", value.substr(colon + 1), "");
+    return {value.substr(0, colon), static_cast<std::uint16_t>(port_only.integer("port", 0, 65535))};
+}
+
+}  // namespace
+
+std::optional<server_options> internal_options_from(const config::options& opts, const server_options& main) {
+    const auto where = opts.str("internal-listen");
+    if (where.empty()) return std::nullopt;
+    server_options io = main;
+    std::tie(io.address, io.port) = address_port("internal-listen", where);
+    io.internal_endpoints = true;
+    io.websockets = false;
+    io.tls_cert_file.clear();  // inside: plain HTTP
+    io.tls_key_file.clear();
+    io.proxy_protocol = false;
+    io.drain_delay = std::chrono::milliseconds(0);
+    return io;
+}
+
+std::unique_ptr<server> start_internal(boost::asio::io_context& ioc, const std::optional<server_options>& io,
+                                       handler& h) {
+    if (!io) return nullptr;
+    auto srv = std::make_unique<server>(ioc, *io, h);
+    srv->start();
+    std::cout << "INTERNAL http://" << io->address << ":" << srv->port() << std::endl;
+    return srv;
+}
+
+server_options server_options_from(const config::options& opts, bool browser_websockets) {
+    server_options so;
+    std::tie(so.address, so.port) = address_port("listen", opts.str("listen"));
     so.read_message_max = static_cast<std::size_t>(opts.integer("read-message-max", 1024, 16 << 20));
     so.write_queue_max = static_cast<std::size_t>(opts.integer("write-queue-max", 4, 100000));
     so.handshake_timeout = opts.millis("handshake-timeout-ms", 100, 600000);
@@ -126,6 +167,12 @@ server_options server_options_from(const config::options& opts) {
         throw config::config_error(std::string("--trusted-proxies: ") + e.what());
     }
     so.proxy_protocol = opts.boolean("proxy-protocol");
+    const bool dev = opts.boolean("dev");
+    so.internal_endpoints = dev;
+    if (browser_websockets && so.allowed_origins.empty() && !dev)
+        throw config::config_error("--allowed-origins is required: the web app's origin (e.g. "
+                                   "https://warmline.example.org), so that no other page can open a WebSocket here "
+                                   "in a visitor's browser; --dev allows any Origin for local development");
     if (so.proxy_protocol && so.trusted_proxies.empty())
         throw config::config_error("--proxy-protocol needs --trusted-proxies: the proxies allowed to send the header");
     so.tls_cert_file = opts.str("tls-cert");

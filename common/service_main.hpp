@@ -14,6 +14,8 @@
 #include <chrono>
 #include <functional>
 #include <iostream>
+#include <memory>
+#include <optional>
 #include <string>
 
 namespace warmline::net {
@@ -41,7 +43,17 @@ ack_settings ack_settings_from(const config::options& opts, const redis::client_
 // start logging as `program` (--log-format, --log-level) and return true.
 bool parse_and_log(config::options& opts, int argc, char** argv, const std::string& program);
 // Read them back (after opts.parse); throws config::config_error with a sentence on bad values.
-server_options server_options_from(const config::options& opts);
+// browser_websockets: the service takes WebSockets from browsers (matchmaker, relay), so it
+// refuses to start without --allowed-origins unless --dev. Without --dev /metrics and the
+// details of /readyz are not on this port (internal_endpoints false): see internal_options_from.
+server_options server_options_from(const config::options& opts, bool browser_websockets = true);
+// The internal listener (--internal-listen): plain HTTP, no WebSockets, /metrics and /readyz with
+// details; nothing when the flag is empty.
+std::optional<server_options> internal_options_from(const config::options& opts, const server_options& main);
+// Start it (when asked for) on the same handler, and say where it is on standard output
+// ("INTERNAL http://address:port"). The server lives as long as the returned pointer.
+std::unique_ptr<server> start_internal(boost::asio::io_context& ioc, const std::optional<server_options>& io,
+                                       handler& h);
 
 // On SIGINT or SIGTERM: report not ready on /readyz ("draining") for `drain_delay` while
 // serving on as before (a second signal cuts it short), then close the server's connections
@@ -55,8 +67,8 @@ void stop_on_signal(boost::asio::io_context& ioc, server& srv, std::chrono::mill
 // the service (a handler with start(), stop() and node()) on a Redis client and subscriber;
 // prints "READY <ws|wss>://address:port<path>" once serving and returns after a clean stop.
 template <class Make>
-void serve(const std::string& program, const server_options& so, const redis::client_options& ro,
-           const std::string& path, Make make) {
+void serve(const std::string& program, const server_options& so, const std::optional<server_options>& internal,
+           const redis::client_options& ro, const std::string& path, Make make) {
     boost::asio::io_context ioc(1);
     auto redis = redis::client::create(ioc.get_executor(), ro);
     auto events = redis::subscriber::create(ioc.get_executor(), ro);
@@ -68,6 +80,7 @@ void serve(const std::string& program, const server_options& so, const redis::cl
     srv.start();
     spdlog::info("{} {} listening on {}:{} (redis {})", program, svc->node(), so.address, srv.port(),
                  ro.where.to_string());
+    auto inside = start_internal(ioc, internal, *svc);
     std::cout << "READY " << (so.tls_cert_file.empty() ? "ws" : "wss") << "://" << so.address << ":" << srv.port()
               << path << std::endl;
     stop_on_signal(ioc, srv, so.drain_delay, std::chrono::seconds(5), [&] {

@@ -4,6 +4,8 @@
 // a timeout never breaks the stream.
 #include "common/ws_client.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -336,6 +338,12 @@ http_result http_request_blocking(const std::string& host, std::uint16_t port, c
         parser.body_limit(64 * 1024 * 1024);
         co_await http::async_read(stream, buffer, parser, asio::use_awaitable);
         result.status = parser.get().result_int();
+        for (const auto& field : parser.get()) {
+            std::string name(field.name_string());
+            std::transform(name.begin(), name.end(), name.begin(),
+                           [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+            result.headers[name] = std::string(field.value());
+        }
         result.body = std::move(parser.get().body());
         beast::error_code ec;
         stream.socket().shutdown(tcp::socket::shutdown_both, ec);

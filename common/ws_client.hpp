@@ -64,6 +64,7 @@ private:
 struct http_result {
     unsigned status = 0;
     std::string body;
+    std::map<std::string, std::string> headers;  // names lower-cased
 };
 http_result http_request_blocking(const std::string& host, std::uint16_t port, const std::string& method,
                                   const std::string& target, const std::string& body = {},

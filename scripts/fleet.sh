@@ -103,6 +103,8 @@ export WARMLINE_DRAIN_DELAY_MS="$DRAIN_MS"
 export WARMLINE_TRUSTED_PROXIES=127.0.0.1
 # browsers reach everything through the front door, so only its pages may open the WebSockets
 export WARMLINE_ALLOWED_ORIGINS="http://localhost:$front,http://127.0.0.1:$front"
+# on one box, for trying things by hand: /metrics and /readyz's details on each service's port (--dev)
+export WARMLINE_DEV=true
 
 # supervise NAME BINARY [flags...]: run it, and start it again whenever it exits, until
 # scripts/up stops; its pid is in var/fleet/run/NAME.pid, its output in var/fleet/log/NAME.*.

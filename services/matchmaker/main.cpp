@@ -101,7 +101,7 @@ int main(int argc, char** argv) {
         s.ack_degrade_after = acks.degrade_after;
         auto cat = catalogue::load_file(opts.str("catalogue"));
 
-        net::serve("matchmaker", so, ro, "/v1/ws", [&](asio::io_context& ioc, auto redis, auto events) {
+        net::serve("matchmaker", so, net::internal_options_from(opts, so), ro, "/v1/ws", [&](asio::io_context& ioc, auto redis, auto events) {
             // a WAIT holds its connection: with acks on, the writes it covers go over one of their own
             std::shared_ptr<redis::client> promises;
             if (s.ack_replicas > 0) {

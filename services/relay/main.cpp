@@ -99,7 +99,7 @@ int main(int argc, char** argv) {
             co.name += "-chat";
         }
 
-        net::serve("relay", so, ro, "/v1/relay", [&](asio::io_context& ioc, auto redis, auto events) {
+        net::serve("relay", so, net::internal_options_from(opts, so), ro, "/v1/relay", [&](asio::io_context& ioc, auto redis, auto events) {
             std::shared_ptr<redis::any_client> chat;
             std::shared_ptr<redis::any_subscriber> node_events = redis::any_subscriber::of(events);
             if (!chat_url.empty()) {

@@ -34,11 +34,13 @@ int main(int argc, char** argv) {
         so.connect_src = opts.list("connect-src");
         so.catalogue_json = codec::to_json(catalogue::load_file(opts.str("catalogue")).proto());
         web::site site(std::move(so));
-        const net::server_options sopts = net::server_options_from(opts);
+        // no WebSockets here (every upgrade is refused), so no Origin allowlist is needed
+        const net::server_options sopts = net::server_options_from(opts, false);
 
         boost::asio::io_context ioc(1);
         net::server srv(ioc, sopts, site);
         srv.start();
+        auto inside = net::start_internal(ioc, net::internal_options_from(opts, sopts), site);
         spdlog::info("warmline-web serving {} files on {}:{}", site.file_count(), sopts.address, srv.port());
         std::cout << "READY " << (sopts.tls_cert_file.empty() ? "http" : "https") << "://" << sopts.address << ":"
                   << srv.port() << "/" << std::endl;

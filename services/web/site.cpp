@@ -100,6 +100,9 @@ site::site(site_options opts) : csp_(content_security_policy(opts.matchmaker_url
     config.content_type = "application/json";
     config.etag = "\"" + crypto::sha256_hex(config.body).substr(0, 20) + "\"";
     assets_["/config.json"] = std::move(config);
+    // every series from the start, at 0
+    for (const char* c : {"code=\"2xx\"", "code=\"3xx\"", "code=\"4xx\"", "code=\"5xx\""})
+        metrics_.counter("warmline_web_requests_total", "HTTP requests answered, by status class", c);
 }
 
 net::http_response site::with_headers(net::http_response r) const {
@@ -109,6 +112,9 @@ net::http_response site::with_headers(net::http_response r) const {
     r.headers["X-Frame-Options"] = "DENY";
     r.headers["Cross-Origin-Opener-Policy"] = "same-origin";
     r.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(), interest-cohort=()";
+    // once a browser has reached us over HTTPS, never over plain HTTP again (for two years);
+    // browsers ignore it on a plain-HTTP answer, so local development is not affected
+    r.headers["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains";
     return r;
 }
 
@@ -146,17 +152,32 @@ net::http_response site::get(const std::string& path, const std::string& if_none
     return with_headers(std::move(r));
 }
 
+void site::count(unsigned status) {
+    static const char* classes[] = {"code=\"1xx\"", "code=\"2xx\"", "code=\"3xx\"", "code=\"4xx\"", "code=\"5xx\""};
+    const unsigned c = status / 100;
+    metrics_.counter("warmline_web_requests_total", "HTTP requests answered, by status class",
+                     classes[c >= 1 && c <= 5 ? c - 1 : 4])
+        .fetch_add(1);
+}
+
 asio::awaitable<net::http_response> site::on_http(net::http_request req) {
+    net::http_response r;
     if (req.method != "GET") {
-        net::http_response r;
         r.status = 405;
         r.content_type = "text/plain; charset=utf-8";
         r.headers["Allow"] = "GET";
         r.body = "Only GET is served here.\n";
-        co_return with_headers(std::move(r));
+        r = with_headers(std::move(r));
+    } else if (req.path == "/metrics") {
+        // net::server keeps this off a public port (--internal-listen)
+        r.content_type = "text/plain; version=0.0.4";
+        r.body = metrics_.render();
+    } else {
+        const auto inm = req.headers.find("if-none-match");
+        r = get(req.path, inm == req.headers.end() ? std::string() : inm->second);
     }
-    const auto inm = req.headers.find("if-none-match");
-    co_return get(req.path, inm == req.headers.end() ? std::string() : inm->second);
+    count(r.status);
+    co_return r;
 }
 
 asio::awaitable<std::optional<net::http_response>> site::on_upgrade(const net::http_request&) {

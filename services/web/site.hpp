@@ -5,6 +5,7 @@
 // only to the matchmaker and relays it was told about.
 #pragma once
 
+#include "common/metrics.hpp"
 #include "common/net.hpp"
 
 #include <cstdint>
@@ -53,8 +54,12 @@ public:
 private:
     net::http_response with_headers(net::http_response r) const;
 
+    // Count a response by its class (2xx ... 5xx) for /metrics.
+    void count(unsigned status);
+
     std::map<std::string, asset> assets_;  // URL path ("/js/app.js") -> file
     std::string csp_;
+    metrics::registry metrics_;
 };
 
 }  // namespace warmline::web

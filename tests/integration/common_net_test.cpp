@@ -591,6 +591,28 @@ TEST_CASE("net server: shutdown() closes every WebSocket with 1001 and returns o
     CHECK_THROWS_AS(late.connect(loopback, s.port(), "/ws", {}, 1s), std::runtime_error);
 }
 
+TEST_CASE("net server: a public port hides /metrics and /readyz's details; an internal one takes no WebSocket" *
+          doctest::timeout(10)) {
+    auto o = test_options();
+    o.internal_endpoints = false;
+    test_server outside(o);
+    CHECK(net::http_request_blocking(loopback, outside.port(), "GET", "/metrics").status == 404);
+    const auto ready = net::http_request_blocking(loopback, outside.port(), "GET", "/readyz");
+    CHECK(ready.status == 200);
+    CHECK(ready.body == R"({"status":"ready"})");  // the handler's own body said more
+    CHECK(net::http_request_blocking(loopback, outside.port(), "GET", "/other").body.find("path=/other") !=
+          std::string::npos);
+
+    auto i = test_options();
+    i.websockets = false;
+    test_server inside(i);
+    CHECK(net::http_request_blocking(loopback, inside.port(), "GET", "/metrics").body.find("path=/metrics") !=
+          std::string::npos);
+    net::ws_client ws;
+    CHECK_THROWS_AS(ws.connect(loopback, inside.port(), "/ws"), std::runtime_error);
+    CHECK(ws.refused_status() == 404);
+}
+
 TEST_CASE("net server: while draining, /readyz is 503 \"draining\" and everything else goes on as before" *
           doctest::timeout(10)) {
     test_server s;

@@ -18,6 +18,7 @@ std::unique_ptr<child_process> start_matchmaker(const std::string& redis_url, co
     std::vector<std::string> argv{
         WARMLINE_BINARY_DIR "/services/matchmaker/matchmaker",
         "--listen=127.0.0.1:0",
+        "--dev=true",
         "--redis-url=" + redis_url,
         "--catalogue=" WARMLINE_SOURCE_DIR "/deploy/catalogue.json",
         "--ticket-secret=chaos-secret-chaos-secret-chaos-secret",

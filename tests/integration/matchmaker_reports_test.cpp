@@ -250,7 +250,7 @@ TEST_CASE("warmline-admin reports: list and show print what the safety team need
 TEST_CASE("matchmaker: a report's plaintext never reaches the matchmaker's log" * doctest::timeout(60)) {
     matchmaker_fixture f;
     std::string log = f.server.dir() + "/matchmaker.log";
-    child_process mm({WARMLINE_BINARY_DIR "/services/matchmaker/matchmaker", "--listen=127.0.0.1:0",
+    child_process mm({WARMLINE_BINARY_DIR "/services/matchmaker/matchmaker", "--listen=127.0.0.1:0", "--dev=true",
                       "--redis-url=" + f.server.url(), "--catalogue=" WARMLINE_SOURCE_DIR "/deploy/catalogue.json",
                       "--ticket-secret=report-secret-report-secret-report-secret", "--log-level=debug"},
                      log);

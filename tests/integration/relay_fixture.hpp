@@ -43,7 +43,7 @@ struct relay_process {
     std::uint16_t port = 0;
 
     relay_process(const std::string& redis_url, const std::string& log, std::vector<std::string> extra = {}) {
-        std::vector<std::string> argv{WARMLINE_BINARY_DIR "/services/relay/relay", "--listen=127.0.0.1:0",
+        std::vector<std::string> argv{WARMLINE_BINARY_DIR "/services/relay/relay", "--listen=127.0.0.1:0", "--dev=true",
                                       "--redis-url=" + redis_url, "--ticket-secret=" + relay_secret,
                                       "--log-level=info"};
         for (auto& e : extra) argv.push_back(std::move(e));

@@ -66,7 +66,7 @@ struct stack {
     }
 
     service_process start_relay(const std::vector<std::string>& extra = {}) {
-        std::vector<std::string> argv{WARMLINE_BINARY_DIR "/services/relay/relay", "--listen=127.0.0.1:0",
+        std::vector<std::string> argv{WARMLINE_BINARY_DIR "/services/relay/relay", "--listen=127.0.0.1:0", "--dev=true",
                                       "--redis-url=" + redis_url, "--ticket-secret=" + system_secret,
                                       "--redis-timeout-ms=1000", "--idle-timeout-ms=600000", "--log-level=info"};
         for (const auto& e : extra) argv.push_back(e);
@@ -78,6 +78,7 @@ struct stack {
     service_process start_matchmaker(const std::vector<std::string>& extra) {
         std::vector<std::string> argv{WARMLINE_BINARY_DIR "/services/matchmaker/matchmaker",
                                       "--listen=127.0.0.1:0",
+                                      "--dev=true",
                                       "--redis-url=" + redis_url,
                                       "--catalogue=" WARMLINE_SOURCE_DIR "/deploy/catalogue.json",
                                       "--ticket-secret=" + system_secret,

@@ -112,6 +112,8 @@ TEST_CASE("fleet: a rolling restart of every matchmaker and relay behind HAProxy
     const std::string drain = "--drain-delay-ms=" + std::to_string(drain_delay.count());
     // the clients' addresses come from HAProxy's X-Forwarded-For, as in scripts/up --fleet
     const std::string proxy = "--trusted-proxies=127.0.0.1";
+    // local processes: any Origin, and /readyz's details on the main port (as scripts/up --fleet)
+    const std::string dev = "--dev=true";
 
     // the relays first: the matchmakers hand out the front door's address, which needs a port
     std::vector<fleet_service> relays, matchmakers;
@@ -120,7 +122,7 @@ TEST_CASE("fleet: a rolling restart of every matchmaker and relay behind HAProxy
                           {WARMLINE_BINARY_DIR "/services/relay/relay", "--redis-url=" + sc.url(),
                            "--ticket-secret=" + system_secret, "--redis-timeout-ms=1000", "--idle-timeout-ms=600000",
                            "--ack-replicas=1", "--ack-timeout-ms=500", "--rate-burst=100000",
-                           "--rate-per-second=100000", drain, proxy},
+                           "--rate-per-second=100000", drain, proxy, dev},
                           log, nullptr, 0});
         relays.back().start();
     }
@@ -138,7 +140,7 @@ TEST_CASE("fleet: a rolling restart of every matchmaker and relay behind HAProxy
                                 "--idle-timeout-ms=600000", "--sweep-interval-ms=50", "--position-interval-ms=100",
                                 "--node-lease-ms=3000", "--grace-ms=30000", "--rate-burst=100000",
                                 "--ack-replicas=1", "--ack-timeout-ms=500",
-                                "--relay-url=" + front.ws_url("/v1/relay"), drain, proxy},
+                                "--relay-url=" + front.ws_url("/v1/relay"), drain, proxy, dev},
                                log, nullptr, mm_ports["matchmaker-" + std::to_string(i)]});
         matchmakers.back().start();
     }
