@@ -109,6 +109,14 @@ auto log_escaped(std::string what) {
 
 // ---- request translation ------------------------------------------------------------------
 
+std::string to_string(beast::string_view s) { return std::string(s.data(), s.size()); }
+
+std::string to_string(const tcp::endpoint& ep) {
+    const auto a = ep.address();
+    return a.is_v6() ? "[" + a.to_string() + "]:" + std::to_string(ep.port())
+                     : a.to_string() + ":" + std::to_string(ep.port());
+}
+
 http_request translate(const http::request<http::string_body>& req, const std::string& remote,
                        const ip_address& peer, const trusted_proxies& trusted) {
     http_request r;

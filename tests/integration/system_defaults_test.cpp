@@ -2,6 +2,7 @@
 // without an Origin allowlist unless --dev; /metrics and /readyz's details stay off the main port
 // and are served on --internal-listen; the web app sends HSTS and has /metrics there too.
 #include "common/net.hpp"
+#include "common/ws_client.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/redis_server.hpp"
 
@@ -9,9 +10,11 @@
 
 #include <sys/wait.h>
 
+#include <chrono>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace warmline;
@@ -31,6 +34,17 @@ std::string slurp(const std::string& file) {
     std::stringstream ss;
     ss << in.rdbuf();
     return ss.str();
+}
+
+// GET `path` until it answers `status` (a service reaching Redis, or finding it gone), at most 10 s.
+net::http_result until_status(std::uint16_t port, const std::string& path, unsigned status) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    net::http_result r;
+    for (;;) {
+        r = net::http_request_blocking("127.0.0.1", port, "GET", path);
+        if (r.status == status || std::chrono::steady_clock::now() > deadline) return r;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling a condition
+    }
 }
 
 std::vector<std::string> service(const std::string& binary, const redis_server& redis, std::vector<std::string> extra) {
@@ -74,9 +88,7 @@ TEST_CASE("defaults: /metrics and /readyz's details are on the internal listener
         const auto inside = port_of(p.wait_for("INTERNAL http://", std::chrono::seconds(20)));
         const auto outside = p.ready_port(std::chrono::seconds(20));
         // ready once Redis is reached: the public answer is the status alone
-        net::http_result ready;
-        for (int i = 0; i < 200 && ready.status != 200; ++i)
-            ready = net::http_request_blocking("127.0.0.1", outside, "GET", "/readyz");
+        const auto ready = until_status(outside, "/readyz", 200);
         REQUIRE(ready.status == 200);
         CHECK(ready.body == R"({"status":"ready"})");
         CHECK(net::http_request_blocking("127.0.0.1", outside, "GET", "/metrics").status == 404);
@@ -93,9 +105,7 @@ TEST_CASE("defaults: /metrics and /readyz's details are on the internal listener
 
         // with Redis gone the public /readyz says "not ready" and nothing of why; inside says why
         redis.kill();
-        net::http_result down;
-        for (int i = 0; i < 400 && down.status != 503; ++i)
-            down = net::http_request_blocking("127.0.0.1", outside, "GET", "/readyz");
+        const auto down = until_status(outside, "/readyz", 503);
         REQUIRE(down.status == 503);
         CHECK(down.body == R"({"status":"not ready"})");
         CHECK(net::http_request_blocking("127.0.0.1", inside, "GET", "/readyz").body.find("redis") != std::string::npos);
