@@ -43,10 +43,15 @@ describe("the seeker with only a keyboard", () => {
     const page = await stack.open("/");
     await page.getByRole("button", { name: "Talk to someone" }).waitFor({ timeout: T });
 
-    // the first Tab shows the skip link, then the form in reading order
+    // the first Tab shows the skip link, then the quick exit, then the form in reading order
     await page.keyboard.press("Tab");
     assert.equal((await focused(page)).name, "Skip to the main content");
-    let f = await tabTo(page, "Topic", 2);
+    // the way out and the crisis lines come before anything else
+    let f = await tabTo(page, "Need urgent help?", 1);
+    assert.ok(f.outlined, "focus is visible on the urgent help");
+    f = await tabTo(page, "Leave this site quickly", 1);
+    assert.ok(f.outlined, "focus is visible on the quick exit");
+    f = await tabTo(page, "Topic", 2);
     assert.ok(f.outlined, "focus is visible on the topic");
     const topics = stack.catalogue.topics.map((t) => t.id);
     for (let i = 0; i < topics.indexOf("grief"); i++) await page.keyboard.press("ArrowDown");

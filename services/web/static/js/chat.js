@@ -37,8 +37,10 @@ export function storedChatIds() {
   return ids;
 }
 
+// Forgets a chat this tab kept: its state here and its private key (resolves once the key is gone).
 export function forgetChat(sessionId) {
-  sessionStorage.removeItem(STORE_PREFIX + sessionId);
+  try { sessionStorage.removeItem(STORE_PREFIX + sessionId); } catch { /* nothing kept */ }
+  return keystore.deleteKey(sessionId);
 }
 
 function ticketExpiry(ticket) {

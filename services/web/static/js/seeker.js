@@ -70,11 +70,45 @@ function fillChoices() {
   }
   $("#crisis").checked = !!state.crisis;
   renderCrisis();
+  renderUrgent();
 }
 
 function resourcesFor(tag) {
   const l = cfg.languages.find((x) => x.tag === tag);
   return l && Array.isArray(l.crisisResources) ? l.crisisResources : [];
+}
+
+// "Need urgent help?" on every screen: the crisis lines of the chosen language (or of the
+// browser's, before one is chosen).
+function renderUrgent() {
+  const res = resourcesFor($("#language").value);
+  $("#urgent-resources").replaceChildren(res.length ? crisisList(res)
+    : h("p", { text: "Please call your local emergency number now." }));
+}
+
+// Leaves at once for a neutral page, for someone who must not be seen here: what this tab kept
+// (sessionStorage: the resume token, the chat's counters and transcript; the chat's private key
+// in IndexedDB) is cleared first, and the page is replaced, so Back does not return to it. The
+// request or chat is not ended by a message: it is left, and the matchmaker and relay handle a
+// vanished seeker as a dropped connection (the grace period, then the listener is told).
+export const QUICK_EXIT_URL = "https://www.google.com/";
+let lastEscape = 0;
+function quickExit() {
+  try { if (chat) chat.stop(); } catch { /* leaving anyway */ }
+  try { if (mm) mm.close(); } catch { /* leaving anyway */ }
+  const forget = [];
+  for (const id of storedChatIds()) forget.push(forgetChat(id));
+  if (chat) forget.push(forgetChat(chat.sessionId));
+  try { sessionStorage.clear(); } catch { /* nothing kept */ }
+  // the keys' deletion is started; the page does not wait more than a moment for it
+  Promise.race([Promise.allSettled(forget), new Promise((r) => setTimeout(r, 150))])
+    .finally(() => location.replace(QUICK_EXIT_URL));
+}
+function onKeyForQuickExit(ev) {
+  if (ev.key !== "Escape") return;
+  const now = Date.now();
+  if (now - lastEscape < 1000) { ev.preventDefault(); quickExit(); return; }
+  lastEscape = now;
 }
 
 function renderCrisis() {
@@ -513,8 +547,11 @@ function onStatus(s) {
 // ---- start up ------------------------------------------------------------------------------
 
 async function main() {
+  $("#quick-exit").addEventListener("click", quickExit);
+  document.addEventListener("keydown", onKeyForQuickExit);
   $("#crisis").addEventListener("change", renderCrisis);
   $("#language").addEventListener("change", renderCrisis);
+  $("#language").addEventListener("change", renderUrgent);
   $("#request-form").addEventListener("submit", requestChat);
   $("#stop-waiting").addEventListener("click", stopWaiting);
   $("#feedback-form").addEventListener("submit", sendFeedback);
