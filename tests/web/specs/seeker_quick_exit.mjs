@@ -49,6 +49,9 @@ describe("the seeker's quick exit and urgent help", () => {
     await waitInLine(seeker, 1);
     assert.ok(await seeker.getByRole("button", { name: "Leave this site quickly" }).isVisible());
     assert.ok(await help.getByText(en[0].name, { exact: true }).isVisible(), "still there while waiting");
+    // out of the line again, so that the next test's seeker is the one offered
+    await seeker.getByRole("button", { name: "Stop waiting" }).click();
+    await seeker.getByRole("button", { name: "Talk to someone" }).waitFor({ timeout: T });
   });
 
   it("leaves mid-chat for a neutral page that Back does not leave, and keeps nothing", { timeout: 90000 }, async () => {
