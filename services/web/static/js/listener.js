@@ -197,6 +197,59 @@ function renderProfile(p) {
   $("#name-heading").textContent = p.name || "Listener";
   renderAvailability();
   renderToday();
+  renderPrefs();
+}
+
+// "What I take now" (SetPreferences): checkboxes for the topics and languages the listener is
+// trained for and a choice of chats at once up to the admin's cap. Pushed profiles refresh it
+// unless the listener is in the middle of changing it.
+let prefsDirty = false;
+function renderPrefs() {
+  if (!profile || prefsDirty) return;
+  const checks = (box, all, taken, name) => {
+    const on = new Set(taken && taken.length ? taken : all);
+    box.replaceChildren(...all.map((id) => {
+      const input = h("input", { type: "checkbox", id: `prefs-${box.id}-${id}`, value: id });
+      input.checked = on.has(id);
+      return h("div", { class: "field checkbox" }, input, h("label", { for: input.id, text: name(cfg, id) }));
+    }));
+  };
+  checks($("#prefs-topics"), profile.trainedTopics || [], profile.topics, topicName);
+  checks($("#prefs-languages"), profile.trainedLanguages || [], profile.languages, languageName);
+  const cap = Math.max(1, num(profile.maxChatsCap) || 1);
+  const select = $("#prefs-max");
+  select.replaceChildren(...Array.from({ length: cap }, (_, i) =>
+    h("option", { value: String(i + 1), text: String(i + 1) })));
+  select.value = String(Math.min(cap, Math.max(1, num(profile.maxChats) || cap)));
+  $("#prefs-cap").textContent = `An admin allows you up to ${cap} at once.`;
+}
+
+async function savePrefs(ev) {
+  ev.preventDefault();
+  show($("#prefs-error"), "");
+  show($("#prefs-done"), "");
+  const picked = (box) => [...box.querySelectorAll("input:checked")].map((i) => i.value);
+  const topics = picked($("#prefs-topics"));
+  const languages = picked($("#prefs-languages"));
+  if (!topics.length || !languages.length) {
+    show($("#prefs-error"), "Choose at least one topic and one language.");
+    return;
+  }
+  // everything trained is sent as "everything" (empty), so a topic added to the training later
+  // is taken too
+  const all = (list, trained) => list.length === (trained || []).length;
+  try {
+    const reply = await mm.call({ setPreferences: {
+      topics: all(topics, profile.trainedTopics) ? [] : topics,
+      languages: all(languages, profile.trainedLanguages) ? [] : languages,
+      maxChats: Number($("#prefs-max").value),
+    } });
+    prefsDirty = false;
+    if (reply.statusChanged) renderProfile(reply.statusChanged.profile);
+    show($("#prefs-done"), "Saved. New requests follow these choices; your open chats go on.");
+  } catch (e) {
+    show($("#prefs-error"), kindError(e));
+  }
 }
 
 function renderToday() {
@@ -609,6 +662,8 @@ async function main() {
   $("#signin-form").addEventListener("submit", onSignInSubmit);
   $("#sign-out").addEventListener("click", signOut);
   $("#available").addEventListener("click", toggleAvailable);
+  $("#prefs-form").addEventListener("submit", savePrefs);
+  $("#prefs-form").addEventListener("change", () => { prefsDirty = true; show($("#prefs-done"), ""); });
   $("#break").addEventListener("click", toggleBreak);
   $("#chats-title").tabIndex = -1;
   setInterval(() => { for (const e of offers.values()) tickOffer(e); }, 1000);
