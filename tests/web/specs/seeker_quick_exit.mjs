@@ -37,7 +37,7 @@ describe("the seeker's quick exit and urgent help", () => {
     const seeker = await blankPage(stack);
     await visit(stack, seeker);
     const help = seeker.locator("#urgent-help");
-    await seeker.getByText("Need urgent help?").click();
+    await seeker.getByText("Need urgent help?", { exact: true }).click();
     const es = stack.catalogue.languages.find((l) => l.tag === "es").crisisResources;
     const en = stack.catalogue.languages.find((l) => l.tag === "en").crisisResources;
     await seeker.getByLabel("Language").selectOption("es");
