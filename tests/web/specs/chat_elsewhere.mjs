@@ -84,4 +84,43 @@ describe("a chat that goes on elsewhere", () => {
     await seeker.context().close();
     await desk.context().close();
   });
+  it("stops the older of two tabs by the chat's Web Lock alone, before the relay could tell it", { timeout: 60000 },
+     async () => {
+    const { stack, listener } = suite;
+    const seeker = await stack.open("/");
+    await askForChat(seeker, { topic: "depression", language: "en" });
+    const desk = await blankPage(stack);
+    // the desk's relay connection, cut on demand: nothing the relay says reaches the page any
+    // more, its 4001 included, so only the lock can stop this tab
+    const cut = { on: false };
+    await desk.routeWebSocket((url) => url.pathname === "/v1/relay", (ws) => {
+      const server = ws.connectToServer();
+      ws.onMessage((m) => server.send(m));
+      server.onMessage((m) => { if (!cut.on) ws.send(m); });
+      ws.onClose((code, reason) => server.close({ code, reason }));
+      server.onClose((code, reason) => { if (!cut.on) ws.close({ code, reason }); });
+    });
+    await availableListener(stack, listener, { page: desk, name: "Mo" });
+    await acceptAndChat(seeker, desk);
+    await say(seeker, "before the copy");
+    await waitForMessage(desk, "before the copy", "them");
+
+    cut.on = true;
+    const stored = await desk.evaluate(() => Object.entries(sessionStorage));
+    const copy = await desk.context().newPage();
+    await copy.addInitScript((entries) => {
+      if (sessionStorage.length === 0) for (const [k, v] of entries) sessionStorage.setItem(k, v);
+    }, stored);
+    await visit(stack, copy, "/listener.html");
+    await waitForMessage(copy, "before the copy", "them");
+    const panel = desk.getByRole("tabpanel");
+    await panel.getByRole("status").filter({ hasText: "This chat was opened in another tab or window, so it has stopped here." })
+      .waitFor({ timeout: T });
+    assert.ok(await messageBox(desk).isDisabled(), "the old tab can seal nothing more");
+    await say(copy, "from the tab that holds the chat");
+    await waitForMessage(seeker, "from the tab that holds the chat", "them");
+    assert.deepEqual(stack.pageErrors, []);
+    await seeker.context().close();
+    await desk.context().close();
+  });
 });
