@@ -617,12 +617,14 @@ asio::awaitable<void> serve_http(std::shared_ptr<server::impl> srv, Stream strea
         }
 
         std::optional<http_response> res;
-        const bool public_readyz = !o.internal_endpoints && r.path == "/readyz";
-        if (!o.internal_endpoints && r.path == "/metrics") res = plain_text(404, "not on this port");
-        if (srv->draining_.load() && r.path == "/readyz") {
+        const bool readyz = r.path == "/readyz";
+        const bool draining = readyz && srv->draining_.load();
+        if (draining) {
             // the service may still be ready in every other sense; what matters to a load
             // balancer is that this process is about to close its connections
             res = http_response{503, "application/json", R"({"status":"draining"})", {}};
+        } else if (!o.internal_endpoints && r.path == "/metrics") {
+            res = plain_text(404, "not on this port");
         }
         try {
             if (!res) res = co_await srv->handler_.on_http(std::move(r));
@@ -633,11 +635,9 @@ asio::awaitable<void> serve_http(std::shared_ptr<server::impl> srv, Stream strea
                           target.substr(0, target.find('?')), e.what());
         }
         if (!res) res = plain_text(500, "internal error");
-        if (public_readyz && res->status != 503) {
-            res->body = R"({"status":"ready"})";
-        } else if (public_readyz && res->body.find("draining") == std::string::npos) {
-            res->body = R"({"status":"not ready"})";  // which part is down is for the internal port
-        }
+        // a public port says ready or not, never which part is down (that is the internal port's)
+        if (readyz && !draining && !o.internal_endpoints)
+            res->body = res->status == 200 ? R"({"status":"ready"})" : R"({"status":"not ready"})";
         bool keep_alive = req.keep_alive();
         if (keep_alive) {
             std::lock_guard lock(srv->mu_);

@@ -296,49 +296,18 @@ private:
 
     void note(std::string text) { events_.push_back({chat_event::kind::notice, std::move(text)}); }
 
-    // Only the ticket could make a network error secret; everything else in it is fine to show.
-    std::string redact(std::string text) const {
-        for (const auto& secret : {ticket_, escaped_ticket()}) {
-            if (secret.empty()) continue;
-            for (auto at = text.find(secret); at != std::string::npos; at = text.find(secret, at))
-                text.replace(at, secret.size(), "<ticket>");
-        }
-        return text;
-    }
-
-    std::string escaped_ticket() const {
-        static const char* hex = "0123456789ABCDEF";
-        std::string out;
-        for (unsigned char c : ticket_) {
-            const bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-            if (alnum || c == '-' || c == '_' || c == '.' || c == '~') {
-                out += static_cast<char>(c);
-            } else {
-                out += '%';
-                out += hex[c >> 4];
-                out += hex[c & 15];
-            }
-        }
-        return out;
-    }
-
+    // The ticket goes in hello, so nothing about the connection (its URL, a refusal) carries a
+    // secret, and the relay refuses no ticket before the upgrade: a failure here is the network
+    // or a full or stopping relay, and is tried again.
     void connect() {
-        const std::string& target = relay_.target;  // the ticket goes in hello: URLs are logged
         try {
             if (relay_.tls) {
-                ws_.connect_tls(relay_.host, relay_.port, target, opts_.trust, {}, opts_.connect_timeout);
+                ws_.connect_tls(relay_.host, relay_.port, relay_.target, opts_.trust, {}, opts_.connect_timeout);
             } else {
-                ws_.connect(relay_.host, relay_.port, target, {}, opts_.connect_timeout);
+                ws_.connect(relay_.host, relay_.port, relay_.target, {}, opts_.connect_timeout);
             }
         } catch (const std::exception& e) {
-            const unsigned status = ws_.refused_status();
-            if (status == 401) {
-                finish_ticket();
-            } else if (status == 410) {
-                finish(state::ended, chat_event::kind::ended, "This chat has ended.");
-            } else {
-                schedule_retry("Can't reach the relay (" + redact(e.what()) + ")");
-            }
+            schedule_retry(std::string("Can't reach the relay (") + e.what() + ")");
             return;
         }
         requests_.clear();  // nothing asked on an earlier connection will be answered
@@ -393,8 +362,6 @@ private:
         if (code == 4001) {
             finish(state::replaced, chat_event::kind::replaced,
                    "This chat was opened from another window; this one has stopped.");
-        } else if (code == 4401) {
-            finish_ticket();
         } else {
             schedule_retry("Lost the connection to the relay", code);
         }

@@ -602,6 +602,11 @@ TEST_CASE("net server: a public port hides /metrics and /readyz's details; an in
     CHECK(ready.body == R"({"status":"ready"})");  // the handler's own body said more
     CHECK(net::http_request_blocking(loopback, outside.port(), "GET", "/other").body.find("path=/other") !=
           std::string::npos);
+    // draining is a status, not a detail: said on the public port too
+    outside.server().start_draining();
+    const auto draining = net::http_request_blocking(loopback, outside.port(), "GET", "/readyz");
+    CHECK(draining.status == 503);
+    CHECK(draining.body == R"({"status":"draining"})");
 
     auto i = test_options();
     i.websockets = false;

@@ -44,6 +44,18 @@ export async function visit(stack, page, pathname = "/") {
   return page;
 }
 
+// What a browser's "Duplicate tab" makes of `page`: a new page in the same context (the same
+// IndexedDB) that starts with a copy of its sessionStorage, loaded at `pathname`.
+export async function duplicateTab(stack, page, pathname) {
+  const stored = await page.evaluate(() => Object.entries(sessionStorage));
+  const copy = await page.context().newPage();
+  await copy.addInitScript((entries) => {
+    if (sessionStorage.length === 0) for (const [k, v] of entries) sessionStorage.setItem(k, v);
+  }, stored);
+  copy.on("pageerror", (e) => stack.pageErrors.push(e.message));
+  return visit(stack, copy, pathname);
+}
+
 // Routes the WebSockets `page` opens to `pathname` through the test, both ways. Returns the
 // page-side sockets in the order they were opened: close one to cut the connection, or send on it
 // to play the service. `fromPage(message, forward, ws)` and `fromService(message, forward, ws)`

@@ -6,7 +6,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { until } from "../harness.mjs";
 import { T, withStack, blankPage, visit, routeSockets, askForChat, waitInLine, availableListener, acceptAndChat,
-         messageBox, say, waitForMessage, endChat, axeViolations } from "../flows.mjs";
+         messageBox, say, waitForMessage, endChat, axeViolations, duplicateTab } from "../flows.mjs";
 
 const OTHER_DEVICE = "This chat is open on another device, with other keys, so it cannot continue here.";
 
@@ -62,12 +62,7 @@ describe("a chat that goes on elsewhere", () => {
     await waitForMessage(desk, "first", "them");
 
     // The listener duplicates the tab: the copy has the same session storage (token and keys).
-    const stored = await desk.evaluate(() => Object.entries(sessionStorage));
-    const copy = await desk.context().newPage();
-    await copy.addInitScript((entries) => {
-      if (sessionStorage.length === 0) for (const [k, v] of entries) sessionStorage.setItem(k, v);
-    }, stored);
-    await visit(stack, copy, "/listener.html");
+    const copy = await duplicateTab(stack, desk, "/listener.html");
     await waitForMessage(copy, "first", "them");
 
     const panel = desk.getByRole("tabpanel");
@@ -106,12 +101,7 @@ describe("a chat that goes on elsewhere", () => {
     await waitForMessage(desk, "before the copy", "them");
 
     cut.on = true;
-    const stored = await desk.evaluate(() => Object.entries(sessionStorage));
-    const copy = await desk.context().newPage();
-    await copy.addInitScript((entries) => {
-      if (sessionStorage.length === 0) for (const [k, v] of entries) sessionStorage.setItem(k, v);
-    }, stored);
-    await visit(stack, copy, "/listener.html");
+    const copy = await duplicateTab(stack, desk, "/listener.html");
     await waitForMessage(copy, "before the copy", "them");
     const panel = desk.getByRole("tabpanel");
     await panel.getByRole("status").filter({ hasText: "This chat was opened in another tab or window, so it has stopped here." })

@@ -134,7 +134,6 @@ export class RelayChat {
     this.pending = new Map();
     this.counter = 0;
     this.attempt = 0;
-    this.failedBeforeOpen = 0;
     this.timer = null;
     this.chain = Promise.resolve();
     this.held = new Map();
@@ -238,7 +237,6 @@ export class RelayChat {
     this.ticket = ticket || "";
     if (relayUrl) this.relayUrl = relayUrl;
     this.waitingForTicket = false;
-    this.failedBeforeOpen = 0;
     // A ticket straight from the matchmaker is tried as it is: this clock may be off.
     if (!this.ended && !this.stopped && !this.ws) { clearTimeout(this.timer); this.connect(true); }
   }
@@ -258,21 +256,17 @@ export class RelayChat {
       return;
     }
     this.ws = ws;
-    let opened = false;
     this.emit("status", { state: "connecting" });
     follow(ws, (s) => this.ws === s, {
-      open: () => {
-        opened = true;
-        this.failedBeforeOpen = 0;
-        this.hello(ws);
-      },
+      open: () => this.hello(ws),
       message: (data) => this.receive(data),
-      close: (ev) => this.closed(ev, opened),
+      close: (ev) => this.closed(ev),
     });
   }
 
-  // The current socket closed (`opened`: after it had opened).
-  closed(ev, opened) {
+  // The current socket closed. The relay refuses no ticket at the upgrade (a refused hello says
+  // why), so a socket that never opened is the network or a full relay: tried again like a drop.
+  closed(ev) {
     this.ws = null;
     this.connected = false;
     for (const p of this.pending.values()) p.reject(new Error("disconnected"));
@@ -286,13 +280,7 @@ export class RelayChat {
     this.emit("status", { state: "reconnecting" });
     // 1000 is how the relay closes after the chat ended; without the "ended" before it, let the
     // matchmaker say whether the chat is over (the ticket request does) instead of retrying.
-    if (ev.code === 4401 || ev.code === 1000) { this.askForTicket(); return; }
-    if (!opened) {
-      // A refused upgrade looks the same as a network failure to a browser. Twice in a row, a
-      // fresh ticket from the matchmaker settles it (it also says whether the chat ended).
-      this.failedBeforeOpen += 1;
-      if (this.failedBeforeOpen >= 2) { this.askForTicket(); return; }
-    }
+    if (ev.code === 1000) { this.askForTicket(); return; }
     this.scheduleReconnect();
   }
 
@@ -315,7 +303,7 @@ export class RelayChat {
     if (this.ended || this.stopped || !this.ws) return;
     const ws = this.ws;
     try { ws.close(4000); } catch { /* ignore */ }
-    this.closed({ code: 4000 }, true);
+    this.closed({ code: 4000 });
   }
 
   // Drops the connection (it may be dead without knowing it, e.g. after the network was gone) and
