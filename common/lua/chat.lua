@@ -131,14 +131,21 @@ local function unqueue(sid)
   if s[3] and s[3] ~= '' then redis.call('ZREM', K.queue_pref(s[3]), sid) end
   redis.call('ZREM', K.due_widen, sid)
   redis.call('ZREM', K.due_pref, sid)
+  redis.call('ZREM', K.due_hold, sid)
 end
 
--- Put a seeker in its queues at its own score (its original place after a decline/timeout).
+-- Put a seeker in its queues at its own score (its original place after a decline/timeout). A
+-- request on hold (listeners reported this seeker, request_chat.lua) waits outside the queues,
+-- in wl:due:hold, until the sweep lets it in.
 local function enqueue(sid)
-  local s = redis.call('HMGET', K.seeker(sid), 'topic', 'lang', 'score', 'pref', 'pref_until', 'widen_at')
+  local s = redis.call('HMGET', K.seeker(sid), 'topic', 'lang', 'score', 'pref', 'pref_until', 'widen_at', 'hold_until')
   local topic, lang, score = s[1], s[2], s[3]
   redis.call('HSET', K.seeker(sid), 'state', 'queued', 'offer', '')
   bump(topic, lang)
+  if num(s[7]) > NOW then
+    redis.call('ZADD', K.due_hold, s[7], sid)
+    return
+  end
   if s[4] and s[4] ~= '' and num(s[5]) > NOW then
     redis.call('ZADD', K.queue_pref(s[4]), score, sid)
     redis.call('ZADD', K.due_pref, s[5], sid)

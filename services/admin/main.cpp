@@ -31,8 +31,9 @@ constexpr const char* usage = R"(Usage:
   warmline-admin list
   warmline-admin revoke ID
   warmline-admin token ID        (issue a new token; the old one stops working)
-  warmline-admin reports list [--limit N]   (chats seekers reported, newest first; default 50)
-  warmline-admin reports show SESSION       (one report, with the messages the seeker included)
+  warmline-admin reports list [--limit N]   (reports of chats by either side, newest first; default 50)
+  warmline-admin reports show REPORT        (one report by its id from the list, with the messages the
+                                             reporter included)
 Common options: --redis-url URL (WARMLINE_REDIS_URL), --redis-timeout-ms MS, --catalogue FILE (WARMLINE_CATALOGUE)
 )";
 
@@ -118,15 +119,16 @@ int main(int argc, char** argv) {
                 auto found = co_await rep.recent(static_cast<int>(opts.integer("limit", 1, 10000)));
                 if (found.empty()) std::cout << "No reports in the last 90 days.\n";
                 for (const auto& r : found)
-                    std::cout << r.session << "  " << admin::utc_time(r.at_ms) << "  listener " << r.listener << "  "
+                    std::cout << r.session << "  " << admin::utc_time(r.at_ms) << "  by " << r.by
+                              << (r.blocked ? " (blocked the seeker)" : "") << "  listener " << r.listener << "  "
                               << r.messages << (r.messages == 1 ? " message" : " messages")
                               << (r.messages > 0 ? " (unverified)" : "") << "\n";
             } else if (verb == "reports" && words.size() >= 2 && words[1] == "show") {
-                if (words.size() < 3) throw std::invalid_argument("missing a chat's session id (see warmline-admin reports list)");
+                if (words.size() < 3) throw std::invalid_argument("missing a report's id (see warmline-admin reports list)");
                 admin::reports rep(*redis);
                 auto found = co_await rep.find(words[2]);
                 if (!found) {
-                    std::cerr << "warmline-admin: there is no report of chat " << admin::printable(words[2])
+                    std::cerr << "warmline-admin: there is no report " << admin::printable(words[2])
                               << " (reports are kept 90 days)\n";
                     co_return 1;
                 }

@@ -29,15 +29,17 @@ asio::awaitable<std::vector<report_summary>> reports::recent(int limit) {
     auto index = co_await redis_.command(argv("ZREVRANGE", keys::reports(), "0", std::to_string(limit - 1), "WITHSCORES"));
     std::vector<std::vector<std::string>> reads;
     for (std::size_t i = 0; i + 1 < index.elements.size(); i += 2)
-        reads.push_back(argv("HMGET", keys::report(index.elements[i].as_string()), "listener", "count"));
+        reads.push_back(argv("HMGET", keys::report(index.elements[i].as_string()), "listener", "count", "by", "blocked"));
     std::vector<report_summary> out;
     if (reads.empty()) co_return out;
     auto replies = co_await redis_.pipeline(std::move(reads));
     for (std::size_t i = 0; i < replies.size(); ++i) {
         const auto& f = replies[i].elements;
-        if (f.size() < 2 || f[0].is_nil()) continue;  // expired since the index was trimmed
+        if (f.size() < 4 || f[0].is_nil()) continue;  // expired since the index was trimmed
+        // reports written before listeners could report have no `by`: a seeker's
         out.push_back(report_summary{index.elements[2 * i].as_string(), index.elements[2 * i + 1].as_int(),
-                                     f[0].as_string(), static_cast<int>(to_int(f[1].as_string()))});
+                                     f[0].as_string(), static_cast<int>(to_int(f[1].as_string())),
+                                     f[2].is_nil() ? "seeker" : f[2].as_string(), !f[3].is_nil() && f[3].as_string() == "1"});
     }
     co_return out;
 }
@@ -128,7 +130,11 @@ std::string render(const report& r) {
         return it == r.fields.end() ? std::string() : it->second;
     };
     std::ostringstream os;
-    os << "chat:      " << r.session << "\n"
+    const bool by_listener = field("by") == "listener";
+    os << "report:    " << r.session << "\n"
+       << "by:        " << (by_listener ? "the listener" : "the seeker")
+       << (by_listener && field("blocked") == "1" ? ", who blocked the seeker (the chat ended then if it was open)" : "")
+       << "\n"
        << "reported:  " << utc_time(to_int(field("at"))) << "\n"
        << "listener:  " << field("listener") << "\n"
        << "topic:     " << field("topic") << " (" << field("lang") << ")\n";

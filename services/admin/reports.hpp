@@ -1,6 +1,7 @@
 // Chat reports for the safety team: what `warmline-admin reports list|show` reads. A report holds
-// the messages a seeker chose to send in plaintext (report_chat.lua writes it), so it is only
-// ever printed to the person running the command, never logged.
+// the messages its reporter (the seeker, or the listener) chose to send in plaintext
+// (report_chat.lua writes it), so it is only ever printed to the person running the command,
+// never logged.
 #pragma once
 
 #include "common/redis.hpp"
@@ -17,10 +18,12 @@
 namespace warmline::admin {
 
 struct report_summary {
-    std::string session;
+    std::string session;  // the report's id: the chat's session id, with ":l" for the listener's
     std::int64_t at_ms = 0;
     std::string listener;
     int messages = 0;
+    std::string by;       // "seeker" or "listener"
+    bool blocked = false; // a listener's report that blocked the seeker
 };
 
 struct report {
@@ -34,7 +37,8 @@ public:
     explicit reports(redis::client& r) : redis_(r) {}
     // The newest reports first, at most `limit`.
     boost::asio::awaitable<std::vector<report_summary>> recent(int limit);
-    // One report, or nothing if there is none for that chat (or it expired after 90 days).
+    // One report by its id (the session id for the seeker's, "<session>:l" for the listener's),
+    // or nothing if there is none (or it expired after 90 days).
     boost::asio::awaitable<std::optional<report>> find(std::string session);
 
 private:

@@ -32,7 +32,7 @@ bool client_state::allowed(role r, ClientMessage::BodyCase body) {
                body == B::kReportChat || body == B::kEndChat;
     case role::listener:
         return body == B::kSetAvailability || body == B::kSetPreferences || body == B::kAcceptOffer ||
-               body == B::kDeclineOffer || body == B::kEndChat;
+               body == B::kDeclineOffer || body == B::kEndChat || body == B::kReportChat;
     case role::supervisor:
         return false;
     }

@@ -76,12 +76,16 @@ asio::awaitable<ServerMessage> request_handlers::status_reply(std::string lid) {
     co_return out;
 }
 
+std::string request_handlers::address_of(const peer_ptr& p) const {
+    auto c = p->conn.lock();
+    return c ? address_hash(settings_.ticket_secret, c->upgrade_request().client_bucket) : std::string();
+}
+
 asio::awaitable<bool> request_handlers::within_quota(const peer_ptr& p, const char* what, std::int64_t window_ms,
                                                     int limit) {
     if (limit <= 0) co_return true;
-    auto c = p->conn.lock();
-    if (!c) co_return false;  // gone: nobody to serve
-    const auto address = address_hash(settings_.ticket_secret, c->upgrade_request().client_bucket);
+    const auto address = address_of(p);
+    if (address.empty()) co_return false;  // gone: nobody to serve
     const bool allowed = co_await store_.count_use(what, address, window_ms, limit);
     if (!allowed)
         metrics_.counter("warmline_address_limited_total", "Uses refused or downgraded by a per-address limit",
@@ -163,7 +167,7 @@ asio::awaitable<ServerMessage> request_handlers::request_chat(peer_ptr p, const 
         if (!co_await within_quota(p, "crisis", 3600000, settings_.limits.crisis_per_hour)) tier = 1;
     }
     auto r = co_await store_.request_chat(p->state.id, m.topic(), m.language(), tier, preferred,
-                                          static_cast<std::int64_t>(topic->widen_after_s()) * 1000);
+                                          static_cast<std::int64_t>(topic->widen_after_s()) * 1000, address_of(p));
     if (!r) co_return refusal_reply<reply>(r.error);
     p->state.waiting = true;
     p->state.queue = m.topic() + ":" + m.language();
@@ -174,11 +178,16 @@ asio::awaitable<ServerMessage> request_handlers::request_chat(peer_ptr p, const 
     q->set_position(r.value->position);
     q->set_estimated_wait_s(r.value->estimate_s);
     q->set_no_listener_now(r.value->nobody);
+    q->set_held_s(r.value->held_s);
     // the crisis lines when asked for, and whenever nobody can take the request right now
-    if (m.crisis() || r.value->nobody) *q->mutable_crisis_resources() = lang->crisis_resources();
+    if (m.crisis() || r.value->nobody || r.value->held_s > 0) *q->mutable_crisis_resources() = lang->crisis_resources();
     p->state.last_update.set_position(r.value->position);
     p->state.last_update.set_estimated_wait_s(r.value->estimate_s);
     p->state.last_update.set_no_listener_now(r.value->nobody);
+    p->state.last_update.set_held_s(r.value->held_s);
+    if (r.value->held_s > 0)
+        metrics_.counter("warmline_requests_held_total", "Chat requests put on hold after listeners' reports")
+            .fetch_add(1);
     metrics_.counter("warmline_requests_total", "Chat requests", tier == 0 ? "tier=\"crisis\"" : "tier=\"normal\"")
         .fetch_add(1);
     co_return out;
@@ -194,14 +203,22 @@ asio::awaitable<ServerMessage> request_handlers::rate_chat(peer_ptr p, const v1:
 }
 
 asio::awaitable<ServerMessage> request_handlers::report_chat(peer_ptr p, const v1::ReportChat& rc) {
+    const bool listener = p->state.who == client_state::role::listener;
     if (auto why = report_problem(rc); !why.empty()) co_return error_reply<reply>(v1::INVALID_ARGUMENT, why);
+    if (rc.block() && !listener)
+        co_return error_reply<reply>(v1::INVALID_ARGUMENT,
+                                     "Only a listener blocks with a report; a seeker blocks a listener when rating the "
+                                     "chat (rateChat.blockListener).");
     v1::ReportChat messages;
     *messages.mutable_messages() = rc.messages();
-    // the plaintext the seeker chose to send: stored for the safety team, never logged
-    auto r = co_await store_.report_chat(p->state.id, rc.session_id(), rc.reason(), codec::to_json(messages),
-                                         rc.messages_size());
+    // the plaintext the reporter chose to send: stored for the safety team, never logged
+    auto r = co_await store_.report_chat(listener ? "listener" : "seeker", p->state.id, rc.session_id(), rc.reason(),
+                                         codec::to_json(messages), rc.messages_size(), rc.block());
     if (!r) co_return refusal_reply<reply>(r.error);
-    metrics_.counter("warmline_reports_total", "Chats reported by seekers").fetch_add(1);
+    metrics_.counter("warmline_reports_total", "Chats reported", listener ? "by=\"listener\"" : "by=\"seeker\"")
+        .fetch_add(1);
+    if (rc.block())
+        metrics_.counter("warmline_seekers_blocked_total", "Seekers blocked by a listener with a report").fetch_add(1);
     co_return ok_reply<reply>();
 }
 

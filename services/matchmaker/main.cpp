@@ -58,6 +58,14 @@ int main(int argc, char** argv) {
              "supervisors are alerted when at least this many crisis requests came in the last 5 minutes and at "
              "least --crisis-alert-factor times the usual 5 minutes of the hour before (0: no alert)");
     opts.add("crisis-alert-factor", "3", "see --crisis-alert-per-5min");
+    opts.add("hold-after-reports", "2",
+             "a seeker reported by this many different listeners within --reports-window-h has their requests held "
+             "for --hold-min after the latest report (told so, and shown the crisis lines). 0: never");
+    opts.add("hold-after-address-reports", "3",
+             "the same for every seeker of one client address (an IPv4 address, an IPv6 /64): this many different "
+             "listeners reporting seekers from there. 0: never");
+    opts.add("reports-window-h", "24", "how long listeners' reports of seekers count towards a hold");
+    opts.add("hold-min", "30", "how long a hold lasts after the latest report");
     net::add_ack_flags(opts, "a reply that changed something (a queued request, an accepted offer, ...)",
                        "a request", "5000");
     try {
@@ -91,6 +99,10 @@ int main(int argc, char** argv) {
         s.limits.crisis_per_hour = static_cast<int>(opts.integer("crisis-per-address-per-hour", 0, 1000000));
         s.store.crisis_alert_min = static_cast<int>(opts.integer("crisis-alert-per-5min", 0, 1000000));
         s.store.crisis_alert_factor = static_cast<double>(opts.integer("crisis-alert-factor", 1, 1000));
+        s.store.hold_after_reports = static_cast<int>(opts.integer("hold-after-reports", 0, 1000));
+        s.store.hold_after_address_reports = static_cast<int>(opts.integer("hold-after-address-reports", 0, 1000));
+        s.store.reported_window_ms = opts.integer("reports-window-h", 1, 24 * 90) * 3600 * 1000;
+        s.store.hold_ms = opts.integer("hold-min", 0, 24 * 60) * 60 * 1000;
 
         net::server_options so = net::server_options_from(opts);
 

@@ -90,15 +90,19 @@ asio::awaitable<outcome<hello_result>> store::seeker_resume(std::string resume_h
 asio::awaitable<outcome<queued_result>> store::request_chat(std::string seeker_id, std::string topic,
                                                             std::string language, int tier,
                                                             std::string preferred_listener_id,
-                                                            std::int64_t widen_after_ms) {
+                                                            std::int64_t widen_after_ms, std::string address_hash) {
     auto v = co_await run("request_chat",
                           argv(std::move(seeker_id), std::move(topic), std::move(language), std::to_string(tier),
-                           std::move(preferred_listener_id), std::to_string(settings_.preferred_window_ms),
-                           std::to_string(widen_after_ms)));
+                               std::move(preferred_listener_id), std::to_string(settings_.preferred_window_ms),
+                               std::to_string(widen_after_ms), std::move(address_hash),
+                               std::to_string(settings_.reported_window_ms),
+                               std::to_string(settings_.hold_after_reports),
+                               std::to_string(settings_.hold_after_address_reports), std::to_string(settings_.hold_ms)));
     outcome<queued_result> out;
     if (!refused(v, out.error))
         out.value = queued_result{str_at(v, 1), static_cast<std::uint32_t>(int_at(v, 2)),
-                                  static_cast<std::uint32_t>(int_at(v, 3)), int_at(v, 4) == 1};
+                                  static_cast<std::uint32_t>(int_at(v, 3)), int_at(v, 4) == 1,
+                                  static_cast<std::uint32_t>(int_at(v, 5))};
     co_return out;
 }
 
@@ -112,11 +116,17 @@ asio::awaitable<outcome<bool>> store::rate_chat(std::string seeker_id, std::stri
                                 std::move(comment), block ? "1" : "0"));
 }
 
-asio::awaitable<outcome<bool>> store::report_chat(std::string seeker_id, std::string session_id,
-                                                  std::string reason, std::string messages_json, int message_count) {
-    return run_ok("report_chat", argv(std::move(seeker_id), std::move(session_id), std::move(reason),
-                                  std::move(messages_json), std::to_string(message_count),
-                                  std::to_string(settings_.report_ttl_s)));
+asio::awaitable<outcome<bool>> store::report_chat(std::string role, std::string id, std::string session_id,
+                                                  std::string reason, std::string messages_json, int message_count,
+                                                  bool block) {
+    auto v = co_await run("report_chat",
+                          argv(std::move(role), std::move(id), std::move(session_id), std::move(reason),
+                               std::move(messages_json), std::to_string(message_count),
+                               std::to_string(settings_.report_ttl_s), block ? "1" : "0",
+                               std::to_string(settings_.reported_window_ms)));
+    outcome<bool> out;
+    if (!refused(v, out.error)) out.value = str_at(v, 1) == "1";
+    co_return out;
 }
 
 asio::awaitable<outcome<std::string>> store::listener_sign_in(std::string token_hash, std::string node,
@@ -223,9 +233,10 @@ asio::awaitable<std::vector<position>> store::positions(std::vector<std::string>
     std::vector<position> out;
     if (seeker_ids.empty()) co_return out;
     auto v = co_await run("positions", std::move(seeker_ids));
-    for (std::size_t i = 1; i + 2 < v.elements.size(); i += 3)
+    for (std::size_t i = 1; i + 3 < v.elements.size(); i += 4)
         out.push_back(position{static_cast<std::uint32_t>(v.elements[i].as_int()),
-                               static_cast<std::uint32_t>(v.elements[i + 1].as_int()), v.elements[i + 2].as_int() == 1});
+                               static_cast<std::uint32_t>(v.elements[i + 1].as_int()), v.elements[i + 2].as_int() == 1,
+                               static_cast<std::uint32_t>(v.elements[i + 3].as_int())});
     co_return out;
 }
 

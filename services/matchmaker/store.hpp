@@ -41,6 +41,13 @@ struct store_settings {
     // requests in 5 minutes (0: no alert), and at least `factor` times the usual 5 minutes
     int crisis_alert_min = 0;
     double crisis_alert_factor = 3;
+    // Listeners' reports of seekers: counted over this window, and a seeker reported by
+    // `hold_after_reports` listeners, or seekers of one address bucket by `hold_after_address_reports`
+    // (0: never), has its requests held for hold_ms after the latest such report.
+    std::int64_t reported_window_ms = 24 * 3600 * 1000LL;
+    int hold_after_reports = 0;
+    int hold_after_address_reports = 0;
+    std::int64_t hold_ms = 0;
 };
 
 struct hello_result {
@@ -59,6 +66,7 @@ struct queued_result {
     std::uint32_t position = 0;
     std::uint32_t estimate_s = 0;
     bool nobody = false;  // no listener available now may take it (no estimate then)
+    std::uint32_t held_s = 0;  // on hold this many more seconds (listeners reported the seeker)
 };
 
 struct chat_result {
@@ -78,6 +86,7 @@ struct position {
     std::uint32_t position = 0;  // 0: not waiting
     std::uint32_t estimate_s = 0;
     bool nobody = false;         // no listener available now may take the request
+    std::uint32_t held_s = 0;    // the request is on hold this many more seconds
 };
 
 struct queue_row {
@@ -119,20 +128,24 @@ public:
     boost::asio::awaitable<outcome<hello_result>> seeker_new(std::string seeker_id, std::string resume_hash,
                                                              std::string node);
     boost::asio::awaitable<outcome<hello_result>> seeker_resume(std::string resume_hash, std::string node);
-    // tier 0 = crisis, 1 = normal; widen_after_ms 0 = never.
+    // tier 0 = crisis, 1 = normal; widen_after_ms 0 = never; address_hash: the client's address
+    // bucket (limits.hpp, address_hash; '' unknown), for holds after listeners' reports.
     boost::asio::awaitable<outcome<queued_result>> request_chat(std::string seeker_id, std::string topic,
                                                                 std::string language, int tier,
                                                                 std::string preferred_listener_id,
-                                                                std::int64_t widen_after_ms);
+                                                                std::int64_t widen_after_ms,
+                                                                std::string address_hash = "");
     boost::asio::awaitable<outcome<bool>> cancel_request(std::string seeker_id);
     boost::asio::awaitable<outcome<bool>> rate_chat(std::string seeker_id, std::string session_id, int stars,
                                                     std::string comment, bool block);
-    // Store a seeker's report of its own chat (once per chat). messages_json is the proto3 JSON
-    // of a ReportChat holding only the messages; it is plaintext the seeker chose to send, so it
-    // is stored for the safety team and never logged.
-    boost::asio::awaitable<outcome<bool>> report_chat(std::string seeker_id, std::string session_id,
+    // Store a side's report of its own chat (once per side). role: "seeker" or "listener"; id:
+    // that side's id. messages_json is the proto3 JSON of a ReportChat holding only the
+    // messages; it is plaintext the reporter chose to send, so it is stored for the safety team
+    // and never logged. block (a listener only): end the chat if open, never match the two
+    // again. The value: whether this ended the chat.
+    boost::asio::awaitable<outcome<bool>> report_chat(std::string role, std::string id, std::string session_id,
                                                       std::string reason, std::string messages_json,
-                                                      int message_count);
+                                                      int message_count, bool block = false);
 
     // utc_offset_min: the listener's clock, minutes east of UTC (where their "today" starts).
     boost::asio::awaitable<outcome<std::string>> listener_sign_in(std::string token_hash, std::string node,

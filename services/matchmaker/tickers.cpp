@@ -140,16 +140,18 @@ asio::awaitable<void> tickers::positions() {
             if (pos[j].position == 0) continue;
             if (p->state.last_update.position() == pos[j].position &&
                 p->state.last_update.estimated_wait_s() == pos[j].estimate_s &&
-                p->state.last_update.no_listener_now() == pos[j].nobody)
+                p->state.last_update.no_listener_now() == pos[j].nobody &&
+                p->state.last_update.held_s() / 60 == pos[j].held_s / 60)
                 continue;
             ServerMessage m;
             auto* u = m.mutable_queue_update();
             u->set_position(pos[j].position);
             u->set_estimated_wait_s(pos[j].estimate_s);
             u->set_no_listener_now(pos[j].nobody);
+            u->set_held_s(pos[j].held_s);
             p->state.last_update = *u;
-            // when nobody can take the request now, say where help is meanwhile
-            if (pos[j].nobody) {
+            // when nobody can take the request now, or it is on hold, say where help is meanwhile
+            if (pos[j].nobody || pos[j].held_s > 0) {
                 const auto colon = p->state.queue.find(':');
                 if (colon != std::string::npos)
                     if (const auto* lang = catalogue_.language(p->state.queue.substr(colon + 1)))

@@ -1,6 +1,6 @@
-// Seekers' reports of a chat: only the seeker of that chat, once, within the limits, stored
-// atomically with a 90-day expiry and an index, readable by `warmline-admin reports`, and the
-// plaintext in them never written to a log.
+// Reports of a chat: only its two sides, once each, within the limits, stored atomically with a
+// 90-day expiry and an index, readable by `warmline-admin reports`, and the plaintext in them
+// never written to a log; a listener's report may end the chat and block the seeker.
 #include "tests/integration/matchmaker_invariants.hpp"
 #include "tests/integration/matchmaker_ws_fixture.hpp"
 #include "tests/support/process.hpp"
@@ -96,13 +96,16 @@ TEST_CASE("matchmaker ws: a seeker reports its own chat once, within the limits"
     auto& seeker = *chat.seeker;
     auto short_text = [](int i) { return "message " + std::to_string(i); };
 
-    SUBCASE("only a seeker may report") {
-        auto e = chat.listener->call(report_body(chat.session, "", 1, short_text));
-        CHECK(e.error().code() == v1::PERMISSION_DENIED);
+    SUBCASE("a supervisor may not report, and a seeker may not block with a report") {
         peer sup(mm.port());
         auto s = f.run(f.accounts->create_supervisor("Ana"));
         REQUIRE(sup.call(R"("supervisorSignIn":{"token":")" + s.token + "\"}").has_stats());
         CHECK(sup.call(report_body(chat.session, "", 1, short_text)).error().code() == v1::PERMISSION_DENIED);
+        auto body = report_body(chat.session, "", 1, short_text);
+        body.insert(body.size() - 1, R"(,"block":true)");
+        auto e = seeker.call(body);
+        CHECK(e.error().code() == v1::INVALID_ARGUMENT);
+        CHECK(e.error().message().find("rateChat.blockListener") != std::string::npos);
         CHECK(nothing_stored(f.server, chat.session));
     }
     SUBCASE("someone else's chat, or one that does not exist, is not found and nothing is stored") {
@@ -179,6 +182,62 @@ TEST_CASE("matchmaker ws: a seeker reports its own chat once, within the limits"
     CHECK(check_invariants(f.server).empty());
 }
 
+TEST_CASE("matchmaker ws: a listener ends a chat with a report and blocks the seeker, who is never offered to "
+          "them again" * doctest::timeout(30)) {
+    matchmaker_fixture f;
+    running_matchmaker mm(f.server.url(), fast_settings());
+    auto chat = start_chat(f, mm.port());
+    auto short_text = [](int i) { return "message " + std::to_string(i); };
+
+    // not a chat of theirs: nothing happens to it
+    auto other = start_chat(f, mm.port(), "grief");
+    auto body = report_body(other.session, "", 0, short_text);
+    body.insert(body.size() - 1, R"(,"block":true)");
+    CHECK(chat.listener->call(body).error().code() == v1::NOT_FOUND);
+    CHECK(f.server.cmd({"HGET", "wl:session:" + other.session, "state"}) == "active");
+
+    body = report_body(chat.session, "Sexual messages after I asked them to stop.", 2, short_text);
+    body.insert(body.size() - 1, R"(,"block":true)");
+    REQUIRE(chat.listener->call(body).has_ok());
+    // the seeker is told the chat ended, as for any end by the listener (not why)
+    auto ended = chat.seeker->until([](const M& m) { return m.has_chat_ended(); });
+    CHECK(ended.chat_ended().ended_by() == v1::LISTENER);
+    CHECK(ended.chat_ended().reason().empty());
+    CHECK(f.server.cmd({"HGET", "wl:session:" + chat.session, "state"}) == "ended");
+    const std::string key = "wl:report:" + chat.session + ":l";
+    CHECK(f.server.cmd({"HGET", key, "by"}) == "listener");
+    CHECK(f.server.cmd({"HGET", key, "blocked"}) == "1");
+    CHECK(f.server.cmd({"HGET", key, "listener"}) == chat.listener_id);
+    CHECK(f.server.cmd({"HGET", key, "count"}) == "2");
+    CHECK(f.server.cmd({"HEXISTS", key, "seeker"}) == "0");
+    CHECK_FALSE(f.server.cmd({"ZSCORE", "wl:reports", chat.session + ":l"}).empty());
+    CHECK(std::stoll(f.server.cmd({"TTL", key})) > report_ttl_s - 60);
+    // once per side: the listener again is refused, the seeker may still send their own
+    CHECK(chat.listener->call(report_body(chat.session, "", 0, short_text)).error().code() == v1::WRONG_STATE);
+    REQUIRE(chat.seeker->call(report_body(chat.session, "They ended it suddenly.", 0, short_text)).has_ok());
+    CHECK(f.server.cmd({"HGET", "wl:report:" + chat.session, "by"}) == "seeker");
+    admin::reports reports(*f.redis);
+    auto found = f.run(reports.find(chat.session + ":l"));
+    REQUIRE(found);
+    CHECK(found->messages.messages_size() == 2);
+
+    // the seeker asks again; the listener who blocked them is free and covers the topic, but is
+    // never offered them: they are told nobody can take the request now
+    auto q = chat.seeker->call(R"("requestChat":{"topic":"anxiety","language":"en"})");
+    REQUIRE(q.has_request_queued());
+    CHECK(q.request_queued().no_listener_now());
+    CHECK(f.server.cmd({"HGET", "wl:listener:" + chat.listener_id, "offers"}) == "0");
+    CHECK(f.server.cmd({"SISMEMBER", "wl:seeker:" + f.server.cmd({"HGET", "wl:session:" + chat.session, "seeker"}) +
+                                         ":blocked",
+                        chat.listener_id}) == "1");
+    // a listener's report without block leaves the chat open
+    auto third = start_chat(f, mm.port(), "work");
+    REQUIRE(third.listener->call(report_body(third.session, "worried about them", 0, short_text)).has_ok());
+    CHECK(f.server.cmd({"HGET", "wl:session:" + third.session, "state"}) == "active");
+    CHECK(f.server.cmd({"HGET", "wl:report:" + third.session + ":l", "blocked"}) == "0");
+    CHECK(check_invariants(f.server).empty());
+}
+
 TEST_CASE("matchmaker: the report index keeps 90 days" * doctest::timeout(20)) {
     matchmaker_fixture f;
     auto l = f.listener({"work"}, {"en"}, 2);
@@ -190,12 +249,12 @@ TEST_CASE("matchmaker: the report index keeps 90 days" * doctest::timeout(20)) {
     };
     auto a = f.seeker(), b = f.seeker();
     auto first = chat_of(a), second = chat_of(b);
-    REQUIRE(f.run(f.store->report_chat(a, first, "", R"({"messages":[]})", 0)));
+    REQUIRE(f.run(f.store->report_chat("seeker", a, first, "", R"({"messages":[]})", 0)));
     f.now += 91LL * 24 * 3600 * 1000;
-    REQUIRE(f.run(f.store->report_chat(b, second, "", R"({"messages":[]})", 0)));
+    REQUIRE(f.run(f.store->report_chat("seeker", b, second, "", R"({"messages":[]})", 0)));
     CHECK(f.server.cmd({"ZRANGE", "wl:reports", "0", "-1"}) == second);
     // whose chat it is is checked before whether it was reported
-    auto refused = f.run(f.store->report_chat(a, second, "", R"({"messages":[]})", 0));
+    auto refused = f.run(f.store->report_chat("seeker", a, second, "", R"({"messages":[]})", 0));
     CHECK_FALSE(refused);
     CHECK(refused.error.code == "NOT_FOUND");
 }

@@ -25,7 +25,8 @@ TEST_CASE("client state: each role may make only its own requests") {
     CHECK_FALSE(client_state::allowed(client_state::role::listener, B::kListenerSignIn));
     CHECK_FALSE(client_state::allowed(client_state::role::supervisor, B::kSetAvailability));
     CHECK(client_state::allowed(client_state::role::seeker, B::kReportChat));
-    CHECK_FALSE(client_state::allowed(client_state::role::listener, B::kReportChat));
+    CHECK(client_state::allowed(client_state::role::listener, B::kReportChat));  // and may block the seeker with it
+    CHECK_FALSE(client_state::allowed(client_state::role::listener, B::kRateChat));
     CHECK_FALSE(client_state::allowed(client_state::role::supervisor, B::kReportChat));
     CHECK_FALSE(client_state::allowed(client_state::role::none, B::kReportChat));
     CHECK(client_state::allowed(client_state::role::supervisor, B::kPing));

@@ -195,9 +195,10 @@ local function match_listener(lid)
 end
 
 local function match_seeker(sid)
-  -- only a seeker who is there: a parked one (gone, within its grace) waits for its return
-  local s = redis.call('HMGET', K.seeker(sid), 'state', 'parked')
-  if s[1] ~= 'queued' or s[2] == '1' then return end
+  -- only a seeker who is there: a parked one (gone, within its grace) waits for its return, and
+  -- one on hold for the sweep
+  local s = redis.call('HMGET', K.seeker(sid), 'state', 'parked', 'hold_until')
+  if s[1] ~= 'queued' or s[2] == '1' or num(s[3]) > NOW then return end
   local lid = find_listener_for(sid)
   if lid then make_offer(sid, lid) end
 end
@@ -247,22 +248,24 @@ end
 -- queue's recent service rate: offers accepted over the last 15 minutes, over the time they
 -- span (at least a minute, so one early chat does not promise a wait of seconds); 0 = unknown.
 -- The third value says nobody may take this request right now (anyone_for): then there is no
--- estimate, since none can come true.
+-- estimate, since none can come true. The fourth: the seconds a request on hold has left (then
+-- it has no place yet: position 1, no estimate).
 local function position_of(sid)
-  local s = redis.call('HMGET', K.seeker(sid), 'topic', 'lang', 'pref', 'state')
-  if s[4] ~= 'queued' and s[4] ~= 'offered' then return 0, 0, false end
-  if s[4] == 'offered' then return 1, 0, false end  -- next: a listener is deciding
+  local s = redis.call('HMGET', K.seeker(sid), 'topic', 'lang', 'pref', 'state', 'hold_until')
+  if s[4] ~= 'queued' and s[4] ~= 'offered' then return 0, 0, false, 0 end
+  if s[4] == 'offered' then return 1, 0, false, 0 end  -- next: a listener is deciding
+  if num(s[5]) > NOW then return 1, 0, false, math.ceil((num(s[5]) - NOW) / 1000) end
   local nobody = not anyone_for(sid)
   local rank = redis.call('ZRANK', K.queue(s[1], s[2]), sid)
   if not rank and s[3] and s[3] ~= '' then rank = redis.call('ZRANK', K.queue_pref(s[3]), sid) end
-  if not rank then return 1, 0, nobody end
-  if nobody then return rank + 1, 0, true end
+  if not rank then return 1, 0, nobody, 0 end
+  if nobody then return rank + 1, 0, true, 0 end
   local waits = K.waits(s[1], s[2])
   local served = redis.call('ZCOUNT', waits, NOW - WAIT_WINDOW_MS, '+inf')
-  if served == 0 then return rank + 1, 0, false end
+  if served == 0 then return rank + 1, 0, false, 0 end
   local oldest = redis.call('ZRANGEBYSCORE', waits, NOW - WAIT_WINDOW_MS, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
   local span = math.max(60000, NOW - tonumber(oldest[2]))
-  return rank + 1, math.ceil((rank + 1) * span / served / 1000), false
+  return rank + 1, math.ceil((rank + 1) * span / served / 1000), false, 0
 end
 
 -- The matchmaker's scripts can match: a chat's end offers the listener their next seeker in the

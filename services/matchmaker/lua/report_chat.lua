@@ -1,16 +1,50 @@
--- A seeker reports a chat, during it or after it, once. ARGV[8] = seeker id, [9] session id,
--- [10] reason, [11] the messages the seeker chose to include (proto3 JSON of a ReportChat holding
--- only `messages`), [12] how many messages, [13] how long a report is kept (seconds).
--- The report keeps what the safety team needs and nothing about who the seeker is.
-local sid, session, keep = ARGV[8], ARGV[9], tonumber(ARGV[13])
-local c = redis.call('HMGET', K.session(session), 'seeker', 'listener', 'topic', 'lang', 'started', 'ended')
-if not c[1] or c[1] ~= sid then return err('NOT_FOUND', 'That chat could not be found.') end
-local key = K.report(session)
+-- Either side reports a chat, during it or after it, once per side. ARGV[8] = role ('seeker' |
+-- 'listener'), [9] that side's id, [10] session id, [11] reason, [12] the messages the reporter
+-- chose to include (proto3 JSON of a ReportChat holding only `messages`), [13] how many messages,
+-- [14] how long a report is kept (seconds), [15] '1': a listener blocks the seeker (the chat
+-- ends now if it is open, and the two are never matched again), [16] the window (ms) over which
+-- listeners' reports of a seeker are counted for a hold (request_chat.lua).
+-- A seeker's report is wl:report:<session>, a listener's wl:report:<session>:l; both keep what
+-- the safety team needs and nothing about who the seeker is. Returns {'ok', ended ('1' if this
+-- ended the chat)}.
+local role, who, session, keep = ARGV[8], ARGV[9], ARGV[10], tonumber(ARGV[14])
+local block, window = ARGV[15] == '1', tonumber(ARGV[16])
+if role == 'listener' then
+  local refusal = listener_refusal(who)
+  if refusal then return refusal end
+end
+local c = redis.call('HMGET', K.session(session), 'seeker', 'listener', 'topic', 'lang', 'started', 'ended', 'state')
+local mine = (role == 'seeker' and c[1] == who) or (role == 'listener' and c[2] == who)
+if not c[1] or not mine then return err('NOT_FOUND', 'That chat could not be found.') end
+-- the index holds the report's id: the session id, with ':l' for the listener's (K.listener_report)
+local id = role == 'seeker' and session or session .. ':l'
+local key = role == 'seeker' and K.report(session) or K.listener_report(session)
 if redis.call('EXISTS', key) == 1 then return err('WRONG_STATE', 'This chat has already been reported.') end
-redis.call('HSET', key, 'listener', c[2], 'topic', c[3], 'lang', c[4], 'started', c[5] or '', 'ended', c[6] or '',
-  'reason', ARGV[10], 'messages', ARGV[11], 'count', ARGV[12], 'at', NOW)
+local sid, lid = c[1], c[2]
+local ended = '0'
+if role == 'listener' and block then
+  redis.call('SADD', K.blocked(sid), lid)
+  redis.call('EXPIRE', K.blocked(sid), TTL)
+  if c[7] == 'active' then
+    finish_chat(session, 'listener')
+    ended = '1'
+  end
+end
+redis.call('HSET', key, 'by', role, 'listener', lid, 'topic', c[3], 'lang', c[4], 'started', c[5] or '',
+  'ended', redis.call('HGET', K.session(session), 'ended') or '', 'reason', ARGV[11], 'messages', ARGV[12],
+  'count', ARGV[13], 'blocked', block and '1' or '0', 'at', NOW)
 redis.call('EXPIRE', key, keep)
-redis.call('ZADD', K.reports, NOW, session)
+redis.call('ZADD', K.reports, NOW, id)
 redis.call('ZREMRANGEBYSCORE', K.reports, '-inf', '(' .. fmt(NOW - keep * 1000))
 redis.call('EXPIRE', K.reports, keep)
-return { 'ok' }
+if role == 'listener' then
+  -- each listener counts once per seeker (and per address bucket) towards a hold on its requests
+  local function count(k)
+    redis.call('ZADD', k, NOW, lid)
+    redis.call('PEXPIRE', k, window)
+  end
+  count(K.seeker_reported(sid))
+  local addr = redis.call('HGET', K.seeker(sid), 'addr')
+  if addr and addr ~= '' then count(K.address_reported(addr)) end
+end
+return { 'ok', ended }

@@ -54,6 +54,21 @@ for _, sid in ipairs(redis.call('ZRANGEBYSCORE', K.due_widen, '-inf', NOW, 'LIMI
   handled = handled + 1
 end
 
+-- requests whose hold (request_chat.lua: listeners reported the seeker) is over: into the queues
+for _, sid in ipairs(redis.call('ZRANGEBYSCORE', K.due_hold, '-inf', NOW, 'LIMIT', 0, limit)) do
+  redis.call('ZREM', K.due_hold, sid)
+  local s = redis.call('HMGET', K.seeker(sid), 'state', 'parked')
+  if s[1] == 'queued' then
+    redis.call('HSET', K.seeker(sid), 'hold_until', 0)
+    -- a parked seeker (gone, within its grace) is queued when it comes back
+    if s[2] ~= '1' then
+      enqueue(sid)
+      match_seeker(sid)
+    end
+  end
+  handled = handled + 1
+end
+
 -- requests whose named listener did not become free in time: open to everyone
 for _, sid in ipairs(redis.call('ZRANGEBYSCORE', K.due_pref, '-inf', NOW, 'LIMIT', 0, limit)) do
   redis.call('ZREM', K.due_pref, sid)

@@ -5,6 +5,7 @@
 import { Matchmaker, num } from "./matchmaker.js";
 import { RelayChat, UNKNOWN_END, forgetChat, storedChatIds } from "./chat.js";
 import { x25519Supported } from "./e2e.js";
+import { listenerReport } from "./report.js";
 import { $, h, loadConfigOrExplain, kindError, show, readTabState, writeTabState, ChatView, topicName, languageName, nextId, armSound, chime, crisisList } from "./ui.js";
 
 const STORE = "wl.listener";
@@ -474,10 +475,11 @@ async function openChat(cs, focus) {
   });
   const closeButton = h("button", { type: "button", class: "secondary", text: "Close this tab", hidden: true });
   closeButton.addEventListener("click", () => closeChat(cs.sessionId));
+  const report = listenerReport({ sessionId: cs.sessionId, transcript: () => (entry.chat ? entry.chat.transcript : []), call: (b) => mm.call(b) });
   const panel = h("div", { role: "tabpanel", id: panelId, "aria-labelledby": tabId, hidden: true },
     h("p", { class: "hint", text: `${topicName(cfg, cs.topic)} · ${languageName(cfg, cs.language)}` }),
     cs.crisis ? crisisHeader(cs.language) : null,
-    view.root, closeButton);
+    view.root, report, closeButton);
   entry.view = view;
   entry.panel = panel;
   entry.closeButton = closeButton;

@@ -173,14 +173,19 @@ function showWaiting(resources) {
 // q: the RequestQueued or QueueUpdate. With noListenerNow nobody who is free right now may take
 // this request (nobody covers it, or each who does has just declined or missed it): no estimate
 // can come true then, so the page says so plainly and shows the crisis lines, crisis or not.
+// With heldS the request is on hold (listeners reported this person or their network): it has
+// no place yet, and the page says plainly when it will be passed on, with the crisis lines.
 function renderQueue(position, waitS, q = {}) {
   const none = q.noListenerNow === true;
-  $("#queue-position").textContent = position > 0
-    ? `You are number ${position} in line.`
-    : "Asking for a listener…";
-  renderWaitingCrisis(none, q.crisisResources);
+  const held = num(q.heldS);
+  $("#queue-position").textContent = held > 0 ? "Your request is paused for now."
+    : position > 0 ? `You are number ${position} in line.` : "Asking for a listener…";
+  renderWaitingCrisis(none || held > 0, q.crisisResources);
   let wait;
-  if (none) {
+  if (held > 0) {
+    const m = Math.max(1, Math.round(held / 60));
+    wait = `After recent reports from listeners, requests from you or your network are passed to listeners after a pause: about ${m} minute${m === 1 ? "" : "s"} from now. You keep your request until then.`;
+  } else if (none) {
     wait = "No listener who covers this is free right now. You keep your place, and we'll connect you as soon as someone is.";
   } else if (!waitS) wait = "We can't estimate the wait right now, but someone will be with you as soon as they can.";
   else if (waitS < 60) wait = "Estimated wait: less than a minute.";
