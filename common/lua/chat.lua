@@ -203,6 +203,17 @@ local function requeue_front(sid, lost_lid)
   touch_seeker(sid)
 end
 
+-- A listener whose break is due (lib.lua, break_now) rests from the moment their last open chat
+-- ends, for their admin-set break length (`break_min`, 15 minutes if unset); they are told, so
+-- that their page starts the timer.
+local function rest_if_due(lid)
+  local f = redis.call('HMGET', K.listener(lid), 'break_due', 'chats', 'rest_until', 'break_min')
+  if f[1] ~= '1' or num(f[2]) > 0 or num(f[3]) > 0 then return end
+  local minutes = num(f[4]) > 0 and num(f[4]) or 15
+  redis.call('HSET', K.listener(lid), 'rest_until', fmt(NOW + minutes * 60000))
+  match_event(6, PB.bytes(1, lid) .. PB.uint(2, 0))
+end
+
 -- End an open chat: free the listener's slot, tell both sides through the matchmakers, queue
 -- the relay's records for deletion (the relays tell the sides they hold), then match the
 -- listener again. by: seeker | listener | idle | expired | peer_lost; with peer_lost, `lost`
@@ -217,6 +228,7 @@ local function finish_chat(session, by, lost, requeue_seeker)
   redis.call('ZREM', K.sessions, session)
   redis.call('SREM', K.listener_chats(lid), session)
   if redis.call('HINCRBY', K.listener(lid), 'chats', -1) < 0 then redis.call('HSET', K.listener(lid), 'chats', 0) end
+  rest_if_due(lid)
   local requeued = false
   if redis.call('HGET', K.seeker(sid), 'session') == session then
     if by == 'peer_lost' and (lost == 'l' or requeue_seeker) then

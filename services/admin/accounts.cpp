@@ -34,10 +34,26 @@ void accounts::check_languages(const std::vector<std::string>& languages) const 
                                         join_csv(catalogue_.language_tags()));
 }
 
+namespace {
+
+void check_wellbeing(const matchmaker::wellbeing_limits& w) {
+    auto within = [](const std::optional<int>& v, int hi, const char* flag) {
+        if (v && (*v < 0 || *v > hi))
+            throw std::invalid_argument(std::string(flag) + " must be from 0 (none) to " + std::to_string(hi));
+    };
+    within(w.chats_per_day, 200, "--chats-per-day");
+    within(w.break_after_chats, 100, "--break-after-chats");
+    within(w.break_after_min, 1440, "--break-after-min");
+    within(w.break_min, 240, "--break-min");
+}
+
+}  // namespace
+
 asio::awaitable<created> accounts::create_listener(listener_spec spec) {
     if (spec.name.empty()) throw std::invalid_argument("a listener needs a name (--name)");
     check_topics(spec.topics);
     check_languages(spec.languages);
+    check_wellbeing(spec.wellbeing);
     if (spec.max_chats < 1 || spec.max_chats > 20)
         throw std::invalid_argument("--max-chats must be from 1 to 20");
     std::string id = crypto::random_id().substr(0, 16);
@@ -60,6 +76,10 @@ asio::awaitable<created> accounts::create_listener(listener_spec spec) {
         argv("SADD", keys::listeners(), id),
         argv("SET", keys::token(hash), "listener:" + id)
     ));
+    if (spec.wellbeing.any()) {
+        auto r = co_await store_.admin_update(id, "", "", "", 0, false, spec.wellbeing);
+        if (!r) throw std::invalid_argument(r.error.message);
+    }
     co_return created{id, token, handle};
 }
 
@@ -103,9 +123,14 @@ asio::awaitable<void> accounts::edit_listener(std::string id, listener_edit edit
     if (edit.languages) check_languages(*edit.languages);
     if (edit.max_chats && (*edit.max_chats < 1 || *edit.max_chats > 20))
         throw std::invalid_argument("--max-chats must be from 1 to 20");
-    auto r = co_await store_.admin_update(id, edit.name.value_or(""), edit.topics ? join_csv(*edit.topics) : "",
-                                          edit.languages ? join_csv(*edit.languages) : "", edit.max_chats.value_or(0),
-                                          false);
+    check_wellbeing(edit.wellbeing);
+    // (GCC 12: no conditional expressions inside a co_await's operands)
+    std::string name = edit.name.value_or("");
+    std::string topics = edit.topics ? join_csv(*edit.topics) : "";
+    std::string languages = edit.languages ? join_csv(*edit.languages) : "";
+    const int cap = edit.max_chats.value_or(0);
+    auto r = co_await store_.admin_update(id, std::move(name), std::move(topics), std::move(languages), cap, false,
+                                          edit.wellbeing);
     if (!r) throw std::invalid_argument(r.error.message);
 }
 

@@ -21,6 +21,7 @@ struct listener_spec {
     std::vector<std::string> topics;
     std::vector<std::string> languages;
     int max_chats = 3;
+    matchmaker::wellbeing_limits wellbeing;  // unset: none
 };
 
 struct listener_edit {
@@ -28,6 +29,7 @@ struct listener_edit {
     std::optional<std::vector<std::string>> topics;
     std::optional<std::vector<std::string>> languages;
     std::optional<int> max_chats;
+    matchmaker::wellbeing_limits wellbeing;
 };
 
 struct created {

@@ -26,7 +26,11 @@ namespace {
 
 constexpr const char* usage = R"(Usage:
   warmline-admin listener create --name NAME --topics T1,T2 --languages L1,L2 [--max-chats N] [--handle H]
+                                 [--chats-per-day N] [--break-after-chats N] [--break-after-min M]
+                                 [--break-min B]   (wellbeing limits; 0: none)
   warmline-admin listener edit ID [--name NAME] [--topics ...] [--languages ...] [--max-chats N]
+                                 [--chats-per-day N] [--break-after-chats N] [--break-after-min M]
+                                 [--break-min B]
   warmline-admin supervisor create --name NAME
   warmline-admin list
   warmline-admin revoke ID
@@ -36,6 +40,20 @@ constexpr const char* usage = R"(Usage:
                                              reporter included)
 Common options: --redis-url URL (WARMLINE_REDIS_URL), --redis-timeout-ms MS, --catalogue FILE (WARMLINE_CATALOGUE)
 )";
+
+// The wellbeing flags given (an absent one leaves that limit as it is).
+matchmaker::wellbeing_limits wellbeing_from(const config::options& opts) {
+    matchmaker::wellbeing_limits w;
+    auto take = [&](const char* flag, int hi) -> std::optional<int> {
+        if (opts.str(flag).empty()) return std::nullopt;
+        return static_cast<int>(opts.integer(flag, 0, hi));
+    };
+    w.chats_per_day = take("chats-per-day", 200);
+    w.break_after_chats = take("break-after-chats", 100);
+    w.break_after_min = take("break-after-min", 1440);
+    w.break_min = take("break-min", 240);
+    return w;
+}
 
 }  // namespace
 
@@ -60,6 +78,10 @@ int main(int argc, char** argv) {
     opts.add("languages", "", "comma-separated BCP 47 tags");
     opts.add("max-chats", "", "most chats at once (1-20)");
     opts.add("limit", "50", "how many reports `reports list` shows (1-10000)");
+    opts.add("chats-per-day", "", "listeners: most chats a day (their own midnight to midnight; 0: no cap)");
+    opts.add("break-after-chats", "", "listeners: a break after this many chats (0: none)");
+    opts.add("break-after-min", "", "listeners: a break after this many minutes on duty (0: none)");
+    opts.add("break-min", "", "listeners: how long a break lasts, in minutes (0: the default 15)");
     try {
         if (!opts.parse(static_cast<int>(flags.size()), flags.data()) || words.empty()) {
             std::cout << usage;
@@ -90,6 +112,7 @@ int main(int argc, char** argv) {
                     spec.topics = opts.list("topics");
                     spec.languages = opts.list("languages");
                     spec.max_chats = opts.str("max-chats").empty() ? 3 : static_cast<int>(opts.integer("max-chats", 1, 20));
+                    spec.wellbeing = wellbeing_from(opts);
                     c = co_await acc.create_listener(spec);
                 } else {
                     c = co_await acc.create_supervisor(opts.str("name"));
@@ -102,12 +125,14 @@ int main(int argc, char** argv) {
                 if (!opts.str("topics").empty()) e.topics = opts.list("topics");
                 if (!opts.str("languages").empty()) e.languages = opts.list("languages");
                 if (!opts.str("max-chats").empty()) e.max_chats = static_cast<int>(opts.integer("max-chats", 1, 20));
+                e.wellbeing = wellbeing_from(opts);
                 co_await acc.edit_listener(arg(2), e);
                 std::cout << "listener " << words[2] << " updated.\n";
             } else if (verb == "list") {
                 for (const auto& a : co_await acc.list()) {
                     std::cout << a.kind << " " << a.id;
-                    for (const char* f : {"name", "handle", "topics", "langs", "cap", "status", "revoked"})
+                    for (const char* f : {"name", "handle", "topics", "langs", "cap", "day_cap", "break_chats",
+                                          "break_after_min", "break_min", "status", "revoked"})
                         if (a.fields.count(f)) std::cout << " " << f << "=" << a.fields.at(f);
                     std::cout << "\n";
                 }

@@ -115,6 +115,14 @@ asio::awaitable<void> event_fanout::push_status(std::string lid, v1::ListenerCha
                 "You missed an offer, so we set you to away. Switch back to available whenever you're ready.");
         else if (change == v1::REVOKED)
             m.mutable_status_changed()->set_reason("This listener account has been revoked by an admin.");
+        else if (change == v1::BREAK_DUE)
+            m.mutable_status_changed()->set_reason(
+                "Time for a break. You won't get new requests until it's over; your open chats carry on, and the "
+                "break starts when they end.");
+        else if (change == v1::DAY_CAP)
+            m.mutable_status_changed()->set_reason(
+                "That was your last chat for today. Thank you! You won't get new requests until tomorrow; your open "
+                "chats carry on.");
         peers_.to_listener(lid, m);
         if (change == v1::REVOKED)
             for (auto& p : peers_.listener(lid))

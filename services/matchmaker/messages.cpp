@@ -85,6 +85,15 @@ v1::ListenerProfile profile_from(const std::string& lid, const listener_record& 
     pr.set_chats(static_cast<std::uint32_t>(to_int(field(l, "chats"))));
     pr.set_offers(static_cast<std::uint32_t>(to_int(field(l, "offers"))));
     pr.set_chats_today(record.chats_today);
+    pr.set_chats_per_day(static_cast<std::uint32_t>(to_int(field(l, "day_cap"))));
+    pr.set_break_after_chats(static_cast<std::uint32_t>(to_int(field(l, "break_chats"))));
+    pr.set_break_after_min(static_cast<std::uint32_t>(to_int(field(l, "break_after_min"))));
+    const auto break_min = to_int(field(l, "break_min"));
+    pr.set_break_min(static_cast<std::uint32_t>(break_min > 0 ? break_min : 15));
+    pr.set_chats_since_break(static_cast<std::uint32_t>(to_int(field(l, "since_break"))));
+    pr.set_break_due(field(l, "break_due") == "1");
+    if (pr.break_due()) pr.set_break_until_unix_ms(to_int(field(l, "rest_until")));
+    pr.set_on_duty_since_unix_ms(to_int(field(l, "duty_since")));
     return pr;
 }
 

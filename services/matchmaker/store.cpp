@@ -197,9 +197,12 @@ asio::awaitable<void> store::node_sync(std::string node, std::vector<std::string
 
 asio::awaitable<outcome<bool>> store::admin_update(std::string listener_id, std::string name,
                                                    std::string topics_csv, std::string languages_csv, int cap,
-                                                   bool revoke) {
+                                                   bool revoke, wellbeing_limits wellbeing) {
+    auto opt = [](const std::optional<int>& v) { return v ? std::to_string(*v) : std::string(); };
     return run_ok("admin_update", argv(std::move(listener_id), std::move(name), std::move(topics_csv),
-                                   std::move(languages_csv), std::to_string(cap), revoke ? "1" : "0"));
+                                   std::move(languages_csv), std::to_string(cap), revoke ? "1" : "0",
+                                   opt(wellbeing.chats_per_day), opt(wellbeing.break_after_chats),
+                                   opt(wellbeing.break_after_min), opt(wellbeing.break_min)));
 }
 
 asio::awaitable<std::int64_t> store::sweep() {

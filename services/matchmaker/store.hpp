@@ -106,6 +106,14 @@ struct stats_result {
     std::uint32_t available = 0, busy = 0, away = 0;  // listeners, each counted once
 };
 
+// A listener's wellbeing limits, set by an admin (lua/lib.lua, "wellbeing"): chats per day, a
+// break after N chats or M minutes on duty, the break's length. 0 turns a limit off (a break of 0
+// minutes is the default 15); an empty optional leaves it as it is.
+struct wellbeing_limits {
+    std::optional<int> chats_per_day, break_after_chats, break_after_min, break_min;
+    bool any() const { return chats_per_day || break_after_chats || break_after_min || break_min; }
+};
+
 // A listener's account record (wl:listener:<lid>) and what is derived from it in the same step.
 struct listener_record {
     std::map<std::string, std::string> fields;  // empty: no such listener
@@ -170,7 +178,7 @@ public:
     // Admin edits of a listener ('' / 0: unchanged); revoke also deletes its token.
     boost::asio::awaitable<outcome<bool>> admin_update(std::string listener_id, std::string name,
                                                        std::string topics_csv, std::string languages_csv,
-                                                       int cap, bool revoke);
+                                                       int cap, bool revoke, wellbeing_limits wellbeing = {});
 
     // One round of the clock's work; returns how many items were handled.
     boost::asio::awaitable<std::int64_t> sweep();

@@ -77,7 +77,7 @@ struct matchmaker_fixture {
     // A listener account, signed in and set available; returns {id, token}.
     admin::created listener(std::vector<std::string> topics, std::vector<std::string> langs, int max_chats = 1,
                             bool available = true) {
-        admin::listener_spec spec{"Listener " + std::to_string(++counter), "", topics, langs, max_chats};
+        admin::listener_spec spec{"Listener " + std::to_string(++counter), "", topics, langs, max_chats, {}};
         auto c = run(accounts->create_listener(spec));
         if (available) {
             auto r = run(store->set_availability(c.id, true));

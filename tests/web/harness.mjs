@@ -154,9 +154,10 @@ export async function startStack(opts = {}) {
 
   stack.catalogue = JSON.parse(await readFile(CATALOGUE, "utf8"));
 
-  stack.createListener = async ({ name, topics = ["anxiety"], languages = ["en"], maxChats = 2, handle } = {}) => {
+  // `extra`: more warmline-admin flags, e.g. ["--break-after-chats", "1"]
+  stack.createListener = async ({ name, topics = ["anxiety"], languages = ["en"], maxChats = 2, handle, extra = [] } = {}) => {
     const args = ["listener", "create", "--name", name || "Sam", "--topics", topics.join(","),
-                  "--languages", languages.join(","), "--max-chats", String(maxChats)];
+                  "--languages", languages.join(","), "--max-chats", String(maxChats), ...extra];
     if (handle) args.push("--handle", handle);
     const out = await run(bin.admin, args, env);
     const m = out.match(/^listener (\S+)(?: \(handle (\S+)\))? created\.\ntoken: (\S+)/m);

@@ -1,6 +1,8 @@
 -- An admin edits or revokes a listener. ARGV[8] = listener id, [9] name ('' unchanged),
 -- [10] trained topics csv ('' unchanged), [11] trained languages csv ('' unchanged),
--- [12] max-chats cap (0 unchanged), [13] '1' to revoke. Keeps the availability indexes true.
+-- [12] max-chats cap (0 unchanged), [13] '1' to revoke, [14] chats per day, [15] a break after
+-- this many chats, [16] after this many minutes on duty, [17] the break's minutes ('' unchanged,
+-- 0 none; lib.lua, "wellbeing"). Keeps the availability indexes true.
 -- A revoke bites at once: the token stops working, every open offer of theirs is withdrawn (its
 -- seeker back in its place), every chat of theirs ends as for a lost listener (the seeker back
 -- at the front of the line, told kindly; the relays close both sides), and every matchmaker
@@ -20,16 +22,16 @@ if cap > 0 then
     redis.call('HSET', key, 'max', cap)
   end
 end
+for i, f in ipairs({ 'day_cap', 'break_chats', 'break_after_min', 'break_min' }) do
+  if ARGV[13 + i] and ARGV[13 + i] ~= '' then redis.call('HSET', key, f, tonumber(ARGV[13 + i])) end
+end
 if ARGV[13] == '1' then
   local h = redis.call('HGET', key, 'token')
   if h and h ~= '' then redis.call('DEL', K.token(h)) end
   local handle = redis.call('HGET', key, 'handle')
   if handle then redis.call('DEL', K.handle(handle)) end
-  redis.call('HSET', key, 'revoked', '1', 'status', 'away', 'token', '')
-  for _, oid in ipairs(redis.call('SMEMBERS', K.listener_offers(lid))) do
-    local sid = close_offer(oid, 'withdrawn', true)
-    if sid then match_seeker(sid) end
-  end
+  redis.call('HSET', key, 'revoked', '1', 'token', '')
+  stop_taking(lid, '')
   for _, session in ipairs(redis.call('SMEMBERS', K.listener_chats(lid))) do
     finish_chat(session, 'peer_lost', 'l')
   end

@@ -16,7 +16,7 @@ local ACCEPTS_KEEP_S = 48 * 3600  -- wl:listener:<lid>:accepts, for ListenerProf
 
 -- Tell the listener's connections that their status or profile changed (ListenerChanged.change:
 -- 0 the profile, 1 an offer was missed, 2 revoked).
-local LISTENER_CHANGE = { profile = 0, offer_missed = 1, revoked = 2 }
+local LISTENER_CHANGE = { profile = 0, offer_missed = 1, revoked = 2, break_due = 3, day_cap = 4 }
 local function tell_listener(lid, change)
   match_event(6, PB.bytes(1, lid) .. PB.uint(2, LISTENER_CHANGE[change]))
 end
@@ -49,6 +49,23 @@ local function chats_today(lid)
   local day = 24 * 3600 * 1000
   local midnight = math.floor((NOW + offset) / day) * day - offset
   return redis.call('ZCOUNT', K.listener_accepts(lid), fmt(midnight), '+inf')
+end
+
+-- ---- wellbeing: a daily cap and breaks, set per listener by an admin -------------------------
+-- Fields of wl:listener:<lid>: day_cap (chats per day, 0 none), break_chats (a break after this
+-- many chats, 0 none), break_after_min (a break after this many minutes on duty, 0 none),
+-- break_min (the break's length, default 15); since_break, duty_since (ms), away_at (ms),
+-- break_due ('1'), rest_until (ms; 0 while open chats delay the rest).
+
+-- Whether the listener's chats today reached their cap; and the cap.
+local function day_cap_reached(lid)
+  local cap = num(redis.call('HGET', K.listener(lid), 'day_cap'))
+  return cap > 0 and chats_today(lid) >= cap, cap
+end
+
+local function break_ms(lid)
+  local m = num(redis.call('HGET', K.listener(lid), 'break_min'))
+  return (m > 0 and m or 15) * 60000
 end
 
 local function listener_has_room(lid)
@@ -232,6 +249,26 @@ local function close_offer(oid, outcome, requeue)
   if requeue and redis.call('HGET', K.seeker(sid), 'offer') == oid then enqueue(sid) end
   refresh_listener(lid)
   return sid, lid
+end
+
+-- A listener stops taking chats (a break is due, the day's cap is reached, a revoke): set away
+-- with `why`, and every open offer of theirs goes back to its seeker's place at once.
+local function stop_taking(lid, why)
+  redis.call('HSET', K.listener(lid), 'status', 'away', 'away_why', why)
+  refresh_listener(lid)
+  for _, oid in ipairs(redis.call('SMEMBERS', K.listener_offers(lid))) do
+    local sid = close_offer(oid, 'withdrawn', true)
+    if sid then match_seeker(sid) end
+  end
+end
+
+-- A break is due now: no new chats; open chats carry on and the rest starts when they end.
+local function break_now(lid)
+  redis.call('HSET', K.listener(lid), 'break_due', '1', 'rest_until', 0)
+  redis.call('ZREM', K.due_break, lid)
+  stop_taking(lid, 'break')
+  rest_if_due(lid)
+  tell_listener(lid, 'break_due')
 end
 
 -- Waits of accepted offers, for the estimate and supervisors' percentiles; a crisis request's

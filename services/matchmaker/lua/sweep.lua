@@ -54,6 +54,15 @@ for _, sid in ipairs(redis.call('ZRANGEBYSCORE', K.due_widen, '-inf', NOW, 'LIMI
   handled = handled + 1
 end
 
+-- listeners on duty longer than their admin's limit since their last break: a break is due
+for _, lid in ipairs(redis.call('ZRANGEBYSCORE', K.due_break, '-inf', NOW, 'LIMIT', 0, limit)) do
+  redis.call('ZREM', K.due_break, lid)
+  local f = redis.call('HMGET', K.listener(lid), 'status', 'chats', 'break_due', 'revoked')
+  -- one who went away with no chat open is resting already (set_availability.lua counts it)
+  if f[1] and f[3] ~= '1' and f[4] ~= '1' and (f[1] == 'available' or num(f[2]) > 0) then break_now(lid) end
+  handled = handled + 1
+end
+
 -- requests whose hold (request_chat.lua: listeners reported the seeker) is over: into the queues
 for _, sid in ipairs(redis.call('ZRANGEBYSCORE', K.due_hold, '-inf', NOW, 'LIMIT', 0, limit)) do
   redis.call('ZREM', K.due_hold, sid)

@@ -6,6 +6,7 @@ import { Matchmaker, num } from "./matchmaker.js";
 import { RelayChat, UNKNOWN_END, forgetChat, storedChatIds } from "./chat.js";
 import { x25519Supported } from "./e2e.js";
 import { listenerReport } from "./report.js";
+import { wellbeingText } from "./wellbeing.js";
 import { $, h, loadConfigOrExplain, kindError, show, readTabState, writeTabState, ChatView, topicName, languageName, nextId, armSound, chime, crisisList } from "./ui.js";
 
 const STORE = "wl.listener";
@@ -255,6 +256,15 @@ async function savePrefs(ev) {
 
 function renderToday() {
   $("#chats-today").textContent = `Chats today: ${num(profile && profile.chatsToday) + extraToday}`;
+  renderWellbeing();
+}
+
+// The admin's daily cap and breaks: where the listener stands, and a break's countdown.
+function renderWellbeing() {
+  const text = wellbeingText(profile, Date.now(), extraToday);
+  const el = $("#wellbeing");
+  if (el.textContent !== text) el.textContent = text;
+  el.hidden = !text;
 }
 
 function renderAvailability() {
@@ -670,6 +680,7 @@ async function main() {
   $("#chats-title").tabIndex = -1;
   setInterval(() => { for (const e of offers.values()) tickOffer(e); }, 1000);
   setInterval(renderBreak, 15000);
+  setInterval(renderWellbeing, 1000);
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "visible" && selected) {
       const c = chats.get(selected);
