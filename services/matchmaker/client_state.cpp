@@ -32,9 +32,10 @@ bool client_state::allowed(role r, ClientMessage::BodyCase body) {
                body == B::kReportChat || body == B::kEndChat;
     case role::listener:
         return body == B::kSetAvailability || body == B::kSetPreferences || body == B::kAcceptOffer ||
-               body == B::kDeclineOffer || body == B::kEndChat || body == B::kReportChat;
+               body == B::kDeclineOffer || body == B::kEndChat || body == B::kReportChat ||
+               body == B::kAskForSupport || body == B::kSupportSay || body == B::kEndSupport;
     case role::supervisor:
-        return false;
+        return body == B::kAnswerSupport || body == B::kSupportSay || body == B::kEndSupport;
     }
     return false;
 }

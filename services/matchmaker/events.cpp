@@ -101,8 +101,41 @@ void event_fanout::on_event(const v1::MatchEvent& e) {
         if (auto p = peers_.seeker(e.seeker_resumed().seeker_id()))
             if (auto c = p->conn.lock()) c->close(4001, "resumed elsewhere");
         break;
+    case K::kSupport:
+        asio::co_spawn(ioc_, push_support(e.support().support_id()), asio::detached);
+        break;
+    case K::kSupportSaid: {
+        const auto& said = e.support_said();
+        ServerMessage m;
+        auto* line = m.mutable_support_line();
+        line->set_support_id(said.support_id());
+        line->set_from(said.from());
+        line->set_seq(said.seq());
+        line->set_ciphertext(said.ciphertext());
+        // to the other side only
+        if (said.from() == v1::SUPERVISOR) {
+            peers_.to_listener(said.listener_id(), m);
+        } else {
+            for (auto& p : peers_.supervisors())
+                if (p->state.id == said.supervisor_id()) peers_.send(p, m);
+        }
+        break;
+    }
     case K::KIND_NOT_SET:
         break;
+    }
+}
+
+asio::awaitable<void> event_fanout::push_support(std::string id) {
+    try {
+        auto u = co_await read_support(store_, id);
+        if (!u) co_return;
+        ServerMessage m;
+        *m.mutable_support() = *u;
+        for (auto& p : peers_.supervisors()) peers_.send(p, m);
+        peers_.to_listener(u->listener_id(), m);
+    } catch (const std::exception& e) {
+        spdlog::warn("could not tell of a request for support: {}", e.what());
     }
 }
 

@@ -35,6 +35,8 @@ public:
 
 private:
     boost::asio::awaitable<void> push_status(std::string lid, v1::ListenerChange change);
+    // A request for support changed: to every supervisor here and to that listener's tabs.
+    boost::asio::awaitable<void> push_support(std::string id);
     // Close this account's sessions signed in with a token that is no longer its own.
     boost::asio::awaitable<void> check_sessions(std::string owner);
     void send_offer_closed(const std::string& lid, const std::string& oid, v1::OfferOutcome outcome);

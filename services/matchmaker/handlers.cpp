@@ -59,6 +59,11 @@ asio::awaitable<ServerMessage> request_handlers::handle(peer_ptr p, const Client
         auto r = co_await store_.decline_offer(st.id, m.decline_offer().offer_id());
         co_return r ? ok_reply<reply>() : refusal_reply<reply>(r.error);
     }
+    case B::kAskForSupport:
+    case B::kAnswerSupport:
+    case B::kSupportSay:
+    case B::kEndSupport:
+        co_return co_await support(p, m);
     case B::kEndChat: {
         std::string role = st.who == client_state::role::seeker ? "seeker" : "listener";
         auto r = co_await store_.end_chat(role, st.id, m.end_chat().session_id());
@@ -222,6 +227,46 @@ asio::awaitable<ServerMessage> request_handlers::report_chat(peer_ptr p, const v
     co_return ok_reply<reply>();
 }
 
+asio::awaitable<ServerMessage> request_handlers::support(peer_ptr p, const ClientMessage& m) {
+    using B = ClientMessage::BodyCase;
+    const auto& st = p->state;
+    const std::string role = st.who == client_state::role::listener ? "listener" : "supervisor";
+    auto key_problem = [](const std::string& key) { return key.size() != 32; };
+    std::vector<std::string> args;
+    switch (m.body_case()) {
+    case B::kAskForSupport:
+        if (key_problem(m.ask_for_support().public_key()))
+            co_return error_reply<reply>(v1::INVALID_ARGUMENT, "public_key must be an X25519 public key (32 bytes).");
+        args = {"ask", st.id, m.ask_for_support().public_key(), std::to_string(store::support_keep_s)};
+        metrics_.counter("warmline_support_requests_total", "Listeners' requests for support").fetch_add(1);
+        break;
+    case B::kAnswerSupport:
+        if (key_problem(m.answer_support().public_key()))
+            co_return error_reply<reply>(v1::INVALID_ARGUMENT, "public_key must be an X25519 public key (32 bytes).");
+        args = {"answer", st.id, m.answer_support().support_id(), m.answer_support().public_key()};
+        break;
+    case B::kSupportSay: {
+        const auto& say = m.support_say();
+        if (say.seq() == 0 || say.ciphertext().size() < 17 || say.ciphertext().size() > 8208)
+            co_return error_reply<reply>(v1::INVALID_ARGUMENT,
+                                         "A support line needs a seq from 1 and 17 to 8,208 bytes of ciphertext.");
+        args = {"say", role, st.id, say.support_id(), std::to_string(say.seq()), say.ciphertext()};
+        break;
+    }
+    default:
+        args = {"end", role, st.id, m.end_support().support_id()};
+        break;
+    }
+    auto r = co_await store_.support(std::move(args));
+    if (!r) co_return refusal_reply<reply>(r.error);
+    if (m.body_case() == B::kSupportSay) co_return ok_reply<reply>();
+    auto u = co_await read_support(store_, *r.value);
+    if (!u) co_return error_reply<reply>(v1::NOT_FOUND, "That request for support is no longer open.");
+    ServerMessage out;
+    *out.mutable_support() = std::move(*u);
+    co_return out;
+}
+
 asio::awaitable<ServerMessage> request_handlers::set_preferences(peer_ptr p, const v1::SetPreferences& sp) {
     for (const auto& t : sp.topics())
         if (!catalogue_.topic(t)) co_return error_reply<reply>(v1::UNKNOWN_TOPIC, "There is no topic '" + t + "'.");
@@ -272,6 +317,7 @@ asio::awaitable<ServerMessage> request_handlers::supervisor_sign_in(peer_ptr p, 
             spdlog::warn("skipped a stats history sample that could not be parsed");
         }
     }
+    for (auto& u : co_await read_open_support(store_)) *stats->add_support() = std::move(u);
     co_return out;
 }
 

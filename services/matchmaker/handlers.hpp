@@ -35,6 +35,8 @@ private:
     boost::asio::awaitable<v1::ServerMessage> set_preferences(peer_ptr p, const v1::SetPreferences& m);
     boost::asio::awaitable<v1::ServerMessage> supervisor_sign_in(peer_ptr p, const v1::SupervisorSignIn& m);
     boost::asio::awaitable<v1::ServerMessage> status_reply(std::string lid);
+    // AskForSupport, AnswerSupport, SupportSay and EndSupport (support.lua).
+    boost::asio::awaitable<v1::ServerMessage> support(peer_ptr p, const v1::ClientMessage& m);
     // Whether this connection's address may use one more of a per-address quota (limits.hpp):
     // always with limit 0; a refusal is counted in warmline_address_limited_total.
     boost::asio::awaitable<bool> within_quota(const peer_ptr& p, const char* what, std::int64_t window_ms, int limit);

@@ -1,6 +1,7 @@
 // Replies and pushes built from the store's reads, for services/matchmaker/messages.hpp.
 #include "services/matchmaker/messages.hpp"
 
+#include "common/argv.hpp"
 #include "common/keys.hpp"
 #include "common/ticket.hpp"
 #include "services/matchmaker/limits.hpp"
@@ -193,11 +194,54 @@ boost::asio::awaitable<v1::ListenerProfile> read_profile(store& st, std::string 
     co_return profile_from(lid, co_await st.listener_profile(lid));
 }
 
+boost::asio::awaitable<std::optional<v1::SupportUpdate>> read_support(store& st, std::string id) {
+    auto h = co_await st.hash(keys::support(id));
+    if (h.empty()) co_return std::nullopt;
+    v1::SupportUpdate u;
+    u.set_support_id(id);
+    const auto& state = field(h, "state");
+    u.set_state(state == "waiting" ? v1::SUPPORT_WAITING : state == "answered" ? v1::SUPPORT_ANSWERED : v1::SUPPORT_CLOSED);
+    u.set_listener_id(field(h, "listener"));
+    u.set_asked_unix_ms(to_int(field(h, "asked")));
+    u.set_listener_key(field(h, "lkey"));
+    u.set_supervisor_id(field(h, "supervisor"));
+    u.set_supervisor_key(field(h, "skey"));
+    const auto& by = field(h, "closed_by");
+    if (by == "listener") u.set_closed_by(v1::LISTENER);
+    else if (by == "supervisor") u.set_closed_by(v1::SUPERVISOR);
+    auto listener = co_await st.hash(keys::listener(u.listener_id()));
+    u.set_listener_name(field(listener, "name"));
+    u.set_listener_open_chats(static_cast<std::uint32_t>(to_int(field(listener, "chats"))));
+    if (!u.supervisor_id().empty()) {
+        auto supervisor = co_await st.hash(keys::supervisor(u.supervisor_id()));
+        u.set_supervisor_name(field(supervisor, "name"));
+    }
+    co_return u;
+}
+
+boost::asio::awaitable<std::vector<v1::SupportUpdate>> read_open_support(store& st) {
+    std::vector<v1::SupportUpdate> out;
+    // (GCC 12: no braced lists inside a co_await's operands)
+    auto cmd = argv("ZRANGEBYSCORE", keys::supports(), std::to_string(st.now_ms() - store::support_keep_s * 1000), "+inf");
+    auto ids = co_await st.redis().command(std::move(cmd));
+    for (const auto& id : ids.elements) {
+        auto u = co_await read_support(st, id.as_string());
+        if (u && u->state() != v1::SUPPORT_CLOSED) out.push_back(std::move(*u));
+    }
+    co_return out;
+}
+
 boost::asio::awaitable<v1::ServerMessage> read_listener_welcome(store& st, const service_settings& s,
                                                                  std::string lid) {
     v1::ServerMessage out;
     auto* w = out.mutable_listener_welcome();
     *w->mutable_profile() = co_await read_profile(st, lid);
+    auto account = co_await st.hash(keys::listener(lid));
+    const std::string open_support = field(account, "support");
+    if (!open_support.empty()) {
+        auto u = co_await read_support(st, open_support);
+        if (u && u->state() != v1::SUPPORT_CLOSED) *w->mutable_support() = std::move(*u);
+    }
     for (auto& oid : co_await st.members(keys::listener_offers(lid))) {
         auto o = co_await st.hash(keys::offer(oid));
         if (!o.empty()) *w->add_open_offers() = offer_from(o, oid, st.now_ms());

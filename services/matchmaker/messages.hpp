@@ -3,6 +3,9 @@
 // the checks of a request that need no database. Pure functions and read-only coroutines.
 #pragma once
 
+#include <optional>
+#include <vector>
+
 #include "common/catalogue.hpp"
 #include "services/matchmaker/settings.hpp"
 #include "services/matchmaker/store.hpp"
@@ -38,5 +41,9 @@ boost::asio::awaitable<v1::ListenerProfile> read_profile(store& st, std::string 
 boost::asio::awaitable<v1::ServerMessage> read_listener_welcome(store& st, const service_settings& s,
                                                                  std::string lid);
 boost::asio::awaitable<v1::StatsSnapshot> read_snapshot(store& st, const catalogue& cat);
+// A request for support as stored (wl:support:<id>), with the two names; nullopt once expired.
+boost::asio::awaitable<std::optional<v1::SupportUpdate>> read_support(store& st, std::string id);
+// Every open request for support (waiting or answered), oldest first.
+boost::asio::awaitable<std::vector<v1::SupportUpdate>> read_open_support(store& st);
 
 }  // namespace warmline::matchmaker

@@ -20,7 +20,8 @@ namespace {
 bool promises(const std::string& script) {
     static const std::set<std::string, std::less<>> names{
         "seeker_hello", "request_chat",  "cancel_request", "rate_chat",   "report_chat", "listener_sign_in",
-        "set_availability", "set_preferences", "accept_offer", "decline_offer", "end_chat", "admin_update"};
+        "set_availability", "set_preferences", "accept_offer", "decline_offer", "end_chat", "admin_update",
+        "support"};
     return names.contains(script);
 }
 
@@ -126,6 +127,13 @@ asio::awaitable<outcome<bool>> store::report_chat(std::string role, std::string 
                                std::to_string(settings_.reported_window_ms)));
     outcome<bool> out;
     if (!refused(v, out.error)) out.value = str_at(v, 1) == "1";
+    co_return out;
+}
+
+asio::awaitable<outcome<std::string>> store::support(std::vector<std::string> args) {
+    auto v = co_await run("support", std::move(args));
+    outcome<std::string> out;
+    if (!refused(v, out.error)) out.value = str_at(v, 1);
     co_return out;
 }
 

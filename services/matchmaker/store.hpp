@@ -155,6 +155,12 @@ public:
                                                       std::string reason, std::string messages_json,
                                                       int message_count, bool block = false);
 
+    // A listener's request for support and its side chat (support.lua): the action ("ask",
+    // "answer", "say", "end") and its arguments in the script's order. The value: the support id.
+    boost::asio::awaitable<outcome<std::string>> support(std::vector<std::string> args);
+    // How long a request for support is kept (and the open ones' index trimmed).
+    static constexpr std::int64_t support_keep_s = 12 * 3600;
+
     // utc_offset_min: the listener's clock, minutes east of UTC (where their "today" starts).
     boost::asio::awaitable<outcome<std::string>> listener_sign_in(std::string token_hash, std::string node,
                                                                   int utc_offset_min = 0);

@@ -7,6 +7,7 @@ import { RelayChat, UNKNOWN_END, forgetChat, storedChatIds } from "./chat.js";
 import { x25519Supported } from "./e2e.js";
 import { listenerReport } from "./report.js";
 import { wellbeingText } from "./wellbeing.js";
+import { SupportChat, supportKey } from "./support_chat.js";
 import { $, h, loadConfigOrExplain, kindError, show, readTabState, writeTabState, ChatView, topicName, languageName, nextId, armSound, chime, crisisList } from "./ui.js";
 
 const STORE = "wl.listener";
@@ -331,11 +332,51 @@ async function applyWelcome(w) {
   for (const [id, c] of chats) if (!open.has(id) && c.chat && !c.chat.ended) c.chat.finish(undefined, UNKNOWN_END);
   for (const id of storedChatIds()) if (!open.has(id)) forgetChat(id);
   for (const cs of w.openChats || []) await openChat(cs, false);
+  if (w.support) await showSupport(w.support);
   if (state.wantAvailable && !state.breakSince && profile && profile.status !== "AVAILABLE") await setAvailable(true);
 }
 
+// ---- "I need support" ----------------------------------------------------------------------
+
+let support = null;  // the SupportChat of the open request, if any
+
+// Shows request `u`; privateKey only on the page that asked (a push may come before the reply).
+async function showSupport(u, privateKey = null) {
+  if (!u || !u.supportId) return;
+  if (!support || support.id !== u.supportId) {
+    if (u.state === "SUPPORT_CLOSED" && !support) return;
+    support = new SupportChat({ me: "LISTENER", call: (b) => mm.call(b), privateKey, title: "Support from a supervisor" });
+    support.id = u.supportId;
+    $("#support").replaceChildren(support.root);
+  } else if (privateKey && !support.privateKey) {
+    support.privateKey = privateKey;
+  }
+  await support.update(u);
+  $("#ask-support").hidden = !support.closed;
+}
+
+async function askSupport() {
+  deskError("");
+  const button = $("#ask-support");
+  button.disabled = true;
+  try {
+    const key = await supportKey();
+    const reply = await mm.call({ askForSupport: { publicKey: key.publicKey } });
+    await showSupport(reply.support, key.privateKey);
+    announce("A supervisor has been asked to join you.");
+  } catch (e) {
+    deskError(kindError(e));
+  } finally {
+    button.disabled = false;
+  }
+}
+
 function onPush(msg) {
-  if (msg.offer) {
+  if (msg.support) {
+    showSupport(msg.support);
+  } else if (msg.supportLine) {
+    if (support && support.id === msg.supportLine.supportId) support.receive(msg.supportLine);
+  } else if (msg.offer) {
     addOffer(msg.offer, true);
   } else if (msg.offerClosed) {
     const { offerId, outcome } = msg.offerClosed;
@@ -677,6 +718,7 @@ async function main() {
   $("#prefs-form").addEventListener("submit", savePrefs);
   $("#prefs-form").addEventListener("change", () => { prefsDirty = true; show($("#prefs-done"), ""); });
   $("#break").addEventListener("click", toggleBreak);
+  $("#ask-support").addEventListener("click", askSupport);
   $("#chats-title").tabIndex = -1;
   setInterval(() => { for (const e of offers.values()) tickOffer(e); }, 1000);
   setInterval(renderBreak, 15000);

@@ -7,6 +7,8 @@
 
 import { LineChart, swatch, count_step, duration_step } from "./chart.js";
 import { Matchmaker, ServiceError, num } from "./matchmaker.js";
+import { h } from "./ui.js";
+import { SupportChat, supportKey } from "./support_chat.js";
 
 const TOKEN_KEY = "warmline.supervisor.token";
 const HOUR_MS = 3_600_000;
@@ -601,6 +603,10 @@ function clear_data() {
   }
   $("queues-body").replaceChildren();
   for (const td of $("queues-total").querySelectorAll("td")) td.textContent = "";
+  support_requests.clear();
+  $("support-list").replaceChildren();
+  $("support-chats").replaceChildren();
+  render_support();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -657,6 +663,72 @@ function on_push(msg) {
   last_message_at = Date.now();
   if (msg.stats && append(msg.stats)) render();
   else if (msg.service) set_paused(msg.service.degraded === true);
+  else if (msg.support) support_update(msg.support);
+  else if (msg.supportLine) support_requests.get(msg.supportLine.supportId)?.chat?.receive(msg.supportLine);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Listeners asking for support: a call-out per open request (who asks, when, how many chats they
+// have open: never what was said); "Talk with them" answers it and opens the private side chat
+// (js/support_chat.js). Another supervisor's answer turns the call-out into "X is with them".
+
+const support_requests = new Map();  // support id -> { el, chat, key }
+
+function support_text(u) {
+  const who = u.listenerName || "A listener";
+  const at = new Date(num(u.askedUnixMs)).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  const chats = plural(num(u.listenerOpenChats), "chat", "chats");
+  if (u.state === "SUPPORT_ANSWERED") return `${u.supervisorName || "A supervisor"} is with ${who}.`;
+  return `${who} asked for support at ${at} (${chats} open).`;
+}
+
+function support_update(u) {
+  let entry = support_requests.get(u.supportId);
+  if (u.state === "SUPPORT_CLOSED") {
+    if (!entry) return;
+    entry.el.remove();
+    if (entry.chat) entry.chat.finish(u);
+    else support_requests.delete(u.supportId);
+    render_support();
+    return;
+  }
+  if (!entry) {
+    const text = h("p", {});
+    const answer = h("button", { type: "button", text: "Talk with them" });
+    const error = h("p", { class: "dash-error" });
+    entry = { el: h("li", {}, text, answer, error), text, answer, error, chat: null };
+    answer.addEventListener("click", () => answer_support(u.supportId));
+    support_requests.set(u.supportId, entry);
+    $("support-list").append(entry.el);
+  }
+  entry.text.textContent = support_text(u);
+  entry.answer.hidden = u.state !== "SUPPORT_WAITING";
+  if (entry.chat) entry.chat.update(u);
+  render_support();
+}
+
+function render_support() {
+  const open = [...support_requests.values()].some((e) => e.el.isConnected);
+  $("support-requests").hidden = !open;
+}
+
+async function answer_support(id) {
+  const entry = support_requests.get(id);
+  if (!entry || !mm) return;
+  entry.answer.disabled = true;
+  try {
+    const key = await supportKey();
+    const reply = await mm.call({ answerSupport: { supportId: id, publicKey: key.publicKey } });
+    entry.chat = new SupportChat({ me: "SUPERVISOR", call: (b) => mm.call(b), privateKey: key.privateKey,
+                                   title: `Support for ${reply.support.listenerName || "a listener"}` });
+    $("support-chats").append(entry.chat.root);
+    support_update(reply.support);
+    entry.chat.input.focus();
+  } catch (e) {
+    set_text(entry.error, e.message || "That request could not be answered.");
+  } finally {
+    entry.answer.disabled = false;
+  }
 }
 
 // While the matchmaker has lost its database there are no numbers to show: the last ones stay,
@@ -704,6 +776,7 @@ function on_signed_in(stats) {
   $("token").value = "";
   seed(stats.history);
   append(stats);
+  for (const u of stats.support || []) support_update(u);
   show_dashboard();
   set_status("Live", "live");
   render();
