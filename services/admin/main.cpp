@@ -17,6 +17,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
 
+#include <cstdlib>
 #include <iostream>
 
 namespace asio = boost::asio;
@@ -38,8 +39,17 @@ constexpr const char* usage = R"(Usage:
   warmline-admin reports list [--limit N]   (reports of chats by either side, newest first; default 50)
   warmline-admin reports show REPORT        (one report by its id from the list, with the messages the
                                              reporter included)
+  warmline-admin audit [--limit N]          (the audit stream, newest first: every supervisor's and
+                                             admin's step; default 50)
 Common options: --redis-url URL (WARMLINE_REDIS_URL), --redis-timeout-ms MS, --catalogue FILE (WARMLINE_CATALOGUE)
 )";
+
+// Who runs warmline-admin, for the audit stream: "admin:" and the login name.
+std::string admin_actor() {
+    for (const char* var : {"USER", "LOGNAME"})
+        if (const char* v = std::getenv(var); v && *v) return std::string("admin:") + v;
+    return "admin:unknown";
+}
 
 // The wellbeing flags given (an absent one leaves that limit as it is).
 matchmaker::wellbeing_limits wellbeing_from(const config::options& opts) {
@@ -77,7 +87,7 @@ int main(int argc, char** argv) {
     opts.add("topics", "", "comma-separated topic ids");
     opts.add("languages", "", "comma-separated BCP 47 tags");
     opts.add("max-chats", "", "most chats at once (1-20)");
-    opts.add("limit", "50", "how many reports `reports list` shows (1-10000)");
+    opts.add("limit", "50", "how many reports `reports list`, or entries `audit`, shows (1-10000)");
     opts.add("chats-per-day", "", "listeners: most chats a day (their own midnight to midnight; 0: no cap)");
     opts.add("break-after-chats", "", "listeners: a break after this many chats (0: none)");
     opts.add("break-after-min", "", "listeners: a break after this many minutes on duty (0: none)");
@@ -99,6 +109,8 @@ int main(int argc, char** argv) {
         auto run = [&]() -> asio::awaitable<int> {
             co_await redis->wait_connected(std::chrono::seconds(3));
             const std::string& verb = words[0];
+            // every step an admin takes goes to the audit stream (wl:audit) once it succeeded
+            std::string event, subject;
             auto arg = [&](std::size_t i) -> std::string {
                 if (i >= words.size()) throw std::invalid_argument("missing an account id (see warmline-admin list)");
                 return words[i];
@@ -119,6 +131,8 @@ int main(int argc, char** argv) {
                 }
                 std::cout << verb << " " << c.id << (c.handle.empty() ? "" : " (handle " + c.handle + ")")
                           << " created.\ntoken: " << c.token << "\nKeep the token safe: it is shown only now.\n";
+                event = verb + "_create";
+                subject = c.id;
             } else if (verb == "listener" && words.size() >= 2 && words[1] == "edit") {
                 admin::listener_edit e;
                 if (!opts.str("name").empty()) e.name = opts.str("name");
@@ -128,6 +142,8 @@ int main(int argc, char** argv) {
                 e.wellbeing = wellbeing_from(opts);
                 co_await acc.edit_listener(arg(2), e);
                 std::cout << "listener " << words[2] << " updated.\n";
+                event = "listener_edit";
+                subject = words[2];
             } else if (verb == "list") {
                 for (const auto& a : co_await acc.list()) {
                     std::cout << a.kind << " " << a.id;
@@ -139,6 +155,8 @@ int main(int argc, char** argv) {
             } else if (verb == "revoke") {
                 co_await acc.revoke(arg(1));
                 std::cout << "account " << words[1] << " revoked.\n";
+                event = "account_revoke";
+                subject = words[1];
             } else if (verb == "reports" && words.size() >= 2 && words[1] == "list") {
                 admin::reports rep(*redis);
                 auto found = co_await rep.recent(static_cast<int>(opts.integer("limit", 1, 10000)));
@@ -148,6 +166,7 @@ int main(int argc, char** argv) {
                               << (r.blocked ? " (blocked the seeker)" : "") << "  listener " << r.listener << "  "
                               << r.messages << (r.messages == 1 ? " message" : " messages")
                               << (r.messages > 0 ? " (unverified)" : "") << "\n";
+                event = "reports_list";
             } else if (verb == "reports" && words.size() >= 2 && words[1] == "show") {
                 if (words.size() < 3) throw std::invalid_argument("missing a report's id (see warmline-admin reports list)");
                 admin::reports rep(*redis);
@@ -158,13 +177,28 @@ int main(int argc, char** argv) {
                     co_return 1;
                 }
                 std::cout << admin::render(*found);
+                event = "report_read";
+                subject = words[2];
+            } else if (verb == "audit") {
+                for (const auto& entry : co_await st.audit_log(static_cast<int>(opts.integer("limit", 1, 10000)))) {
+                    std::string at, rest;
+                    for (const auto& [k, v] : entry) {
+                        if (k == "at") at = admin::utc_time(std::stoll(v));
+                        else if (!v.empty()) rest += "  " + k + "=" + admin::printable(v);
+                    }
+                    std::cout << at << rest << "\n";
+                }
+                event = "audit_read";
             } else if (verb == "token") {
                 std::cout << "token: " << co_await acc.rotate_token(arg(1))
                           << "\nThe old token no longer works. Keep this one safe: it is shown only now.\n";
+                event = "token_rotate";
+                subject = words[1];
             } else {
                 std::cerr << usage;
                 co_return 2;
             }
+            if (!event.empty()) co_await st.audit(event, admin_actor(), subject);
             co_return 0;
         };
         auto result = asio::co_spawn(ioc, run(), asio::use_future);

@@ -35,7 +35,8 @@ bool client_state::allowed(role r, ClientMessage::BodyCase body) {
                body == B::kDeclineOffer || body == B::kEndChat || body == B::kReportChat ||
                body == B::kAskForSupport || body == B::kSupportSay || body == B::kEndSupport;
     case role::supervisor:
-        return body == B::kAnswerSupport || body == B::kSupportSay || body == B::kEndSupport;
+        return body == B::kAnswerSupport || body == B::kSupportSay || body == B::kEndSupport ||
+               body == B::kListReports || body == B::kReviewReport;
     }
     return false;
 }

@@ -152,6 +152,10 @@ asio::awaitable<void> event_fanout::push_status(std::string lid, v1::ListenerCha
             m.mutable_status_changed()->set_reason(
                 "Time for a break. You won't get new requests until it's over; your open chats carry on, and the "
                 "break starts when they end.");
+        else if (change == v1::SUSPENDED)
+            m.mutable_status_changed()->set_reason(
+                "Your account is paused pending a review by the safety team, so you won't get requests for now. Your "
+                "open chats were handed to other listeners. The safety team will be in touch.");
         else if (change == v1::DAY_CAP)
             m.mutable_status_changed()->set_reason(
                 "That was your last chat for today. Thank you! You won't get new requests until tomorrow; your open "

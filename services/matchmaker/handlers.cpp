@@ -59,6 +59,18 @@ asio::awaitable<ServerMessage> request_handlers::handle(peer_ptr p, const Client
         auto r = co_await store_.decline_offer(st.id, m.decline_offer().offer_id());
         co_return r ? ok_reply<reply>() : refusal_reply<reply>(r.error);
     }
+    case B::kListReports: {
+        const auto& lr = m.list_reports();
+        if (lr.limit() > 200) co_return error_reply<reply>(v1::INVALID_ARGUMENT, "limit goes from 1 to 200.");
+        const int limit = lr.limit() == 0 ? 50 : static_cast<int>(lr.limit());
+        // reading reports is reading message text: audited, as every safety-team step
+        const std::string actor = "supervisor:" + st.id;
+        co_await store_.audit("reports_list", actor);
+        ServerMessage out;
+        *out.mutable_reports() = co_await read_reports(store_, lr.include_closed(), limit);
+        co_return out;
+    }
+    case B::kReviewReport: co_return co_await review_report(p, m.review_report());
     case B::kAskForSupport:
     case B::kAnswerSupport:
     case B::kSupportSay:
@@ -217,14 +229,53 @@ asio::awaitable<ServerMessage> request_handlers::report_chat(peer_ptr p, const v
     v1::ReportChat messages;
     *messages.mutable_messages() = rc.messages();
     // the plaintext the reporter chose to send: stored for the safety team, never logged
-    auto r = co_await store_.report_chat(listener ? "listener" : "seeker", p->state.id, rc.session_id(), rc.reason(),
-                                         codec::to_json(messages), rc.messages_size(), rc.block());
+    // (GCC 12: no conditional expressions inside a co_await's operands)
+    std::string role = listener ? "listener" : "seeker";
+    std::string messages_json = codec::to_json(messages);
+    auto r = co_await store_.report_chat(std::move(role), p->state.id, rc.session_id(), rc.reason(),
+                                         std::move(messages_json), rc.messages_size(), rc.block());
     if (!r) co_return refusal_reply<reply>(r.error);
     metrics_.counter("warmline_reports_total", "Chats reported", listener ? "by=\"listener\"" : "by=\"seeker\"")
         .fetch_add(1);
     if (rc.block())
         metrics_.counter("warmline_seekers_blocked_total", "Seekers blocked by a listener with a report").fetch_add(1);
     co_return ok_reply<reply>();
+}
+
+asio::awaitable<ServerMessage> request_handlers::review_report(peer_ptr p, const v1::ReviewReport& rr) {
+    if (code_points(rr.note()) > 500)
+        co_return error_reply<reply>(v1::INVALID_ARGUMENT, "A note can be at most 500 characters.");
+    std::string status;
+    switch (rr.status()) {
+    case v1::REPORT_OPEN: status = "open"; break;
+    case v1::REPORT_REVIEWED: status = "reviewed"; break;
+    case v1::REPORT_ACTIONED: status = "actioned"; break;
+    case v1::REPORT_DISMISSED: status = "dismissed"; break;
+    default: break;
+    }
+    std::string action;
+    switch (rr.action()) {
+    case v1::SUSPEND_LISTENER: action = "suspend"; break;
+    case v1::REVOKE_LISTENER: action = "revoke"; break;
+    case v1::REINSTATE_LISTENER: action = "reinstate"; break;
+    default: break;
+    }
+    const std::string actor = "supervisor:" + p->state.id;
+    auto r = co_await store_.review(actor, rr.report_id(), status, action, rr.note());
+    if (!r) co_return refusal_reply<reply>(r.error);
+    // (GCC 12: no conditional expressions or temporaries built inside a co_await's operands)
+    std::string what = rr.report_id();
+    if (!status.empty()) what += " status=" + status;
+    co_await store_.audit("report_review", actor, what);
+    if (!action.empty()) {
+        std::string event = "listener_" + action;
+        co_await store_.audit(event, actor, *r.value);
+    }
+    auto view = co_await read_report(store_, rr.report_id());
+    if (!view) co_return error_reply<reply>(v1::NOT_FOUND, "That report could not be found; reports are kept 90 days.");
+    ServerMessage out;
+    *out.mutable_report() = std::move(*view);
+    co_return out;
 }
 
 asio::awaitable<ServerMessage> request_handlers::support(peer_ptr p, const ClientMessage& m) {
@@ -244,6 +295,10 @@ asio::awaitable<ServerMessage> request_handlers::support(peer_ptr p, const Clien
         if (key_problem(m.answer_support().public_key()))
             co_return error_reply<reply>(v1::INVALID_ARGUMENT, "public_key must be an X25519 public key (32 bytes).");
         args = {"answer", st.id, m.answer_support().support_id(), m.answer_support().public_key()};
+        {
+            const std::string actor = "supervisor:" + st.id;
+            co_await store_.audit("support_answer", actor, m.answer_support().support_id());
+        }
         break;
     case B::kSupportSay: {
         const auto& say = m.support_say();
@@ -303,7 +358,7 @@ asio::awaitable<ServerMessage> request_handlers::supervisor_sign_in(peer_ptr p, 
                                      "That supervisor token is not valid. Ask an admin for a new one.");
     std::string id = owner.substr(11);
     // every supervisor sign-in is audited: who and when, never what they saw
-    co_await store_.audit("supervisor_sign_in", id);
+    co_await store_.audit("supervisor_sign_in", owner);
     p->state.token_hash = std::move(token_hash);
     peers_.bind_supervisor(p, id);
     ServerMessage out;

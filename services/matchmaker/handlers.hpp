@@ -35,6 +35,7 @@ private:
     boost::asio::awaitable<v1::ServerMessage> set_preferences(peer_ptr p, const v1::SetPreferences& m);
     boost::asio::awaitable<v1::ServerMessage> supervisor_sign_in(peer_ptr p, const v1::SupervisorSignIn& m);
     boost::asio::awaitable<v1::ServerMessage> status_reply(std::string lid);
+    boost::asio::awaitable<v1::ServerMessage> review_report(peer_ptr p, const v1::ReviewReport& rr);
     // AskForSupport, AnswerSupport, SupportSay and EndSupport (support.lua).
     boost::asio::awaitable<v1::ServerMessage> support(peer_ptr p, const v1::ClientMessage& m);
     // Whether this connection's address may use one more of a per-address quota (limits.hpp):

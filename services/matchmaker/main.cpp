@@ -66,6 +66,11 @@ int main(int argc, char** argv) {
              "listeners reporting seekers from there. 0: never");
     opts.add("reports-window-h", "24", "how long listeners' reports of seekers count towards a hold");
     opts.add("hold-min", "30", "how long a hold lasts after the latest report");
+    opts.add("suspend-after-reports", "3",
+             "a listener reported by seekers in this many chats within --suspend-window-h is suspended pending review "
+             "(off the line, chats handed on, supervisors see it in the review queue). 0: never");
+    opts.add("suspend-window-h", "72", "see --suspend-after-reports");
+    opts.add("audit-keep-days", "365", "how long the audit stream (wl:audit) keeps an entry");
     net::add_ack_flags(opts, "a reply that changed something (a queued request, an accepted offer, ...)",
                        "a request", "5000");
     try {
@@ -103,6 +108,9 @@ int main(int argc, char** argv) {
         s.store.hold_after_address_reports = static_cast<int>(opts.integer("hold-after-address-reports", 0, 1000));
         s.store.reported_window_ms = opts.integer("reports-window-h", 1, 24 * 90) * 3600 * 1000;
         s.store.hold_ms = opts.integer("hold-min", 0, 24 * 60) * 60 * 1000;
+        s.store.suspend_after_reports = static_cast<int>(opts.integer("suspend-after-reports", 0, 1000));
+        s.store.suspend_window_ms = opts.integer("suspend-window-h", 1, 24 * 90) * 3600 * 1000;
+        s.store.audit_keep_ms = opts.integer("audit-keep-days", 1, 3650) * 24 * 3600 * 1000;
 
         net::server_options so = net::server_options_from(opts);
 

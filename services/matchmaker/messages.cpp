@@ -2,6 +2,7 @@
 #include "services/matchmaker/messages.hpp"
 
 #include "common/argv.hpp"
+#include "common/codec.hpp"
 #include "common/keys.hpp"
 #include "common/ticket.hpp"
 #include "services/matchmaker/limits.hpp"
@@ -95,6 +96,7 @@ v1::ListenerProfile profile_from(const std::string& lid, const listener_record& 
     pr.set_break_due(field(l, "break_due") == "1");
     if (pr.break_due()) pr.set_break_until_unix_ms(to_int(field(l, "rest_until")));
     pr.set_on_duty_since_unix_ms(to_int(field(l, "duty_since")));
+    pr.set_suspended(field(l, "suspended") == "1");
     return pr;
 }
 
@@ -219,6 +221,52 @@ boost::asio::awaitable<std::optional<v1::SupportUpdate>> read_support(store& st,
     co_return u;
 }
 
+boost::asio::awaitable<std::optional<v1::ReportView>> read_report(store& st, std::string id) {
+    const bool by_listener = id.size() > 2 && id.compare(id.size() - 2, 2, ":l") == 0;
+    const std::string key = by_listener ? keys::listener_report(id.substr(0, id.size() - 2)) : keys::report(id);
+    auto h = co_await st.hash(key);
+    if (h.empty()) co_return std::nullopt;
+    v1::ReportView r;
+    r.set_report_id(id);
+    r.set_by(field(h, "by") == "listener" ? v1::LISTENER : v1::SEEKER);
+    r.set_listener_id(field(h, "listener"));
+    r.set_topic(field(h, "topic"));
+    r.set_language(field(h, "lang"));
+    r.set_started_unix_ms(to_int(field(h, "started")));
+    r.set_ended_unix_ms(to_int(field(h, "ended")));
+    r.set_at_unix_ms(to_int(field(h, "at")));
+    r.set_reason(field(h, "reason"));
+    v1::ReportChat messages;
+    std::string why;
+    if (!field(h, "messages").empty() && codec::from_json(field(h, "messages"), messages, why))
+        *r.mutable_messages() = messages.messages();
+    r.set_blocked(field(h, "blocked") == "1");
+    const auto& status = field(h, "status");
+    r.set_status(status == "reviewed"    ? v1::REPORT_REVIEWED
+                 : status == "actioned"  ? v1::REPORT_ACTIONED
+                 : status == "dismissed" ? v1::REPORT_DISMISSED
+                                         : v1::REPORT_OPEN);
+    r.set_reviewed_by(field(h, "reviewed_by"));
+    r.set_reviewed_unix_ms(to_int(field(h, "reviewed_at")));
+    r.set_note(field(h, "note"));
+    auto listener = co_await st.hash(keys::listener(r.listener_id()));
+    r.set_listener_name(field(listener, "name"));
+    r.set_listener_suspended(field(listener, "suspended") == "1");
+    r.set_listener_revoked(field(listener, "revoked") == "1");
+    co_return r;
+}
+
+boost::asio::awaitable<v1::ReportList> read_reports(store& st, bool include_closed, int limit) {
+    auto cmd = argv("ZREVRANGE", include_closed ? keys::reports() : keys::reports_open(), "0", std::to_string(limit - 1));
+    auto ids = co_await st.redis().command(std::move(cmd));
+    v1::ReportList out;
+    for (const auto& id : ids.elements) {
+        auto r = co_await read_report(st, id.as_string());
+        if (r) *out.add_reports() = std::move(*r);
+    }
+    co_return out;
+}
+
 boost::asio::awaitable<std::vector<v1::SupportUpdate>> read_open_support(store& st) {
     std::vector<v1::SupportUpdate> out;
     // (GCC 12: no braced lists inside a co_await's operands)
@@ -263,6 +311,8 @@ boost::asio::awaitable<v1::StatsSnapshot> read_snapshot(store& st, const catalog
     snapshot.set_crisis_requests_5m(trend.last_5m);
     snapshot.set_crisis_requests_usual_5m(trend.usual_5m);
     snapshot.set_crisis_spike(trend.spike);
+    auto open_reports = co_await st.redis().command(argv("ZCARD", keys::reports_open()));
+    snapshot.set_reports_open(static_cast<std::uint32_t>(open_reports.as_int()));
     co_return snapshot;
 }
 

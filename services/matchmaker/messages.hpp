@@ -43,6 +43,11 @@ boost::asio::awaitable<v1::ServerMessage> read_listener_welcome(store& st, const
 boost::asio::awaitable<v1::StatsSnapshot> read_snapshot(store& st, const catalogue& cat);
 // A request for support as stored (wl:support:<id>), with the two names; nullopt once expired.
 boost::asio::awaitable<std::optional<v1::SupportUpdate>> read_support(store& st, std::string id);
+// One report for the review queue (the session id, with ":l" for a listener's report); nullopt
+// once expired.
+boost::asio::awaitable<std::optional<v1::ReportView>> read_report(store& st, std::string id);
+// The review queue, newest first: the open reports, or all kept ones.
+boost::asio::awaitable<v1::ReportList> read_reports(store& st, bool include_closed, int limit);
 // Every open request for support (waiting or answered), oldest first.
 boost::asio::awaitable<std::vector<v1::SupportUpdate>> read_open_support(store& st);
 

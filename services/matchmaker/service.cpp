@@ -146,7 +146,7 @@ asio::awaitable<net::http_response> service::on_http(net::http_request req) {
                 res.body = R"({"error":"UNAUTHENTICATED","message":"Send a supervisor token as 'Authorization: Bearer <token>'."})";
                 co_return res;
             }
-            co_await store_.audit("supervisor_stats_http", owner.substr(11));
+            co_await store_.audit("supervisor_stats_http", owner);
             res.body = codec::to_json(co_await read_snapshot(store_, catalogue_));
         } catch (const std::exception& e) {
             spdlog::warn("stats over HTTP failed: {}", e.what());

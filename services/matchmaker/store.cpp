@@ -21,7 +21,7 @@ bool promises(const std::string& script) {
     static const std::set<std::string, std::less<>> names{
         "seeker_hello", "request_chat",  "cancel_request", "rate_chat",   "report_chat", "listener_sign_in",
         "set_availability", "set_preferences", "accept_offer", "decline_offer", "end_chat", "admin_update",
-        "support"};
+        "support", "review"};
     return names.contains(script);
 }
 
@@ -124,7 +124,9 @@ asio::awaitable<outcome<bool>> store::report_chat(std::string role, std::string 
                           argv(std::move(role), std::move(id), std::move(session_id), std::move(reason),
                                std::move(messages_json), std::to_string(message_count),
                                std::to_string(settings_.report_ttl_s), block ? "1" : "0",
-                               std::to_string(settings_.reported_window_ms)));
+                               std::to_string(settings_.reported_window_ms),
+                               std::to_string(settings_.suspend_after_reports),
+                               std::to_string(settings_.suspend_window_ms)));
     outcome<bool> out;
     if (!refused(v, out.error)) out.value = str_at(v, 1) == "1";
     co_return out;
@@ -374,9 +376,33 @@ asio::awaitable<std::vector<std::string>> store::members(std::string key) {
     co_return out;
 }
 
-asio::awaitable<void> store::audit(std::string event, std::string supervisor_id) {
-    co_await redis_->command(argv("XADD", keys::audit(), "MAXLEN", "~", "100000", "*", "event", std::move(event),
-                                  "supervisor", std::move(supervisor_id), "at", std::to_string(now_())));
+asio::awaitable<void> store::audit(std::string event, std::string actor, std::string subject) {
+    // append-only: entries leave only by age (MINID, approximate: whole nodes at a time)
+    const std::string min_id = std::to_string(std::max<std::int64_t>(0, now_() - settings_.audit_keep_ms));
+    co_await redis_->command(argv("XADD", keys::audit(), "MINID", "~", min_id, "*", "event", std::move(event), "actor",
+                                  std::move(actor), "subject", std::move(subject), "at", std::to_string(now_())));
+}
+
+asio::awaitable<std::vector<std::vector<std::pair<std::string, std::string>>>> store::audit_log(int limit) {
+    auto v = co_await redis_->command(argv("XREVRANGE", keys::audit(), "+", "-", "COUNT", std::to_string(limit)));
+    std::vector<std::vector<std::pair<std::string, std::string>>> out;
+    for (const auto& entry : v.elements) {
+        if (entry.elements.size() < 2) continue;
+        std::vector<std::pair<std::string, std::string>> fields;
+        const auto& kv = entry.elements[1].elements;
+        for (std::size_t i = 0; i + 1 < kv.size(); i += 2) fields.emplace_back(kv[i].as_string(), kv[i + 1].as_string());
+        out.push_back(std::move(fields));
+    }
+    co_return out;
+}
+
+asio::awaitable<outcome<std::string>> store::review(std::string who, std::string report_id, std::string status,
+                                                    std::string action, std::string note) {
+    auto v = co_await run("review", argv(std::move(who), std::move(report_id), std::move(status), std::move(action),
+                                         std::move(note)));
+    outcome<std::string> out;
+    if (!refused(v, out.error)) out.value = str_at(v, 1);
+    co_return out;
 }
 
 asio::awaitable<std::string> store::token_owner(std::string token_hash) {

@@ -48,6 +48,12 @@ struct store_settings {
     int hold_after_reports = 0;
     int hold_after_address_reports = 0;
     std::int64_t hold_ms = 0;
+    // Seekers' reports of one listener: this many within the window suspend the listener pending
+    // review (0: never).
+    int suspend_after_reports = 0;
+    std::int64_t suspend_window_ms = 72 * 3600 * 1000LL;
+    // How long the audit stream keeps an entry (XADD ... MINID).
+    std::int64_t audit_keep_ms = 365 * 24 * 3600 * 1000LL;
 };
 
 struct hello_result {
@@ -219,8 +225,16 @@ public:
     // Plain reads for replies (not part of any invariant).
     boost::asio::awaitable<std::map<std::string, std::string>> hash(std::string key);
     boost::asio::awaitable<std::vector<std::string>> members(std::string key);
-    // Append to the audit stream (wl:audit): who did what, when; never what they saw.
-    boost::asio::awaitable<void> audit(std::string event, std::string supervisor_id);
+    // Append to the audit stream (wl:audit): who did what to what, when; never what they saw.
+    // actor: "supervisor:<id>" or "admin:<name>"; subject: a listener, report or request id, or ''.
+    // Entries older than settings().audit_keep_ms go as new ones are added.
+    boost::asio::awaitable<void> audit(std::string event, std::string actor, std::string subject = "");
+    // The newest `limit` entries of the audit stream, newest first: each its fields in order.
+    boost::asio::awaitable<std::vector<std::vector<std::pair<std::string, std::string>>>> audit_log(int limit);
+    // The safety team's review of a report (review.lua): status and action as the script names
+    // them ('' to keep / none). The value: the report's listener id.
+    boost::asio::awaitable<outcome<std::string>> review(std::string who, std::string report_id, std::string status,
+                                                        std::string action, std::string note);
     // Redis's used_memory and maxmemory (0: no limit), from INFO memory.
     struct memory {
         std::int64_t used = 0, max = 0;

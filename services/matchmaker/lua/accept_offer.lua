@@ -12,9 +12,13 @@ end
 local sid = o[1]
 -- an offer made before the listener's cap or break came due (they are away now) goes back
 local capped, cap = day_cap_reached(lid)
-if capped or redis.call('HGET', K.listener(lid), 'break_due') == '1' then
+local w = redis.call('HMGET', K.listener(lid), 'break_due', 'suspended')
+if capped or w[1] == '1' or w[2] == '1' then
   close_offer(oid, 'withdrawn', true)
   match_seeker(sid)
+  if w[2] == '1' then
+    return err('WRONG_STATE', 'Your account is paused pending a review by the safety team, so this request went to someone else.')
+  end
   if capped then
     return err('WRONG_STATE', 'That was your ' .. cap .. ' chats for today, so this request went to someone else. Thank you.')
   end

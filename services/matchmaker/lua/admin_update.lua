@@ -25,18 +25,7 @@ end
 for i, f in ipairs({ 'day_cap', 'break_chats', 'break_after_min', 'break_min' }) do
   if ARGV[13 + i] and ARGV[13 + i] ~= '' then redis.call('HSET', key, f, tonumber(ARGV[13 + i])) end
 end
-if ARGV[13] == '1' then
-  local h = redis.call('HGET', key, 'token')
-  if h and h ~= '' then redis.call('DEL', K.token(h)) end
-  local handle = redis.call('HGET', key, 'handle')
-  if handle then redis.call('DEL', K.handle(handle)) end
-  redis.call('HSET', key, 'revoked', '1', 'token', '')
-  stop_taking(lid, '')
-  for _, session in ipairs(redis.call('SMEMBERS', K.listener_chats(lid))) do
-    finish_chat(session, 'peer_lost', 'l')
-  end
-  tell_listener(lid, 'revoked')
-end
+if ARGV[13] == '1' then revoke_listener(lid) end
 refresh_listener(lid)
 -- the matchmakers' sweep offers them their next seeker: warmline-admin does not know the
 -- deployment's offer timeout, so it makes no offer itself

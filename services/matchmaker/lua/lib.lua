@@ -16,7 +16,7 @@ local ACCEPTS_KEEP_S = 48 * 3600  -- wl:listener:<lid>:accepts, for ListenerProf
 
 -- Tell the listener's connections that their status or profile changed (ListenerChanged.change:
 -- 0 the profile, 1 an offer was missed, 2 revoked).
-local LISTENER_CHANGE = { profile = 0, offer_missed = 1, revoked = 2, break_due = 3, day_cap = 4 }
+local LISTENER_CHANGE = { profile = 0, offer_missed = 1, revoked = 2, break_due = 3, day_cap = 4, suspended = 5 }
 local function tell_listener(lid, change)
   match_event(6, PB.bytes(1, lid) .. PB.uint(2, LISTENER_CHANGE[change]))
 end
@@ -269,6 +269,41 @@ local function break_now(lid)
   stop_taking(lid, 'break')
   rest_if_due(lid)
   tell_listener(lid, 'break_due')
+end
+
+-- A listener is taken off the line at once: away, offers withdrawn, every chat of theirs ended as
+-- for a lost listener (the seeker back at the front of the line, told kindly; the relays close
+-- both sides). `why` goes in away_why.
+local function take_off_line(lid, why)
+  stop_taking(lid, why)
+  for _, session in ipairs(redis.call('SMEMBERS', K.listener_chats(lid))) do
+    finish_chat(session, 'peer_lost', 'l')
+  end
+end
+
+-- An admin's or a supervisor's revoke: the token and handle go, and they are off the line; every
+-- matchmaker closes their connections (the 'revoked' event).
+local function revoke_listener(lid)
+  local key = K.listener(lid)
+  local h = redis.call('HGET', key, 'token')
+  if h and h ~= '' then redis.call('DEL', K.token(h)) end
+  local handle = redis.call('HGET', key, 'handle')
+  if handle then redis.call('DEL', K.handle(handle)) end
+  redis.call('HSET', key, 'revoked', '1', 'token', '')
+  take_off_line(lid, '')
+  tell_listener(lid, 'revoked')
+end
+
+-- Suspended pending review (by a supervisor, or by reports: report_chat.lua): off the line, and
+-- going available is refused until a supervisor lifts it; they may still sign in and are told
+-- why. `why`: 'review' or 'reports'. False when already suspended.
+local function suspend_listener(lid, why)
+  local key = K.listener(lid)
+  if redis.call('HGET', key, 'suspended') == '1' then return false end
+  redis.call('HSET', key, 'suspended', '1', 'suspended_why', why, 'suspended_at', NOW)
+  take_off_line(lid, 'suspended')
+  tell_listener(lid, 'suspended')
+  return true
 end
 
 -- Waits of accepted offers, for the estimate and supervisors' percentiles; a crisis request's

@@ -3,10 +3,11 @@
 -- chose to include (proto3 JSON of a ReportChat holding only `messages`), [13] how many messages,
 -- [14] how long a report is kept (seconds), [15] '1': a listener blocks the seeker (the chat
 -- ends now if it is open, and the two are never matched again), [16] the window (ms) over which
--- listeners' reports of a seeker are counted for a hold (request_chat.lua).
+-- listeners' reports of a seeker are counted for a hold (request_chat.lua), [17] how many seekers'
+-- reports of one listener within [18] ms suspend the listener pending review (0: never).
 -- A seeker's report is wl:report:<session>, a listener's wl:report:<session>:l; both keep what
 -- the safety team needs and nothing about who the seeker is. Returns {'ok', ended ('1' if this
--- ended the chat)}.
+-- ended the chat), suspended ('1' if this suspended the listener)}.
 local role, who, session, keep = ARGV[8], ARGV[9], ARGV[10], tonumber(ARGV[14])
 local block, window = ARGV[15] == '1', tonumber(ARGV[16])
 if role == 'listener' then
@@ -37,6 +38,20 @@ redis.call('EXPIRE', key, keep)
 redis.call('ZADD', K.reports, NOW, id)
 redis.call('ZREMRANGEBYSCORE', K.reports, '-inf', '(' .. fmt(NOW - keep * 1000))
 redis.call('EXPIRE', K.reports, keep)
+-- the safety team's review queue (review.lua takes a report out of it)
+redis.call('ZADD', K.reports_open, NOW, id)
+redis.call('ZREMRANGEBYSCORE', K.reports_open, '-inf', '(' .. fmt(NOW - keep * 1000))
+local suspended = '0'
+if role == 'seeker' then
+  -- seekers' reports of one listener: enough of them within the window suspend the listener
+  -- pending review (each chat counts once)
+  local after, span = tonumber(ARGV[17]) or 0, tonumber(ARGV[18]) or 0
+  local k = K.listener_reported(lid)
+  redis.call('ZADD', k, NOW, session)
+  redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. fmt(NOW - span))
+  redis.call('PEXPIRE', k, math.max(span, 1))
+  if after > 0 and redis.call('ZCARD', k) >= after and suspend_listener(lid, 'reports') then suspended = '1' end
+end
 if role == 'listener' then
   -- each listener counts once per seeker (and per address bucket) towards a hold on its requests
   local function count(k)
@@ -47,4 +62,4 @@ if role == 'listener' then
   local addr = redis.call('HGET', K.seeker(sid), 'addr')
   if addr and addr ~= '' then count(K.address_reported(addr)) end
 end
-return { 'ok', ended }
+return { 'ok', ended, suspended }

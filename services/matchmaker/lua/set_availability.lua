@@ -5,6 +5,9 @@ if refusal then return refusal end
 local key = K.listener(lid)
 local status = redis.call('HGET', key, 'status')
 if available then
+  if redis.call('HGET', key, 'suspended') == '1' then
+    return err('WRONG_STATE', 'Your account is paused pending a review by the safety team. They will be in touch.')
+  end
   -- the admin's wellbeing limits (lib.lua): the day's cap, and a break that is due or running
   local capped, cap = day_cap_reached(lid)
   if capped then
