@@ -40,6 +40,8 @@ export function storedLanguage() {
 
 let current = "en";
 let rules = new Intl.PluralRules("en");
+// CLDR counts 0 as "one" in Brazilian Portuguese; people write "0 pedidos", as in Portugal.
+const PLURAL_RULES_OF = { "pt-BR": "pt-PT" };
 const changeHandlers = [];
 
 export const language = () => current;
@@ -52,7 +54,7 @@ export function setLanguage(tag, { keep = true } = {}) {
   if (keep) { try { sessionStorage.setItem(STORE, chosen); } catch { /* kept in memory */ } }
   const changed = chosen !== current;
   current = chosen;
-  rules = new Intl.PluralRules(chosen);
+  rules = new Intl.PluralRules(PLURAL_RULES_OF[chosen] || chosen);
   document.documentElement.lang = chosen;
   applyStrings(document);
   if (changed) for (const fn of changeHandlers) fn(chosen);

@@ -132,6 +132,10 @@ export default {
   "error.closed": "Diese Seite ist nicht mehr mit Warmline verbunden. Bitte lade sie neu.",
   "error.timeout": "Warmline hat nicht rechtzeitig geantwortet. Bitte versuch es noch einmal.",
   "error.malformed": "Warmline hat die Anfrage dieser Seite nicht verstanden. Bitte lade die Seite neu.",
+  "mm.lost": "Die Verbindung ist abgebrochen; neuer Versuch läuft.",
+  "mm.closed": "Die Verbindung wurde geschlossen.",
+  "mm.stopped": "Nicht mit Warmline verbunden.",
+  "mm.notNow": "Gerade nicht verbunden; neuer Versuch läuft.",
 
   // ---- topics ----
   "topic.anxiety": "Angst und Stress",

@@ -134,6 +134,10 @@ export default {
   "error.closed": "This page is no longer connected to Warmline. Please reload it.",
   "error.timeout": "Warmline did not answer in time. Please try again.",
   "error.malformed": "Warmline did not understand this page's request. Please reload the page.",
+  "mm.lost": "The connection was lost; trying again.",
+  "mm.closed": "The connection was closed.",
+  "mm.stopped": "Not connected to Warmline.",
+  "mm.notNow": "Not connected right now; trying again.",
 
   // ---- topics (the catalogue names them in English only; an unknown id keeps the catalogue's name) ----
   "topic.anxiety": "Anxiety and stress",

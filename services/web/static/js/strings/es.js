@@ -132,6 +132,10 @@ export default {
   "error.closed": "Esta página ya no está conectada a Warmline. Por favor, vuelve a cargarla.",
   "error.timeout": "Warmline no respondió a tiempo. Por favor, inténtalo de nuevo.",
   "error.malformed": "Warmline no entendió lo que pidió esta página. Por favor, vuelve a cargar la página.",
+  "mm.lost": "Se perdió la conexión; lo intentamos de nuevo.",
+  "mm.closed": "La conexión se cerró.",
+  "mm.stopped": "No hay conexión con Warmline.",
+  "mm.notNow": "Ahora mismo no hay conexión; lo intentamos de nuevo.",
 
   // ---- topics ----
   "topic.anxiety": "Ansiedad y estrés",

@@ -132,6 +132,10 @@ export default {
   "error.closed": "Esta página não está mais conectada ao Warmline. Por favor, recarregue.",
   "error.timeout": "O Warmline não respondeu a tempo. Por favor, tente de novo.",
   "error.malformed": "O Warmline não entendeu o pedido desta página. Por favor, recarregue a página.",
+  "mm.lost": "A conexão caiu; tentando de novo.",
+  "mm.closed": "A conexão foi fechada.",
+  "mm.stopped": "Sem conexão com o Warmline.",
+  "mm.notNow": "Sem conexão agora; tentando de novo.",
 
   // ---- topics ----
   "topic.anxiety": "Ansiedade e estresse",
