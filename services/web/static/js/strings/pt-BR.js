@@ -82,7 +82,7 @@ export default {
   "seeker.about.who.title": "Quem escuta.",
   "seeker.after.title": "A conversa terminou",
   "seeker.block": "Não quero conversar com esta pessoa de novo",
-  "seeker.chat.hint": "Só você e quem escuta podem ler esta conversa. Vá no seu tempo.",
+  "seeker.chat.hint": "Só você e quem escuta podem ler esta conversa. Sem pressa.",
   "seeker.chat.title": "Você está conversando com alguém que escuta",
   "seeker.comment": "Quer acrescentar algo? (opcional)",
   "seeker.crisis": "Estou em crise agora",
