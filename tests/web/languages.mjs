@@ -122,3 +122,21 @@ export async function textsOf(page) {
     return out;
   });
 }
+
+// A pattern for the string `key` in any of the languages, for specs that find an element by its
+// words whatever the page speaks (a seeker's page speaks the language the seeker chose). Each
+// {name} matches `params[name]` (a regular expression's source) or else anything; `whole` anchors
+// it to the whole text.
+export function anyLanguage(key, params = {}, { whole = true } = {}) {
+  const alternatives = new Set();
+  for (const table of Object.values(TABLES)) {
+    for (const text of forms(table[key])) {
+      alternatives.add(text.trim().split(/(\{\w+\})/).map((part) => {
+        const name = /^\{(\w+)\}$/.exec(part)?.[1];
+        return name ? (name in params ? `(?:${params[name]})` : "[\\s\\S]+?") : escape(part);
+      }).join(""));
+    }
+  }
+  const body = `(?:${[...alternatives].join("|")})`;
+  return new RegExp(whole ? `^${body}$` : body);
+}
