@@ -1,10 +1,24 @@
-// What the language specs share: the pages' string tables (imported from the static files the web
+// What the language specs share: the pages' string tables (read from the static files the web
 // server serves, so the specs check what the browser gets), the strings that are the same as the
 // English by intent, and a check that finds English left on a page that speaks another language.
 // (Not under specs/: run.mjs runs every file there.)
-import { TABLES, LANGUAGES } from "../../services/web/static/js/i18n.js";
+import { readFile, readdir } from "node:fs/promises";
 
-export { TABLES, LANGUAGES };
+const JS = new URL("../../services/web/static/js/", import.meta.url);
+
+// Each table as the browser gets it (a data: URL, since the static files are browser modules that
+// this package's node would not take as ES modules by their name alone).
+async function loadTable(file) {
+  const source = await readFile(new URL(`strings/${file}`, JS), "utf8");
+  return (await import(`data:text/javascript;base64,${Buffer.from(source).toString("base64")}`)).default;
+}
+
+export const TABLES = {};
+for (const file of (await readdir(new URL("strings/", JS))).filter((f) => f.endsWith(".js")).sort()) {
+  TABLES[file.slice(0, -3)] = await loadTable(file);
+}
+export const LANGUAGES = Object.keys(TABLES);
+const I18N_SOURCE = await readFile(new URL("i18n.js", JS), "utf8");
 export const en = TABLES.en;
 export const OTHERS = LANGUAGES.filter((l) => l !== "en");
 
@@ -23,12 +37,16 @@ const OWN_NAME = new Set(["lang.self"]);
 const forms = (v) => (typeof v === "object" ? Object.values(v) : [v]);
 const params = (s) => new Set(s.match(/\{\w+\}/g) || []);
 
-// What is wrong with the tables: a key missing from a language or unknown to English, a parameter
+// What is wrong with the tables: a table i18n.js does not import, a key missing from a language or unknown to English, a parameter
 // of the English missing from a translation ({count} may be left out of the singular form, which
 // may say the number in words), plural forms the English has and a translation lacks, a text equal to the English that is not in SAME_AS_ENGLISH, or an
 // allowance for a text that is no longer the same.
 export function tableProblems() {
   const out = [];
+  if (!en) out.push("there is no English table");
+  for (const lang of LANGUAGES) {
+    if (!I18N_SOURCE.includes(`"./strings/${lang}.js"`)) out.push(`${lang}: strings/${lang}.js is not imported by i18n.js`);
+  }
   for (const lang of OTHERS) {
     const table = TABLES[lang];
     for (const key of Object.keys(en)) if (!(key in table)) out.push(`${lang}: ${key} is missing`);
