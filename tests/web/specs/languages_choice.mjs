@@ -61,7 +61,7 @@ describe("choosing the pages' language", () => {
     await heading(seeker, es["seeker.waiting.title"]).waitFor({ timeout: T });
     assert.equal(await htmlLang(seeker), "es");
 
-    // back at the start after asking, English again at once
+    // back at the start after asking, English again at once, and still after a reload
     await seeker.getByRole("button", { name: es["seeker.stopWaiting"] }).click();
     await heading(seeker, es["seeker.start.title"]).waitFor({ timeout: T });
     await seeker.getByLabel(es["seeker.language"]).selectOption("en");
@@ -69,6 +69,10 @@ describe("choosing the pages' language", () => {
     assert.equal(await htmlLang(seeker), "en");
     await until(async () => (await seeker.locator("#topic option[value=general]").innerText()) === en["topic.general"],
                 T, "the topics in English again");
+    await seeker.reload();
+    await heading(seeker, en["seeker.start.title"]).waitFor({ timeout: T });
+    await until(async () => (await seeker.locator("#language").inputValue()) === "en", T, "English chosen after the reload");
+    assert.equal(await htmlLang(seeker), "en");
     // the choice is this tab's only
     assert.equal(await seeker.evaluate(() => localStorage.length), 0);
     assert.deepEqual(stack.pageErrors, []);

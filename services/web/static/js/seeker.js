@@ -554,7 +554,10 @@ async function main() {
   $("#language").addEventListener("change", renderCrisis);
   $("#language").addEventListener("change", renderUrgent);
   // the page speaks the language the seeker asks to talk in, from the moment they pick it
-  $("#language").addEventListener("change", () => setLanguage($("#language").value));
+  $("#language").addEventListener("change", () => {
+    save({ language: $("#language").value });  // the latest choice, also over a reload
+    setLanguage($("#language").value);
+  });
   onLanguage(() => {
     if (!cfg) return;
     for (const option of $("#topic").options) option.textContent = topicName(cfg, option.value);
