@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { startStack, until } from "./harness.mjs";
+import { anyLanguage } from "./languages.mjs";
 
 export const T = 15000;
 const SAFETY_CODE = /^\d{5}( \d{5}){5}$/;
@@ -83,16 +84,17 @@ export function countSockets(page, pathname) {
 // ---- the seeker --------------------------------------------------------------------------------
 
 // On the seeker's page: chooses the topic and language (the page's own choice where left out) and
-// presses "Talk to someone".
+// presses "Talk to someone". The page speaks the language chosen, so the seeker's steps find their
+// controls by their words in any language.
 export async function askForChat(seeker, { topic, language } = {}) {
-  if (topic) await seeker.getByLabel("Topic").selectOption(topic);
-  if (language) await seeker.getByLabel("Language").selectOption(language);
-  await seeker.getByRole("button", { name: "Talk to someone" }).click();
+  if (topic) await seeker.getByLabel(anyLanguage("seeker.topic")).selectOption(topic);
+  if (language) await seeker.getByLabel(anyLanguage("seeker.language")).selectOption(language);
+  await seeker.getByRole("button", { name: anyLanguage("seeker.talk") }).click();
 }
 
 // Waits until the seeker's page says it is number `place` in line (any number when left out).
 export async function waitInLine(seeker, place) {
-  const text = place === undefined ? /You are number \d+ in line/ : `You are number ${place} in line`;
+  const text = anyLanguage("seeker.queue.position", { position: place === undefined ? "\\d+" : String(place) }, { whole: false });
   await seeker.getByRole("status").filter({ hasText: text }).waitFor({ timeout: T });
 }
 
@@ -149,7 +151,7 @@ export async function acceptOffer(desk) {
 
 // The message box of the chat on screen (the seeker's, or the listener's selected tab).
 export function messageBox(page) {
-  return page.getByRole("textbox", { name: "Message" }).filter({ visible: true });
+  return page.getByRole("textbox", { name: anyLanguage("chat.message") }).filter({ visible: true });
 }
 
 // Listener `desk` accepts the offer of `seeker`'s request; both are in the chat.
@@ -175,7 +177,7 @@ export async function waitForMessage(page, text, from) {
 
 // [data-from, text] of every message in the visible conversation log of `page`.
 export async function transcript(page) {
-  return page.locator('[role="log"][aria-label="Conversation"]:visible .msg').evaluateAll((els) =>
+  return page.locator('[role="log"][data-i18n-aria-label="chat.conversation"]:visible .msg').evaluateAll((els) =>
     els.map((el) => [el.dataset.from, el.querySelector(".msg-text").textContent]));
 }
 
@@ -215,14 +217,14 @@ export function flip(rows) {
 
 // Ends the chat on screen, confirming when asked.
 export async function endChat(page) {
-  await page.getByRole("button", { name: "End chat" }).filter({ visible: true }).click();
-  await page.getByRole("button", { name: "Yes, end the chat" }).filter({ visible: true }).click();
+  await page.getByRole("button", { name: anyLanguage("chat.end") }).filter({ visible: true }).click();
+  await page.getByRole("button", { name: anyLanguage("chat.end.yes") }).filter({ visible: true }).click();
 }
 
 // Shows the safety code of the chat on screen (if it is not shown already) and returns it once it
 // is six groups of five digits.
 export async function safetyCode(page) {
-  const button = page.getByRole("button", { name: "Show safety code" }).filter({ visible: true });
+  const button = page.getByRole("button", { name: anyLanguage("chat.code.show") }).filter({ visible: true });
   if (await button.count()) await button.click();
   const code = page.getByTestId("safety-code").filter({ visible: true });
   await until(async () => SAFETY_CODE.test((await code.innerText()).trim()), T, "a safety code");

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { until } from "../harness.mjs";
 import { T, withStack, blankPage, visit, waitingSeeker, waitInLine, availableListener, offerOn, acceptAndChat,
          axeViolations } from "../flows.mjs";
+import { anyLanguage } from "../languages.mjs";
 
 describe("a seeker in crisis", () => {
   const suite = withStack({}, async (stack) => ({
@@ -26,7 +27,8 @@ describe("a seeker in crisis", () => {
     await visit(stack, crisis);
     await crisis.getByLabel("Topic").selectOption("anxiety");
     await crisis.getByLabel("Language").selectOption("en");
-    const region = crisis.getByRole("region", { name: "If you are in danger right now" });
+    // (the page speaks the language chosen for the chat, German for a moment below)
+    const region = crisis.getByRole("region", { name: anyLanguage("seeker.crisis.title") });
     assert.equal(await region.isVisible(), false, "no crisis box before it is asked for");
     await crisis.getByRole("checkbox", { name: "I am in crisis now" }).check();
     await region.waitFor({ state: "visible", timeout: 2000 });
@@ -43,7 +45,7 @@ describe("a seeker in crisis", () => {
     const de = stack.catalogue.languages.find((l) => l.tag === "de").crisisResources;
     await region.getByText(de[1].name, { exact: true }).waitFor({ timeout: 2000 });
     assert.equal(await region.getByText(en[1].name, { exact: true }).count(), 0);
-    await crisis.getByLabel("Language").selectOption("en");
+    await crisis.getByLabel(anyLanguage("seeker.language")).selectOption("en");
     await region.getByText(en[0].name, { exact: true }).waitFor({ timeout: 2000 });
 
     // the crisis request goes to the front of the line

@@ -1,11 +1,15 @@
 // The seeker's whole path with the keyboard alone: Tab to move, arrow keys inside a select, Space
 // and Enter to act. Choosing a topic and language, asking, waiting (Stop waiting is reachable),
 // typing and sending with Enter once matched, the safety code, ending with a confirmation and
-// rating. Focus is always somewhere sensible and visibly outlined.
+// rating. Focus is always somewhere sensible and visibly outlined. The seeker picks Spanish, so the
+// page speaks Spanish from then on.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { until } from "../harness.mjs";
 import { T, withStack, waitInLine, availableListener, acceptAndChat, say, waitForMessage } from "../flows.mjs";
+import { TABLES } from "../languages.mjs";
+
+const es = TABLES.es;  // once Spanish is chosen, the page speaks it
 
 // What has focus: its accessible-ish name (label, aria-label or text) and whether it shows an outline.
 async function focused(page) {
@@ -62,17 +66,17 @@ describe("the seeker with only a keyboard", () => {
     const want = langs.indexOf("es");
     for (let i = at; i < want; i++) await page.keyboard.press("ArrowDown");
     for (let i = at; i > want; i--) await page.keyboard.press("ArrowUp");
-    assert.equal(await page.getByLabel("Language").inputValue(), "es");
-    f = await tabTo(page, "I am in crisis now", 1);
+    assert.equal(await page.getByLabel(es["seeker.language"]).inputValue(), "es");
+    f = await tabTo(page, es["seeker.crisis"], 1);
     assert.ok(f.outlined, "focus is visible on the checkbox");
-    f = await tabTo(page, "Talk to someone", 2);
+    f = await tabTo(page, es["seeker.talk"], 2);
     assert.ok(f.outlined, "focus is visible on the button");
     await page.keyboard.press("Enter");
 
     // waiting: focus lands on the waiting screen and Stop waiting is reachable
     await waitInLine(page, 1);
-    assert.equal((await focused(page)).name, "Finding someone for you", "focus moves to the waiting screen");
-    f = await tabTo(page, "Stop waiting", 3);
+    assert.equal((await focused(page)).name, es["seeker.waiting.title"], "focus moves to the waiting screen");
+    f = await tabTo(page, es["seeker.stopWaiting"], 3);
     assert.ok(f.outlined);
 
     // a listener accepts
@@ -80,16 +84,16 @@ describe("the seeker with only a keyboard", () => {
     await acceptAndChat(page, desk);
 
     // matched: focus is in the message box; type and send with Enter
-    await until(async () => (await focused(page)).name === "Message", T, "focus in the message box");
+    await until(async () => (await focused(page)).name === es["chat.message"], T, "focus in the message box");
     await page.keyboard.type("Hola. Perdí a mi padre hace un mes.");
     await page.keyboard.press("Enter");
     await waitForMessage(desk, "Hola. Perdí a mi padre hace un mes.", "them");
-    assert.equal(await page.getByRole("textbox", { name: "Message" }).inputValue(), "", "the box is cleared");
+    assert.equal(await page.getByRole("textbox", { name: es["chat.message"] }).inputValue(), "", "the box is cleared");
     // Shift+Enter makes a new line instead of sending
     await page.keyboard.type("una");
     await page.keyboard.press("Shift+Enter");
     await page.keyboard.type("dos");
-    assert.equal(await page.getByRole("textbox", { name: "Message" }).inputValue(), "una\ndos");
+    assert.equal(await page.getByRole("textbox", { name: es["chat.message"] }).inputValue(), "una\ndos");
     await page.keyboard.press("Enter");
     await desk.locator('.msg[data-from="them"] .msg-text').filter({ hasText: "dos" }).waitFor({ timeout: T });
     assert.equal(await desk.locator('.msg[data-from="them"] .msg-text').last().textContent(), "una\ndos");
@@ -97,36 +101,36 @@ describe("the seeker with only a keyboard", () => {
     // the reply arrives in the log, focus stays put
     await say(desk, "Lo siento mucho. Estoy aquí.");
     await waitForMessage(page, "Lo siento mucho. Estoy aquí.", "them");
-    assert.equal((await focused(page)).name, "Message");
+    assert.equal((await focused(page)).name, es["chat.message"]);
 
     // the safety code with Space
-    await tabTo(page, "Show safety code", 3);
+    await tabTo(page, es["chat.code.show"], 3);
     await page.keyboard.press("Space");
     await until(async () => /^\d{5}( \d{5}){5}$/.test((await page.getByTestId("safety-code").innerText()).trim()), T, "the safety code");
 
     // end with Enter, confirm with Enter
-    await tabTo(page, "End chat", 3);
+    await tabTo(page, es["chat.end"], 3);
     await page.keyboard.press("Enter");
-    assert.equal((await focused(page)).name, "Yes, end the chat", "the confirmation takes focus");
+    assert.equal((await focused(page)).name, es["chat.end.yes"], "the confirmation takes focus");
     await page.keyboard.press("Enter");
-    await page.getByRole("heading", { name: "The chat has ended" }).waitFor({ timeout: T });
-    assert.equal((await focused(page)).name, "The chat has ended", "focus moves to the ended screen");
+    await page.getByRole("heading", { name: es["seeker.after.title"] }).waitFor({ timeout: T });
+    assert.equal((await focused(page)).name, es["seeker.after.title"], "focus moves to the ended screen");
 
     // rate with Space, send with Enter
-    f = await tabTo(page, "1 star", 2);
+    f = await tabTo(page, es["seeker.stars.1"], 2);
     assert.equal(f.role || "radio", "radio");
     await page.keyboard.press("ArrowRight");
     await page.keyboard.press("ArrowRight");
     await page.keyboard.press("ArrowRight");
-    assert.equal((await focused(page)).name, "4 stars");
+    assert.equal((await focused(page)).name, es["seeker.stars.4"]);
     await page.keyboard.press("Space");
-    assert.equal(await page.getByRole("radio", { name: "4 stars" }).isChecked(), true);
-    await tabTo(page, "Send feedback", 4);
+    assert.equal(await page.getByRole("radio", { name: es["seeker.stars.4"] }).isChecked(), true);
+    await tabTo(page, es["seeker.sendFeedback"], 4);
     await page.keyboard.press("Enter");
-    await page.getByText(/Thank you for your feedback/).waitFor({ timeout: T });
+    await page.getByText(es["seeker.feedback.thanks"]).waitFor({ timeout: T });
     // the button is disabled now: the thanks takes its focus, so it is read out and Tab goes on from there
-    assert.equal((await focused(page)).name, "Thank you for your feedback.", "focus moves to the thanks");
-    await tabTo(page, "Report a problem", 1);
+    assert.equal((await focused(page)).name, es["seeker.feedback.thanks"], "focus moves to the thanks");
+    await tabTo(page, es["seeker.report"], 1);
     assert.deepEqual(stack.pageErrors, []);
   });
 });

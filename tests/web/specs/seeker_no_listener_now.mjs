@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { until } from "../harness.mjs";
 import { T, withStack, askForChat, waitInLine, availableListener, offerOn, acceptAndChat, say, waitForMessage,
          signInSupervisor, axeViolations } from "../flows.mjs";
+import { TABLES } from "../languages.mjs";
 
 const COOLDOWN_MS = 6000;
 const CRISIS_WIDEN_MS = 2000;
@@ -106,10 +107,12 @@ describe("nobody free for a request right now", () => {
     const seeker = await stack.open("/");
     assert.equal(await seeker.getByRole("checkbox", { name: "I am in crisis now" }).isChecked(), false);
     await askForChat(seeker, { topic: "grief", language: "de" });
+    // the page speaks German, the language of the request
+    const de = TABLES.de;
     const queue = seeker.locator("#queue-status");
-    await queue.getByText(NOBODY_FREE).waitFor({ timeout: T });
-    assert.doesNotMatch(await queue.innerText(), ESTIMATE);
-    const lines = seeker.getByRole("region", { name: "If you are in danger right now" }).filter({ visible: true });
+    await queue.getByText(de["seeker.queue.noListener"]).waitFor({ timeout: T });
+    assert.doesNotMatch(await queue.innerText(), /Geschätzte Wartezeit|Wartezeit gerade nicht schätzen/);
+    const lines = seeker.getByRole("region", { name: de["seeker.crisis.title"] }).filter({ visible: true });
     for (const r of stack.catalogue.languages.find((l) => l.tag === "de").crisisResources) {
       await lines.getByText(r.name, { exact: true }).waitFor({ timeout: T });
     }
@@ -119,7 +122,7 @@ describe("nobody free for a request right now", () => {
     const kim = await stack.createListener({ name: "Kim", topics: ["grief"], languages: ["de"] });
     const desk = await availableListener(stack, kim, { name: "Kim" });
     await offerOn(desk).waitFor({ timeout: T });
-    await until(async () => !(await queue.innerText()).includes(NOBODY_FREE), T, "the seeker's text to flip back");
+    await until(async () => !(await queue.innerText()).includes(de["seeker.queue.noListener"]), T, "the seeker's text to flip back");
     await until(async () => (await lines.count()) === 0, T, "the crisis lines to go when someone may take the request");
     assert.deepEqual(stack.pageErrors, []);
     await seeker.context().close();

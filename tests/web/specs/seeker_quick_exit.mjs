@@ -6,6 +6,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { T, withStack, blankPage, visit, askForChat, waitInLine, availableListener, acceptAndChat,
          axeViolations } from "../flows.mjs";
+import { TABLES } from "../languages.mjs";
 
 const NEUTRAL = "https://www.google.com/";
 
@@ -42,7 +43,7 @@ describe("the seeker's quick exit and urgent help", () => {
     const en = stack.catalogue.languages.find((l) => l.tag === "en").crisisResources;
     await seeker.getByLabel("Language").selectOption("es");
     await help.getByText(es[0].name, { exact: true }).waitFor({ timeout: 2000 });
-    await seeker.getByLabel("Language").selectOption("en");
+    await seeker.getByLabel(TABLES.es["seeker.language"]).selectOption("en");  // the page speaks Spanish now
     await help.getByText(en[0].name, { exact: true }).waitFor({ timeout: 2000 });
     assert.deepEqual(await axeViolations(seeker), []);
     await askForChat(seeker, { topic: "grief", language: "en" });

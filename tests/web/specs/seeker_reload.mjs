@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { until } from "../harness.mjs";
 import { T, withStack, blankPage, visit, routeSockets, askForChat, waitInLine, availableListener, acceptAndChat, say,
          expectTranscript, expectTranscriptEnding, flip, safetyCode } from "../flows.mjs";
+import { TABLES } from "../languages.mjs";
 
 describe("a seeker who reloads or drops off", () => {
   const suite = withStack({}, async (stack) => ({
@@ -57,7 +58,8 @@ describe("a seeker who reloads or drops off", () => {
     hold.sends = true;
     await say(seeker, "s2: sent just before the reload");
     await until(() => hold.held >= 1, T, "the send to be held back");
-    assert.match(await seeker.locator('.msg[data-from="me"]').last().innerText(), /Sending/);
+    // (the seeker's page speaks German, the chat's language)
+    assert.ok((await seeker.locator('.msg[data-from="me"]').last().innerText()).includes(TABLES.de["chat.state.sending"]));
     hold.sends = false;
 
     // the listener writes while the seeker's page reloads

@@ -2,6 +2,8 @@
 // only: the caller hands it time series over a fixed window and the sentence a screen reader should
 // hear; colours come from CSS classes (so light and dark themes both apply) and nothing animates.
 
+import { t } from "./i18n.js";
+
 const SVG_NS = "http://www.w3.org/2000/svg";
 const MINUTE_MS = 60_000;
 
@@ -138,7 +140,7 @@ export class LineChart {
       text.textContent = String(m);
     }
     const title = el("text", { x: pad.left + plot_w / 2, y: height - 6, class: "axis-title", "text-anchor": "middle" }, grid);
-    title.textContent = "minutes ago";
+    title.textContent = t("dash.chart.minutesAgo");
 
     const plot = el("g", { class: "plot", "aria-hidden": "true" }, svg);
     let drawn = 0;

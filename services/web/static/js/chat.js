@@ -17,6 +17,7 @@
 import * as e2e from "./e2e.js";
 import * as keystore from "./keystore.js";
 import { follow, backoffDelay } from "./reconnect.js";
+import { t } from "./i18n.js";
 
 const STORE_PREFIX = "wl.chat.";
 let swept = false;  // old keys are swept from IndexedDB once per page
@@ -58,25 +59,20 @@ function num(v) {
 // ChatEnded's: with reason "peer_lost", the side that was gone, and whether this seeker's request
 // is open again at the front of the line.
 export function describeEnd(role, endedBy, reason, { lost = "", requeued = false } = {}) {
-  const other = role === "SEEKER" ? "The listener" : "The other person";
-  if (endedBy === role) return "You ended the chat.";
-  if (endedBy === "SEEKER" || endedBy === "LISTENER") return `${other} ended the chat.`;
-  if (reason === "idle") return "The chat ended because nobody had written for a while.";
-  if (reason === "expired") return "The chat reached its time limit, so it has ended.";
+  if (endedBy === role) return t("end.byYou");
+  if (endedBy === "SEEKER" || endedBy === "LISTENER") return t(role === "SEEKER" ? "end.byListener" : "end.byOther");
+  if (reason === "idle") return t("end.idle");
+  if (reason === "expired") return t("end.expired");
   if (reason === "peer_lost") {
-    if (role === "SEEKER" && requeued) {
-      return "Your listener's connection was lost. You're back at the front of the line, and we're finding someone for you now.";
-    }
-    if (lost === role && role === "LISTENER") {
-      return "This chat's connection from your side was gone for too long, so it has ended. The person is back at the front of the line and will be matched again quickly.";
-    }
-    if (lost === role) return "Your connection was gone for too long, so this chat has ended.";
-    if (role === "LISTENER") return "The person lost their connection and didn't come back, so the chat has ended.";
-    return "The listener lost their connection and didn't come back, so the chat has ended.";
+    if (role === "SEEKER" && requeued) return t("end.requeued");
+    if (lost === role && role === "LISTENER") return t("end.lostListenerSelf");
+    if (lost === role) return t("end.lostSelf");
+    if (role === "LISTENER") return t("end.lostPerson");
+    return t("end.lostListener");
   }
   // We learned only that it is over (e.g. it ended while this page was away), not who ended it.
-  if (reason === UNKNOWN_END) return "This chat has ended.";
-  return "Warmline ended the chat.";
+  if (reason === UNKNOWN_END) return t("end.unknown");
+  return t("end.warmline");
 }
 
 export class RelayChat {
@@ -216,7 +212,7 @@ export class RelayChat {
     }
     if (!this.storageWarned) {
       this.storageWarned = true;
-      this.emit("notice", { text: "This browser tab is out of room, so if you reload the page, older messages of this chat may not come back. Nothing has been lost from the chat itself." });
+      this.emit("notice", { text: t("chat.storageFull") });
     }
   }
 
@@ -376,7 +372,7 @@ export class RelayChat {
         // Another device holds this side of the chat with other keys: this page cannot take part,
         // so it stops for good and says why (its message box must not look usable).
         this.stop();
-        this.emit("refused", { text: err.message || "This chat is open on another device, with other keys, so it cannot continue here." });
+        this.emit("refused", { text: err.message || t("chat.otherDevice") });
         return;
       }
       try { ws.close(4000); } catch { /* ignore */ }
@@ -443,9 +439,7 @@ export class RelayChat {
     const unseen = through - from;
     this.s.lostThrough = through;
     this.markMine(through, "lost", (state, seq) => seq > from);
-    this.addNote(unseen === 1
-      ? "One of your messages could not be delivered: it was lost in a failure on Warmline's side."
-      : `${unseen} of your messages could not be delivered: they were lost in a failure on Warmline's side.`);
+    this.addNote(t("chat.lostMine", { count: unseen }));
   }
 
   // The other side has this side's messages up to `through`: they need no resend any more.
@@ -537,7 +531,7 @@ export class RelayChat {
   async setPeer(raw, persist) {
     if (this.keys) {
       if (e2e.toBase64(raw) !== this.s.peer) {
-        this.emit("notice", { text: "The other side's key changed, so new messages from it will not be shown." });
+        this.emit("notice", { text: t("chat.keyChanged") });
       }
       return;
     }
@@ -545,7 +539,7 @@ export class RelayChat {
     try {
       keys = await e2e.chatKeys(this.privateKey, raw, this.sessionId, this.role);
     } catch {
-      this.emit("notice", { text: "The other side's key is not valid, so this chat cannot be made private. Please end it." });
+      this.emit("notice", { text: t("chat.keyInvalid") });
       return;
     }
     this.keys = keys;
@@ -575,7 +569,7 @@ export class RelayChat {
     try { ct = e2e.fromBase64(d.ciphertext || ""); } catch { return; }
     const r = await this.receiver.accept(seq, ct);
     if (r.status === "forged") {
-      this.emit("notice", { text: "A message could not be verified, so it was not shown." });
+      this.emit("notice", { text: t("chat.unverified") });
       return;
     }
     if (r.status !== "delivered") return;
@@ -598,9 +592,7 @@ export class RelayChat {
     if (missed) {
       this.s.delivered = this.receiver.delivered;
       for (const seq of this.held.keys()) if (seq <= through) this.held.delete(seq);
-      this.addNote(missed === 1
-        ? "A message from the other person could not be delivered: it was lost in a failure on Warmline's side."
-        : `${missed} messages from the other person could not be delivered: they were lost in a failure on Warmline's side.`);
+      this.addNote(t("chat.lostTheirs", { count: missed }));
     }
     await this.afterDelivered();
   }
@@ -720,7 +712,7 @@ export class RelayChat {
     }
     this.sendTrouble = true;
     if (err.code === "MESSAGE_TOO_LARGE") {
-      this.emit("notice", { text: "A message was too long to send. Please split it into shorter ones." });
+      this.emit("notice", { text: t("chat.tooLong") });
     }
     // Anything else (rate limits, no database for a moment): start again, after a backoff, from
     // what the relay has stored.

@@ -8,7 +8,8 @@ import { x25519Supported } from "./e2e.js";
 import { listenerReport } from "./report.js";
 import { wellbeingText } from "./wellbeing.js";
 import { SupportChat, supportKey } from "./support_chat.js";
-import { $, h, loadConfigOrExplain, kindError, show, readTabState, writeTabState, ChatView, topicName, languageName, nextId, armSound, chime, crisisList } from "./ui.js";
+import { $, h, loadConfigOrExplain, kindError, show, say, readTabState, writeTabState, ChatView, topicName, languageName, nextId, armSound, chime, crisisList } from "./ui.js";
+import { t, localize, startLanguage, languagePicker, onLanguage } from "./i18n.js";
 
 const STORE = "wl.listener";
 const BASE_TITLE = "Warmline";
@@ -31,8 +32,8 @@ function save(patch) {
   writeTabState(STORE, state);
 }
 
-const setConn = (t) => { $("#conn-status").textContent = t || ""; };
-const announce = (t) => { const a = $("#announce"); a.textContent = ""; setTimeout(() => { a.textContent = t; }, 50); };
+const setConn = (text) => { $("#conn-status").textContent = text || ""; };
+const announce = (text) => { const a = $("#announce"); a.textContent = ""; setTimeout(() => { a.textContent = text; }, 50); };
 
 // The banner while the matchmaker, or the relay of any open chat, has lost its database: requests
 // fail for a moment and nothing is lost, so the desk says so instead of looking frozen.
@@ -40,7 +41,7 @@ let matchmakerDegraded = false;
 const relayDegraded = new Set();  // session ids whose relay said so
 function renderServiceBanner() {
   show($("#service-banner"), matchmakerDegraded || relayDegraded.size
-    ? "Reconnecting to Warmline… Nothing is lost: your chats and requests wait, and what you write is sent once it's back."
+    ? t("listener.degraded")
     : "");
 }
 
@@ -71,9 +72,9 @@ function showDesk() {
 async function onSignInSubmit(ev) {
   ev.preventDefault();
   const token = $("#token").value.trim();
-  if (!token) { show($("#signin-error"), "Please paste your listener token."); return; }
+  if (!token) { say($("#signin-error"), "listener.signin.empty"); return; }
   if (!supported) {
-    show($("#signin-error"), "This browser can't encrypt chats, so you can't listen from it. Please use an up-to-date browser.");
+    say($("#signin-error"), "listener.unsupported");
     return;
   }
   save({ token });
@@ -114,7 +115,7 @@ function connect() {
   mm = new Matchmaker(cfg.matchmakerUrl, {
     signIn: async (m) => {
       const w = await signInOn(m);
-      setTimeout(() => { applyWelcome(w).catch(() => deskError("Something went wrong while loading your desk. Please reload the page.")); }, 0);
+      setTimeout(() => { applyWelcome(w).catch(() => deskError(t("listener.loadFailed"))); }, 0);
     },
     onPush,
     onStatus,
@@ -123,7 +124,7 @@ function connect() {
 }
 
 function onStatus(s) {
-  if (s.state === "reconnecting") setConn("Connection to Warmline lost. Reconnecting…");
+  if (s.state === "reconnecting") setConn(t("listener.conn.lost"));
   else if (s.state === "ready") {
     // a sign-in needs the matchmaker's database: it has it (again)
     matchmakerDegraded = false;
@@ -146,11 +147,9 @@ function onStatus(s) {
       save({ token: "" });
       stopEverything();
       // 4003 "signed out: the token was replaced" (an admin gave a new token) or "account revoked"
-      showSignIn(/replaced/.test(s.reason || "")
-        ? "You were signed out because an admin gave you a new token. Sign in with the new one."
-        : "This listener account has been revoked by an admin.");
+      showSignIn(t(/replaced/.test(s.reason || "") ? "common.tokenReplaced" : "listener.revoked"));
     } else {
-      setConn("This page is no longer connected to Warmline. Please reload it.");
+      setConn(t("error.closed"));
     }
   }
 }
@@ -159,8 +158,8 @@ async function signOut() {
   const open = [...chats.values()].filter((c) => c.chat && !c.chat.ended).length;
   if (open && !$("#sign-out").dataset.confirm) {
     $("#sign-out").dataset.confirm = "1";
-    $("#sign-out").textContent = "Sign out anyway";
-    deskError(`You still have ${open} open chat${open === 1 ? "" : "s"}. Please end ${open === 1 ? "it" : "them"} first, or press "Sign out anyway".`);
+    localize($("#sign-out"), "listener.signOutAnyway");
+    deskError(t("listener.stillOpen", { count: open }));
     return;
   }
   if (mm && mm.ready) { try { await mm.call({ setAvailability: { available: false } }, { timeoutMs: 3000 }); } catch { /* leaving anyway */ } }
@@ -171,8 +170,8 @@ async function signOut() {
   sessionStorage.removeItem(STORE);
   state = {};
   delete $("#sign-out").dataset.confirm;
-  $("#sign-out").textContent = "Sign out";
-  showSignIn("You have signed out.");
+  localize($("#sign-out"), "common.signOut");
+  showSignIn(t("common.signedOut"));
 }
 
 function stopEverything() {
@@ -197,7 +196,7 @@ function renderProfile(p) {
   if (!p) return;
   profile = p;
   extraToday = 0;
-  $("#name-heading").textContent = p.name || "Listener";
+  $("#name-heading").textContent = p.name || t("listener.name");
   renderAvailability();
   renderToday();
   renderPrefs();
@@ -224,7 +223,7 @@ function renderPrefs() {
   select.replaceChildren(...Array.from({ length: cap }, (_, i) =>
     h("option", { value: String(i + 1), text: String(i + 1) })));
   select.value = String(Math.min(cap, Math.max(1, num(profile.maxChats) || cap)));
-  $("#prefs-cap").textContent = `An admin allows you up to ${cap} at once.`;
+  localize($("#prefs-cap"), "listener.prefs.cap", { count: cap });
 }
 
 async function savePrefs(ev) {
@@ -235,7 +234,7 @@ async function savePrefs(ev) {
   const topics = picked($("#prefs-topics"));
   const languages = picked($("#prefs-languages"));
   if (!topics.length || !languages.length) {
-    show($("#prefs-error"), "Choose at least one topic and one language.");
+    say($("#prefs-error"), "listener.prefs.empty");
     return;
   }
   // everything trained is sent as "everything" (empty), so a topic added to the training later
@@ -249,14 +248,14 @@ async function savePrefs(ev) {
     } });
     prefsDirty = false;
     if (reply.statusChanged) renderProfile(reply.statusChanged.profile);
-    show($("#prefs-done"), "Saved. New requests follow these choices; your open chats go on.");
+    say($("#prefs-done"), "listener.prefs.saved");
   } catch (e) {
     show($("#prefs-error"), kindError(e));
   }
 }
 
 function renderToday() {
-  $("#chats-today").textContent = `Chats today: ${num(profile && profile.chatsToday) + extraToday}`;
+  localize($("#chats-today"), "listener.today", { count: num(profile && profile.chatsToday) + extraToday });
   renderWellbeing();
 }
 
@@ -279,8 +278,8 @@ function renderBreak() {
   const since = state.breakSince;
   if (!since) { $("#break-time").textContent = ""; return; }
   const min = Math.floor((Date.now() - since) / 60000);
-  $("#break-time").textContent = min < 1 ? "On a break for less than a minute."
-    : `On a break for ${min} minute${min === 1 ? "" : "s"}.`;
+  if (min < 1) localize($("#break-time"), "listener.break.short");
+  else localize($("#break-time"), "listener.break.minutes", { count: min });
 }
 
 async function setAvailable(available) {
@@ -308,13 +307,13 @@ async function toggleBreak() {
   if (!state.breakSince) {
     save({ breakSince: Date.now(), wantAvailable: false });
     renderAvailability();
-    announce("You're on a break. Take the time you need.");
+    announce(t("listener.break.start"));
     await setAvailable(false);
   } else {
     const mins = Math.floor((Date.now() - state.breakSince) / 60000);
     save({ breakSince: 0, wantAvailable: true });
     renderAvailability();
-    notice(mins >= 1 ? `Welcome back. Your break lasted ${mins} minute${mins === 1 ? "" : "s"}.` : "Welcome back.");
+    notice(mins >= 1 ? t("listener.break.back", { count: mins }) : t("listener.break.backShort"));
     await setAvailable(true);
   }
 }
@@ -345,7 +344,7 @@ async function showSupport(u, privateKey = null) {
   if (!u || !u.supportId) return;
   if (!support || support.id !== u.supportId) {
     if (u.state === "SUPPORT_CLOSED" && !support) return;
-    support = new SupportChat({ me: "LISTENER", call: (b) => mm.call(b), privateKey, title: "Support from a supervisor" });
+    support = new SupportChat({ me: "LISTENER", call: (b) => mm.call(b), privateKey, title: "support.titleListener" });
     support.id = u.supportId;
     $("#support").replaceChildren(support.root);
   } else if (privateKey && !support.privateKey) {
@@ -363,7 +362,7 @@ async function askSupport() {
     const key = await supportKey();
     const reply = await mm.call({ askForSupport: { publicKey: key.publicKey } });
     await showSupport(reply.support, key.privateKey);
-    announce("A supervisor has been asked to join you.");
+    announce(t("support.asked"));
   } catch (e) {
     deskError(kindError(e));
   } finally {
@@ -382,8 +381,8 @@ function onPush(msg) {
     const { offerId, outcome } = msg.offerClosed;
     if (!offers.has(offerId)) return;
     removeOffer(offerId);
-    if (outcome === "WITHDRAWN") notice("A person stopped waiting, so their request was withdrawn. Nothing for you to do.");
-    else if (outcome === "TIMED_OUT") notice("A request timed out before it was answered.");
+    if (outcome === "WITHDRAWN") notice(t("listener.offer.withdrawn"));
+    else if (outcome === "TIMED_OUT") notice(t("listener.offer.timedOut"));
   } else if (msg.statusChanged) {
     renderProfile(msg.statusChanged.profile);
     if (msg.statusChanged.reason) {
@@ -410,16 +409,17 @@ function addOffer(o, fresh) {
   if (!o || !o.offerId || offers.has(o.offerId)) return;
   const titleId = nextId("offer-title");
   const countdown = h("p", { class: "countdown", role: "timer", "aria-live": "off" });
-  const accept = h("button", { type: "button", text: "Accept" });
-  const decline = h("button", { type: "button", class: "secondary", text: "Decline" });
+  const accept = h("button", { type: "button", i18n: "listener.offer.accept" });
+  const decline = h("button", { type: "button", class: "secondary", i18n: "listener.offer.decline" });
   const error = h("p", { class: "error", role: "alert", hidden: true });
   const waited = num(o.waitedS);
   const el = h("section", { class: "offer", role: "region", "aria-labelledby": titleId },
-    h("h3", { id: titleId, text: "New chat request" }),
+    h("h3", { id: titleId, i18n: "listener.offer.title" }),
     h("p", {}, h("strong", { text: topicName(cfg, o.topic) }), ` · ${languageName(cfg, o.language)}`),
-    o.crisis ? h("p", { class: "crisis-flag", text: "This person says they are in crisis now." }) : null,
-    o.preferred ? h("p", { text: "They asked for you by name." }) : null,
-    waited ? h("p", { class: "hint", text: `They have waited ${waited < 60 ? `${waited} seconds` : `${Math.round(waited / 60)} minutes`}.` }) : null,
+    o.crisis ? h("p", { class: "crisis-flag", i18n: "listener.offer.crisis" }) : null,
+    o.preferred ? h("p", { i18n: "listener.offer.preferred" }) : null,
+    waited ? h("p", { class: "hint", i18n: waited < 60 ? ["listener.offer.waitedSeconds", { count: waited }]
+      : ["listener.offer.waitedMinutes", { count: Math.round(waited / 60) }] }) : null,
     countdown, error,
     h("div", { class: "row" }, accept, decline));
   const entry = { offer: o, el, countdown, accept, decline, error, deadline: num(o.deadlineUnixMs) };
@@ -433,13 +433,14 @@ function addOffer(o, fresh) {
   if (fresh) {
     chime();
     const left = Math.max(0, Math.round((entry.deadline - Date.now()) / 1000));
-    announce(`New chat request: ${topicName(cfg, o.topic)}, ${languageName(cfg, o.language)}${o.crisis ? ", in crisis" : ""}. ${left} seconds to answer.`);
+    announce(t(o.crisis ? "listener.offer.announceCrisis" : "listener.offer.announce",
+      { topic: topicName(cfg, o.topic), language: languageName(cfg, o.language), count: left }));
   }
 }
 
 function tickOffer(entry) {
   const left = Math.max(0, Math.ceil((entry.deadline - Date.now()) / 1000));
-  entry.countdown.textContent = left > 0 ? `${left} second${left === 1 ? "" : "s"} left to answer` : "Time is up";
+  entry.countdown.textContent = left > 0 ? t("listener.offer.left", { count: left }) : t("listener.offer.timeUp");
 }
 
 function removeOffer(id) {
@@ -512,19 +513,19 @@ async function openChat(cs, focus) {
   const tabId = nextId("chat-tab");
   const panelId = nextId("chat-panel");
   const n = ++chatNumber;
-  const label = `Chat ${n}: ${topicName(cfg, cs.topic)}`;
+  const label = t("listener.chat.label", { n, topic: topicName(cfg, cs.topic) });
   const badge = h("span", { class: "tab-unread" });
   const tab = h("button", { type: "button", role: "tab", id: tabId, "aria-controls": panelId, "aria-selected": "false", tabindex: "-1" },
     h("span", { class: "tab-label", text: label }),
-    cs.crisis ? h("span", { class: "tab-crisis", text: " · in crisis" }) : null,
+    cs.crisis ? h("span", { class: "tab-crisis", text: t("listener.chat.crisisTab") }) : null,
     badge);
   const entry = { chat: null, view: null, tab, panel: null, badge, unread: 0, label };
   const view = new ChatView({
-    them: "The person",
+    them: "person",
     onEnd: () => endChat(cs.sessionId),
     onSeen: () => { entry.unread = 0; renderBadge(entry); },
   });
-  const closeButton = h("button", { type: "button", class: "secondary", text: "Close this tab", hidden: true });
+  const closeButton = h("button", { type: "button", class: "secondary", i18n: "listener.chat.close", hidden: true });
   closeButton.addEventListener("click", () => closeChat(cs.sessionId));
   const report = listenerReport({ sessionId: cs.sessionId, transcript: () => (entry.chat ? entry.chat.transcript : []), call: (b) => mm.call(b) });
   const panel = h("div", { role: "tabpanel", id: panelId, "aria-labelledby": tabId, hidden: true },
@@ -541,7 +542,7 @@ async function openChat(cs, focus) {
   } catch {
     chats.delete(cs.sessionId);
     view.destroy();
-    deskError("This chat could not be opened in this browser.");
+    deskError(t("listener.chat.openFailed"));
     return;
   }
   entry.chat = chat;
@@ -565,10 +566,9 @@ function crisisHeader(language) {
   const lang = cfg.languages.find((l) => l.tag === language);
   const resources = lang && Array.isArray(lang.crisisResources) ? lang.crisisResources : [];
   return h("section", { class: "crisis chat-crisis", "aria-labelledby": titleId },
-    h("h3", { id: titleId, text: "This person said they are in crisis now" }),
-    h("p", { text: resources.length
-      ? `If they are in danger, these ${languageName(cfg, language)} crisis lines can help them right away:`
-      : "If they are in danger, ask them to call their local emergency number now." }),
+    h("h3", { id: titleId, i18n: "listener.chat.crisisTitle" }),
+    h("p", { i18n: resources.length ? ["listener.chat.crisisLines", { language: languageName(cfg, language) }]
+      : "listener.chat.crisisNoLines" }),
     resources.length ? crisisList(resources) : null);
 }
 
@@ -605,7 +605,7 @@ function renderBadge(entry) {
   entry.badge.replaceChildren();
   if (entry.unread > 0) {
     entry.badge.append(h("span", { class: "visually-hidden", text: ", " }), String(entry.unread),
-                       h("span", { class: "visually-hidden", text: " unread" }));
+                       h("span", { class: "visually-hidden", text: t("listener.chat.unread") }));
   }
   updateTitle();
 }
@@ -630,11 +630,11 @@ function onChatEvent(id, type, detail) {
     freshTickets();
   } else if (type === "ended" || type === "refused" || type === "replaced") {
     // The chat cannot go on in this tab: the view says why; the slot's tab can be closed.
-    const what = type === "ended" ? "ended" : "stopped here";
-    entry.tab.querySelector(".tab-label").textContent = `${entry.label} (${what})`;
+    const what = type === "ended" ? "ended" : "stopped";
+    entry.tab.querySelector(".tab-label").textContent = t(`listener.chat.tab.${what}`, { label: entry.label });
     entry.closeButton.hidden = false;
     if (relayDegraded.delete(id)) renderServiceBanner();
-    if (selected !== id) announce(`${entry.label} has ${what === "ended" ? "ended" : "stopped here"}.`);
+    if (selected !== id) announce(t(`listener.chat.announce.${what}`, { label: entry.label }));
     else if (focusWasLost(entry.panel)) entry.closeButton.focus();
   } else if (type === "service") {
     if (detail.degraded) relayDegraded.add(id); else relayDegraded.delete(id);
@@ -711,6 +711,9 @@ function closeChat(id) {
 // ---- start up ------------------------------------------------------------------------------
 
 async function main() {
+  startLanguage();
+  $(".header-actions").prepend(languagePicker());
+  onLanguage(() => { if (profile) { renderPrefs(); renderBreak(); } });
   armSound();
   $("#signin-form").addEventListener("submit", onSignInSubmit);
   $("#sign-out").addEventListener("click", signOut);
@@ -738,10 +741,10 @@ async function main() {
   if (!cfg) return;
   supported = await x25519Supported();
   if (state.token && supported) {
-    setConn("Signing in…");
+    setConn(t("common.signingIn"));
     connect();
   } else {
-    showSignIn(supported ? "" : "This browser can't encrypt chats, so you can't listen from it. Please use an up-to-date browser.");
+    showSignIn(supported ? "" : t("listener.unsupported"));
   }
 }
 

@@ -6,6 +6,7 @@
 // listener and supervisor pages all use it. Nothing here logs frames: they hold tokens.
 
 import { follow, backoffDelay } from "./reconnect.js";
+import { t } from "./i18n.js";
 
 const FINAL_CLOSE_CODES = new Set([4001, 4003]);
 const REQUEST_TIMEOUT_MS = 20000;
@@ -13,13 +14,13 @@ const TRANSIENT = new Set(["UNAVAILABLE", "INTERNAL", "RATE_LIMITED", "TIMEOUT",
 
 export class ServiceError extends Error {
   constructor(code, message) {
-    super(message || "Something went wrong. Please try again.");
+    super(message || t("error.generic"));
     this.code = code || "UNKNOWN";
   }
 }
 
 function disconnected() {
-  return new ServiceError("DISCONNECTED", "The connection was lost; trying again.");
+  return new ServiceError("DISCONNECTED", t("mm.lost"));
 }
 
 export class Matchmaker {
@@ -56,7 +57,7 @@ export class Matchmaker {
     this.stopped = true;
     clearTimeout(this.timer);
     this.letGo(1000);
-    this.failAll(new ServiceError("CLOSED", "The connection was closed."));
+    this.failAll(new ServiceError("CLOSED", t("mm.closed")));
   }
 
   // Drops this connection on purpose and opens a new one at once (e.g. for a fresh relay ticket).
@@ -91,7 +92,7 @@ export class Matchmaker {
   // Resolves once signed in on the current connection (immediately if already).
   whenReady() {
     if (this.ready) return Promise.resolve();
-    if (this.stopped) return Promise.reject(new ServiceError("CLOSED", "Not connected to Warmline."));
+    if (this.stopped) return Promise.reject(new ServiceError("CLOSED", t("mm.stopped")));
     return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
   }
 
@@ -148,7 +149,7 @@ export class Matchmaker {
     if (FINAL_CLOSE_CODES.has(ev.code)) {
       this.stopped = true;
       const waiters = this.readyWaiters.splice(0);
-      for (const w of waiters) w.reject(new ServiceError("CLOSED", "The connection was closed."));
+      for (const w of waiters) w.reject(new ServiceError("CLOSED", t("mm.closed")));
       this.onStatus({ state: "closed", code: ev.code, reason: ev.reason });
       return;
     }
@@ -174,13 +175,13 @@ export class Matchmaker {
   request(body, opts = {}) {
     const ws = this.ws;
     if (!ws || ws.readyState !== WebSocket.OPEN) {
-      return Promise.reject(new ServiceError("DISCONNECTED", "Not connected right now; trying again."));
+      return Promise.reject(new ServiceError("DISCONNECTED", t("mm.notNow")));
     }
     const requestId = `${this.prefix}-${++this.counter}`;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(requestId);
-        reject(new ServiceError("TIMEOUT", "Warmline did not answer in time. Please try again."));
+        reject(new ServiceError("TIMEOUT", t("error.timeout")));
       }, opts.timeoutMs || REQUEST_TIMEOUT_MS);
       this.pending.set(requestId, { resolve, reject, timer, alone: !!opts.alone });
       try {
@@ -188,7 +189,7 @@ export class Matchmaker {
       } catch {
         clearTimeout(timer);
         this.pending.delete(requestId);
-        reject(new ServiceError("DISCONNECTED", "Not connected right now; trying again."));
+        reject(new ServiceError("DISCONNECTED", t("mm.notNow")));
       }
     });
   }

@@ -4,17 +4,17 @@
 // the chat and block the person. Message text leaves the browser only here, only the ticked lines.
 
 import { h, kindError, show, nextId } from "./ui.js";
+import { t, localize } from "./i18n.js";
 
 export const REPORT_LIMITS = { messages: 50, text: 2000, reason: 500, frame: 65536 };
 
 // What is wrong with a report before it is sent, as a sentence; "" when nothing is.
 export function reportProblem(reason, picked) {
   const L = REPORT_LIMITS;
-  if (!picked.length && !reason) return "Please tick the messages to include, or tell us what happened.";
-  if ([...reason].length > L.reason) return `Please keep "What happened?" to ${L.reason} characters.`;
-  if (picked.length > L.messages) return `A report can include at most ${L.messages} messages. Please untick some.`;
-  if (picked.some((m) => [...m.text].length > L.text))
-    return `A message over ${L.text} characters can't be included. Please untick it and describe it in your own words.`;
+  if (!picked.length && !reason) return t("seeker.report.nothing");
+  if ([...reason].length > L.reason) return t("seeker.report.reasonLong", { max: L.reason });
+  if (picked.length > L.messages) return t("seeker.report.tooMany", { max: L.messages });
+  if (picked.some((m) => [...m.text].length > L.text)) return t("seeker.report.messageLong", { max: L.text });
   return "";
 }
 
@@ -29,7 +29,7 @@ export function reportBody(sessionId, reason, picked, mine, extra = {}) {
     ...extra,
   };
   const size = new TextEncoder().encode(JSON.stringify({ requestId: "x".repeat(64), reportChat: report })).length;
-  if (size >= REPORT_LIMITS.frame) throw new Error("The report is too long to send. Please untick some messages.");
+  if (size >= REPORT_LIMITS.frame) throw new Error(t("seeker.report.tooLong"));
   return report;
 }
 
@@ -38,12 +38,12 @@ export function quotable(transcript) {
   return (transcript || []).filter((e) => e.from === "me" || e.from === "them");
 }
 
-// Fills `list` (a <ul>) with a checkbox per message; `them` names the other person.
+// Fills `list` (a <ul>) with a checkbox per message; `them`: the string key naming the other person.
 export function fillChecklist(list, messages, them) {
   list.replaceChildren();
   messages.forEach((m, i) => {
     const id = nextId("report-msg");
-    const who = h("span", { class: "who", id: `${id}-who`, text: m.from === "me" ? "You" : them });
+    const who = h("span", { class: "who", id: `${id}-who`, i18n: m.from === "me" ? "seeker.report.you" : them });
     list.append(h("li", { dataset: { from: m.from === "me" ? "me" : "them" } },
       h("input", { type: "checkbox", id, value: String(i), "aria-describedby": `${id}-who` }),
       h("label", { for: id, text: m.text }), who));
@@ -62,25 +62,24 @@ export function ticked(list, messages) {
 export function listenerReport({ sessionId, transcript, call }) {
   const formId = nextId("listener-report");
   const titleId = nextId("listener-report-title");
-  const open = h("button", { type: "button", class: "secondary report-open", "aria-expanded": "false", "aria-controls": formId, text: "Report or block this person" });
+  const open = h("button", { type: "button", class: "secondary report-open", "aria-expanded": "false", "aria-controls": formId, i18n: "listener.report.open" });
   const list = h("ul", { class: "report-messages" });
-  const empty = h("p", { class: "hint", hidden: true, text: "There are no messages to include, but you can still tell us what happened." });
+  const empty = h("p", { class: "hint", hidden: true, i18n: "listener.report.empty" });
   const reasonId = nextId("listener-report-reason");
   const reason = h("textarea", { id: reasonId, rows: "3", maxlength: String(REPORT_LIMITS.reason) });
   const blockId = nextId("listener-report-block");
   const block = h("input", { type: "checkbox", id: blockId });
   const error = h("p", { class: "error", role: "alert", hidden: true });
-  const send = h("button", { type: "submit", text: "Send report" });
-  const cancel = h("button", { type: "button", class: "secondary", text: "Cancel" });
+  const send = h("button", { type: "submit", i18n: "seeker.report.send" });
+  const cancel = h("button", { type: "button", class: "secondary", i18n: "listener.report.cancel" });
   const done = h("p", { class: "success", role: "status", tabindex: "-1", hidden: true });
-  const title = h("h3", { id: titleId, tabindex: "-1", text: "Report this person to the safety team" });
+  const title = h("h3", { id: titleId, tabindex: "-1", i18n: "listener.report.title" });
   const form = h("form", { id: formId, class: "listener-report", "aria-labelledby": titleId, novalidate: true, hidden: true },
     title,
-    h("p", { text: "The messages you tick are sent to Warmline's safety team, and only those; nothing else of this chat leaves your browser. The person is not told that you reported them." }),
-    h("fieldset", {}, h("legend", { text: "Messages to include" }), list, empty),
-    h("div", { class: "field" }, h("label", { for: reasonId, text: "What happened?" }), reason),
-    h("div", { class: "field checkbox" }, block,
-      h("label", { for: blockId, text: "Block this person: end the chat now and never be matched with them again" })),
+    h("p", { i18n: "listener.report.body" }),
+    h("fieldset", {}, h("legend", { i18n: "seeker.report.messages" }), list, empty),
+    h("div", { class: "field" }, h("label", { for: reasonId, i18n: "seeker.report.reason" }), reason),
+    h("div", { class: "field checkbox" }, block, h("label", { for: blockId, i18n: "listener.report.block" })),
     error, h("div", { class: "actions" }, send, cancel));
   let messages = [];
 
@@ -92,7 +91,7 @@ export function listenerReport({ sessionId, transcript, call }) {
   };
   open.addEventListener("click", () => {
     messages = quotable(transcript());
-    fillChecklist(list, messages, "The person");
+    fillChecklist(list, messages, "listener.report.them");
     empty.hidden = messages.length > 0;
     show(error, "");
     form.hidden = false;
@@ -119,8 +118,8 @@ export function listenerReport({ sessionId, transcript, call }) {
     try {
       await call({ reportChat: body });
       form.hidden = true;
-      show(done, body.block ? "Thank you. Your report was sent, and you won't be matched with this person again."
-                            : "Thank you. Your report was sent to the safety team.");
+      localize(done, body.block ? "listener.report.doneBlocked" : "listener.report.done");
+      done.hidden = false;
       done.focus();
     } catch (e) {
       send.disabled = false;

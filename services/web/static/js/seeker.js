@@ -5,7 +5,8 @@
 import { Matchmaker, num } from "./matchmaker.js";
 import { RelayChat, UNKNOWN_END, forgetChat, storedChatIds } from "./chat.js";
 import { x25519Supported } from "./e2e.js";
-import { $, h, loadConfigOrExplain, kindError, show, readTabState, writeTabState, crisisList, ChatView } from "./ui.js";
+import { $, h, loadConfigOrExplain, kindError, show, say, readTabState, writeTabState, crisisList, ChatView, topicName } from "./ui.js";
+import { t, localize, unlocalize, setLanguage, startLanguage, storedLanguage, browserLanguages, matchLanguage, onLanguage } from "./i18n.js";
 
 const STORE = "wl.seeker";
 const REPORT_MAX_MESSAGES = 50;
@@ -19,7 +20,8 @@ let chat = null;
 let supported = false;
 let afterTranscript = [];
 let unseen = 0;
-const view = new ChatView({ them: "The listener", onEnd: endChat });
+startLanguage();  // before anything is built: this tab's choice, else the browser's
+const view = new ChatView({ them: "listener", onEnd: endChat });
 
 let state = readTabState(STORE);
 function save(patch) {
@@ -46,11 +48,12 @@ function showScreen(name, focus = true) {
 // or Warmline's (the matchmaker or the relay lost its database: requests wait, nothing is lost).
 let connText = "";
 const degraded = { matchmaker: false, relay: false };
-function setConn(text) { connText = text || ""; renderConn(); }
+function setConn(key) { connText = key || ""; renderConn(); }
 function setDegraded(who, on) { degraded[who] = on; renderConn(); }
 function renderConn() {
-  $("#conn-status").textContent = connText ||
-    (degraded.matchmaker || degraded.relay ? "Reconnecting to Warmline… you keep your place, and nothing is lost." : "");
+  const key = connText || (degraded.matchmaker || degraded.relay ? "seeker.conn.degraded" : "");
+  const el = $("#conn-status");
+  if (key) localize(el, key); else { unlocalize(el); el.textContent = ""; }
 }
 
 // ---- start ---------------------------------------------------------------------------------
@@ -58,16 +61,17 @@ function renderConn() {
 function fillChoices() {
   const topic = $("#topic");
   const language = $("#language");
-  topic.replaceChildren(...cfg.topics.map((t) => h("option", { value: t.id, text: t.name })));
+  topic.replaceChildren(...cfg.topics.map((x) => h("option", { value: x.id, text: topicName(cfg, x.id) })));
   language.replaceChildren(...cfg.languages.map((l) => h("option", { value: l.tag, text: l.name, lang: l.tag })));
   if (state.topic && cfg.topics.some((t) => t.id === state.topic)) topic.value = state.topic;
   if (state.language && cfg.languages.some((l) => l.tag === state.language)) language.value = state.language;
   else {
-    const nav = (navigator.language || "").toLowerCase();
-    const guess = cfg.languages.find((l) => l.tag.toLowerCase() === nav) ||
-      cfg.languages.find((l) => nav.startsWith(l.tag.toLowerCase().split("-")[0]));
-    if (guess) language.value = guess.tag;
+    // this tab's choice of the interface's language, else the browser's
+    const wanted = storedLanguage() ? [storedLanguage(), ...browserLanguages()] : browserLanguages();
+    const guess = matchLanguage(cfg.languages.map((l) => l.tag), wanted);
+    if (guess) language.value = guess;
   }
+  setLanguage(language.value, { keep: false });
   $("#crisis").checked = !!state.crisis;
   renderCrisis();
   renderUrgent();
@@ -83,7 +87,7 @@ function resourcesFor(tag) {
 function renderUrgent() {
   const res = resourcesFor($("#language").value);
   $("#urgent-resources").replaceChildren(res.length ? crisisList(res)
-    : h("p", { text: "Please call your local emergency number now." }));
+    : h("p", { i18n: "seeker.callEmergency" }));
 }
 
 // Leaves at once for a neutral page, for someone who must not be seen here: what this tab kept
@@ -118,7 +122,7 @@ function renderCrisis() {
   if (on) {
     const res = resourcesFor($("#language").value);
     $("#crisis-resources").replaceChildren(res.length ? crisisList(res)
-      : h("p", { text: "Please call your local emergency number now." }));
+      : h("p", { i18n: "seeker.callEmergency" }));
   }
 }
 
@@ -127,13 +131,13 @@ async function requestChat(ev) {
   const err = $("#request-error");
   show(err, "");
   if (!supported) {
-    show(err, "This browser can't encrypt a chat, so we can't start one here. Please try an up-to-date browser.");
+    say(err, "seeker.unsupported");
     return;
   }
   const topic = $("#topic").value;
   const language = $("#language").value;
   const crisis = $("#crisis").checked;
-  if (!topic || !language) { show(err, "Please choose a topic and a language."); return; }
+  if (!topic || !language) { say(err, "seeker.chooseBoth"); return; }
   save({ topic, language, crisis });
   show($("#waiting-note"), "");
   const button = $("#talk");
@@ -178,22 +182,22 @@ function showWaiting(resources) {
 function renderQueue(position, waitS, q = {}) {
   const none = q.noListenerNow === true;
   const held = num(q.heldS);
-  $("#queue-position").textContent = held > 0 ? "Your request is paused for now."
-    : position > 0 ? `You are number ${position} in line.` : "Asking for a listener…";
+  if (held > 0) localize($("#queue-position"), "seeker.queue.held");
+  else if (position > 0) localize($("#queue-position"), "seeker.queue.position", { position });
+  else localize($("#queue-position"), "seeker.queue.asking");
   renderWaitingCrisis(none || held > 0, q.crisisResources);
   let wait;
   if (held > 0) {
-    const m = Math.max(1, Math.round(held / 60));
-    wait = `After recent reports from listeners, requests from you or your network are passed to listeners after a pause: about ${m} minute${m === 1 ? "" : "s"} from now. You keep your request until then.`;
+    wait = ["seeker.queue.heldWait", { count: Math.max(1, Math.round(held / 60)) }];
   } else if (none) {
-    wait = "No listener who covers this is free right now. You keep your place, and we'll connect you as soon as someone is.";
-  } else if (!waitS) wait = "We can't estimate the wait right now, but someone will be with you as soon as they can.";
-  else if (waitS < 60) wait = "Estimated wait: less than a minute.";
+    wait = ["seeker.queue.noListener"];
+  } else if (!waitS) wait = ["seeker.queue.noEstimate"];
+  else if (waitS < 60) wait = ["seeker.queue.underMinute"];
   else {
     const m = Math.round(waitS / 60);
-    wait = `Estimated wait: about ${m} minute${m === 1 ? "" : "s"}.`;
+    wait = ["seeker.queue.minutes", { count: m }];
   }
-  $("#queue-wait").textContent = wait;
+  localize($("#queue-wait"), ...wait);
 }
 
 // The crisis lines on the waiting screen: for a request in crisis all along, and for any request
@@ -204,7 +208,7 @@ function renderWaitingCrisis(none, resources) {
   if (show && (none || box.hidden)) {
     const res = Array.isArray(resources) && resources.length ? resources : resourcesFor(state.language);
     $("#waiting-crisis-resources").replaceChildren(res.length ? crisisList(res)
-      : h("p", { text: "If you are in danger, please call your local emergency number now." }));
+      : h("p", { i18n: "seeker.inDangerCall" }));
   }
   box.hidden = !show;
 }
@@ -214,8 +218,8 @@ function backToLine(text) {
   save({ phase: "waiting" });
   showWaiting(state.crisis ? resourcesFor(state.language) : null);
   renderQueue(0, 0);
-  show($("#waiting-note"), text ||
-    "Your listener's connection was lost. You're back at the front of the line, and we're finding someone for you now.");
+  if (text) show($("#waiting-note"), text);
+  else say($("#waiting-note"), "end.requeued");
 }
 
 async function stopWaiting() {
@@ -272,7 +276,7 @@ async function startChat(started) {
 }
 
 function chatFailed() {
-  show($("#page-error"), "This chat could not be opened in this browser. Please reload the page.");
+  say($("#page-error"), "seeker.chatFailed");
 }
 
 function onChatEvent(c, type, detail) {
@@ -321,7 +325,7 @@ function showAfter(reason) {
   form.reset();
   for (const el of form.elements) el.disabled = !!state.rated;
   show($("#feedback-error"), "");
-  show($("#feedback-done"), state.rated ? "Thank you for your feedback." : "");
+  if (state.rated) say($("#feedback-done"), "seeker.feedback.thanks"); else show($("#feedback-done"), "");
   buildReport();
   showScreen("after");
 }
@@ -331,7 +335,7 @@ function buildReport() {
   list.replaceChildren();
   afterTranscript.forEach((m, i) => {
     const id = `report-msg-${i}`;
-    const who = h("span", { class: "who", id: `${id}-who`, text: m.from === "me" ? "You" : "The listener" });
+    const who = h("span", { class: "who", id: `${id}-who`, i18n: m.from === "me" ? "seeker.report.you" : "seeker.report.listener" });
     list.append(h("li", { dataset: { from: m.from === "me" ? "me" : "them" } },
       h("input", { type: "checkbox", id, value: String(i), "aria-describedby": `${id}-who` }),
       h("label", { for: id, text: m.text }), who));
@@ -340,15 +344,15 @@ function buildReport() {
   $("#report-form").hidden = true;
   $("#report-open").hidden = !!state.reported;
   $("#report-open").setAttribute("aria-expanded", "false");
-  show($("#report-done"), state.reported ? "Thank you. Your report was sent." : "");
+  if (state.reported) say($("#report-done"), "seeker.report.thanks"); else show($("#report-done"), "");
   show($("#report-error"), "");
 }
 
 // The focused Send button is disabled once the feedback is in, which would drop focus to the
 // page's start: the thanks takes it instead, so it is read out.
-function feedbackDone(text) {
+function feedbackDone(key) {
   const done = $("#feedback-done");
-  show(done, text);
+  say(done, key);
   done.tabIndex = -1;
   done.focus();
 }
@@ -358,9 +362,9 @@ async function sendFeedback(ev) {
   const err = $("#feedback-error");
   show(err, "");
   const picked = document.querySelector('input[name="stars"]:checked');
-  if (!picked) { show(err, "Please choose from 1 to 5 stars."); return; }
+  if (!picked) { say(err, "seeker.feedback.stars"); return; }
   const comment = $("#comment").value.trim();
-  if ([...comment].length > 500) { show(err, "A comment can be at most 500 characters."); return; }
+  if ([...comment].length > 500) { say(err, "seeker.feedback.long", { max: 500 }); return; }
   const body = { sessionId: state.sessionId, stars: Number(picked.value) };
   if (comment) body.comment = comment;
   if ($("#block").checked) body.blockListener = true;
@@ -370,14 +374,12 @@ async function sendFeedback(ev) {
     await mm.call({ rateChat: body });
     save({ rated: true });
     for (const el of $("#feedback-form").elements) el.disabled = true;
-    feedbackDone(body.blockListener
-      ? "Thank you for your feedback. You won't be matched with this listener again."
-      : "Thank you for your feedback.");
+    feedbackDone(body.blockListener ? "seeker.feedback.thanksBlocked" : "seeker.feedback.thanks");
   } catch (e) {
     button.disabled = false;
     if (e.code === "WRONG_STATE" && /already been rated/.test(e.message)) {
       save({ rated: true });
-      feedbackDone("Thank you. This chat has already been rated.");
+      feedbackDone("seeker.feedback.already");
       return;
     }
     show(err, kindError(e));
@@ -399,11 +401,11 @@ async function sendReport(ev) {
   show(err, "");
   const reason = $("#report-reason").value.trim();
   const picked = [...document.querySelectorAll("#report-messages input:checked")].map((i) => afterTranscript[Number(i.value)]).filter(Boolean);
-  if (!picked.length && !reason) { show(err, "Please tick the messages to include, or tell us what happened."); return; }
-  if ([...reason].length > REPORT_MAX_REASON) { show(err, `Please keep "What happened?" to ${REPORT_MAX_REASON} characters.`); return; }
-  if (picked.length > REPORT_MAX_MESSAGES) { show(err, `A report can include at most ${REPORT_MAX_MESSAGES} messages. Please untick some.`); return; }
+  if (!picked.length && !reason) { say(err, "seeker.report.nothing"); return; }
+  if ([...reason].length > REPORT_MAX_REASON) { say(err, "seeker.report.reasonLong", { max: REPORT_MAX_REASON }); return; }
+  if (picked.length > REPORT_MAX_MESSAGES) { say(err, "seeker.report.tooMany", { max: REPORT_MAX_MESSAGES }); return; }
   if (picked.some((m) => [...m.text].length > REPORT_MAX_TEXT)) {
-    show(err, `A message over ${REPORT_MAX_TEXT} characters can't be included. Please untick it and describe it in your own words.`);
+    say(err, "seeker.report.messageLong", { max: REPORT_MAX_TEXT });
     return;
   }
   const report = {
@@ -412,20 +414,20 @@ async function sendReport(ev) {
     messages: picked.map((m) => ({ from: m.from === "me" ? "SEEKER" : "LISTENER", seq: String(m.seq || 0), text: m.text, sentUnixMs: String(m.at || 0) })),
   };
   const size = new TextEncoder().encode(JSON.stringify({ requestId: "x".repeat(64), reportChat: report })).length;
-  if (size >= FRAME_MAX) { show(err, "The report is too long to send. Please untick some messages."); return; }
+  if (size >= FRAME_MAX) { say(err, "seeker.report.tooLong"); return; }
   const button = $("#send-report");
   button.disabled = true;
   try {
     await mm.call({ reportChat: report });
     save({ reported: true });
     $("#report-form").hidden = true;
-    show($("#report-done"), "Thank you. Your report was sent.");
+    say($("#report-done"), "seeker.report.thanks");
     $("#report-done").tabIndex = -1;
     $("#report-done").focus();
   } catch (e) {
     button.disabled = false;
     if (e.code === "MALFORMED_FRAME" || e.code === "TIMEOUT") {
-      show(err, "Reports can't be sent from here right now. Please try again later.");
+      say(err, "seeker.report.unavailable");
     } else if (e.code === "WRONG_STATE") {
       save({ reported: true });
       show(err, e.message);
@@ -463,7 +465,7 @@ async function signIn(m) {
       save({ token: "" });
       if (state.phase === "waiting" || state.phase === "chat") {
         for (const id of storedChatIds()) forgetChat(id);
-        show($("#request-error"), "Your earlier conversation could not be found; it may have expired. You can start a new one.");
+        say($("#request-error"), "seeker.resumeFailed");
         save({ phase: "idle" });
         showScreen("start");
       }
@@ -500,7 +502,7 @@ function onWelcome(w) {
       chat.finish(undefined, UNKNOWN_END);
     } else if (!chat && state.sessionId === w.chat.sessionId && (state.phase === "chat" || state.phase === "after")) {
       forgetChat(w.chat.sessionId);
-      if (current !== "after") showAfter(state.phase === "chat" ? "The chat ended while you were away." : "");
+      if (current !== "after") showAfter(state.phase === "chat" ? t("seeker.endedAway") : "");
     } else if (current !== "after" && current !== "chat") {
       showScreen("start");
     }
@@ -508,7 +510,7 @@ function onWelcome(w) {
     // IDLE
     if (state.phase === "waiting") {
       save({ phase: "idle" });
-      show($("#request-error"), "You were away for a while, so your place in line was let go. You can ask again whenever you're ready.");
+      say($("#request-error"), "seeker.placeLetGo");
       showScreen("start");
     } else if (current !== "after" && current !== "start") {
       showScreen("start");
@@ -530,11 +532,11 @@ function onPush(msg) {
   }
 }
 
-const OFFLINE = "You're offline. We'll reconnect as soon as you're back online; you keep your place.";
+const OFFLINE = "seeker.conn.offline";
 
 function onStatus(s) {
   if (s.state === "reconnecting" && (current === "waiting" || current === "chat")) {
-    setConn(navigator.onLine === false ? OFFLINE : "Connection to Warmline lost. Reconnecting… You keep your place.");
+    setConn(navigator.onLine === false ? OFFLINE : "seeker.conn.lost");
   } else if (s.state === "ready") {
     // a sign-in needs the matchmaker's database: it has it (again)
     degraded.matchmaker = false;
@@ -542,7 +544,7 @@ function onStatus(s) {
   } else if (s.state === "closed" && s.code === 4001) {
     if (chat && !chat.ended) { chat.stop(); view.handle("replaced"); }
     setConn("");
-    show($("#page-error"), "This conversation was opened in another tab or window, so it has stopped here. You can close this tab.");
+    say($("#page-error"), "seeker.replaced");
     for (const s2 of screens) $(`#${s2}`).hidden = true;
   } else if (s.state === "refused") {
     show($("#page-error"), kindError(s.error));
@@ -557,6 +559,15 @@ async function main() {
   $("#crisis").addEventListener("change", renderCrisis);
   $("#language").addEventListener("change", renderCrisis);
   $("#language").addEventListener("change", renderUrgent);
+  // the page speaks the language the seeker asks to talk in, from the moment they pick it
+  $("#language").addEventListener("change", () => {
+    save({ language: $("#language").value });  // the latest choice, also over a reload
+    setLanguage($("#language").value);
+  });
+  onLanguage(() => {
+    if (!cfg) return;
+    for (const option of $("#topic").options) option.textContent = topicName(cfg, option.value);
+  });
   $("#request-form").addEventListener("submit", requestChat);
   $("#stop-waiting").addEventListener("click", stopWaiting);
   $("#feedback-form").addEventListener("submit", sendFeedback);
@@ -576,7 +587,7 @@ async function main() {
   });
   window.addEventListener("online", () => {
     if (mm && !mm.stopped) {
-      if (current === "waiting" || current === "chat") setConn("Reconnecting…");
+      if (current === "waiting" || current === "chat") setConn("common.reconnecting");
       mm.reconnectNow();
     }
     if (chat && !chat.ended) chat.reconnectNow();
@@ -587,10 +598,10 @@ async function main() {
   supported = await x25519Supported();
   fillChoices();
   if (!supported) {
-    show($("#request-error"), "This browser can't encrypt a chat, so we can't start one here. Please try an up-to-date browser.");
+    say($("#request-error"), "seeker.unsupported");
   }
   if (state.token && supported && (state.phase === "waiting" || state.phase === "chat" || state.phase === "after")) {
-    setConn("Reconnecting…");
+    setConn("common.reconnecting");
     connect();
   } else {
     if (state.phase === "after") save({ phase: "idle" });

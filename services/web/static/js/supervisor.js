@@ -9,6 +9,8 @@ import { LineChart, swatch, count_step, duration_step } from "./chart.js";
 import { Matchmaker, ServiceError, num } from "./matchmaker.js";
 import { h } from "./ui.js";
 import { SupportChat, supportKey } from "./support_chat.js";
+import { ReviewQueue } from "./review_queue.js";
+import * as i18n from "./i18n.js";
 
 const TOKEN_KEY = "warmline.supervisor.token";
 const HOUR_MS = 3_600_000;
@@ -65,13 +67,13 @@ function no_data() {
   dash.textContent = "—";
   const words = document.createElement("span");
   words.className = "visually-hidden";
-  words.textContent = "no data";
+  words.textContent = i18n.t("dash.noData");
   return [dash, words];
 }
 
 // Coarse, so that the alert region's text changes at most once a minute (each change is announced).
 function format_wait_coarse(s) {
-  if (s < 60) return "under a minute";
+  if (s < 60) return i18n.t("dash.underMinute");
   return format_duration(Math.floor(s / 60) * 60);
 }
 
@@ -83,8 +85,9 @@ function format_duration_tick(s) {
   return `${Math.round(s / 360) / 10} h`.replace(".0 ", " ");
 }
 
-function plural(n, one, many) {
-  return `${n} ${n === 1 ? one : many}`;
+// `key`'s plural form for `n` (the string says where the number goes).
+function plural(n, key) {
+  return i18n.t(key, { count: n });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -95,7 +98,7 @@ const catalogue = { topics: new Map(), languages: new Map(), order: new Map() };
 function load_catalogue(c) {
   const topics = Array.isArray(c?.topics) ? c.topics : [];
   const languages = Array.isArray(c?.languages) ? c.languages : [];
-  for (const t of topics) catalogue.topics.set(t.id, t.name || t.id);
+  for (const t of topics) catalogue.topics.set(t.id, t.name || t.id);  // English; topic_name() first asks the tables
   for (const l of languages) catalogue.languages.set(l.tag, l.name || l.tag);
   topics.forEach((t, ti) => {
     languages.forEach((l, li) => catalogue.order.set(pair_key(t.id, l.tag), ti * languages.length + li));
@@ -108,7 +111,14 @@ function pair_key(topic, language) {
 
 function pair_name(key) {
   const [topic, language] = key.split("|");
-  return `${catalogue.topics.get(topic) ?? topic} · ${catalogue.languages.get(language) ?? language}`;
+  return `${topic_name(topic)} · ${catalogue.languages.get(language) ?? language}`;
+}
+
+// A topic's name in the page's language: the known ids are in the string tables (topic.<id>), the
+// catalogue's (English) name is for any other.
+function topic_name(id) {
+  const known = i18n.t(`topic.${id}`);
+  return known !== `topic.${id}` ? known : (catalogue.topics.get(id) ?? id);
 }
 
 // A stable index per pair (catalogue order; pairs the catalogue lacks come after it).
@@ -279,7 +289,7 @@ function render() {
   const when = new Date(latest.t);
   const time = $("updated-at");
   time.dateTime = when.toISOString();
-  set_text(time, when.toLocaleTimeString());
+  set_text(time, when.toLocaleTimeString(i18n.language()));
   if (document.hidden) { dirty = true; return; }
   render_charts();
 }
@@ -336,31 +346,30 @@ function render_callout(region, title_id, title, rows, detail) {
 // waiting seekers whom no available listener may take (they declined or missed them, or were
 // blocked; seekers_unservable).
 function render_shortage() {
-  render_callout($("shortage"), "shortage-title", "Seekers waiting with no listener",
+  render_callout($("shortage"), "shortage-title", i18n.t("dash.shortage.title"),
                  latest.rows.filter((r) => r.shortage || r.unservable > 0), (r) => (r.shortage
-                   ? `: ${plural(r.waiting, "seeker", "seekers")} waiting, the longest for ${format_wait_coarse(r.longest)}`
-                   : `: ${r.unservable} of ${plural(r.waiting, "seeker", "seekers")} waiting can't be served now; ` +
-                     "every available listener who takes this has declined or missed them, or was blocked"));
+                   ? i18n.t("dash.shortage.none", { count: r.waiting, longest: format_wait_coarse(r.longest) })
+                   : i18n.t("dash.shortage.unservable", { count: r.waiting, unservable: r.unservable })));
 }
 
 // Crisis requests nobody took within the matchmaker's --crisis-widen-ms: now offered to every
 // listener of their language, and a matter for a supervisor at once.
 function render_crisis_overdue() {
-  render_callout($("crisis-overdue"), "crisis-overdue-title", "Crisis requests nobody has taken",
-                 latest.rows.filter((r) => r.crisis_overdue > 0), (r) =>
-                   `: ${plural(r.crisis_overdue, "crisis request", "crisis requests")} waiting too long, ` +
-                   `now offered to every ${catalogue.languages.get(r.key.split("|")[1]) ?? "listener"} listener`);
+  render_callout($("crisis-overdue"), "crisis-overdue-title", i18n.t("dash.overdue.title"),
+                 latest.rows.filter((r) => r.crisis_overdue > 0), (r) => {
+                   const language = catalogue.languages.get(r.key.split("|")[1]);
+                   return i18n.t(language ? "dash.overdue.detail" : "dash.overdue.detailAny",
+                                 { count: r.crisis_overdue, language });
+                 });
 }
 
 // Many more crisis requests than usual (the matchmaker's --crisis-alert-per-5min and
 // --crisis-alert-factor decide): a local event, or someone flooding the crisis tier. Counts only.
 function render_crisis_spike() {
   const t = latest.crisis_trend;
-  const detail = callout_body($("crisis-spike"), t.spike, "crisis-spike-title", "Crisis requests are spiking", "p");
+  const detail = callout_body($("crisis-spike"), t.spike, "crisis-spike-title", i18n.t("dash.spike.title"), "p");
   if (!detail) return;
-  set_text(detail, `${plural(t.last, "crisis request", "crisis requests")} in the last 5 minutes; ` +
-    `usually about ${t.usual}. Make sure listeners are on hand. It may be a local event, or a flood ` +
-    "of requests: the per-address limits are in the matchmaker's metrics.");
+  set_text(detail, i18n.t("dash.spike.detail", { count: t.last, usual: t.usual }));
 }
 
 function is_empty_row(r) {
@@ -386,9 +395,9 @@ function cell_texts(r) {
 // The badges after a row's name: why its seekers need a person.
 function badges(r) {
   const out = [];
-  if (r.crisis_overdue > 0) out.push(["urgent", "Crisis overdue"]);
-  if (r.shortage) out.push(["", "No listener"]);
-  else if (r.unservable > 0) out.push(["", "Can't be served now"]);
+  if (r.crisis_overdue > 0) out.push(["urgent", i18n.t("dash.badge.overdue")]);
+  if (r.shortage) out.push(["", i18n.t("dash.badge.noListener")]);
+  else if (r.unservable > 0) out.push(["", i18n.t("dash.col.unservable")]);
   return out;
 }
 
@@ -438,7 +447,7 @@ function render_table() {
       tr.className = "empty";
       const td = document.createElement("td");
       td.colSpan = COLUMNS + 1;
-      td.textContent = "No one is waiting, and no listener is signed up for any queue right now.";
+      td.textContent = i18n.t("dash.empty");
       tr.append(td);
       body.append(tr);
     }
@@ -454,7 +463,7 @@ function render_table() {
     fill_row(tr, pair_name(r.key), r);
     if (body.children[i] !== tr) body.insertBefore(tr, body.children[i] ?? null);
   });
-  fill_row($("queues-total"), "All queues", latest.total, false);
+  fill_row($("queues-total"), i18n.t("dash.all"), latest.total, false);
 }
 
 // items: { index, text, area, no_data } (no_data: the text is followed by no_data())
@@ -489,7 +498,7 @@ function render_charts() {
   const start = end - HOUR_MS;
   const in_window = samples.filter((s) => s.t >= start);
   const covered_min = Math.max(1, Math.round((end - in_window[0].t) / MINUTE_MS));
-  const span = covered_min >= 59 ? "the last hour" : `the last ${plural(covered_min, "minute", "minutes")}`;
+  const span = covered_min >= 59 ? i18n.t("dash.span.hour") : plural(covered_min, "dash.span.minutes");
   const t = latest.total;
 
   // Queue depth: one line per pair that had someone waiting at some point in the hour.
@@ -500,25 +509,25 @@ function render_charts() {
   charts.depth.update({
     start, end,
     series: keys.map((k) => ({ index: pair_index(k), points: gauge_points((s) => s.waiting.get(k) ?? 0) })),
-    label: `Seekers waiting per topic and language over ${span}. Now: ` +
+    label: i18n.t("dash.depth.label", { span }) + " " +
       (now_waiting.length
-        ? now_waiting.map((r) => `${pair_name(r.key)} ${r.waiting}`).join(", ") + "."
-        : "no one is waiting.") +
-      (keys.length ? ` Peak: ${Math.max(...in_window.map((s) => s.total.waiting))} waiting in all.` : ""),
+        ? i18n.t("dash.depth.now", { list: now_waiting.map((r) => `${pair_name(r.key)} ${r.waiting}`).join(", ") })
+        : i18n.t("dash.depth.nobody")) +
+      (keys.length ? " " + i18n.t("dash.depth.peak", { count: Math.max(...in_window.map((s) => s.total.waiting)) }) : ""),
   });
   legend("chart-depth", keys.length
-    ? keys.map((k) => ({ index: pair_index(k), text: `${pair_name(k)}: ${(latest.rows.find((r) => r.key === k)?.waiting) ?? 0} now` }))
+    ? keys.map((k) => ({ index: pair_index(k), text: i18n.t("dash.depth.legend", { pair: pair_name(k), count: (latest.rows.find((r) => r.key === k)?.waiting) ?? 0 }) }))
     : []);
-  set_text($("chart-depth").querySelector(".chart-empty"), keys.length ? "" : `No one has waited in ${span}.`);
+  set_text($("chart-depth").querySelector(".chart-empty"), keys.length ? "" : i18n.t("dash.depth.empty", { span }));
 
   const waited = in_window.filter((s) => s.total.waiting > 0);
   charts.longest.update({
     start, end,
     series: [{ index: 3, area: true, points: gauge_points((s) => s.total.longest) }],
-    label: `Longest current wait over ${span}. Now: ${t.waiting ? format_duration(t.longest) : "no one is waiting"}. ` +
+    label: i18n.t(t.waiting ? "dash.longest.label" : "dash.longest.labelNobody", { span, now: format_duration(t.longest) }) + " " +
       (waited.length
-        ? `Highest: ${format_duration(Math.max(...waited.map((s) => s.total.longest)))}.`
-        : `No one waited in ${span}.`),
+        ? i18n.t("dash.longest.highest", { value: format_duration(Math.max(...waited.map((s) => s.total.longest))) })
+        : i18n.t("dash.longest.none", { span })),
   });
 
   // No chat started in a sample's 15 minutes: no point, so the lines break instead of lying at 0.
@@ -530,14 +539,14 @@ function render_charts() {
       { index: 0, points: gauge_points(wait_at("p50")) },
       { index: 12, points: gauge_points(wait_at("p90")) },
     ],
-    label: `Wait before a chat starts, median and 90th percentile of the previous 15 minutes, over ${span}. ` +
+    label: i18n.t("dash.percentiles.label", { span }) + " " +
       (t.waits
-        ? `Now: median ${format_duration(t.p50)}, 90th percentile ${format_duration(t.p90)}.`
-        : "Now: no chat has started in the last 15 minutes."),
+        ? i18n.t("dash.percentiles.now", { p50: format_duration(t.p50), p90: format_duration(t.p90) })
+        : i18n.t("dash.percentiles.none")),
   });
   legend("chart-percentiles", [
-    { index: 0, text: `Median (p50): ${t.waits ? format_duration(t.p50) : ""}`, no_data: !t.waits },
-    { index: 12, text: `90th percentile (p90): ${t.waits ? format_duration(t.p90) : ""}`, no_data: !t.waits },
+    { index: 0, text: i18n.t("dash.legend.p50", { value: t.waits ? format_duration(t.p50) : "" }), no_data: !t.waits },
+    { index: 12, text: i18n.t("dash.legend.p90", { value: t.waits ? format_duration(t.p90) : "" }), no_data: !t.waits },
   ]);
 
   charts.listeners.update({
@@ -547,18 +556,18 @@ function render_charts() {
       { index: 9, points: gauge_points((s) => s.total.busy) },
       { index: 23, points: gauge_points((s) => s.total.away) },
     ],
-    label: `Listeners over ${span}. Now: ${t.available} available, ${t.busy} busy, ${t.away} away.`,
+    label: i18n.t("dash.listeners.label", { span, available: t.available, busy: t.busy, away: t.away }),
   });
   legend("chart-listeners", [
-    { index: 2, text: `Available: ${t.available}` },
-    { index: 9, text: `Busy (full): ${t.busy}` },
-    { index: 23, text: `Away: ${t.away}` },
+    { index: 2, text: i18n.t("dash.legend.available", { n: t.available }) },
+    { index: 9, text: i18n.t("dash.legend.busy", { n: t.busy }) },
+    { index: 23, text: i18n.t("dash.legend.away", { n: t.away }) },
   ]);
 
   charts.chats.update({
     start, end,
     series: [{ index: 5, area: true, points: gauge_points((s) => s.total.chats) }],
-    label: `Chats active over ${span}. Now: ${t.chats}. Highest: ${Math.max(...in_window.map((s) => s.total.chats))}.`,
+    label: i18n.t("dash.chats.label", { span, now: t.chats, highest: Math.max(...in_window.map((s) => s.total.chats)) }),
   });
 
   const acc = per_minute("accepted", end);
@@ -571,27 +580,25 @@ function render_charts() {
       { index: 9, points: dec.points },
       { index: 19, points: tim.points },
     ],
-    label: `Offers per minute (the increase of the running totals in each minute) over ${span}. ` +
-      `Last minute: ${acc.last_minute} accepted, ${dec.last_minute} declined, ${tim.last_minute} timed out. ` +
-      `In all over ${span}: ${acc.sum} accepted, ${dec.sum} declined, ${tim.sum} timed out.`,
+    label: i18n.t("dash.offers.label", { span, accepted: acc.last_minute, declined: dec.last_minute, timedOut: tim.last_minute,
+                                         acceptedAll: acc.sum, declinedAll: dec.sum, timedOutAll: tim.sum }),
   });
   legend("chart-offers", [
-    { index: 2, text: `Accepted: ${acc.sum}` },
-    { index: 9, text: `Declined: ${dec.sum}` },
-    { index: 19, text: `Timed out: ${tim.sum}` },
+    { index: 2, text: i18n.t("dash.legend.accepted", { n: acc.sum }) },
+    { index: 9, text: i18n.t("dash.legend.declined", { n: dec.sum }) },
+    { index: 19, text: i18n.t("dash.legend.timedOut", { n: tim.sum }) },
   ]);
   set_text($("chart-offers").querySelector(".chart-note"),
-    `Per minute; the legend gives the increase over ${span}.`);
+    i18n.t("dash.offers.note", { span }));
 
   const ab = per_minute("abandoned", end);
   charts.abandoned.update({
     start, end, gap_ms: 90_000,
     series: [{ index: 1, area: true, points: ab.points }],
-    label: `Requests abandoned per minute (seekers who did not come back in time) over ${span}. ` +
-      `Last minute: ${ab.last_minute}. In all over ${span}: ${ab.sum}.`,
+    label: i18n.t("dash.abandoned.label", { span, last: ab.last_minute, all: ab.sum }),
   });
   set_text($("chart-abandoned").querySelector(".chart-note"),
-    `Per minute; ${plural(ab.sum, "request", "requests")} abandoned over ${span}.`);
+    i18n.t("dash.abandoned.note", { count: ab.sum, span }));
 }
 
 function clear_data() {
@@ -605,6 +612,7 @@ function clear_data() {
   for (const td of $("queues-total").querySelectorAll("td")) td.textContent = "";
   support_requests.clear();
   $("support-list").replaceChildren();
+  reviews.close();
   $("support-chats").replaceChildren();
   render_support();
 }
@@ -655,12 +663,13 @@ function connect() {
 
 async function sign_in(m) {
   const reply = await m.request({ supervisorSignIn: { token } }, { alone: true });
-  if (!reply.stats) throw new ServiceError("INTERNAL", "Warmline answered the sign-in with something unexpected.");
+  if (!reply.stats) throw new ServiceError("INTERNAL", i18n.t("dash.unexpected"));
   on_signed_in(reply.stats);
 }
 
 function on_push(msg) {
   last_message_at = Date.now();
+  if (msg.stats) reviews.setOpenCount(num(msg.stats.reportsOpen));
   if (msg.stats && append(msg.stats)) render();
   else if (msg.service) set_paused(msg.service.degraded === true);
   else if (msg.support) support_update(msg.support);
@@ -674,12 +683,19 @@ function on_push(msg) {
 
 const support_requests = new Map();  // support id -> { el, chat, key }
 
+// The safety team's review queue (js/review_queue.js): its count follows every snapshot.
+const reviews = new ReviewQueue({
+  call: (b) => (mm ? mm.call(b) : Promise.reject(new Error(i18n.t("dash.reviews.failed")))),
+  topicName: (id) => topic_name(id),
+  languageName: (tag) => catalogue.languages.get(tag) ?? tag,
+});
+
+// The call-out's sentence for request `u`, as [key, params] for i18n.localize.
 function support_text(u) {
-  const who = u.listenerName || "A listener";
-  const at = new Date(num(u.askedUnixMs)).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-  const chats = plural(num(u.listenerOpenChats), "chat", "chats");
-  if (u.state === "SUPPORT_ANSWERED") return `${u.supervisorName || "A supervisor"} is with ${who}.`;
-  return `${who} asked for support at ${at} (${chats} open).`;
+  const name = u.listenerName || i18n.t("support.theListener");
+  if (u.state === "SUPPORT_ANSWERED") return ["dash.support.with", { supervisor: u.supervisorName || i18n.t("support.aSupervisor"), name }];
+  const time = new Date(num(u.askedUnixMs)).toLocaleTimeString(i18n.language(), { hour: "2-digit", minute: "2-digit" });
+  return ["dash.support.asked", { name, time, count: num(u.listenerOpenChats) }];
 }
 
 function support_update(u) {
@@ -694,14 +710,14 @@ function support_update(u) {
   }
   if (!entry) {
     const text = h("p", {});
-    const answer = h("button", { type: "button", text: "Talk with them" });
+    const answer = h("button", { type: "button", i18n: "dash.support.answer" });
     const error = h("p", { class: "dash-error" });
     entry = { el: h("li", {}, text, answer, error), text, answer, error, chat: null };
     answer.addEventListener("click", () => answer_support(u.supportId));
     support_requests.set(u.supportId, entry);
     $("support-list").append(entry.el);
   }
-  entry.text.textContent = support_text(u);
+  i18n.localize(entry.text, ...support_text(u));
   entry.answer.hidden = u.state !== "SUPPORT_WAITING";
   if (entry.chat) entry.chat.update(u);
   render_support();
@@ -720,12 +736,12 @@ async function answer_support(id) {
     const key = await supportKey();
     const reply = await mm.call({ answerSupport: { supportId: id, publicKey: key.publicKey } });
     entry.chat = new SupportChat({ me: "SUPERVISOR", call: (b) => mm.call(b), privateKey: key.privateKey,
-                                   title: `Support for ${reply.support.listenerName || "a listener"}` });
+                                   title: ["support.titleSupervisor", { name: reply.support.listenerName || i18n.t("support.theListener") }] });
     $("support-chats").append(entry.chat.root);
     support_update(reply.support);
     entry.chat.input.focus();
   } catch (e) {
-    set_text(entry.error, e.message || "That request could not be answered.");
+    set_text(entry.error, e.message || i18n.t("dash.support.failed"));
   } finally {
     entry.answer.disabled = false;
   }
@@ -736,36 +752,36 @@ async function answer_support(id) {
 function set_paused(on) {
   if (on === paused) return;
   paused = on;
-  if (on) set_status("Live numbers paused: Warmline is reconnecting to its database. Nothing is lost.", "paused");
-  else set_status("Live", "live");
+  if (on) set_status(i18n.t("dash.paused"), "paused");
+  else set_status(i18n.t("dash.live"), "live");
 }
 
 function on_status(s) {
   if (s.state === "connecting") {
-    if ($("conn").dataset.state === "retrying") set_status("Reconnecting…", "retrying");
+    if ($("conn").dataset.state === "retrying") set_status(i18n.t("common.reconnecting"), "retrying");
   } else if (s.state === "reconnecting") {
-    const seconds = plural(Math.max(1, Math.round(s.delayMs / 1000)), "second", "seconds");
+    const seconds = plural(Math.max(1, Math.round(s.delayMs / 1000)), "dash.seconds");
     // a sign-in that could not be checked says why (the server's sentence)
     const why = s.error?.message ? `${s.error.message} ` : "";
     if ($("dashboard").hidden) {
       // Still on the sign-in form: say so there.
-      set_text($("signin-error"), `${why}Can't reach Warmline right now; trying again in ${seconds}.`);
+      set_text($("signin-error"), why + i18n.t("dash.unreachable", { seconds }));
     }
-    set_status(`${why}Connection lost. Reconnecting in ${seconds}…`, "retrying");
+    set_status(why + i18n.t("dash.reconnectingIn", { seconds }), "retrying");
   } else if (s.state === "refused") {
     const refused = s.error?.code === "UNAUTHENTICATED";
     signed_out(refused
-      ? "That supervisor token was not accepted. Check that you copied all of it, or ask an admin for a new one."
-      : `${s.error?.message || "Warmline did not accept the sign-in."} Please try signing in again.`, refused);
+      ? i18n.t("dash.refused")
+      : `${s.error?.message || i18n.t("dash.notAccepted")} ${i18n.t("dash.tryAgain")}`, refused);
   } else if (s.state === "closed") {
     // 4003: the account was revoked, or its token replaced. Another final close code is not ours
     // to retry either.
     const replaced = s.code === 4003 && /replaced/.test(s.reason || "");
     signed_out(replaced
-      ? "You were signed out because an admin gave you a new token. Sign in with the new one."
+      ? i18n.t("common.tokenReplaced")
       : s.code === 4003
-      ? "This supervisor account has been revoked, so the dashboard has stopped. Ask an admin if you need access again."
-      : "The dashboard was disconnected. Reload the page to sign in again.", s.code === 4003);
+      ? i18n.t("dash.revoked")
+      : i18n.t("dash.disconnected"), s.code === 4003);
   }
 }
 
@@ -777,8 +793,9 @@ function on_signed_in(stats) {
   seed(stats.history);
   append(stats);
   for (const u of stats.support || []) support_update(u);
+  reviews.setOpenCount(num(stats.reportsOpen));
   show_dashboard();
-  set_status("Live", "live");
+  set_status(i18n.t("dash.live"), "live");
   render();
   if (focus_on_sign_in) {
     focus_on_sign_in = false;
@@ -820,22 +837,31 @@ function on_submit(ev) {
   ev.preventDefault();
   const value = $("token").value.trim();
   if (!value) {
-    set_text($("signin-error"), "Enter your supervisor token to sign in.");
+    set_text($("signin-error"), i18n.t("dash.tokenEmpty"));
     $("token").focus();
     return;
   }
   token = value;
   focus_on_sign_in = true;
   set_text($("signin-error"), "");
-  set_status("Signing in…", "connecting");
+  set_status(i18n.t("common.signingIn"), "connecting");
   connect();
 }
 
 function on_sign_out() {
-  signed_out("You have signed out.", true);
+  signed_out(i18n.t("common.signedOut"), true);
 }
 
 async function main() {
+  i18n.startLanguage();
+  $("sign-out").before(i18n.languagePicker());
+  i18n.onLanguage(() => {
+    // the call-outs' headings and the empty table's line are made once: make them again
+    for (const id of ["shortage", "crisis-overdue", "crisis-spike"]) $(id).replaceChildren();
+    $("queues-body").querySelector("tr.empty")?.remove();
+    if ($("conn").dataset.state === "live") set_status(i18n.t("dash.live"), "live");
+    render();
+  });
   $("signin-form").addEventListener("submit", on_submit);
   $("sign-out").addEventListener("click", on_sign_out);
   $("signin-button").disabled = true;
@@ -845,15 +871,17 @@ async function main() {
     if (!res.ok) throw new Error(String(res.status));
     config = await res.json();
   } catch {
-    set_text($("signin-error"), "The dashboard could not load its settings. Reload the page to try again.");
+    set_text($("signin-error"), i18n.t("dash.configFailed"));
     return;
   }
   load_catalogue(config.catalogue);
+  reviews.mount($("reviews"));
+  reviews.setOpenCount(0);
   $("signin-button").disabled = false;
   const saved = sessionStorage.getItem(TOKEN_KEY);
   if (saved) {
     token = saved;
-    set_status("Signing in again…", "connecting");
+    set_status(i18n.t("dash.signingInAgain"), "connecting");
     connect();
   }
 }

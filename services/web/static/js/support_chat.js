@@ -6,6 +6,7 @@
 
 import { generateKeyPair, chatKeys, seal, open, toBase64, fromBase64 } from "./e2e.js";
 import { h, show, nextId, kindError } from "./ui.js";
+import { t, localize } from "./i18n.js";
 
 const MAX_TEXT = 2000;
 
@@ -17,7 +18,8 @@ export async function supportKey() {
 
 export class SupportChat {
   // me: "LISTENER" or "SUPERVISOR"; call: the matchmaker's request; privateKey: from supportKey,
-  // or null on a page that did not make this request (then it can only end it).
+  // or null on a page that did not make this request (then it can only end it); title: a string
+  // key, or [key, params].
   constructor({ me, call, privateKey, title }) {
     this.me = me;
     this.call = call;
@@ -31,13 +33,13 @@ export class SupportChat {
     this.log = h("div", { class: "support-log", role: "log", "aria-labelledby": titleId });
     const inputId = nextId("support-input");
     this.input = h("textarea", { id: inputId, rows: "2", maxlength: String(MAX_TEXT), disabled: true });
-    this.sendButton = h("button", { type: "submit", text: "Send", disabled: true });
+    this.sendButton = h("button", { type: "submit", i18n: "support.send", disabled: true });
     this.error = h("p", { class: "error", role: "alert", hidden: true });
-    this.endButton = h("button", { type: "button", class: "secondary", text: "End support chat" });
+    this.endButton = h("button", { type: "button", class: "secondary", i18n: "support.end" });
     this.form = h("form", { class: "support-form" },
-      h("label", { for: inputId, text: "Message" }), this.input, this.sendButton);
+      h("label", { for: inputId, i18n: "support.message" }), this.input, this.sendButton);
     this.root = h("section", { class: "card support-chat", "aria-labelledby": titleId },
-      h("h2", { id: titleId, text: title }), this.status, this.log, this.form, this.error, this.endButton);
+      h("h2", { id: titleId, i18n: title }), this.status, this.log, this.form, this.error, this.endButton);
     this.form.addEventListener("submit", (ev) => { ev.preventDefault(); this.send(); });
     this.endButton.addEventListener("click", () => this.end());
   }
@@ -47,7 +49,7 @@ export class SupportChat {
     this.id = u.supportId;
     if (u.state === "SUPPORT_CLOSED") { this.finish(u); return; }
     if (u.state !== "SUPPORT_ANSWERED") {
-      this.status.textContent = "A supervisor has been asked to join you. You can keep chatting meanwhile.";
+      localize(this.status, "support.waiting");
       return;
     }
     const peerKey = this.me === "SUPERVISOR" ? u.listenerKey : u.supervisorKey;
@@ -55,12 +57,11 @@ export class SupportChat {
       this.keys = await chatKeys(this.privateKey, fromBase64(peerKey), u.supportId, this.me === "SUPERVISOR" ? "SEEKER" : "LISTENER");
     }
     if (!this.keys) {
-      this.status.textContent = "This support chat was opened on another page load, so this page can't read it. End it and ask again if you need to.";
+      localize(this.status, "support.noKey");
       return;
     }
-    this.status.textContent = this.me === "SUPERVISOR"
-      ? `You're talking with ${u.listenerName || "the listener"}. Only the two of you can read this.`
-      : `${u.supervisorName || "A supervisor"} is here. Only the two of you can read this.`;
+    if (this.me === "SUPERVISOR") localize(this.status, "support.withListener", { name: u.listenerName || t("support.theListener") });
+    else localize(this.status, "support.supervisorHere", { name: u.supervisorName || t("support.aSupervisor") });
     this.input.disabled = false;
     this.sendButton.disabled = false;
   }
@@ -68,12 +69,12 @@ export class SupportChat {
   async receive(line) {
     if (!this.keys || this.closed) return;
     const text = await open(this.keys.receiveKey, this.id, this.keys.receiveDir, Number(line.seq), fromBase64(line.ciphertext || ""));
-    this.addLine(text === null ? "(A message could not be read.)" : text, "them");
+    this.addLine(text === null ? t("support.unreadable") : text, "them");
   }
 
   addLine(text, from) {
-    const who = from === "me" ? "You" : this.me === "SUPERVISOR" ? "Listener" : "Supervisor";
-    this.log.append(h("p", { dataset: { from } }, h("span", { class: "who", text: `${who}: ` }), text));
+    const who = from === "me" ? "support.you" : this.me === "SUPERVISOR" ? "support.listener" : "support.supervisor";
+    this.log.append(h("p", { dataset: { from } }, h("span", { class: "who", i18n: who }), " ", text));
   }
 
   async send() {
@@ -109,7 +110,6 @@ export class SupportChat {
     this.sendButton.disabled = true;
     this.endButton.hidden = true;
     const by = u && u.closedBy;
-    this.status.textContent = by === (this.me === "SUPERVISOR" ? "LISTENER" : "SUPERVISOR")
-      ? "The other side ended this support chat." : "This support chat has ended.";
+    localize(this.status, by === (this.me === "SUPERVISOR" ? "LISTENER" : "SUPERVISOR") ? "support.endedByOther" : "support.ended");
   }
 }

@@ -3,6 +3,7 @@
 // (conversation log, typing line, composer, safety code, ending with a confirmation).
 
 import { describeEnd } from "./chat.js";
+import { t, localize, unlocalize, language, applyStrings } from "./i18n.js";
 
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
@@ -12,6 +13,9 @@ export function h(tag, attrs = {}, ...children) {
     else if (k === "text") el.textContent = v;
     else if (k === "dataset") Object.assign(el.dataset, v);
     else if (k === "hidden") el.hidden = !!v;
+    // i18n: a string key, or [key, params]; i18n-<attribute>: the key of that attribute's text
+    else if (k === "i18n") localize(el, ...(Array.isArray(v) ? v : [v]));
+    else if (k.startsWith("i18n-")) { el.setAttribute(`data-${k}`, v); el.setAttribute(k.slice(5), t(v)); }
     else el.setAttribute(k, v === true ? "" : String(v));
   }
   for (const c of children.flat()) {
@@ -43,14 +47,18 @@ export async function loadConfigOrExplain() {
   try {
     return await loadConfig();
   } catch {
-    show($("#page-error"), "Warmline can't be reached right now. Please check your connection and reload the page in a moment.");
+    say($("#page-error"), "common.configFailed");
     return null;
   }
 }
 
+// A topic's name in the page's language: the catalogue names its topics in English only, so the
+// known ones are in the string tables (topic.<id>), and any other falls back to the catalogue.
 export function topicName(cfg, id) {
-  const t = cfg.topics.find((x) => x.id === id);
-  return t ? t.name : id;
+  const known = t(`topic.${id}`);
+  if (known !== `topic.${id}`) return known;
+  const x = cfg.topics.find((y) => y.id === id);
+  return x ? x.name : id;
 }
 
 export function languageName(cfg, tag) {
@@ -60,16 +68,16 @@ export function languageName(cfg, tag) {
 
 // The server's messages are written for people; our own failures get our own sentences.
 export function kindError(err) {
-  if (!err) return "Something went wrong. Please try again.";
+  if (!err) return t("error.generic");
   const own = {
-    DISCONNECTED: "The connection to Warmline dropped. We're reconnecting; please try again in a moment.",
-    CLOSED: "This page is no longer connected to Warmline. Please reload it.",
-    TIMEOUT: "Warmline did not answer in time. Please try again.",
+    DISCONNECTED: "error.disconnected",
+    CLOSED: "error.closed",
+    TIMEOUT: "error.timeout",
+    MALFORMED_FRAME: "error.malformed",
   };
-  if (own[err.code]) return own[err.code];
-  if (err.code === "MALFORMED_FRAME") return "Warmline did not understand this page's request. Please reload the page.";
+  if (own[err.code]) return t(own[err.code]);
   if (err.code && err.message) return err.message;
-  return "Something went wrong. Please try again.";
+  return t("error.generic");
 }
 
 // A page's own small state in this tab's sessionStorage (never localStorage: it must go with the
@@ -82,9 +90,17 @@ export function writeTabState(key, state) {
   try { sessionStorage.setItem(key, JSON.stringify(state)); } catch { /* kept in memory */ }
 }
 
+// Shows `message` as it is (the server's words, or a string already looked up), or hides `el`.
 export function show(el, message) {
+  unlocalize(el);
   el.textContent = message || "";
   el.hidden = !message;
+}
+
+// Shows the string `key` (see i18n.js), said again if the language changes.
+export function say(el, key, params) {
+  localize(el, key, params);
+  el.hidden = false;
 }
 
 // The list of crisis resources of one language, as elements.
@@ -104,10 +120,10 @@ export function crisisList(resources) {
   return list;
 }
 
-const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+const timeFmt = () => new Intl.DateTimeFormat(language(), { hour: "2-digit", minute: "2-digit" });
 
-// One chat on screen. The owner forwards the RelayChat's events to handle(); `them` is how the
-// other person is called ("The listener", "The person"). The status line says, in this order of
+// One chat on screen. The owner forwards the RelayChat's events to handle(); `them` is who the
+// other person is ("listener" for a seeker, "person" for a listener: chat.<them>.* strings). The status line says, in this order of
 // weight: how the chat ended or why it stopped here, that this page is reconnecting, that the other
 // side's connection dropped (the message box stays usable: what is written then is stored by the
 // relay and delivered when they are back), or that they have not joined yet.
@@ -128,25 +144,25 @@ export class ChatView {
     // The live region wraps the list: role=log on the <ol> itself would take away its list
     // semantics, so a screen reader could no longer say "list, 5 items".
     this.list = h("ol", { class: "log-messages" });
-    this.log = h("div", { class: "log", role: "log", "aria-label": "Conversation", "aria-live": "polite", tabindex: "0" }, this.list);
+    this.log = h("div", { class: "log", role: "log", "i18n-aria-label": "chat.conversation", "aria-live": "polite", tabindex: "0" }, this.list);
     this.typing = h("p", { class: "typing", role: "status", "aria-live": "polite" });
     this.notice = h("p", { class: "notice", role: "alert", hidden: true });
-    this.codeButton = h("button", { type: "button", class: "secondary", "aria-expanded": "false", "aria-controls": codeId, text: "Show safety code" });
+    this.codeButton = h("button", { type: "button", class: "secondary", "aria-expanded": "false", "aria-controls": codeId, i18n: "chat.code.show" });
     this.codeValue = h("code", { "data-testid": "safety-code", class: "safety-code" });
     this.codeBox = h("div", { id: codeId, class: "safety-box", hidden: true },
-      h("p", {}, "Your safety code: ", this.codeValue),
-      h("p", { class: "hint", text: "Ask the other person to read theirs out. If both codes are the same, nobody in between can read this chat." }));
+      h("p", {}, h("span", { i18n: "chat.code.yours" }), " ", this.codeValue),
+      h("p", { class: "hint", i18n: "chat.code.hint" }));
     this.input = h("textarea", { id: msgId, rows: "2", autocomplete: "off", maxlength: "4000" });
-    this.sendButton = h("button", { type: "submit", text: "Send" });
+    this.sendButton = h("button", { type: "submit", i18n: "chat.send" });
     this.composer = h("form", { class: "composer" },
-      h("label", { for: msgId, text: "Message" }),
+      h("label", { for: msgId, i18n: "chat.message" }),
       h("div", { class: "composer-row" }, this.input, this.sendButton),
-      h("p", { class: "hint", text: "Enter sends, Shift+Enter starts a new line." }));
-    this.endButton = h("button", { type: "button", class: "danger", text: "End chat" });
-    this.confirmYes = h("button", { type: "button", class: "danger", text: "Yes, end the chat" });
-    this.confirmNo = h("button", { type: "button", class: "secondary", text: "Keep talking" });
-    this.confirm = h("div", { class: "confirm", role: "group", "aria-label": "End this chat?", hidden: true },
-      h("p", { text: "Do you want to end this chat? You can't come back to it afterwards." }),
+      h("p", { class: "hint", i18n: "chat.enterHint" }));
+    this.endButton = h("button", { type: "button", class: "danger", i18n: "chat.end" });
+    this.confirmYes = h("button", { type: "button", class: "danger", i18n: "chat.end.yes" });
+    this.confirmNo = h("button", { type: "button", class: "secondary", i18n: "chat.end.no" });
+    this.confirm = h("div", { class: "confirm", role: "group", "i18n-aria-label": "chat.end.confirm", hidden: true },
+      h("p", { i18n: "chat.end.question" }),
       h("div", { class: "row" }, this.confirmYes, this.confirmNo));
     this.tools = h("div", { class: "chat-tools row" }, this.codeButton, this.endButton);
     this.root = h("div", { class: "chat" }, this.status, this.log, this.typing, this.notice, this.composer,
@@ -161,7 +177,7 @@ export class ChatView {
       const open = this.codeBox.hidden;
       this.codeBox.hidden = !open;
       this.codeButton.setAttribute("aria-expanded", String(open));
-      this.codeButton.textContent = open ? "Hide safety code" : "Show safety code";
+      localize(this.codeButton, open ? "chat.code.hide" : "chat.code.show");
       this.renderCode();
     });
     this.endButton.addEventListener("click", () => {
@@ -190,6 +206,7 @@ export class ChatView {
 
   attach(chat) {
     this.chat = chat;
+    applyStrings(this.root);  // the language may have changed since the view was made
     this.clearMessages();
     for (const entry of chat.transcript) this.addEntry(entry);
     this.renderCode();
@@ -199,15 +216,16 @@ export class ChatView {
     this.showTyping(false);
     this.input.disabled = this.sendButton.disabled = false;
     this.endButton.hidden = false;
-    this.setStatus(chat.keys ? "" : `Waiting for ${this.them.toLowerCase()} to join…`);
+    this.setStatus(chat.keys ? "" : this.say("waitingJoin"));
   }
+
+  // The sentence `what` about the other person (chat.listener.<what> or chat.person.<what>).
+  say(what) { return t(`chat.${this.them}.${what}`); }
 
   // What the status line says while this page is connected: whether the other side is away.
   connectedStatus() {
-    if (!this.chat || !this.chat.keys) return `Waiting for ${this.them.toLowerCase()} to join…`;
-    if (this.chat.peerAway) {
-      return `${this.them}'s connection dropped. Waiting for them to come back… You can keep writing: your messages will reach them when they're back.`;
-    }
+    if (!this.chat || !this.chat.keys) return this.say("waitingJoin");
+    if (this.chat.peerAway) return this.say("away");
     return "";
   }
 
@@ -235,8 +253,8 @@ export class ChatView {
     const code = this.chat && this.chat.safety;
     this.codeValue.textContent = code || "";
     const hint = this.codeBox.querySelector(".hint");
-    if (!code && hint) hint.textContent = `The safety code appears once ${this.them.toLowerCase()} has joined.`;
-    else if (hint) hint.textContent = "Ask the other person to read theirs out. If both codes are the same, nobody in between can read this chat.";
+    if (!code && hint) localize(hint, `chat.${this.them}.codeLater`);
+    else if (hint) localize(hint, "chat.code.hint");
   }
 
   addEntry(entry) {
@@ -252,7 +270,7 @@ export class ChatView {
     const mine = entry.from === "me";
     const meta = h("span", { class: "msg-meta" });
     const li = h("li", { class: "msg", dataset: { from: mine ? "me" : "them" } },
-      h("span", { class: "visually-hidden", text: mine ? "You: " : `${this.them}: ` }),
+      h("span", { class: "visually-hidden", text: mine ? t("chat.you") : this.say("says") }),
       h("p", { class: "msg-text", text: entry.text }),
       meta);
     this.items.set(entry.id, { li, meta, entry });
@@ -269,13 +287,13 @@ export class ChatView {
     // the chat in view.
     let state = "";
     if (entry.from === "me") {
-      if (entry.state === "lost") state = "Not delivered";
-      else if (entry.seq && this.chat && entry.seq <= this.chat.peerRead) state = "Read";
-      else if (entry.state === "delivered") state = "Delivered";
-      else if (entry.state === "sent") state = "Sent";
-      else state = "Sending…";
+      if (entry.state === "lost") state = t("chat.state.lost");
+      else if (entry.seq && this.chat && entry.seq <= this.chat.peerRead) state = t("chat.state.read");
+      else if (entry.state === "delivered") state = t("chat.state.delivered");
+      else if (entry.state === "sent") state = t("chat.state.sent");
+      else state = t("chat.state.sending");
     }
-    const when = entry.at ? timeFmt.format(new Date(entry.at)) : "";
+    const when = entry.at ? timeFmt().format(new Date(entry.at)) : "";
     item.meta.textContent = [when, state].filter(Boolean).join(" · ");
   }
 
@@ -295,18 +313,18 @@ export class ChatView {
         break;
       case "typing": this.showTyping(detail.typing); break;
       case "status":
-        if (detail.state === "reconnecting") this.setStatus("Connection lost. Reconnecting… Your messages are kept and will be sent.");
-        else if (detail.state === "waiting-peer") this.setStatus(`Waiting for ${this.them.toLowerCase()} to join…`);
+        if (detail.state === "reconnecting") this.setStatus(t("chat.reconnecting"));
+        else if (detail.state === "waiting-peer") this.setStatus(this.say("waitingJoin"));
         else if (detail.state === "connected") { this.setStatus(this.connectedStatus()); this.seen(); }
         break;
       case "presence":
         if (!this.chat || this.chat.ended || this.chat.stopped) break;
         if (!detail.present) { this.showTyping(false); this.setStatus(this.connectedStatus()); }
-        else this.setStatus("They're back.");
+        else this.setStatus(t("chat.back"));
         break;
       case "notice": show(this.notice, detail.text); break;
       case "replaced":
-        this.stopped("This chat was opened in another tab or window, so it has stopped here.");
+        this.stopped(t("chat.replaced"));
         break;
       case "refused":
         this.stopped(detail.text);
@@ -336,7 +354,7 @@ export class ChatView {
 
   showTyping(on) {
     clearTimeout(this.typingTimer);
-    this.typing.textContent = on ? `${this.them} is typing…` : "";
+    this.typing.textContent = on ? this.say("typing") : "";
     if (on) this.typingTimer = setTimeout(() => { this.typing.textContent = ""; }, 8000);
   }
 
@@ -354,9 +372,7 @@ export class ChatView {
     try {
       this.chat.send(text.replace(/\s+$/, ""));
     } catch (err) {
-      show(this.notice, err instanceof RangeError
-        ? "That message is too long to send in one go. Please split it into shorter ones."
-        : "This chat has ended, so the message was not sent.");
+      say(this.notice, err instanceof RangeError ? "chat.sendTooLong" : "chat.sendEnded");
       return;
     }
     show(this.notice, "");

@@ -3,8 +3,9 @@
 // saying where they stand, with the break's countdown. Pure, so the desk calls it every second.
 
 import { num } from "./matchmaker.js";
+import { t, language } from "./i18n.js";
 
-const clock = (ms) => new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+const clock = (ms) => new Date(ms).toLocaleTimeString(language(), { hour: "2-digit", minute: "2-digit" });
 
 function left(ms) {
   const s = Math.max(0, Math.ceil(ms / 1000));
@@ -15,25 +16,26 @@ function left(ms) {
 export function wellbeingText(p, now, extraToday = 0) {
   if (!p) return "";
   const until = num(p.breakUntilUnixMs);
+  if (p.suspended) return t("listener.wellbeing.suspended");
   if (p.breakDue) {
-    if (!until) return "Time for a break: it starts when your open chats end. No new requests meanwhile.";
-    if (until > now) return `Your break: ${left(until - now)} left. Rest well; you can be available again after it.`;
-    return "Your break is over. Switch to Available whenever you're ready.";
+    if (!until) return t("listener.wellbeing.breakDue");
+    if (until > now) return t("listener.wellbeing.breakLeft", { left: left(until - now) });
+    return t("listener.wellbeing.breakOver");
   }
   const perDay = num(p.chatsPerDay);
   const today = num(p.chatsToday) + extraToday;
-  if (perDay && today >= perDay) return `That's your ${perDay} chats for today. Thank you!`;
+  if (perDay && today >= perDay) return t("listener.wellbeing.dayDone", { count: perDay });
   const parts = [];
-  if (perDay) parts.push(`${perDay - today} more chat${perDay - today === 1 ? "" : "s"} today`);
+  if (perDay) parts.push(t("listener.wellbeing.moreToday", { count: perDay - today }));
   const afterChats = num(p.breakAfterChats);
   if (afterChats) {
     const more = Math.max(1, afterChats - num(p.chatsSinceBreak) - extraToday);
-    parts.push(`a break after ${more} more chat${more === 1 ? "" : "s"}`);
+    parts.push(t("listener.wellbeing.breakAfter", { count: more }));
   }
   const afterMin = num(p.breakAfterMin);
   const since = num(p.onDutySinceUnixMs);
-  if (afterMin && since) parts.push(`a break at ${clock(since + afterMin * 60000)}`);
+  if (afterMin && since) parts.push(t("listener.wellbeing.breakAt", { time: clock(since + afterMin * 60000) }));
   if (!parts.length) return "";
   const text = parts.join(", ");
-  return `${text[0].toUpperCase()}${text.slice(1)} (${num(p.breakMin) || 15}-minute breaks).`;
+  return t("listener.wellbeing.summary", { text: `${text[0].toUpperCase()}${text.slice(1)}`, minutes: num(p.breakMin) || 15 });
 }
