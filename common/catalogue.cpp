@@ -3,7 +3,6 @@
 
 #include "common/codec.hpp"
 
-#include <cctype>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -56,10 +55,37 @@ catalogue catalogue::from_json(const std::string& json, const std::string& origi
             throw std::runtime_error(origin + ": language '" + l.tag() + "' is not a BCP 47 tag such as 'en' or 'pt-BR'");
         if (!c.languages_.emplace(l.tag(), i).second)
             throw std::runtime_error(origin + ": language '" + l.tag() + "' is listed twice");
+        std::map<std::string, bool> regions;
+        for (const auto& r : l.regions()) {
+            if (!is_region_code(r.region()))
+                throw std::runtime_error(origin + ": language '" + l.tag() + "': region '" + r.region() +
+                                         "' is not a two-letter country code such as 'GB'");
+            if (!regions.emplace(r.region(), true).second)
+                throw std::runtime_error(origin + ": language '" + l.tag() + "': region '" + r.region() +
+                                         "' is listed twice");
+            if (r.crisis_resources_size() == 0)
+                throw std::runtime_error(origin + ": language '" + l.tag() + "': region '" + r.region() +
+                                         "' has no crisis lines");
+        }
     }
     if (c.topics_.empty() || c.languages_.empty())
         throw std::runtime_error(origin + ": needs at least one topic and one language");
     return c;
+}
+
+const google::protobuf::RepeatedPtrField<v1::CrisisResource>& catalogue::crisis_resources(
+    const std::string& tag, const std::string& region) const {
+    static const google::protobuf::RepeatedPtrField<v1::CrisisResource> none;
+    const v1::Language* l = language(tag);
+    if (!l) return none;
+    for (const auto& r : l->regions())
+        if (!region.empty() && r.region() == region) return r.crisis_resources();
+    return l->crisis_resources();
+}
+
+bool is_region_code(const std::string& region) {
+    auto upper = [](char c) { return c >= 'A' && c <= 'Z'; };
+    return region.size() == 2 && upper(region[0]) && upper(region[1]);
 }
 
 catalogue catalogue::load_file(const std::string& path) {

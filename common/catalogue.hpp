@@ -20,6 +20,11 @@ public:
     const v1::Language* language(const std::string& tag) const;
     std::vector<std::string> topic_ids() const;
     std::vector<std::string> language_tags() const;
+    // The crisis lines for a speaker of `tag` in `region` (ISO 3166-1 alpha-2, or ""): the
+    // region's, when the language lists it, else the language's general ones (empty for an
+    // unknown language).
+    const google::protobuf::RepeatedPtrField<v1::CrisisResource>& crisis_resources(const std::string& tag,
+                                                                                   const std::string& region) const;
     const v1::Catalogue& proto() const { return proto_; }
 
 private:
@@ -32,5 +37,7 @@ private:
 bool is_language_tag(const std::string& tag);
 // Topic ids: 1-32 of [a-z0-9_-].
 bool is_topic_id(const std::string& id);
+// A region code: two upper-case ASCII letters (ISO 3166-1 alpha-2).
+bool is_region_code(const std::string& region);
 
 }  // namespace warmline

@@ -40,6 +40,7 @@ public:
     // seeker: the queue ("topic:lang") it waits in and the version of that queue its last
     // position was computed at (-1: compute next tick); a named listener's queue is not versioned
     std::string queue;
+    std::string region;                  // seeker: where they said they are (crisis lines), or ""
     bool named_listener = false;
     std::int64_t queue_version = -1;
     std::int64_t position_at_ms = 0;

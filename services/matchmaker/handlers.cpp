@@ -132,6 +132,7 @@ asio::awaitable<ServerMessage> request_handlers::seeker_hello(peer_ptr p, const 
     p->state.waiting = h.state == "queued" || h.state == "offered";
     p->state.queue = h.topic + ":" + h.language;
     p->state.named_listener = h.named_listener;  // a named request's position is recomputed every tick
+    p->state.region = h.region;
     p->state.queue_version = -1;
     if (old) old->close(4001, "resumed on a newer connection");
     ServerMessage out;
@@ -165,6 +166,9 @@ asio::awaitable<ServerMessage> request_handlers::request_chat(peer_ptr p, const 
     if (!lang)
         co_return error_reply<reply>(v1::UNKNOWN_LANGUAGE, "There is no language '" + m.language() +
                                                                "'. GET /v1/catalogue lists the languages we offer.");
+    if (!m.region().empty() && !is_region_code(m.region()))
+        co_return error_reply<reply>(v1::INVALID_ARGUMENT,
+                                     "region is a two-letter country code such as \"GB\" (ISO 3166-1 alpha-2), or empty.");
     std::string preferred;
     if (!m.preferred_listener().empty()) {
         preferred = co_await store_.listener_by_handle(m.preferred_listener());
@@ -184,7 +188,8 @@ asio::awaitable<ServerMessage> request_handlers::request_chat(peer_ptr p, const 
         if (!co_await within_quota(p, "crisis", 3600000, settings_.limits.crisis_per_hour)) tier = 1;
     }
     auto r = co_await store_.request_chat(p->state.id, m.topic(), m.language(), tier, preferred,
-                                          static_cast<std::int64_t>(topic->widen_after_s()) * 1000, address_of(p));
+                                          static_cast<std::int64_t>(topic->widen_after_s()) * 1000, address_of(p),
+                                          m.region());
     if (!r) co_return refusal_reply<reply>(r.error);
     p->state.waiting = true;
     p->state.queue = m.topic() + ":" + m.language();
@@ -197,7 +202,9 @@ asio::awaitable<ServerMessage> request_handlers::request_chat(peer_ptr p, const 
     q->set_no_listener_now(r.value->nobody);
     q->set_held_s(r.value->held_s);
     // the crisis lines when asked for, and whenever nobody can take the request right now
-    if (m.crisis() || r.value->nobody || r.value->held_s > 0) *q->mutable_crisis_resources() = lang->crisis_resources();
+    if (m.crisis() || r.value->nobody || r.value->held_s > 0)
+        *q->mutable_crisis_resources() = catalogue_.crisis_resources(lang->tag(), m.region());
+    p->state.region = m.region();
     p->state.last_update.set_position(r.value->position);
     p->state.last_update.set_estimated_wait_s(r.value->estimate_s);
     p->state.last_update.set_no_listener_now(r.value->nobody);

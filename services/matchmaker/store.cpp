@@ -29,7 +29,8 @@ bool is_refusal(const redis::value& v) { return str_at(v, 0) == "err"; }
 
 hello_result to_hello(const redis::value& v) {
     return hello_result{str_at(v, 1), str_at(v, 2),          str_at(v, 3),        str_at(v, 4),
-                        str_at(v, 5), str_at(v, 6) == "1", !str_at(v, 7).empty(), str_at(v, 8) == "0"};
+                        str_at(v, 5), str_at(v, 6) == "1", !str_at(v, 7).empty(), str_at(v, 8) == "0",
+                        str_at(v, 9)};
 }
 
 }  // namespace
@@ -91,14 +92,16 @@ asio::awaitable<outcome<hello_result>> store::seeker_resume(std::string resume_h
 asio::awaitable<outcome<queued_result>> store::request_chat(std::string seeker_id, std::string topic,
                                                             std::string language, int tier,
                                                             std::string preferred_listener_id,
-                                                            std::int64_t widen_after_ms, std::string address_hash) {
+                                                            std::int64_t widen_after_ms, std::string address_hash,
+                                                            std::string region) {
     auto v = co_await run("request_chat",
                           argv(std::move(seeker_id), std::move(topic), std::move(language), std::to_string(tier),
                                std::move(preferred_listener_id), std::to_string(settings_.preferred_window_ms),
                                std::to_string(widen_after_ms), std::move(address_hash),
                                std::to_string(settings_.reported_window_ms),
                                std::to_string(settings_.hold_after_reports),
-                               std::to_string(settings_.hold_after_address_reports), std::to_string(settings_.hold_ms)));
+                               std::to_string(settings_.hold_after_address_reports), std::to_string(settings_.hold_ms),
+                               std::move(region)));
     outcome<queued_result> out;
     if (!refused(v, out.error))
         out.value = queued_result{str_at(v, 1), static_cast<std::uint32_t>(int_at(v, 2)),

@@ -65,6 +65,7 @@ struct hello_result {
     bool resumed = false;
     bool named_listener = false;  // the open request asked for a listener by handle
     bool crisis = false;          // the request (and so its chat) is in the crisis tier
+    std::string region;           // where the seeker said they are at their last request, or ""
 };
 
 struct queued_result {
@@ -148,7 +149,8 @@ public:
                                                                 std::string language, int tier,
                                                                 std::string preferred_listener_id,
                                                                 std::int64_t widen_after_ms,
-                                                                std::string address_hash = "");
+                                                                std::string address_hash = "",
+                                                                std::string region = "");
     boost::asio::awaitable<outcome<bool>> cancel_request(std::string seeker_id);
     boost::asio::awaitable<outcome<bool>> rate_chat(std::string seeker_id, std::string session_id, int stars,
                                                     std::string comment, bool block);

@@ -154,8 +154,8 @@ asio::awaitable<void> tickers::positions() {
             if (pos[j].nobody || pos[j].held_s > 0) {
                 const auto colon = p->state.queue.find(':');
                 if (colon != std::string::npos)
-                    if (const auto* lang = catalogue_.language(p->state.queue.substr(colon + 1)))
-                        *u->mutable_crisis_resources() = lang->crisis_resources();
+                    *u->mutable_crisis_resources() =
+                        catalogue_.crisis_resources(p->state.queue.substr(colon + 1), p->state.region);
             }
             peers_.send(p, m);
         }

@@ -78,6 +78,36 @@ TEST_CASE("matchmaker ws: a crisis request gets its language's resources at once
     CHECK(q.request_queued().crisis_resources(0).name() == "Servicios de emergencia");
 }
 
+TEST_CASE("matchmaker ws: the crisis lines follow the seeker's region, also after a resume; a bad region is "
+          "refused" * doctest::timeout(30)) {
+    matchmaker_fixture f;
+    running_matchmaker mm(f.server.url(), fast_settings());
+    std::string token;
+    {
+        peer seeker(mm.port());
+        token = seeker.call(R"("seekerHello":{})").seeker_welcome().resume_token();
+        auto bad = seeker.call(R"("requestChat":{"topic":"grief","language":"en","crisis":true,"region":"uk!"})");
+        CHECK(bad.error().code() == v1::INVALID_ARGUMENT);
+        auto q = seeker.call(R"("requestChat":{"topic":"grief","language":"en","crisis":true,"region":"GB"})");
+        REQUIRE(q.request_queued().crisis_resources_size() == 2);
+        CHECK(q.request_queued().crisis_resources(0).name() == "Samaritans");
+        CHECK(q.request_queued().crisis_resources(1).phone() == "999");
+    }
+    // back on a new connection: nobody covers grief in English, so the pushed update says so with
+    // the lines of the region the request was made from
+    peer again(mm.port());
+    REQUIRE(again.call(R"("seekerHello":{"resumeToken":")" + token + "\"}").has_seeker_welcome());
+    auto u = again.until([](const M& m) { return m.has_queue_update() && m.queue_update().no_listener_now(); },
+                         std::chrono::seconds(5));
+    REQUIRE(u.queue_update().crisis_resources_size() > 0);
+    CHECK(u.queue_update().crisis_resources(0).name() == "Samaritans");
+    // a region the language does not list: its general lines
+    peer other(mm.port());
+    other.call(R"("seekerHello":{})");
+    auto general = other.call(R"("requestChat":{"topic":"grief","language":"en","crisis":true,"region":"FR"})");
+    CHECK(general.request_queued().crisis_resources(0).phone() == "112");
+}
+
 TEST_CASE("matchmaker ws: a seeker whose connection drops resumes its place with its token" *
           doctest::timeout(30)) {
     matchmaker_fixture f;

@@ -7,7 +7,7 @@ import { before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
-import { startStack, until } from "./harness.mjs";
+import { startStack, until, DEFAULT_LOCALE } from "./harness.mjs";
 import { anyLanguage } from "./languages.mjs";
 
 export const T = 15000;
@@ -30,12 +30,20 @@ export function withStack(opts = {}, setup = async () => ({})) {
 
 // ---- pages -------------------------------------------------------------------------------------
 
+// The crisis lines the seeker page shows for language `tag` in a browser of DEFAULT_LOCALE (or
+// in `region`): that region's, when the language lists it, else the language's general ones.
+export function crisisLines(stack, tag, region = DEFAULT_LOCALE.split("-")[1]) {
+  const l = stack.catalogue.languages.find((x) => x.tag === tag);
+  const r = (l.regions || []).find((x) => x.region === region);
+  return r ? r.crisisResources : l.crisisResources;
+}
+
 // A page in a fresh browser context (one person) that has loaded nothing yet, so that routes can
 // be set up first; load it with visit(). Uncaught errors land in stack.pageErrors, as with
 // stack.open().
 export async function blankPage(stack) {
   const browser = await stack.browser();
-  const page = await (await browser.newContext()).newPage();
+  const page = await (await browser.newContext({ locale: DEFAULT_LOCALE })).newPage();
   page.on("pageerror", (e) => stack.pageErrors.push(e.message));
   return page;
 }

@@ -14,6 +14,7 @@ export const BUILD = path.resolve(ROOT, process.env.WARMLINE_BUILD_DIR || "build
 export const SCREENSHOTS = path.join(BUILD, "screenshots");
 const CHROMIUM = process.env.WARMLINE_CHROMIUM || "/usr/bin/chromium";
 const CATALOGUE = path.join(ROOT, "deploy/catalogue.json");
+export const DEFAULT_LOCALE = "en-US";
 const STATIC = path.join(ROOT, "services/web/static");
 
 const bin = {
@@ -213,9 +214,11 @@ export async function startStack(opts = {}) {
     return stack._browser;
   };
   // A fresh browser context (its own storage: one person) with a page on `pathname`.
+  // Every browser speaks en-US unless a spec says otherwise, so that what the pages suggest from
+  // the locale (the interface's language, the seeker's region) is the same on every machine.
   stack.open = async (pathname = "/", contextOptions = {}) => {
     const browser = await stack.browser();
-    const context = await browser.newContext(contextOptions);
+    const context = await browser.newContext({ locale: DEFAULT_LOCALE, ...contextOptions });
     const page = await context.newPage();
     page.on("pageerror", (e) => { stack.pageErrors.push(`${pathname}: ${e.message}`); });
     await page.goto(new URL(pathname, stack.webUrl).href);

@@ -25,9 +25,10 @@ export const OTHERS = LANGUAGES.filter((l) => l !== "en");
 // Keys whose text is the same as the English on purpose, per language; any other text equal to the
 // English is a string nobody translated. Keep this short.
 export const SAME_AS_ENGLISH = {
-  es: ["listener.chats.tablist", "listener.chat.label", "dash.depth.now"],  // "Chats", "Chat {n}: {topic}", "{list}."
+  // "Chats", "Chat {n}: {topic}", "{list}.", "Supervisor:", "Chat"
+  es: ["listener.chats.tablist", "listener.chat.label", "dash.depth.now", "support.supervisor", "dash.reviews.chat"],
   de: ["listener.chats.tablist", "listener.chat.label", "dash.depth.now", "dash.legend.p50", "dash.live"],
-  "pt-BR": ["dash.depth.now"],
+  "pt-BR": ["dash.depth.now", "support.supervisor"],
 };
 
 // Keys that name a language in that language ("English", "Deutsch"): shown as they are in every

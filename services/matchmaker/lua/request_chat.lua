@@ -3,7 +3,8 @@
 -- [14] widen-after ms (0: never), [15] the client's address hash ('' unknown), [16] the window
 -- (ms) over which listeners' reports of a seeker count, [17] how many listeners reporting this
 -- seeker, [18] or seekers of its address, put its requests on hold (0: never), [19] the hold
--- (ms) after the latest such report. Queues the seeker and matches at once. A crisis request
+-- (ms) after the latest such report, [20] where the seeker is (a region code, or '': for the
+-- crisis lines a resumed connection is shown). Queues the seeker and matches at once. A crisis request
 -- widens to every listener of its language after CRISIS_WIDEN at the latest.
 -- Returns {'ok', state, position, estimate_s, nobody (1: no listener available now may take it),
 -- held_s (the request is on hold this many more seconds)}.
@@ -46,7 +47,7 @@ if hold_until <= NOW then hold_until = 0 end
 redis.call('DEL', K.cooldown(sid))
 redis.call('HSET', K.seeker(sid), 'state', 'queued', 'topic', topic, 'lang', lang, 'tier', tier, 'score', fmt(score),
   'enq_ms', NOW, 'pref', pref, 'pref_until', pref_until, 'widen_at', widen_at, 'session', '', 'offer', '',
-  'abandoned', 0, 'parked', 0, 'addr', addr, 'hold_until', hold_until)
+  'abandoned', 0, 'parked', 0, 'addr', addr, 'hold_until', hold_until, 'region', ARGV[20] or '')
 waiting_add(sid, topic, lang, tier, NOW)
 if tier == 0 then
   -- the fleet's crisis requests per minute, for the supervisors' spike alert; kept an hour and

@@ -7,7 +7,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { until } from "../harness.mjs";
 import { T, withStack, askForChat, waitInLine, availableListener, offerOn, acceptAndChat, say, waitForMessage,
-         signInSupervisor, axeViolations } from "../flows.mjs";
+         signInSupervisor, axeViolations, crisisLines } from "../flows.mjs";
 import { TABLES } from "../languages.mjs";
 
 const COOLDOWN_MS = 6000;
@@ -64,7 +64,7 @@ describe("nobody free for a request right now", () => {
     await waitInLine(seeker, 1);
     assert.doesNotMatch(await queue.innerText(), ESTIMATE);
     const lines = seeker.getByRole("region", { name: "If you are in danger right now" }).filter({ visible: true });
-    for (const r of stack.catalogue.languages.find((l) => l.tag === "en").crisisResources) {
+    for (const r of crisisLines(stack, "en")) {
       await lines.getByText(r.name, { exact: true }).waitFor({ timeout: T });
     }
 
@@ -113,7 +113,7 @@ describe("nobody free for a request right now", () => {
     await queue.getByText(de["seeker.queue.noListener"]).waitFor({ timeout: T });
     assert.doesNotMatch(await queue.innerText(), /Geschätzte Wartezeit|Wartezeit gerade nicht schätzen/);
     const lines = seeker.getByRole("region", { name: de["seeker.crisis.title"] }).filter({ visible: true });
-    for (const r of stack.catalogue.languages.find((l) => l.tag === "de").crisisResources) {
+    for (const r of crisisLines(stack, "de")) {
       await lines.getByText(r.name, { exact: true }).waitFor({ timeout: T });
     }
 

@@ -5,7 +5,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { T, withStack, blankPage, visit, askForChat, waitInLine, availableListener, acceptAndChat,
-         axeViolations } from "../flows.mjs";
+         axeViolations, crisisLines } from "../flows.mjs";
 import { TABLES } from "../languages.mjs";
 
 const NEUTRAL = "https://www.google.com/";
@@ -39,8 +39,8 @@ describe("the seeker's quick exit and urgent help", () => {
     await visit(stack, seeker);
     const help = seeker.locator("#urgent-help");
     await seeker.getByText("Need urgent help?", { exact: true }).click();
-    const es = stack.catalogue.languages.find((l) => l.tag === "es").crisisResources;
-    const en = stack.catalogue.languages.find((l) => l.tag === "en").crisisResources;
+    const es = crisisLines(stack, "es");
+    const en = crisisLines(stack, "en");
     await seeker.getByLabel("Language").selectOption("es");
     await help.getByText(es[0].name, { exact: true }).waitFor({ timeout: 2000 });
     await seeker.getByLabel(TABLES.es["seeker.language"]).selectOption("en");  // the page speaks Spanish now

@@ -5,7 +5,7 @@
 // here names a seeker. Reading the queue is audited by the matchmaker.
 
 import { h, nextId } from "./ui.js";
-import { t, localize, language } from "./i18n.js";
+import { t, localize, language, applyStrings } from "./i18n.js";
 
 const STATUSES = ["REPORT_OPEN", "REPORT_REVIEWED", "REPORT_ACTIONED", "REPORT_DISMISSED"];
 const STATUS_KEY = { REPORT_OPEN: "dash.reviews.status.open", REPORT_REVIEWED: "dash.reviews.status.reviewed",
@@ -33,6 +33,7 @@ export class ReviewQueue {
   mount(root) {
     root.replaceChildren(h("h2", { id: "reviews-title", i18n: "dash.reviews.title" }), this.count, this.toggle,
                          this.allField, this.error, this.list);
+    applyStrings(root);  // built before the page chose its language
   }
 
   setOpenCount(n) {

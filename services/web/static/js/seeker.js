@@ -6,7 +6,7 @@ import { Matchmaker, num } from "./matchmaker.js";
 import { RelayChat, UNKNOWN_END, forgetChat, storedChatIds } from "./chat.js";
 import { x25519Supported } from "./e2e.js";
 import { $, h, loadConfigOrExplain, kindError, show, say, readTabState, writeTabState, crisisList, ChatView, topicName } from "./ui.js";
-import { t, localize, unlocalize, setLanguage, startLanguage, storedLanguage, browserLanguages, matchLanguage, onLanguage } from "./i18n.js";
+import { t, localize, unlocalize, setLanguage, startLanguage, storedLanguage, browserLanguages, matchLanguage, onLanguage, language as uiLanguage } from "./i18n.js";
 
 const STORE = "wl.seeker";
 const REPORT_MAX_MESSAGES = 50;
@@ -72,14 +72,38 @@ function fillChoices() {
     if (guess) language.value = guess;
   }
   setLanguage(language.value, { keep: false });
+  fillRegions();
   $("#crisis").checked = !!state.crisis;
   renderCrisis();
   renderUrgent();
 }
 
-function resourcesFor(tag) {
+// "Where are you?": the regions the chosen language lists crisis lines for (named by the browser
+// in the interface's language), and "Somewhere else". The earlier choice, else the region of the
+// browser's locale (en-GB: GB) when listed, else somewhere else.
+function fillRegions() {
+  const select = $("#region");
+  const l = cfg.languages.find((x) => x.tag === $("#language").value);
+  const regions = l && Array.isArray(l.regions) ? l.regions : [];
+  let names = null;
+  try { names = new Intl.DisplayNames([uiLanguage()], { type: "region" }); } catch { /* the catalogue's names */ }
+  const name = (r) => { try { return (names && names.of(r.region)) || r.name || r.region; } catch { return r.name || r.region; } };
+  select.replaceChildren(...regions.map((r) => h("option", { value: r.region, text: name(r) })),
+                         h("option", { value: "", i18n: "seeker.region.elsewhere" }));
+  const listed = (code) => regions.some((r) => r.region === code);
+  const fromBrowser = browserLanguages().map((tag) => (tag.split("-")[1] || "").toUpperCase()).find(listed);
+  select.value = state.region !== undefined && (state.region === "" || listed(state.region)) ? state.region : (fromBrowser || "");
+  select.closest(".field").hidden = regions.length === 0;
+}
+
+// The crisis lines for a speaker of `tag` in `region` (this page's choice unless given): the
+// region's when the language lists it, else the language's general ones (docs/protocol.md 4.2).
+function resourcesFor(tag, region = $("#region").value) {
   const l = cfg.languages.find((x) => x.tag === tag);
-  return l && Array.isArray(l.crisisResources) ? l.crisisResources : [];
+  if (!l) return [];
+  const r = region && Array.isArray(l.regions) ? l.regions.find((x) => x.region === region) : null;
+  if (r && Array.isArray(r.crisisResources)) return r.crisisResources;
+  return Array.isArray(l.crisisResources) ? l.crisisResources : [];
 }
 
 // "Need urgent help?" on every screen: the crisis lines of the chosen language (or of the
@@ -136,9 +160,10 @@ async function requestChat(ev) {
   }
   const topic = $("#topic").value;
   const language = $("#language").value;
+  const region = $("#region").value;
   const crisis = $("#crisis").checked;
   if (!topic || !language) { say(err, "seeker.chooseBoth"); return; }
-  save({ topic, language, crisis });
+  save({ topic, language, crisis, region });
   show($("#waiting-note"), "");
   const button = $("#talk");
   button.disabled = true;
@@ -147,6 +172,7 @@ async function requestChat(ev) {
     await mm.whenReady();
     const body = { topic, language };
     if (crisis) body.crisis = true;
+    if (region) body.region = region;
     const reply = await mm.call({ requestChat: body });
     if (current === "chat" || current === "after") return;
     const q = reply.requestQueued || {};
@@ -206,7 +232,7 @@ function renderWaitingCrisis(none, resources) {
   const box = $("#waiting-crisis");
   const show = none || !!state.crisis;
   if (show && (none || box.hidden)) {
-    const res = Array.isArray(resources) && resources.length ? resources : resourcesFor(state.language);
+    const res = Array.isArray(resources) && resources.length ? resources : resourcesFor(state.language, state.region);
     $("#waiting-crisis-resources").replaceChildren(res.length ? crisisList(res)
       : h("p", { i18n: "seeker.inDangerCall" }));
   }
@@ -216,7 +242,7 @@ function renderWaitingCrisis(none, resources) {
 // Back in line after a chat whose listener was lost: the request is open again, at the front.
 function backToLine(text) {
   save({ phase: "waiting" });
-  showWaiting(state.crisis ? resourcesFor(state.language) : null);
+  showWaiting(state.crisis ? resourcesFor(state.language, state.region) : null);
   renderQueue(0, 0);
   if (text) show($("#waiting-note"), text);
   else say($("#waiting-note"), "end.requeued");
@@ -491,7 +517,7 @@ function onWelcome(w) {
       if (wasInChat) backToLine();
       else {
         save({ phase: "waiting" });
-        showWaiting(state.crisis ? resourcesFor(w.language || state.language) : null);
+        showWaiting(state.crisis ? resourcesFor(w.language || state.language, state.region) : null);
         renderQueue(s === "OFFERED" ? 1 : 0, 0);
       }
     }
@@ -557,8 +583,14 @@ async function main() {
   $("#quick-exit").addEventListener("click", quickExit);
   document.addEventListener("keydown", onKeyForQuickExit);
   $("#crisis").addEventListener("change", renderCrisis);
+  $("#language").addEventListener("change", fillRegions);
   $("#language").addEventListener("change", renderCrisis);
   $("#language").addEventListener("change", renderUrgent);
+  $("#region").addEventListener("change", () => {
+    save({ region: $("#region").value });
+    renderCrisis();
+    renderUrgent();
+  });
   // the page speaks the language the seeker asks to talk in, from the moment they pick it
   $("#language").addEventListener("change", () => {
     save({ language: $("#language").value });  // the latest choice, also over a reload
@@ -567,6 +599,9 @@ async function main() {
   onLanguage(() => {
     if (!cfg) return;
     for (const option of $("#topic").options) option.textContent = topicName(cfg, option.value);
+    const region = $("#region").value;
+    fillRegions();
+    $("#region").value = region;
   });
   $("#request-form").addEventListener("submit", requestChat);
   $("#stop-waiting").addEventListener("click", stopWaiting);

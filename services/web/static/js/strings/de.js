@@ -453,4 +453,7 @@ export default {
   "dash.reviews.revoke": "Zuhörende Person entfernen",
   "dash.reviews.suspended": "gesperrt",
   "dash.reviews.revoked": "entfernt",
+  "seeker.region": "Wo bist du?",
+  "seeker.region.hint": "Nur damit du die passenden Krisennummern siehst. Zuhörende erfahren es nicht.",
+  "seeker.region.elsewhere": "Woanders",
 };

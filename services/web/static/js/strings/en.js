@@ -455,4 +455,7 @@ export default {
   "dash.reviews.revoke": "Revoke the listener",
   "dash.reviews.suspended": "suspended",
   "dash.reviews.revoked": "revoked",
+  "seeker.region": "Where are you?",
+  "seeker.region.hint": "Only to show you the right crisis lines. Listeners are not told.",
+  "seeker.region.elsewhere": "Somewhere else",
 };

@@ -453,4 +453,7 @@ export default {
   "dash.reviews.revoke": "Revocar al oyente",
   "dash.reviews.suspended": "suspendido",
   "dash.reviews.revoked": "revocado",
+  "seeker.region": "¿Dónde estás?",
+  "seeker.region.hint": "Solo para mostrarte las líneas de crisis adecuadas. A los oyentes no se les dice.",
+  "seeker.region.elsewhere": "En otro lugar",
 };

@@ -453,4 +453,7 @@ export default {
   "dash.reviews.revoke": "Revogar o ouvinte",
   "dash.reviews.suspended": "suspenso",
   "dash.reviews.revoked": "revogado",
+  "seeker.region": "Onde você está?",
+  "seeker.region.hint": "Só para mostrar as linhas de crise certas para você. Os ouvintes não ficam sabendo.",
+  "seeker.region.elsewhere": "Em outro lugar",
 };
