@@ -11,7 +11,7 @@
 // It connects only to 127.0.0.0/8, and every wait and every loop has a bound.
 #include "common/argv.hpp"
 #include "common/crypto.hpp"
-#include "common/e2e.hpp"
+#include "clients/e2e.hpp"
 #include "common/keys.hpp"
 #include "common/redis.hpp"
 #include "common/ticket.hpp"

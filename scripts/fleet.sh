@@ -205,8 +205,8 @@ cat <<INFO
     build/services/admin/warmline-admin supervisor create --name Robin
 
   Or try a match from two terminals:
-    build/loadtest/warmline-client --url ws://127.0.0.1:$front/v1/ws listener --token <token printed above>
-    build/loadtest/warmline-client --url ws://127.0.0.1:$front/v1/ws seeker
+    build/clients/warmline-client --url ws://127.0.0.1:$front/v1/ws listener --token <token printed above>
+    build/clients/warmline-client --url ws://127.0.0.1:$front/v1/ws seeker
 
   Ctrl-C stops everything.
 INFO

@@ -9,7 +9,7 @@
 // One thread per person; what they share is the ledger (locked) and the run's flags (atomic).
 #pragma once
 
-#include "loadtest/chat_session.hpp"
+#include "clients/chat_session.hpp"
 #include "loadtest/lib/bench_common.hpp"
 #include "loadtest/soak/ledger.hpp"
 #include "warmline/v1/matchmaker.pb.h"

@@ -1,8 +1,8 @@
-// The terminal client's chat (loadtest/chat_session.hpp) as the relay's integration tests drive
+// The terminal client's chat (clients/chat_session.hpp) as the relay's integration tests drive
 // it: one side and everything it reported, pumped until a condition holds.
 #pragma once
 
-#include "loadtest/chat_session.hpp"
+#include "clients/chat_session.hpp"
 #include "tests/integration/relay_fixture.hpp"
 
 #include <algorithm>

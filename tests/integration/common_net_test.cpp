@@ -1,9 +1,9 @@
-// The server of common/net.hpp and the client of common/ws_client.hpp over real loopback
+// The server of common/net.hpp and the client of clients/ws_client.hpp over real loopback
 // sockets: HTTP, echo, refusals (handler, Origin, capacity), the 1009 and 1013 close codes,
 // on_close bookkeeping, graceful shutdown and TLS. The server runs on two io_context threads so
 // that strand mistakes can show; the test thread drives it with the blocking client.
 #include "common/net.hpp"
-#include "common/ws_client.hpp"
+#include "clients/ws_client.hpp"
 #include "tests/support/tls_cert.hpp"
 
 #include <boost/asio/co_spawn.hpp>

@@ -8,7 +8,7 @@
 #include "tests/integration/system_fixture.hpp"
 
 #include "common/codec.hpp"
-#include "common/ws_client.hpp"
+#include "clients/ws_client.hpp"
 
 #include <doctest/doctest.h>
 

@@ -6,7 +6,7 @@
 
 #include "common/codec.hpp"
 #include "common/net.hpp"
-#include "common/ws_client.hpp"
+#include "clients/ws_client.hpp"
 #include "services/matchmaker/service.hpp"
 #include "tests/support/pending_reader.hpp"
 

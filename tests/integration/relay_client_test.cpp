@@ -1,4 +1,4 @@
-// The terminal client's chat (loadtest/chat_session.hpp) against a real redis-server and real
+// The terminal client's chat (clients/chat_session.hpp) against a real redis-server and real
 // relay processes: two people on two relays hear exactly each other's lines, agree on the safety
 // code, survive dropped connections and an expired ticket without losing or repeating a line,
 // end the chat, and leave nothing readable in Redis.

@@ -3,7 +3,7 @@
 // has is lost; what nobody has any more is passed over with a note; and with --ack-replicas an
 // Ack waits until a replica has the message. Real redis-server processes: Redis "loses" its
 // last writes by being killed with SIGKILL and started again from a snapshot taken earlier.
-#include "common/ws_client.hpp"
+#include "clients/ws_client.hpp"
 #include "tests/integration/chat_side.hpp"
 
 #include <optional>

@@ -6,7 +6,7 @@
 #include "common/codec.hpp"
 #include "common/keys.hpp"
 #include "common/ticket.hpp"
-#include "common/ws_client.hpp"
+#include "clients/ws_client.hpp"
 #include "tests/integration/matchmaker_fixture.hpp"
 #include "tests/support/pending_reader.hpp"
 #include "tests/support/process.hpp"

@@ -1,8 +1,8 @@
 // Nobody but the two people in a chat can read it: a chat sealed with the real suite
-// (common/e2e) crosses two relay processes, then a canary plaintext is searched for in Redis's
+// (clients/e2e) crosses two relay processes, then a canary plaintext is searched for in Redis's
 // data files (RDB and AOF), the relays' logs and /metrics. And the same over TLS.
-#include "common/e2e.hpp"
-#include "common/ws_client.hpp"
+#include "clients/e2e.hpp"
+#include "clients/ws_client.hpp"
 #include "tests/integration/relay_fixture.hpp"
 #include "tests/support/tls_cert.hpp"
 

@@ -2,7 +2,7 @@
 // without an Origin allowlist unless --dev; /metrics and /readyz's details stay off the main port
 // and are served on --internal-listen; the web app sends HSTS and has /metrics there too.
 #include "common/net.hpp"
-#include "common/ws_client.hpp"
+#include "clients/ws_client.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/redis_server.hpp"
 

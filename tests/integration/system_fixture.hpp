@@ -10,7 +10,7 @@
 #include "tests/integration/relay_fixture.hpp"
 #include "tests/support/process.hpp"
 
-#include "common/ws_client.hpp"
+#include "clients/ws_client.hpp"
 
 #include <doctest/doctest.h>
 

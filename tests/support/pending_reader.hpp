@@ -4,7 +4,7 @@
 // matchmaker's and the relay's test clients.
 #pragma once
 
-#include "common/ws_client.hpp"
+#include "clients/ws_client.hpp"
 
 #include <doctest/doctest.h>
 

@@ -23,7 +23,7 @@ const bin = {
   matchmaker: path.join(BUILD, "services/matchmaker/matchmaker"),
   web: path.join(BUILD, "services/web/warmline-web"),
   admin: path.join(BUILD, "services/admin/warmline-admin"),
-  client: path.join(BUILD, "loadtest/warmline-client"),
+  client: path.join(BUILD, "clients/warmline-client"),
 };
 
 // Poll `check` until it returns something truthy or `ms` pass; throws `what` on timeout. The

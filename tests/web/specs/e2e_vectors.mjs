@@ -2,7 +2,7 @@
 // real Chromium against every value of tests/vectors/e2e_v1.json: keys imported as PKCS#8 the
 // way docs/e2e.md says, the shared secret, both direction keys, every nonce, associated data and
 // ciphertext byte for byte, opening each message, the receiver's rules (with its pass-over of
-// messages the relay lost, as common/e2e.cpp's receiver::pass_over) and the safety code.
+// messages the relay lost, as clients/e2e.cpp's receiver::pass_over) and the safety code.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";

@@ -4,16 +4,16 @@
 // and numbering what this side says, opening what the other side says in order and exactly once,
 // and resuming after a dropped connection. What this side says is kept until the other side's
 // receipt covers it, not only until the relay's Ack, so that it can be sent again if Redis
-// lost it; what nobody has any more is passed over with a note on both sides. Header-only because every loadtest/*.cpp is a program;
-// warmline-client and tests/integration/relay_client_test.cpp include it.
+// lost it; what nobody has any more is passed over with a note on both sides. Part of the clients
+// library (clients/): warmline-client, the soak's people and the relay's integration tests use it.
 //
 // Blocking and single-threaded, like ws_client underneath: one thread owns a chat_session and
 // calls pump() often (it waits at most its timeout). Nothing here prints; the caller takes
 // events() and shows them. Keys, tickets and ciphertext never appear in an event or a notice.
 #pragma once
 
-#include "common/e2e.hpp"
-#include "common/ws_client.hpp"
+#include "clients/e2e.hpp"
+#include "clients/ws_client.hpp"
 #include "warmline/v1/relay.pb.h"
 
 #include <algorithm>

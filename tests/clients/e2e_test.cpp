@@ -3,7 +3,7 @@
 // WARMLINE_WRITE_VECTORS=1); and senders and receivers refusing everything they should.
 #include "common/codec.hpp"
 #include "common/crypto.hpp"
-#include "common/e2e.hpp"
+#include "clients/e2e.hpp"
 
 #include <doctest/doctest.h>
 #include <google/protobuf/struct.pb.h>

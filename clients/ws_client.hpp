@@ -1,5 +1,6 @@
-// A small blocking WebSocket client for tests, the terminal client and tools: every call runs
-// its own io_context until done or until its timeout. Not for load generation (see loadtest/).
+// A small blocking WebSocket client for tests, the terminal client and tools (the clients
+// library): every call runs its own io_context until done or until its timeout. Not for load
+// generation (see loadtest/).
 // One thread at a time per client.
 #pragma once
 

@@ -1,7 +1,7 @@
 // warmline-client: a small interactive terminal client for trying Warmline by hand, as a seeker
 // or a listener. It speaks the JSON form of the matchmaker protocol and prints what the server
 // sends (relay tickets hidden); once a chat starts it joins the relay and carries the chat,
-// end-to-end encrypted (loadtest/chat_session.hpp), until either side ends it.
+// end-to-end encrypted (clients/chat_session.hpp), until either side ends it.
 //   warmline-client [--url ws://127.0.0.1:8090/v1/ws] [--ca CA.pem | --insecure] seeker [--resume TOKEN]
 //   warmline-client [--url ...] [--ca CA.pem | --insecure] listener --token TOKEN
 // Over wss:// it checks certificates against the system's trust store (or --ca) and the host
@@ -10,8 +10,8 @@
 // One thread: it polls the matchmaker socket, the relay socket and stdin in turn with short
 // timeouts. One chat at a time; a listener's further chats wait until the current one ends.
 #include "common/codec.hpp"
-#include "common/ws_client.hpp"
-#include "loadtest/chat_session.hpp"
+#include "clients/ws_client.hpp"
+#include "clients/chat_session.hpp"
 #include "warmline/v1/matchmaker.pb.h"
 
 #include <poll.h>

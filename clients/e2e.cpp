@@ -1,8 +1,8 @@
-// The end-to-end suite of common/e2e.hpp on OpenSSL 3: X25519 through EVP_PKEY, HKDF through
+// The end-to-end suite of clients/e2e.hpp on OpenSSL 3: X25519 through EVP_PKEY, HKDF through
 // EVP_KDF, AES-256-GCM through EVP_CIPHER. Buffers that held a private or derived key, or a
 // plaintext we refuse to hand out, are cleansed; errors OpenSSL queues on the way are dropped
 // so that they cannot surface later in an unrelated TLS call on the same thread.
-#include "common/e2e.hpp"
+#include "clients/e2e.hpp"
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>

@@ -1,8 +1,8 @@
-// The blocking client behind common/ws_client.hpp, and http_request_blocking(). Each call
+// The blocking client behind clients/ws_client.hpp, and http_request_blocking(). Each call
 // starts Beast's asynchronous operation and runs a private io_context until it completes or its
 // deadline passes. A read that times out stays pending and is picked up by the next read(), so
 // a timeout never breaks the stream.
-#include "common/ws_client.hpp"
+#include "clients/ws_client.hpp"
 
 #include <algorithm>
 #include <cctype>
