@@ -106,7 +106,7 @@ TEST_CASE("wellbeing: a break after N chats withdraws open offers, waits for ope
     f.now += 10 * minute - 1;
     auto resting = f.run(f.store->set_availability(l.id, true));
     REQUIRE_FALSE(resting);
-    CHECK(resting.error.message == "You are on a break for 1 more minutes. Rest well.");
+    CHECK(resting.error.message == "You are on a break for 1 more minute. Rest well.");
     f.now += 1;
     REQUIRE(f.run(f.store->set_availability(l.id, true)));
     p = profile(f, l.id);

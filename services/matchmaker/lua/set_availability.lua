@@ -17,7 +17,8 @@ if available then
   if w[1] == '1' then
     if num(w[2]) == 0 then return err('WRONG_STATE', 'Your break starts when your open chats end.') end
     if num(w[2]) > NOW then
-      return err('WRONG_STATE', 'You are on a break for ' .. math.ceil((num(w[2]) - NOW) / 60000) .. ' more minutes. Rest well.')
+      local minutes = math.ceil((num(w[2]) - NOW) / 60000)
+      return err('WRONG_STATE', 'You are on a break for ' .. minutes .. ' more minute' .. (minutes == 1 and '' or 's') .. '. Rest well.')
     end
     redis.call('HSET', key, 'break_due', 0, 'rest_until', 0, 'since_break', 0, 'duty_since', 0)
     w[4] = 0

@@ -4,6 +4,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { T, withStack, blankPage, visit, availableListener, askForChat, acceptOffer, isOn, availableSwitch, endChat } from "../flows.mjs";
+import { TABLES } from "../languages.mjs";
 
 describe("a listener's break after a number of chats", () => {
   const suite = withStack({}, async (stack) => ({
@@ -42,6 +43,14 @@ describe("a listener's break after a number of chats", () => {
     await availableSwitch(desk).click();
     await desk.getByText(/^You are on a break for 10 more minutes\. Rest well\.$/).waitFor({ timeout: T });
     assert.equal(await isOn(availableSwitch(desk)), false);
+
+    // in German, the matchmaker's English sentences are said in German (i18n.js fromServer)
+    const de = TABLES.de;
+    await desk.getByLabel("Language").selectOption("de");
+    await desk.locator("#available").click();
+    await desk.getByText(/^Du hast noch (10|9) Minuten Pause\. Erhol dich gut\.$/).waitFor({ timeout: T });
+    assert.equal(await desk.getByText("You are on a break for", { exact: false }).count(), 0);
+    assert.ok(de["server.breakDue"].startsWith("Zeit für eine Pause."));
     assert.deepEqual(stack.pageErrors, []);
   });
 });

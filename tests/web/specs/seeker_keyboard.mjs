@@ -67,6 +67,9 @@ describe("the seeker with only a keyboard", () => {
     for (let i = at; i < want; i++) await page.keyboard.press("ArrowDown");
     for (let i = at; i > want; i--) await page.keyboard.press("ArrowUp");
     assert.equal(await page.getByLabel(es["seeker.language"]).inputValue(), "es");
+    // where they are (for the crisis lines), then the crisis box
+    f = await tabTo(page, es["seeker.region"], 1);
+    assert.ok(f.outlined, "focus is visible on the region");
     f = await tabTo(page, es["seeker.crisis"], 1);
     assert.ok(f.outlined, "focus is visible on the checkbox");
     f = await tabTo(page, es["seeker.talk"], 2);

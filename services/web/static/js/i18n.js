@@ -78,6 +78,26 @@ export function t(key, params = {}) {
   return s.replace(/\{(\w+)\}/g, (m, name) => (name in params ? String(params[name]) : m));
 }
 
+// A sentence the server sent (a refusal, a status change's reason) in the page's language when
+// the page knows it: the English table holds the server's sentences word for word, and a few with
+// a number in them are matched by shape (SERVER_PATTERNS); anything else is shown as it came.
+const SERVER_PATTERNS = [
+  [/^You are on a break for (\d+) more minutes?\. Rest well\.$/, "listener.refuse.onBreak"],
+  [/^That's your (\d+) chats for today\. Thank you! You can take chats again tomorrow\.$/, "listener.refuse.dayCap"],
+];
+let englishIndex = null;
+export function fromServer(text) {
+  if (!text || current === "en") return text;
+  englishIndex ??= new Map(Object.entries(en).filter(([, v]) => typeof v === "string").map(([k, v]) => [v, k]));
+  const key = englishIndex.get(text);
+  if (key) return t(key);
+  for (const [re, k] of SERVER_PATTERNS) {
+    const m = re.exec(text);
+    if (m) return t(k, { count: Number(m[1]) });
+  }
+  return text;
+}
+
 // Gives `el` the text of `key` and marks it, so that a change of language says it again.
 export function localize(el, key, params) {
   el.dataset.i18n = key;

@@ -9,7 +9,7 @@ import { listenerReport } from "./report.js";
 import { wellbeingText } from "./wellbeing.js";
 import { SupportChat, supportKey } from "./support_chat.js";
 import { $, h, loadConfigOrExplain, kindError, show, say, readTabState, writeTabState, ChatView, topicName, languageName, nextId, armSound, chime, crisisList } from "./ui.js";
-import { t, localize, startLanguage, languagePicker, onLanguage } from "./i18n.js";
+import { t, localize, startLanguage, languagePicker, onLanguage, fromServer } from "./i18n.js";
 
 const STORE = "wl.listener";
 const BASE_TITLE = "Warmline";
@@ -386,7 +386,7 @@ function onPush(msg) {
   } else if (msg.statusChanged) {
     renderProfile(msg.statusChanged.profile);
     if (msg.statusChanged.reason) {
-      notice(msg.statusChanged.reason);
+      notice(fromServer(msg.statusChanged.reason));
       if (msg.statusChanged.profile && msg.statusChanged.profile.status === "AWAY") save({ wantAvailable: false });
     }
   } else if (msg.listenerWelcome) {

@@ -3,7 +3,7 @@
 // (conversation log, typing line, composer, safety code, ending with a confirmation).
 
 import { describeEnd } from "./chat.js";
-import { t, localize, unlocalize, language, applyStrings } from "./i18n.js";
+import { t, localize, unlocalize, language, applyStrings, fromServer } from "./i18n.js";
 
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
@@ -76,7 +76,7 @@ export function kindError(err) {
     MALFORMED_FRAME: "error.malformed",
   };
   if (own[err.code]) return t(own[err.code]);
-  if (err.code && err.message) return err.message;
+  if (err.code && err.message) return fromServer(err.message);
   return t("error.generic");
 }
 

@@ -456,4 +456,12 @@ export default {
   "seeker.region": "Wo bist du?",
   "seeker.region.hint": "Nur damit du die passenden Krisennummern siehst. Zuhörende erfahren es nicht.",
   "seeker.region.elsewhere": "Woanders",
+  "server.offerMissed": "Du hast ein Angebot verpasst, daher haben wir dich auf abwesend gesetzt. Schalte wieder auf verfügbar, sobald du so weit bist.",
+  "server.revoked": "Dieses Zuhörenden-Konto wurde von einem Admin entfernt.",
+  "server.breakDue": "Zeit für eine Pause. Bis sie vorbei ist, bekommst du keine neuen Anfragen; deine offenen Chats laufen weiter, und die Pause beginnt, wenn sie enden.",
+  "server.dayCap": "Das war dein letzter Chat für heute. Danke! Bis morgen bekommst du keine neuen Anfragen; deine offenen Chats laufen weiter.",
+  "server.suspended": "Dein Konto ist bis zu einer Prüfung durch das Sicherheitsteam pausiert, daher bekommst du vorerst keine Anfragen. Deine offenen Chats wurden an andere Zuhörende übergeben. Das Sicherheitsteam meldet sich bei dir.",
+  "server.breakStarts": "Deine Pause beginnt, wenn deine offenen Chats enden.",
+  "listener.refuse.onBreak": { one: "Du hast noch {count} Minute Pause. Erhol dich gut.", other: "Du hast noch {count} Minuten Pause. Erhol dich gut." },
+  "listener.refuse.dayCap": { one: "Das war dein {count} Chat für heute. Danke! Morgen kannst du wieder Chats annehmen.", other: "Das waren deine {count} Chats für heute. Danke! Morgen kannst du wieder Chats annehmen." },
 };

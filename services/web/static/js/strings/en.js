@@ -458,4 +458,12 @@ export default {
   "seeker.region": "Where are you?",
   "seeker.region.hint": "Only to show you the right crisis lines. Listeners are not told.",
   "seeker.region.elsewhere": "Somewhere else",
+  "server.offerMissed": "You missed an offer, so we set you to away. Switch back to available whenever you're ready.",
+  "server.revoked": "This listener account has been revoked by an admin.",
+  "server.breakDue": "Time for a break. You won't get new requests until it's over; your open chats carry on, and the break starts when they end.",
+  "server.dayCap": "That was your last chat for today. Thank you! You won't get new requests until tomorrow; your open chats carry on.",
+  "server.suspended": "Your account is paused pending a review by the safety team, so you won't get requests for now. Your open chats were handed to other listeners. The safety team will be in touch.",
+  "server.breakStarts": "Your break starts when your open chats end.",
+  "listener.refuse.onBreak": { one: "You are on a break for {count} more minute. Rest well.", other: "You are on a break for {count} more minutes. Rest well." },
+  "listener.refuse.dayCap": { one: "That's your {count} chat for today. Thank you! You can take chats again tomorrow.", other: "That's your {count} chats for today. Thank you! You can take chats again tomorrow." },
 };

@@ -456,4 +456,12 @@ export default {
   "seeker.region": "¿Dónde estás?",
   "seeker.region.hint": "Solo para mostrarte las líneas de crisis adecuadas. A los oyentes no se les dice.",
   "seeker.region.elsewhere": "En otro lugar",
+  "server.offerMissed": "Se te pasó una oferta, así que te pusimos como ausente. Vuelve a ponerte disponible cuando quieras.",
+  "server.revoked": "Un administrador ha revocado esta cuenta de oyente.",
+  "server.breakDue": "Es hora de un descanso. No recibirás solicitudes nuevas hasta que termine; tus chats abiertos siguen, y el descanso empieza cuando terminen.",
+  "server.dayCap": "Ese fue tu último chat de hoy. ¡Gracias! No recibirás solicitudes nuevas hasta mañana; tus chats abiertos siguen.",
+  "server.suspended": "Tu cuenta está en pausa hasta que el equipo de seguridad la revise, así que por ahora no recibirás solicitudes. Tus chats abiertos pasaron a otros oyentes. El equipo de seguridad se pondrá en contacto contigo.",
+  "server.breakStarts": "Tu descanso empieza cuando terminen tus chats abiertos.",
+  "listener.refuse.onBreak": { one: "Estás en un descanso durante {count} minuto más. Descansa bien.", other: "Estás en un descanso durante {count} minutos más. Descansa bien." },
+  "listener.refuse.dayCap": { one: "Ese es tu {count} chat de hoy. ¡Gracias! Mañana podrás volver a atender chats.", other: "Esos son tus {count} chats de hoy. ¡Gracias! Mañana podrás volver a atender chats." },
 };

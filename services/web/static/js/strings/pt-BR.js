@@ -456,4 +456,12 @@ export default {
   "seeker.region": "Onde você está?",
   "seeker.region.hint": "Só para mostrar as linhas de crise certas para você. Os ouvintes não ficam sabendo.",
   "seeker.region.elsewhere": "Em outro lugar",
+  "server.offerMissed": "Você perdeu uma oferta, então colocamos você como ausente. Volte a ficar disponível quando estiver pronto.",
+  "server.revoked": "Esta conta de ouvinte foi revogada por um administrador.",
+  "server.breakDue": "Hora de uma pausa. Você não vai receber pedidos novos até ela acabar; suas conversas abertas continuam, e a pausa começa quando elas terminarem.",
+  "server.dayCap": "Essa foi a sua última conversa de hoje. Obrigado! Você não vai receber pedidos novos até amanhã; suas conversas abertas continuam.",
+  "server.suspended": "Sua conta está pausada até uma revisão da equipe de segurança, então por enquanto você não vai receber pedidos. Suas conversas abertas foram passadas a outros ouvintes. A equipe de segurança vai entrar em contato.",
+  "server.breakStarts": "Sua pausa começa quando suas conversas abertas terminarem.",
+  "listener.refuse.onBreak": { one: "Você está em pausa por mais {count} minuto. Descanse bem.", other: "Você está em pausa por mais {count} minutos. Descanse bem." },
+  "listener.refuse.dayCap": { one: "Essa foi a sua {count} conversa de hoje. Obrigado! Amanhã você pode atender conversas de novo.", other: "Essas foram as suas {count} conversas de hoje. Obrigado! Amanhã você pode atender conversas de novo." },
 };
