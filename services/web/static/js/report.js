@@ -3,34 +3,35 @@
 // Warmline's notes), the reportChat body, and the listener's report form, which can also end
 // the chat and block the person. Message text leaves the browser only here, only the ticked lines.
 
-import { h, kindError, show, nextId } from "./ui.js";
-import { t, localize } from "./i18n.js";
+import { h, kindError, show, say, nextId } from "./ui.js";
 
 export const REPORT_LIMITS = { messages: 50, text: 2000, reason: 500, frame: 65536 };
 
-// What is wrong with a report before it is sent, as a sentence; "" when nothing is.
+// What is wrong with a report before it is sent, as [string key, params] for say()/localize();
+// null when nothing is.
 export function reportProblem(reason, picked) {
   const L = REPORT_LIMITS;
-  if (!picked.length && !reason) return t("seeker.report.nothing");
-  if ([...reason].length > L.reason) return t("seeker.report.reasonLong", { max: L.reason });
-  if (picked.length > L.messages) return t("seeker.report.tooMany", { max: L.messages });
-  if (picked.some((m) => [...m.text].length > L.text)) return t("seeker.report.messageLong", { max: L.text });
-  return "";
+  if (!picked.length && !reason) return ["seeker.report.nothing"];
+  if ([...reason].length > L.reason) return ["seeker.report.reasonLong", { max: L.reason }];
+  if (picked.length > L.messages) return ["seeker.report.tooMany", { max: L.messages }];
+  if (picked.some((m) => [...m.text].length > L.text)) return ["seeker.report.messageLong", { max: L.text }];
+  return null;
 }
 
-// The reportChat body; `mine` is the sender's role ("SEEKER" or "LISTENER"). Throws a sentence
-// when it would not fit in one frame.
+// The reportChat body; `mine` is the sender's role ("SEEKER" or "LISTENER").
 export function reportBody(sessionId, reason, picked, mine, extra = {}) {
   const theirs = mine === "SEEKER" ? "LISTENER" : "SEEKER";
-  const report = {
+  return {
     sessionId,
     reason,
     messages: picked.map((m) => ({ from: m.from === "me" ? mine : theirs, seq: String(m.seq || 0), text: m.text, sentUnixMs: String(m.at || 0) })),
     ...extra,
   };
-  const size = new TextEncoder().encode(JSON.stringify({ requestId: "x".repeat(64), reportChat: report })).length;
-  if (size >= REPORT_LIMITS.frame) throw new Error(t("seeker.report.tooLong"));
-  return report;
+}
+
+// Whether the body would not fit in one frame (64 KiB; 50 long messages can exceed it).
+export function tooLong(body) {
+  return new TextEncoder().encode(JSON.stringify({ requestId: "x".repeat(64), reportChat: body })).length >= REPORT_LIMITS.frame;
 }
 
 // The two people's messages of a transcript, which a report may quote.
@@ -106,20 +107,15 @@ export function listenerReport({ sessionId, transcript, call }) {
     const why = reason.value.trim();
     const picked = ticked(list, messages);
     const problem = reportProblem(why, picked);
-    if (problem && !(block.checked && !picked.length && !why)) { show(error, problem); return; }
-    let body;
-    try {
-      body = reportBody(sessionId, why, picked, "LISTENER", block.checked ? { block: true } : {});
-    } catch (e) {
-      show(error, e.message);
-      return;
-    }
+    // a block alone needs no words
+    if (problem && !(block.checked && !picked.length && !why)) { say(error, ...problem); return; }
+    const body = reportBody(sessionId, why, picked, "LISTENER", block.checked ? { block: true } : {});
+    if (tooLong(body)) { say(error, "seeker.report.tooLong"); return; }
     send.disabled = true;
     try {
       await call({ reportChat: body });
       form.hidden = true;
-      localize(done, body.block ? "listener.report.doneBlocked" : "listener.report.done");
-      done.hidden = false;
+      say(done, body.block ? "listener.report.doneBlocked" : "listener.report.done");
       done.focus();
     } catch (e) {
       send.disabled = false;

@@ -5,14 +5,11 @@
 import { Matchmaker, num } from "./matchmaker.js";
 import { RelayChat, UNKNOWN_END, forgetChat, storedChatIds } from "./chat.js";
 import { x25519Supported } from "./e2e.js";
+import { fillChecklist, ticked, reportProblem, reportBody, tooLong } from "./report.js";
 import { $, h, loadConfigOrExplain, kindError, show, say, readTabState, writeTabState, crisisList, ChatView, topicName } from "./ui.js";
 import { t, localize, unlocalize, setLanguage, startLanguage, storedLanguage, browserLanguages, matchLanguage, onLanguage, language as uiLanguage } from "./i18n.js";
 
 const STORE = "wl.seeker";
-const REPORT_MAX_MESSAGES = 50;
-const REPORT_MAX_TEXT = 2000;
-const REPORT_MAX_REASON = 500;
-const FRAME_MAX = 65536;
 
 let cfg = null;
 let mm = null;
@@ -357,15 +354,7 @@ function showAfter(reason) {
 }
 
 function buildReport() {
-  const list = $("#report-messages");
-  list.replaceChildren();
-  afterTranscript.forEach((m, i) => {
-    const id = `report-msg-${i}`;
-    const who = h("span", { class: "who", id: `${id}-who`, i18n: m.from === "me" ? "seeker.report.you" : "seeker.report.listener" });
-    list.append(h("li", { dataset: { from: m.from === "me" ? "me" : "them" } },
-      h("input", { type: "checkbox", id, value: String(i), "aria-describedby": `${id}-who` }),
-      h("label", { for: id, text: m.text }), who));
-  });
+  fillChecklist($("#report-messages"), afterTranscript, "seeker.report.listener");
   $("#report-empty").hidden = afterTranscript.length > 0;
   $("#report-form").hidden = true;
   $("#report-open").hidden = !!state.reported;
@@ -426,21 +415,11 @@ async function sendReport(ev) {
   const err = $("#report-error");
   show(err, "");
   const reason = $("#report-reason").value.trim();
-  const picked = [...document.querySelectorAll("#report-messages input:checked")].map((i) => afterTranscript[Number(i.value)]).filter(Boolean);
-  if (!picked.length && !reason) { say(err, "seeker.report.nothing"); return; }
-  if ([...reason].length > REPORT_MAX_REASON) { say(err, "seeker.report.reasonLong", { max: REPORT_MAX_REASON }); return; }
-  if (picked.length > REPORT_MAX_MESSAGES) { say(err, "seeker.report.tooMany", { max: REPORT_MAX_MESSAGES }); return; }
-  if (picked.some((m) => [...m.text].length > REPORT_MAX_TEXT)) {
-    say(err, "seeker.report.messageLong", { max: REPORT_MAX_TEXT });
-    return;
-  }
-  const report = {
-    sessionId: state.sessionId,
-    reason,
-    messages: picked.map((m) => ({ from: m.from === "me" ? "SEEKER" : "LISTENER", seq: String(m.seq || 0), text: m.text, sentUnixMs: String(m.at || 0) })),
-  };
-  const size = new TextEncoder().encode(JSON.stringify({ requestId: "x".repeat(64), reportChat: report })).length;
-  if (size >= FRAME_MAX) { say(err, "seeker.report.tooLong"); return; }
+  const picked = ticked($("#report-messages"), afterTranscript);
+  const problem = reportProblem(reason, picked);
+  if (problem) { say(err, ...problem); return; }
+  const report = reportBody(state.sessionId, reason, picked, "SEEKER");
+  if (tooLong(report)) { say(err, "seeker.report.tooLong"); return; }
   const button = $("#send-report");
   button.disabled = true;
   try {
