@@ -41,6 +41,7 @@ public:
     // position was computed at (-1: compute next tick); a named listener's queue is not versioned
     std::string queue;
     std::string region;                  // seeker: where they said they are (crisis lines), or ""
+    std::string address;                 // the client address bucket's keyed hash, once asked for
     bool named_listener = false;
     std::int64_t queue_version = -1;
     std::int64_t position_at_ms = 0;

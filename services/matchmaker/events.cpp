@@ -102,6 +102,8 @@ void event_fanout::on_event(const v1::MatchEvent& e) {
             if (auto c = p->conn.lock()) c->close(4001, "resumed elsewhere");
         break;
     case K::kSupport:
+        // the record is read only where someone will be told of it
+        if (peers_.supervisors().empty() && peers_.listener(e.support().listener_id()).empty()) break;
         asio::co_spawn(ioc_, push_support(e.support().support_id()), asio::detached);
         break;
     case K::kSupportSaid: {

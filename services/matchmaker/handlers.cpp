@@ -94,8 +94,11 @@ asio::awaitable<ServerMessage> request_handlers::status_reply(std::string lid) {
 }
 
 std::string request_handlers::address_of(const peer_ptr& p) const {
-    auto c = p->conn.lock();
-    return c ? address_hash(settings_.ticket_secret, c->upgrade_request().client_bucket) : std::string();
+    // an HMAC: computed once per connection, whose address does not change
+    if (p->state.address.empty())
+        if (auto c = p->conn.lock())
+            p->state.address = address_hash(settings_.ticket_secret, c->upgrade_request().client_bucket);
+    return p->state.address;
 }
 
 asio::awaitable<bool> request_handlers::within_quota(const peer_ptr& p, const char* what, std::int64_t window_ms,
@@ -289,39 +292,35 @@ asio::awaitable<ServerMessage> request_handlers::support(peer_ptr p, const Clien
     using B = ClientMessage::BodyCase;
     const auto& st = p->state;
     const std::string role = st.who == client_state::role::listener ? "listener" : "supervisor";
-    auto key_problem = [](const std::string& key) { return key.size() != 32; };
-    std::vector<std::string> args;
-    switch (m.body_case()) {
-    case B::kAskForSupport:
-        if (key_problem(m.ask_for_support().public_key()))
-            co_return error_reply<reply>(v1::INVALID_ARGUMENT, "public_key must be an X25519 public key (32 bytes).");
-        args = {"ask", st.id, m.ask_for_support().public_key(), std::to_string(store::support_keep_s)};
-        metrics_.counter("warmline_support_requests_total", "Listeners' requests for support").fetch_add(1);
-        break;
-    case B::kAnswerSupport:
-        if (key_problem(m.answer_support().public_key()))
-            co_return error_reply<reply>(v1::INVALID_ARGUMENT, "public_key must be an X25519 public key (32 bytes).");
-        args = {"answer", st.id, m.answer_support().support_id(), m.answer_support().public_key()};
-        {
-            const std::string actor = "supervisor:" + st.id;
-            co_await store_.audit("support_answer", actor, m.answer_support().support_id());
-        }
-        break;
-    case B::kSupportSay: {
+    if (m.body_case() == B::kSupportSay) {
         const auto& say = m.support_say();
         if (say.seq() == 0 || say.ciphertext().size() < 17 || say.ciphertext().size() > 8208)
             co_return error_reply<reply>(v1::INVALID_ARGUMENT,
                                          "A support line needs a seq from 1 and 17 to 8,208 bytes of ciphertext.");
-        args = {"say", role, st.id, say.support_id(), std::to_string(say.seq()), say.ciphertext()};
-        break;
+        auto said = co_await store_.support_say(role, st.id, say.support_id(), say.seq(), say.ciphertext());
+        co_return said ? ok_reply<reply>() : refusal_reply<reply>(said.error);
     }
-    default:
+    std::vector<std::string> args;
+    std::string key;  // the side's public key, for ask and answer
+    if (m.body_case() == B::kAskForSupport) {
+        key = m.ask_for_support().public_key();
+        args = {"ask", st.id, key, std::to_string(store::support_keep_s)};
+    } else if (m.body_case() == B::kAnswerSupport) {
+        key = m.answer_support().public_key();
+        args = {"answer", st.id, m.answer_support().support_id(), key};
+    } else {
         args = {"end", role, st.id, m.end_support().support_id()};
-        break;
     }
+    if (m.body_case() != B::kEndSupport && key.size() != 32)
+        co_return error_reply<reply>(v1::INVALID_ARGUMENT, "public_key must be an X25519 public key (32 bytes).");
     auto r = co_await store_.support(std::move(args));
     if (!r) co_return refusal_reply<reply>(r.error);
-    if (m.body_case() == B::kSupportSay) co_return ok_reply<reply>();
+    if (m.body_case() == B::kAskForSupport)
+        metrics_.counter("warmline_support_requests_total", "Listeners' requests for support").fetch_add(1);
+    if (m.body_case() == B::kAnswerSupport) {
+        const std::string actor = "supervisor:" + st.id;
+        co_await store_.audit("support_answer", actor, *r.value);
+    }
     auto u = co_await read_support(store_, *r.value);
     if (!u) co_return error_reply<reply>(v1::NOT_FOUND, "That request for support is no longer open.");
     ServerMessage out;

@@ -41,7 +41,8 @@ private:
     // Whether this connection's address may use one more of a per-address quota (limits.hpp):
     // always with limit 0; a refusal is counted in warmline_address_limited_total.
     boost::asio::awaitable<bool> within_quota(const peer_ptr& p, const char* what, std::int64_t window_ms, int limit);
-    // The connection's address bucket as counted in Redis (limits.hpp, address_hash); '' once gone.
+    // The connection's address bucket as counted in Redis (limits.hpp, address_hash), computed once
+    // per connection; '' when it is gone before the first ask.
     std::string address_of(const peer_ptr& p) const;
 
     const service_settings& settings_;

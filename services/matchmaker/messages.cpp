@@ -221,11 +221,32 @@ boost::asio::awaitable<std::optional<v1::SupportUpdate>> read_support(store& st,
     co_return u;
 }
 
-boost::asio::awaitable<std::optional<v1::ReportView>> read_report(store& st, std::string id) {
+namespace {
+
+// The hash of report `id` (the session id, with ":l" for the listener's report).
+std::string report_key(const std::string& id) {
     const bool by_listener = id.size() > 2 && id.compare(id.size() - 2, 2, ":l") == 0;
-    const std::string key = by_listener ? keys::listener_report(id.substr(0, id.size() - 2)) : keys::report(id);
-    auto h = co_await st.hash(key);
-    if (h.empty()) co_return std::nullopt;
+    return by_listener ? keys::listener_report(id.substr(0, id.size() - 2)) : keys::report(id);
+}
+
+// An HGETALL or an HMGET's reply as field -> value (absent fields left out).
+std::map<std::string, std::string> fields_of(const redis::value& v, const std::vector<std::string>& names = {}) {
+    std::map<std::string, std::string> out;
+    if (names.empty()) {
+        for (std::size_t i = 0; i + 1 < v.elements.size(); i += 2)
+            out[v.elements[i].as_string()] = v.elements[i + 1].as_string();
+    } else {
+        for (std::size_t i = 0; i < names.size() && i < v.elements.size(); ++i)
+            if (!v.elements[i].is_nil()) out[names[i]] = v.elements[i].as_string();
+    }
+    return out;
+}
+
+const std::vector<std::string> report_listener_fields{"name", "suspended", "revoked"};
+
+// A report and its listener's account (the fields above) as the review queue shows them.
+v1::ReportView report_view(const std::string& id, const std::map<std::string, std::string>& h,
+                           const std::map<std::string, std::string>& listener) {
     v1::ReportView r;
     r.set_report_id(id);
     r.set_by(field(h, "by") == "listener" ? v1::LISTENER : v1::SEEKER);
@@ -249,22 +270,53 @@ boost::asio::awaitable<std::optional<v1::ReportView>> read_report(store& st, std
     r.set_reviewed_by(field(h, "reviewed_by"));
     r.set_reviewed_unix_ms(to_int(field(h, "reviewed_at")));
     r.set_note(field(h, "note"));
-    auto listener = co_await st.hash(keys::listener(r.listener_id()));
     r.set_listener_name(field(listener, "name"));
     r.set_listener_suspended(field(listener, "suspended") == "1");
     r.set_listener_revoked(field(listener, "revoked") == "1");
-    co_return r;
+    return r;
+}
+
+}  // namespace
+
+boost::asio::awaitable<std::optional<v1::ReportView>> read_report(store& st, std::string id) {
+    std::vector<std::string> one{std::move(id)};  // (GCC 12: no braced lists inside a co_await)
+    auto list = co_await read_reports(st, std::move(one));
+    if (list.reports_size() == 0) co_return std::nullopt;
+    co_return list.reports(0);
+}
+
+// Two pipelined round trips whatever the number: the reports, then their listeners.
+boost::asio::awaitable<v1::ReportList> read_reports(store& st, std::vector<std::string> ids) {
+    v1::ReportList out;
+    if (ids.empty()) co_return out;
+    std::vector<std::vector<std::string>> reads;
+    for (const auto& id : ids) reads.push_back(argv("HGETALL", report_key(id)));
+    auto reports = co_await st.redis().pipeline(std::move(reads));
+    std::vector<std::map<std::string, std::string>> found;
+    std::vector<std::string> found_ids;
+    std::vector<std::vector<std::string>> accounts;
+    for (std::size_t i = 0; i < reports.size() && i < ids.size(); ++i) {
+        auto h = fields_of(reports[i]);
+        if (h.empty()) continue;  // expired since it was indexed
+        auto cmd = argv("HMGET", keys::listener(field(h, "listener")));
+        cmd.insert(cmd.end(), report_listener_fields.begin(), report_listener_fields.end());
+        accounts.push_back(std::move(cmd));
+        found_ids.push_back(ids[i]);
+        found.push_back(std::move(h));
+    }
+    if (found.empty()) co_return out;
+    auto listeners = co_await st.redis().pipeline(std::move(accounts));
+    for (std::size_t i = 0; i < found.size() && i < listeners.size(); ++i)
+        *out.add_reports() = report_view(found_ids[i], found[i], fields_of(listeners[i], report_listener_fields));
+    co_return out;
 }
 
 boost::asio::awaitable<v1::ReportList> read_reports(store& st, bool include_closed, int limit) {
     auto cmd = argv("ZREVRANGE", include_closed ? keys::reports() : keys::reports_open(), "0", std::to_string(limit - 1));
-    auto ids = co_await st.redis().command(std::move(cmd));
-    v1::ReportList out;
-    for (const auto& id : ids.elements) {
-        auto r = co_await read_report(st, id.as_string());
-        if (r) *out.add_reports() = std::move(*r);
-    }
-    co_return out;
+    auto index = co_await st.redis().command(std::move(cmd));
+    std::vector<std::string> ids;
+    for (const auto& id : index.elements) ids.push_back(id.as_string());
+    co_return co_await read_reports(st, std::move(ids));
 }
 
 boost::asio::awaitable<std::vector<v1::SupportUpdate>> read_open_support(store& st) {
@@ -311,8 +363,7 @@ boost::asio::awaitable<v1::StatsSnapshot> read_snapshot(store& st, const catalog
     snapshot.set_crisis_requests_5m(trend.last_5m);
     snapshot.set_crisis_requests_usual_5m(trend.usual_5m);
     snapshot.set_crisis_spike(trend.spike);
-    auto open_reports = co_await st.redis().command(argv("ZCARD", keys::reports_open()));
-    snapshot.set_reports_open(static_cast<std::uint32_t>(open_reports.as_int()));
+    snapshot.set_reports_open(result.reports_open);
     co_return snapshot;
 }
 

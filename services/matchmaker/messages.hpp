@@ -48,6 +48,8 @@ boost::asio::awaitable<std::optional<v1::SupportUpdate>> read_support(store& st,
 boost::asio::awaitable<std::optional<v1::ReportView>> read_report(store& st, std::string id);
 // The review queue, newest first: the open reports, or all kept ones.
 boost::asio::awaitable<v1::ReportList> read_reports(store& st, bool include_closed, int limit);
+// These reports, in this order, leaving out those that expired.
+boost::asio::awaitable<v1::ReportList> read_reports(store& st, std::vector<std::string> ids);
 // Every open request for support (waiting or answered), oldest first.
 boost::asio::awaitable<std::vector<v1::SupportUpdate>> read_open_support(store& st);
 

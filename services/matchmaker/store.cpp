@@ -123,16 +123,12 @@ asio::awaitable<outcome<bool>> store::rate_chat(std::string seeker_id, std::stri
 asio::awaitable<outcome<bool>> store::report_chat(std::string role, std::string id, std::string session_id,
                                                   std::string reason, std::string messages_json, int message_count,
                                                   bool block) {
-    auto v = co_await run("report_chat",
-                          argv(std::move(role), std::move(id), std::move(session_id), std::move(reason),
-                               std::move(messages_json), std::to_string(message_count),
-                               std::to_string(settings_.report_ttl_s), block ? "1" : "0",
-                               std::to_string(settings_.reported_window_ms),
-                               std::to_string(settings_.suspend_after_reports),
-                               std::to_string(settings_.suspend_window_ms)));
-    outcome<bool> out;
-    if (!refused(v, out.error)) out.value = str_at(v, 1) == "1";
-    co_return out;
+    return run_ok("report_chat", argv(std::move(role), std::move(id), std::move(session_id), std::move(reason),
+                                      std::move(messages_json), std::to_string(message_count),
+                                      std::to_string(settings_.report_ttl_s), block ? "1" : "0",
+                                      std::to_string(settings_.reported_window_ms),
+                                      std::to_string(settings_.suspend_after_reports),
+                                      std::to_string(settings_.suspend_window_ms)));
 }
 
 asio::awaitable<outcome<std::string>> store::support(std::vector<std::string> args) {
@@ -140,6 +136,12 @@ asio::awaitable<outcome<std::string>> store::support(std::vector<std::string> ar
     outcome<std::string> out;
     if (!refused(v, out.error)) out.value = str_at(v, 1);
     co_return out;
+}
+
+asio::awaitable<outcome<bool>> store::support_say(std::string role, std::string id, std::string support_id,
+                                                  std::uint64_t seq, std::string ciphertext) {
+    return run_ok("support_say", argv(std::move(role), std::move(id), std::move(support_id), std::to_string(seq),
+                                      std::move(ciphertext)));
 }
 
 asio::awaitable<outcome<std::string>> store::listener_sign_in(std::string token_hash, std::string node,
@@ -273,6 +275,7 @@ asio::awaitable<stats_result> store::stats(const std::vector<std::string>& topic
         out.away = static_cast<std::uint32_t>(int_at(v.elements[1], 4));
         out.crisis_p50_ms = int_at(v.elements[1], 5);
         out.crisis_p90_ms = int_at(v.elements[1], 6);
+        out.reports_open = static_cast<std::uint32_t>(int_at(v.elements[1], 7));
     }
     auto& rows = out.rows;
     for (std::size_t i = 2; i < v.elements.size(); ++i) {

@@ -111,6 +111,7 @@ struct stats_result {
     std::int64_t wait_p50_ms = 0, wait_p90_ms = 0;  // over every pair
     std::int64_t crisis_p50_ms = 0, crisis_p90_ms = 0;
     std::uint32_t available = 0, busy = 0, away = 0;  // listeners, each counted once
+    std::uint32_t reports_open = 0;                   // the safety team's review queue
 };
 
 // A listener's wellbeing limits, set by an admin (lua/lib.lua, "wellbeing"): chats per day, a
@@ -158,14 +159,18 @@ public:
     // that side's id. messages_json is the proto3 JSON of a ReportChat holding only the
     // messages; it is plaintext the reporter chose to send, so it is stored for the safety team
     // and never logged. block (a listener only): end the chat if open, never match the two
-    // again. The value: whether this ended the chat.
+    // again.
     boost::asio::awaitable<outcome<bool>> report_chat(std::string role, std::string id, std::string session_id,
                                                       std::string reason, std::string messages_json,
                                                       int message_count, bool block = false);
 
-    // A listener's request for support and its side chat (support.lua): the action ("ask",
-    // "answer", "say", "end") and its arguments in the script's order. The value: the support id.
+    // A listener's request for support (support.lua): the action ("ask", "answer", "end") and
+    // its arguments in the script's order. The value: the support id.
     boost::asio::awaitable<outcome<std::string>> support(std::vector<std::string> args);
+    // A sealed line of its side chat from one side (role "listener" or "supervisor"), passed on
+    // and not stored (support_say.lua); not behind the replica WAIT, as it changes nothing.
+    boost::asio::awaitable<outcome<bool>> support_say(std::string role, std::string id, std::string support_id,
+                                                      std::uint64_t seq, std::string ciphertext);
     // How long a request for support is kept (and the open ones' index trimmed).
     static constexpr std::int64_t support_keep_s = 12 * 3600;
 

@@ -8,6 +8,8 @@
 
 #include <doctest/doctest.h>
 
+#include <set>
+
 using namespace warmline;
 using namespace warmline::test;
 using M = v1::ServerMessage;
@@ -33,11 +35,10 @@ chat chat_with(std::uint16_t port, peer& desk, const std::string& topic = "anxie
     return c;
 }
 
-std::unique_ptr<peer> signed_in_listener(matchmaker_fixture& f, std::uint16_t port, const admin::created& account) {
+std::unique_ptr<peer> signed_in_listener(std::uint16_t port, const admin::created& account) {
     auto desk = std::make_unique<peer>(port);
     REQUIRE(desk->call(R"("listenerSignIn":{"token":")" + account.token + "\"}").has_listener_welcome());
     REQUIRE(desk->call(R"("setAvailability":{"available":true})").has_status_changed());
-    (void)f;
     return desk;
 }
 
@@ -55,7 +56,7 @@ TEST_CASE("review: reports wait in the queue; a supervisor suspends the listener
     settings.store.suspend_after_reports = 0;
     running_matchmaker mm(f.server.url(), settings);
     auto account = f.listener({"anxiety"}, {"en"}, 2, /*available=*/false);
-    auto desk = signed_in_listener(f, mm.port(), account);
+    auto desk = signed_in_listener(mm.port(), account);
     auto c = chat_with(mm.port(), *desk);
     REQUIRE(c.seeker->call(report(c.session, "Asked where I live.")).has_ok());
 
@@ -142,7 +143,7 @@ TEST_CASE("review: seekers' reports of one listener in 3 chats within the window
     settings.store.suspend_after_reports = 3;
     running_matchmaker mm(f.server.url(), settings);
     auto account = f.listener({"anxiety"}, {"en"}, 3, /*available=*/false);
-    auto desk = signed_in_listener(f, mm.port(), account);
+    auto desk = signed_in_listener(mm.port(), account);
     std::vector<chat> chats;
     for (int i = 0; i < 3; ++i) chats.push_back(chat_with(mm.port(), *desk));
     // the same chat reported twice counts once (the second report is refused anyway)
@@ -157,5 +158,20 @@ TEST_CASE("review: seekers' reports of one listener in 3 chats within the window
     for (auto& c : chats) c.seeker->until([](const M& m) { return m.has_chat_ended(); });
     CHECK(f.server.cmd({"SCARD", "wl:listener:" + account.id + ":chats"}) == "0");
     CHECK(f.server.cmd({"ZCARD", "wl:reports:open"}) == "3");
+    // the queue lists all three (newest first; these may share a millisecond, so no order is
+    // asserted), each with its listener's account as it is now
+    auto sup_account = f.run(f.accounts->create_supervisor("Ana"));
+    peer sup(mm.port());
+    REQUIRE(sup.call(R"("supervisorSignIn":{"token":")" + sup_account.token + "\"}").stats().reports_open() == 3);
+    auto list = sup.call(R"("listReports":{})").reports();
+    REQUIRE(list.reports_size() == 3);
+    std::set<std::string> listed, reported;
+    for (const auto& r : list.reports()) {
+        listed.insert(r.report_id());
+        CHECK(r.listener_suspended());
+        CHECK(r.messages_size() == 1);
+    }
+    for (const auto& c : chats) reported.insert(c.session);
+    CHECK(listed == reported);
     CHECK(check_invariants(f.server).empty());
 }

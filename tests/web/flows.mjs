@@ -239,6 +239,18 @@ export async function safetyCode(page) {
   return (await code.innerText()).trim();
 }
 
+// The listener reports the person of the chat on screen: ticks the message `tick` (if given),
+// says `reason` (if given), blocks them if `block`, and sends.
+export async function reportFromDesk(desk, { tick, reason, block } = {}) {
+  await desk.getByRole("button", { name: "Report or block this person" }).filter({ visible: true }).click();
+  const form = desk.getByRole("form", { name: "Report this person to the safety team" });
+  await form.waitFor({ timeout: T });
+  if (tick) await form.getByRole("checkbox", { name: tick, exact: true }).check();
+  if (reason) await form.getByLabel("What happened?").fill(reason);
+  if (block) await form.getByRole("checkbox", { name: /^Block this person/ }).check();
+  await form.getByRole("button", { name: "Send report" }).click();
+}
+
 // ---- the supervisor ----------------------------------------------------------------------------
 
 export async function signInSupervisor(page, token) {

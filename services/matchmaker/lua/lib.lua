@@ -306,6 +306,17 @@ local function suspend_listener(lid, why)
   return true
 end
 
+-- A request for support as one of its two sides sees it (support.lua, support_say.lua):
+-- {listener, state, supervisor}, or a refusal for anyone else, an unknown request or a closed one.
+local function support_side(id, role, who)
+  local s = redis.call('HMGET', K.support(id), 'listener', 'state', 'supervisor')
+  if not s[1] or (role == 'listener' and s[1] ~= who) or (role == 'supervisor' and s[3] ~= who) then
+    return nil, err('NOT_FOUND', 'That request for support is no longer open.')
+  end
+  if s[2] == 'closed' then return nil, err('WRONG_STATE', 'This support chat has ended.') end
+  return s, nil
+end
+
 -- Waits of accepted offers, for the estimate and supervisors' percentiles; a crisis request's
 -- member ends in ':c'.
 local function record_wait(topic, lang, waited_ms, oid, tier)

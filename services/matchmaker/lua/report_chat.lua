@@ -6,8 +6,7 @@
 -- listeners' reports of a seeker are counted for a hold (request_chat.lua), [17] how many seekers'
 -- reports of one listener within [18] ms suspend the listener pending review (0: never).
 -- A seeker's report is wl:report:<session>, a listener's wl:report:<session>:l; both keep what
--- the safety team needs and nothing about who the seeker is. Returns {'ok', ended ('1' if this
--- ended the chat), suspended ('1' if this suspended the listener)}.
+-- the safety team needs and nothing about who the seeker is. Returns {'ok'}.
 local role, who, session, keep = ARGV[8], ARGV[9], ARGV[10], tonumber(ARGV[14])
 local block, window = ARGV[15] == '1', tonumber(ARGV[16])
 if role == 'listener' then
@@ -22,14 +21,10 @@ local id = role == 'seeker' and session or session .. ':l'
 local key = role == 'seeker' and K.report(session) or K.listener_report(session)
 if redis.call('EXISTS', key) == 1 then return err('WRONG_STATE', 'This chat has already been reported.') end
 local sid, lid = c[1], c[2]
-local ended = '0'
 if role == 'listener' and block then
   redis.call('SADD', K.blocked(sid), lid)
   redis.call('EXPIRE', K.blocked(sid), TTL)
-  if c[7] == 'active' then
-    finish_chat(session, 'listener')
-    ended = '1'
-  end
+  if c[7] == 'active' then finish_chat(session, 'listener') end
 end
 redis.call('HSET', key, 'by', role, 'listener', lid, 'topic', c[3], 'lang', c[4], 'started', c[5] or '',
   'ended', redis.call('HGET', K.session(session), 'ended') or '', 'reason', ARGV[11], 'messages', ARGV[12],
@@ -41,7 +36,6 @@ redis.call('EXPIRE', K.reports, keep)
 -- the safety team's review queue (review.lua takes a report out of it)
 redis.call('ZADD', K.reports_open, NOW, id)
 redis.call('ZREMRANGEBYSCORE', K.reports_open, '-inf', '(' .. fmt(NOW - keep * 1000))
-local suspended = '0'
 if role == 'seeker' then
   -- seekers' reports of one listener: enough of them within the window suspend the listener
   -- pending review (each chat counts once)
@@ -50,7 +44,7 @@ if role == 'seeker' then
   redis.call('ZADD', k, NOW, session)
   redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. fmt(NOW - span))
   redis.call('PEXPIRE', k, math.max(span, 1))
-  if after > 0 and redis.call('ZCARD', k) >= after and suspend_listener(lid, 'reports') then suspended = '1' end
+  if after > 0 and redis.call('ZCARD', k) >= after then suspend_listener(lid, 'reports') end
 end
 if role == 'listener' then
   -- each listener counts once per seeker (and per address bucket) towards a hold on its requests
@@ -62,4 +56,4 @@ if role == 'listener' then
   local addr = redis.call('HGET', K.seeker(sid), 'addr')
   if addr and addr ~= '' then count(K.address_reported(addr)) end
 end
-return { 'ok', ended, suspended }
+return { 'ok' }

@@ -98,6 +98,6 @@ end
 table.sort(all_waits)
 table.sort(all_crisis)
 local out = { 'ok', { percentile(all_waits, 0.5), percentile(all_waits, 0.9), totals[1], totals[2], totals[3],
-  percentile(all_crisis, 0.5), percentile(all_crisis, 0.9) } }
+  percentile(all_crisis, 0.5), percentile(all_crisis, 0.9), redis.call('ZCARD', K.reports_open) } }
 for _, r in ipairs(rows) do out[#out + 1] = r end
 return out

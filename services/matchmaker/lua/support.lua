@@ -1,16 +1,13 @@
--- "I need support": a listener's request for a supervisor and its side chat (docs/protocol.md
--- 4.22). ARGV[8] = action; the rest by action:
+-- "I need support": a listener's request for a supervisor (docs/protocol.md 4.22); its side
+-- chat's lines are support_say.lua. ARGV[8] = action; the rest by action:
 --   ask     [9] listener id, [10] their public key (32 bytes), [11] how long a request is kept (s)
 --   answer  [9] supervisor id, [10] support id, [11] their public key (32 bytes)
---   say     [9] role ('listener' | 'supervisor'), [10] that side's id, [11] support id,
---           [12] seq, [13] the sealed bytes (passed on in an event, never stored)
---   end     [9] role, [10] that side's id, [11] support id
+--   end     [9] role ('listener' | 'supervisor'), [10] that side's id, [11] support id
 -- Returns {'ok', support id}. Every change publishes SupportChanged, whose receivers read the
--- record; a line publishes SupportSaid for the other side's connections.
+-- record.
 local action = ARGV[8]
-local SUPPORT_ROLE = { listener = 2, supervisor = 3 }
 
-local function changed(id) match_event(10, PB.bytes(1, id)) end
+local function changed(id, lid) match_event(10, PB.bytes(1, id) .. PB.bytes(2, lid)) end
 
 if action == 'ask' then
   local lid = ARGV[9]
@@ -27,43 +24,31 @@ if action == 'ask' then
   redis.call('ZADD', K.supports, NOW, id)
   redis.call('ZREMRANGEBYSCORE', K.supports, '-inf', '(' .. fmt(NOW - tonumber(ARGV[11]) * 1000))
   redis.call('HSET', K.listener(lid), 'support', id)
-  changed(id)
+  changed(id, lid)
   return { 'ok', id }
 end
 
-local id = action == 'answer' and ARGV[10] or ARGV[11]
-local s = redis.call('HMGET', K.support(id), 'listener', 'state', 'supervisor')
-if not s[1] then return err('NOT_FOUND', 'That request for support is no longer open.') end
-
 if action == 'answer' then
+  local id = ARGV[10]
+  local s = redis.call('HMGET', K.support(id), 'listener', 'state')
+  if not s[1] then return err('NOT_FOUND', 'That request for support is no longer open.') end
   if s[2] ~= 'waiting' then
     if s[2] == 'answered' then return err('WRONG_STATE', 'Another supervisor is already with them.') end
     return err('NOT_FOUND', 'That request for support is no longer open.')
   end
   redis.call('HSET', K.support(id), 'state', 'answered', 'supervisor', ARGV[9], 'skey', ARGV[11], 'answered', NOW)
-  changed(id)
-  return { 'ok', id }
-end
-
--- say and end: only the two sides
-local role, who = ARGV[9], ARGV[10]
-if (role == 'listener' and s[1] ~= who) or (role == 'supervisor' and s[3] ~= who) then
-  return err('NOT_FOUND', 'That request for support is no longer open.')
-end
-if s[2] == 'closed' then return err('WRONG_STATE', 'This support chat has ended.') end
-
-if action == 'say' then
-  if s[2] ~= 'answered' then return err('WRONG_STATE', 'No supervisor has joined yet.') end
-  match_event(11, PB.bytes(1, id) .. PB.bytes(2, s[1]) .. PB.bytes(3, s[3]) .. PB.uint(4, SUPPORT_ROLE[role]) ..
-    PB.uint(5, tonumber(ARGV[12])) .. PB.bytes(6, ARGV[13]))
+  changed(id, s[1])
   return { 'ok', id }
 end
 
 if action == 'end' then
+  local role, id = ARGV[9], ARGV[11]
+  local s, refusal = support_side(id, role, ARGV[10])
+  if refusal then return refusal end
   redis.call('HSET', K.support(id), 'state', 'closed', 'closed_by', role, 'closed', NOW)
   redis.call('ZREM', K.supports, id)
   if redis.call('HGET', K.listener(s[1]), 'support') == id then redis.call('HDEL', K.listener(s[1]), 'support') end
-  changed(id)
+  changed(id, s[1])
   return { 'ok', id }
 end
 return err('INVALID_ARGUMENT', 'unknown support action')

@@ -5,7 +5,8 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { until } from "../harness.mjs";
-import { T, withStack, blankPage, visit, availableListener, askForChat, acceptOffer, say, waitForMessage, offerOn } from "../flows.mjs";
+import { T, withStack, blankPage, visit, availableListener, askForChat, acceptOffer, say, waitForMessage, offerOn,
+         reportFromDesk as report } from "../flows.mjs";
 
 async function chatting(stack, listener) {
   const seeker = await blankPage(stack);
@@ -17,16 +18,6 @@ async function chatting(stack, listener) {
   await say(seeker, "I know where you live.");
   await waitForMessage(desk, "I know where you live.", "them");
   return { seeker, desk };
-}
-
-async function report(desk, { tick, reason, block }) {
-  await desk.getByRole("button", { name: "Report or block this person" }).click();
-  const form = desk.getByRole("form", { name: "Report this person to the safety team" });
-  await form.waitFor({ timeout: T });
-  if (tick) await form.getByRole("checkbox", { name: tick, exact: true }).check();
-  if (reason) await form.getByLabel("What happened?").fill(reason);
-  if (block) await form.getByRole("checkbox", { name: /^Block this person/ }).check();
-  await form.getByRole("button", { name: "Send report" }).click();
 }
 
 describe("a listener reports and blocks a seeker", () => {
@@ -52,6 +43,8 @@ describe("a listener reports and blocks a seeker", () => {
     await seeker.getByRole("button", { name: "Start a new chat" }).click();
     await askForChat(seeker, { topic: "anxiety" });
     await seeker.getByText("No listener who covers this is free right now.", { exact: false }).waitFor({ timeout: T });
+    // the request was matched (or not) in the step that queued it: the free listener holds no offer
+    assert.equal(await stack.redis("HGET", `wl:listener:${listener.id}`, "offers"), "0");
     assert.equal(await offerOn(desk).count(), 0);
     assert.deepEqual(stack.pageErrors, []);
   });
@@ -76,6 +69,8 @@ describe("a seeker on hold after listeners' reports", () => {
     await seeker.getByText(/passed to listeners after a pause: about 30 minutes from now/).waitFor({ timeout: T });
     assert.equal(await seeker.locator("#waiting-crisis").isVisible(), true);
     await until(async () => (await stack.redis("ZCARD", "wl:due:hold")) === "1", T, "the request in wl:due:hold");
+    assert.equal(await stack.redis("HGET", `wl:listener:${other.id}`, "offers"), "0");
+    assert.equal(await stack.redis("ZCARD", "wl:q:anxiety:en"), "0", "not in the queue any listener reads");
     assert.equal(await offerOn(otherDesk).count(), 0);
     assert.deepEqual(stack.pageErrors, []);
   });

@@ -4,7 +4,8 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { until } from "../harness.mjs";
-import { T, withStack, blankPage, visit, availableListener, askForChat, acceptOffer, say, waitForMessage, signInSupervisor, availableSwitch, isOn, axeViolations } from "../flows.mjs";
+import { T, withStack, blankPage, visit, availableListener, askForChat, acceptOffer, say, waitForMessage, signInSupervisor, availableSwitch, isOn, axeViolations,
+         reportFromDesk } from "../flows.mjs";
 
 describe("the review queue", () => {
   const suite = withStack({}, async (stack) => ({
@@ -22,11 +23,7 @@ describe("the review queue", () => {
     await acceptOffer(desk);
     await say(seeker, "You are useless.");
     await waitForMessage(desk, "You are useless.", "them");
-    await desk.getByRole("button", { name: "Report or block this person" }).click();
-    const form = desk.getByRole("form", { name: "Report this person to the safety team" });
-    await form.getByRole("checkbox", { name: "You are useless.", exact: true }).check();
-    await form.getByLabel("What happened?").fill("Insults from the start.");
-    await form.getByRole("button", { name: "Send report" }).click();
+    await reportFromDesk(desk, { tick: "You are useless.", reason: "Insults from the start." });
     await desk.getByText("Thank you. Your report was sent to the safety team.").waitFor({ timeout: T });
 
     const dash = await blankPage(stack);
